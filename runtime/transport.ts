@@ -1,0 +1,14 @@
+/** The NATS connection of a process: one per process, shared by every actor it hosts. */
+import { connect as natsConnect, type NatsConnection, type ConnectionOptions } from "@nats-io/transport-node";
+
+export type { NatsConnection } from "@nats-io/transport-node";
+
+export async function connectNats(servers: string | string[], opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
+  return natsConnect({
+    servers,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    // The DML log and the feed carry large batches; the client must not refuse what the server allows.
+    ...opts,
+  });
+}
