@@ -49,8 +49,9 @@ export function decode<T = unknown>(bytes: Uint8Array): T {
   if (bytes.byteLength === 0) {
     throw new VbError(ErrorCode.ParameterInvalid, "malformed msgpack payload: empty");
   }
+  let value: unknown;
   try {
-    return packr.unpack(bytes) as T;
+    value = packr.unpack(bytes);
   } catch (err) {
     throw new VbError(
       ErrorCode.ParameterInvalid,
@@ -58,4 +59,9 @@ export function decode<T = unknown>(bytes: Uint8Array): T {
       { cause: err },
     );
   }
+  // 0xC1 is "never used" in msgpack; msgpackr hands back a placeholder object for it instead of failing.
+  if (typeof value === "object" && value !== null && value.constructor?.name === "C1Type") {
+    throw new VbError(ErrorCode.ParameterInvalid, "malformed msgpack payload: reserved byte 0xc1");
+  }
+  return value as T;
 }

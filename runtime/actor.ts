@@ -1,0 +1,99 @@
+/**
+ * The actor contract. An actor handles one message at a time in `receive`; what it returns is the reply
+ * to an ask, what it throws is the error reply. A VbError is a refusal (the actor is fine); anything else
+ * is a crash, and the actor's supervisor restarts it.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "./logger.ts";
+import type { AskOptions } from "./ask.ts";
+
+export interface Message<B = unknown> {
+  /** `<kind>.<Verb>` */
+  type: string;
+  body: B;
+  /** true when the sender waits for a reply (an ask) */
+  replyable: boolean;
+  /** deadline in ms since the epoch; 0 = none */
+  deadline: number;
+}
+
+export interface Timers {
+  /** Delivers `type`/`body` to the actor's own mailbox once after `ms`. Replaces a timer with the same key. */
+  startSingle(key: string, ms: number, type: string, body?: unknown): void;
+  /** Delivers `type`/`body` every `ms`. Replaces a timer with the same key. */
+  startPeriodic(key: string, ms: number, type: string, body?: unknown): void;
+  cancel(key: string): void;
+  isActive(key: string): boolean;
+  cancelAll(): void;
+}
+
+/** The outcome of work started with `pipeToSelf`, delivered as the body of a message. */
+export type PipeResult<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+export interface ActorContext {
+  readonly address: string;
+  readonly parent: string | undefined;
+  readonly nc: NatsConnection;
+  readonly log: Logger;
+  readonly timers: Timers;
+  /** Number of times this actor was restarted by its supervisor. */
+  readonly restarts: number;
+  tell(address: string, type: string, body?: unknown): void;
+  ask<R = unknown>(address: string, type: string, body?: unknown, opts?: AskOptions): Promise<R>;
+  /** Runs long work off the mailbox and reports its outcome back as a message `type` with a PipeResult. */
+  pipeToSelf<T>(work: Promise<T>, type: string): void;
+  /** Posts a message to this actor's own mailbox without going through NATS. */
+  self(type: string, body?: unknown): void;
+  /** Stops this actor after the current message: what is queued is handled first. */
+  stop(): void;
+}
+
+export abstract class Actor {
+  /** Set by the host before `preStart`. */
+  ctx!: ActorContext;
+  preStart(): Promise<void> | void {}
+  abstract receive(msg: Message): Promise<unknown> | unknown;
+  postStop(): Promise<void> | void {}
+}
+
+export interface SupervisorStrategy {
+  /** Restarts allowed inside `withinMs` before the actor is stopped for good. */
+  maxRestarts: number;
+  withinMs: number;
+  /** Backoff before the n-th restart: min(maxBackoffMs, minBackoffMs * 2^(n-1)). */
+  minBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export const DEFAULT_SUPERVISOR: SupervisorStrategy = {
+  maxRestarts: 5,
+  withinMs: 60_000,
+  minBackoffMs: 50,
+  maxBackoffMs: 5_000,
+};
+
+export interface Props {
+  /** The actor's address: a NATS subject. */
+  address: string;
+  create: () => Actor;
+  /**
+   * The subscription this actor is reached through: a wildcard shared by all actors of its kind in this
+   * process (`vb.seg.n1.*`). Defaults to the address itself.
+   */
+  route?: string;
+  /** Queue group of the route (several processes share the load of one address). */
+  queue?: string;
+  /** Address told `actor.Stopped` when this actor stops for good. */
+  parent?: string;
+  supervisor?: Partial<SupervisorStrategy>;
+  /** Extra log fields. */
+  logFields?: Record<string, unknown>;
+}
+
+/** Told to a parent when its child stops for good. */
+export interface ActorStopped {
+  address: string;
+  reason: "stopped" | "failed";
+  error?: string;
+}
+export const ACTOR_STOPPED = "actor.Stopped";

@@ -1,0 +1,403 @@
+/**
+ * The process host: one NATS connection per process, one subscription per hosted actor kind (a wildcard
+ * route such as `vb.seg.n1.*`), and a serial mailbox per actor. Incoming messages are routed to the
+ * mailbox of the actor whose address is the message's subject.
+ */
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import { decode, encode } from "../protocol/codec.ts";
+import { isEnvelope, type Reply } from "../protocol/envelope.ts";
+import { ErrorCode, VbError } from "../protocol/errors.ts";
+import {
+  ACTOR_STOPPED,
+  DEFAULT_SUPERVISOR,
+  type Actor,
+  type ActorContext,
+  type ActorStopped,
+  type Message,
+  type PipeResult,
+  type Props,
+  type SupervisorStrategy,
+  type Timers,
+} from "./actor.ts";
+import { ask, tell, type AskOptions } from "./ask.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { Mailbox } from "./mailbox.ts";
+
+interface Item {
+  msg: Message;
+  /** respond to the asker (NATS) */
+  respond?: (data: Uint8Array) => void;
+  /** an internal stop marker */
+  stop?: boolean;
+}
+
+const OK_EMPTY = encode({ ok: true, body: null } satisfies Reply);
+
+function replyError(err: VbError): Uint8Array {
+  return encode({ ok: false, error: err.toWire() } satisfies Reply);
+}
+
+function replyOk(body: unknown): Uint8Array {
+  if (body === undefined || body === null) return OK_EMPTY;
+  try {
+    return encode({ ok: true, body } satisfies Reply);
+  } catch (err) {
+    return replyError(new VbError(ErrorCode.Unexpected, "reply could not be encoded", { cause: err }));
+  }
+}
+
+type CellState = "starting" | "running" | "restarting" | "stopping" | "stopped";
+
+class ActorTimers implements Timers {
+  private readonly handles = new Map<string, NodeJS.Timeout>();
+  constructor(private readonly post: (type: string, body: unknown) => void) {}
+  startSingle(key: string, ms: number, type: string, body?: unknown): void {
+    this.cancel(key);
+    const h = setTimeout(() => {
+      this.handles.delete(key);
+      this.post(type, body);
+    }, ms);
+    this.handles.set(key, h);
+  }
+  startPeriodic(key: string, ms: number, type: string, body?: unknown): void {
+    this.cancel(key);
+    this.handles.set(
+      key,
+      setInterval(() => this.post(type, body), ms),
+    );
+  }
+  cancel(key: string): void {
+    const h = this.handles.get(key);
+    if (h) {
+      clearTimeout(h);
+      this.handles.delete(key);
+    }
+  }
+  isActive(key: string): boolean {
+    return this.handles.has(key);
+  }
+  cancelAll(): void {
+    for (const h of this.handles.values()) clearTimeout(h);
+    this.handles.clear();
+  }
+}
+
+/** One hosted actor: its instance, mailbox, timers and supervision record. */
+class ActorCell implements ActorContext {
+  readonly address: string;
+  readonly parent: string | undefined;
+  readonly log: Logger;
+  readonly timers: ActorTimers;
+  restarts = 0;
+  state: CellState = "starting";
+  private instance: Actor;
+  private readonly mailbox: Mailbox<Item>;
+  private readonly strategy: SupervisorStrategy;
+  private readonly crashTimes: number[] = [];
+  private stopped: Promise<void>;
+  private resolveStopped!: () => void;
+
+  constructor(
+    private readonly host: ActorHost,
+    readonly props: Props,
+  ) {
+    this.address = props.address;
+    this.parent = props.parent;
+    this.strategy = { ...DEFAULT_SUPERVISOR, ...props.supervisor };
+    this.log = host.log.child({ actor: props.address, ...props.logFields });
+    this.timers = new ActorTimers((type, body) => this.self(type, body));
+    this.mailbox = new Mailbox((item) => this.handle(item));
+    this.stopped = new Promise((r) => (this.resolveStopped = r));
+    this.instance = props.create();
+  }
+
+  get nc(): NatsConnection {
+    return this.host.nc;
+  }
+
+  async start(): Promise<void> {
+    this.mailbox.suspend();
+    try {
+      this.instance.ctx = this;
+      await this.instance.preStart();
+      this.state = "running";
+      this.mailbox.resume();
+    } catch (err) {
+      this.crashed(err, "preStart");
+    }
+  }
+
+  deliver(item: Item): void {
+    if (this.state === "stopping" || this.state === "stopped") {
+      item.respond?.(
+        replyError(new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} is stopping`, { retriable: true })),
+      );
+      return;
+    }
+    this.mailbox.post(item);
+  }
+
+  get queued(): number {
+    return this.mailbox.size;
+  }
+
+  private async handle(item: Item): Promise<void> {
+    if (item.stop) {
+      await this.finish("stopped");
+      return;
+    }
+    const { msg } = item;
+    if (msg.deadline > 0 && Date.now() > msg.deadline) {
+      this.log.debug({ type: msg.type }, "dropped a message past its deadline");
+      return;
+    }
+    let result: unknown;
+    try {
+      result = await this.instance.receive(msg);
+    } catch (err) {
+      if (err instanceof VbError) {
+        item.respond?.(replyError(err));
+        return;
+      }
+      item.respond?.(
+        replyError(
+          new VbError(ErrorCode.Unexpected, `actor ${this.address} failed on ${msg.type}: ${errText(err)}`, {
+            cause: err,
+          }),
+        ),
+      );
+      this.crashed(err, msg.type);
+      return;
+    }
+    item.respond?.(replyOk(result));
+  }
+
+  /** Supervision: restart with backoff, or stop for good after too many crashes inside the window. */
+  private crashed(err: unknown, during: string): void {
+    const now = Date.now();
+    this.crashTimes.push(now);
+    while (this.crashTimes.length > 0 && now - this.crashTimes[0]! > this.strategy.withinMs) this.crashTimes.shift();
+    this.timers.cancelAll();
+    if (this.crashTimes.length > this.strategy.maxRestarts) {
+      this.log.error({ err, during, crashes: this.crashTimes.length }, "actor failed too often; stopping it");
+      this.mailbox.suspend();
+      void this.finish("failed", err);
+      return;
+    }
+    this.state = "restarting";
+    this.mailbox.suspend();
+    const n = this.crashTimes.length;
+    const backoff = Math.min(this.strategy.maxBackoffMs, this.strategy.minBackoffMs * 2 ** (n - 1));
+    this.log.warn({ err, during, restartIn: backoff, crashes: n }, "actor crashed; restarting");
+    const old = this.instance;
+    setTimeout(() => {
+      if (this.state !== "restarting") return;
+      void (async () => {
+        try {
+          await old.postStop();
+        } catch (e) {
+          this.log.warn({ err: e }, "postStop failed during restart");
+        }
+        this.restarts++;
+        try {
+          this.instance = this.props.create();
+        } catch (e) {
+          this.crashed(e, "create");
+          return;
+        }
+        await this.start();
+      })();
+    }, backoff);
+  }
+
+  /** Graceful stop: what is queued before the stop is handled first. */
+  requestStop(): Promise<void> {
+    if (this.state === "stopped") return Promise.resolve();
+    if (this.state !== "stopping") {
+      if (this.state === "restarting" || this.state === "starting") {
+        this.mailbox.clear();
+        void this.finish("stopped");
+      } else {
+        this.state = "stopping";
+        this.mailbox.post({ msg: { type: "", body: null, replyable: false, deadline: 0 }, stop: true });
+      }
+    }
+    return this.stopped;
+  }
+
+  private async finish(reason: "stopped" | "failed", err?: unknown): Promise<void> {
+    if (this.state === "stopped") return;
+    this.state = "stopped";
+    this.timers.cancelAll();
+    for (const rest of this.mailbox.clear()) {
+      rest.respond?.(
+        replyError(new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} stopped`, { retriable: true })),
+      );
+    }
+    try {
+      await this.instance.postStop();
+    } catch (e) {
+      this.log.warn({ err: e }, "postStop failed");
+    }
+    this.host.removeCell(this);
+    if (this.parent) {
+      const note: ActorStopped = { address: this.address, reason, ...(err ? { error: errText(err) } : {}) };
+      try {
+        this.host.tell(this.parent, ACTOR_STOPPED, note);
+      } catch (e) {
+        this.log.warn({ err: e }, "could not tell the parent that the actor stopped");
+      }
+    }
+    this.resolveStopped();
+  }
+
+  // ---- ActorContext ----
+  tell(address: string, type: string, body?: unknown): void {
+    this.host.tell(address, type, body);
+  }
+  ask<R = unknown>(address: string, type: string, body?: unknown, opts?: AskOptions): Promise<R> {
+    return this.host.ask<R>(address, type, body, opts);
+  }
+  self(type: string, body?: unknown): void {
+    if (this.state === "stopped") return;
+    this.mailbox.post({ msg: { type, body, replyable: false, deadline: 0 } });
+  }
+  pipeToSelf<T>(work: Promise<T>, type: string): void {
+    work.then(
+      (value) => this.self(type, { ok: true, value } satisfies PipeResult<T>),
+      (error: unknown) => this.self(type, { ok: false, error } satisfies PipeResult<T>),
+    );
+  }
+  stop(): void {
+    void this.requestStop();
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export interface HostOptions {
+  /** The process's node id, for logs. */
+  nodeId?: string;
+  log?: Logger;
+}
+
+export class ActorHost implements AsyncDisposable {
+  readonly log: Logger;
+  private readonly cells = new Map<string, ActorCell>();
+  private readonly routes = new Map<string, { sub: Subscription; members: number }>();
+  private closing = false;
+
+  constructor(
+    readonly nc: NatsConnection,
+    opts: HostOptions = {},
+  ) {
+    this.log = opts.log ?? createLogger(opts.nodeId ? { node: opts.nodeId } : {});
+  }
+
+  /** Starts an actor at its address. The address must not be taken in this process. */
+  async spawn(props: Props): Promise<string> {
+    if (this.closing) throw new VbError(ErrorCode.ServiceUnavailable, "the host is stopping", { retriable: true });
+    if (this.cells.has(props.address)) {
+      throw new VbError(ErrorCode.ParameterInvalid, `an actor already lives at ${props.address}`);
+    }
+    const cell = new ActorCell(this, props);
+    this.cells.set(props.address, cell);
+    this.addRoute(props.route ?? props.address, props.queue);
+    await cell.start();
+    return props.address;
+  }
+
+  has(address: string): boolean {
+    return this.cells.has(address);
+  }
+
+  addresses(): string[] {
+    return [...this.cells.keys()];
+  }
+
+  /** Stops one actor gracefully: queued messages are handled first. */
+  async stopActor(address: string): Promise<void> {
+    const cell = this.cells.get(address);
+    if (cell) await cell.requestStop();
+  }
+
+  tell(address: string, type: string, body?: unknown): void {
+    tell(this.nc, address, type, body);
+  }
+
+  ask<R = unknown>(address: string, type: string, body?: unknown, opts?: AskOptions): Promise<R> {
+    return ask<R>(this.nc, address, type, body, opts);
+  }
+
+  /** Graceful stop: stop taking messages, let every mailbox drain, stop every actor. */
+  async stop(opts: { closeConnection?: boolean } = {}): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const { sub } of this.routes.values()) sub.unsubscribe();
+    this.routes.clear();
+    await Promise.all([...this.cells.values()].map((c) => c.requestStop()));
+    if (opts.closeConnection && !this.nc.isClosed()) await this.nc.drain();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** @internal */
+  removeCell(cell: ActorCell): void {
+    if (this.cells.get(cell.address) !== cell) return;
+    this.cells.delete(cell.address);
+    const key = cell.props.route ?? cell.props.address;
+    const route = this.routes.get(key);
+    if (route && --route.members <= 0) {
+      route.sub.unsubscribe();
+      this.routes.delete(key);
+    }
+  }
+
+  private addRoute(subject: string, queue: string | undefined): void {
+    const existing = this.routes.get(subject);
+    if (existing) {
+      existing.members++;
+      return;
+    }
+    const sub = this.nc.subscribe(subject, {
+      ...(queue ? { queue } : {}),
+      callback: (err, msg) => {
+        if (err) {
+          this.log.error({ err, subject }, "subscription failed");
+          return;
+        }
+        this.route(msg);
+      },
+    });
+    this.routes.set(subject, { sub, members: 1 });
+  }
+
+  private route(m: Msg): void {
+    const respond = m.reply ? (data: Uint8Array) => void m.respond(data) : undefined;
+    const cell = this.cells.get(m.subject);
+    if (!cell) {
+      respond?.(
+        replyError(new VbError(ErrorCode.ServiceUnavailable, `no actor at ${m.subject}`, { retriable: true })),
+      );
+      return;
+    }
+    let env: unknown;
+    try {
+      env = decode(m.data);
+    } catch (err) {
+      respond?.(replyError(VbError.from(err)));
+      return;
+    }
+    if (!isEnvelope(env)) {
+      respond?.(
+        replyError(new VbError(ErrorCode.ParameterInvalid, "malformed request: not a Vectorbus envelope {t, d, b}")),
+      );
+      return;
+    }
+    cell.deliver({ msg: { type: env.t, body: env.b, replyable: respond !== undefined, deadline: env.d }, respond });
+  }
+}

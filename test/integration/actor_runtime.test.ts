@@ -1,0 +1,243 @@
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { decode, encode } from "../../protocol/codec.ts";
+import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import { Actor, ACTOR_STOPPED, type ActorStopped, type Message, type PipeResult } from "../../runtime/actor.ts";
+import { ActorHost } from "../../runtime/host.ts";
+import { connectTest, uniquePrefix, waitFor } from "../harness/index.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function newHost() {
+  const nc = await connectTest();
+  const host = new ActorHost(nc);
+  return Object.assign(host, {
+    [Symbol.asyncDispose]: async () => {
+      await host.stop();
+      await nc[Symbol.asyncDispose]();
+    },
+  });
+}
+
+async function askError(p: Promise<unknown>): Promise<VbError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(VbError);
+    return err as VbError;
+  }
+  throw new Error("expected the ask to fail");
+}
+
+class Counter extends Actor {
+  inFlight = 0;
+  maxInFlight = 0;
+  n = 0;
+  override async receive(msg: Message): Promise<unknown> {
+    if (msg.type === "counter.Stats") return { max: this.maxInFlight, n: this.n };
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const before = this.n;
+    await new Promise((r) => setImmediate(r));
+    this.n = before + 1;
+    this.inFlight--;
+    return this.n;
+  }
+}
+
+describe("actor runtime on a real nats-server", () => {
+  it("answers 1,000 concurrent asks to one actor, handling them strictly one at a time", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.counter`;
+    await host.spawn({ address: addr, create: () => new Counter() });
+    const replies = await Promise.all(
+      Array.from({ length: 1000 }, () => host.ask<number>(addr, "counter.Inc", null, { timeoutMs: 30_000 })),
+    );
+    expect(new Set(replies).size).toBe(1000);
+    expect(Math.min(...replies)).toBe(1);
+    expect(Math.max(...replies)).toBe(1000);
+    const stats = await host.ask<{ max: number; n: number }>(addr, "counter.Stats");
+    expect(stats).toEqual({ max: 1, n: 1000 });
+  });
+
+  it("routes one wildcard subscription to many actors of a kind", async () => {
+    await using host = await newHost();
+    const p = uniquePrefix();
+    for (let i = 0; i < 50; i++) {
+      await host.spawn({ address: `${p}.seg.n1.${i}`, route: `${p}.seg.n1.*`, create: () => new Counter() });
+    }
+    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => host.ask<number>(`${p}.seg.n1.${i}`, "c.Inc")));
+    expect(replies).toEqual(Array.from({ length: 50 }, () => 1));
+    const missing = await askError(host.ask(`${p}.seg.n1.999`, "c.Inc"));
+    expect(missing.code).toBe(ErrorCode.ServiceUnavailable);
+    expect(missing.retriable).toBe(true);
+  });
+
+  it("fails fast with a retriable no-responders error when no actor is at the address", async () => {
+    await using host = await newHost();
+    const err = await askError(host.ask(`${uniquePrefix()}.nobody`, "x.Ping", null, { timeoutMs: 20_000 }));
+    expect(err.code).toBe(ErrorCode.ServiceUnavailable);
+    expect(err.retriable).toBe(true);
+    expect(err.message).toMatch(/no responders/);
+  });
+
+  it("times out an ask to a slow actor at its deadline, drops the late reply and keeps serving", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.slow`;
+    const handled: string[] = [];
+    await host.spawn({
+      address: addr,
+      create: () =>
+        new (class extends Actor {
+          override async receive(msg: Message) {
+            handled.push(msg.type);
+            if (msg.type === "slow.Sleep") await sleep(msg.body as number);
+            return msg.type;
+          }
+        })(),
+    });
+    const err = await askError(host.ask(addr, "slow.Sleep", 600, { timeoutMs: 150 }));
+    expect(err.code).toBe(ErrorCode.Timeout);
+    expect(err.retriable).toBe(true);
+    // queued behind the sleeper with a deadline that passes while it waits: dropped, never handled
+    const late = await askError(host.ask(addr, "slow.Expired", null, { timeoutMs: 100 }));
+    expect(late.code).toBe(ErrorCode.Timeout);
+    // the actor finishes its sleep, its late reply goes nowhere, and it answers the next ask
+    expect(await host.ask(addr, "slow.Ping", null, { timeoutMs: 5_000 })).toBe("slow.Ping");
+    expect(handled).toEqual(["slow.Sleep", "slow.Ping"]);
+  });
+
+  it("restarts a crashed actor under the same address, and stops it and tells its parent after too many crashes", async () => {
+    await using host = await newHost();
+    const p = uniquePrefix();
+    const parentAddr = `${p}.parent`;
+    const childAddr = `${p}.child`;
+    const told: ActorStopped[] = [];
+    await host.spawn({
+      address: parentAddr,
+      create: () =>
+        new (class extends Actor {
+          override receive(msg: Message) {
+            if (msg.type === ACTOR_STOPPED) told.push(msg.body as ActorStopped);
+          }
+        })(),
+    });
+    let instances = 0;
+    await host.spawn({
+      address: childAddr,
+      parent: parentAddr,
+      supervisor: { maxRestarts: 3, withinMs: 60_000, minBackoffMs: 5, maxBackoffMs: 20 },
+      create: () => {
+        const id = ++instances;
+        return new (class extends Actor {
+          override receive(msg: Message) {
+            if (msg.type === "child.Crash") throw new Error("boom");
+            if (msg.type === "child.Refuse") throw VbError.invalid("bad field x");
+            return { id, restarts: this.ctx.restarts };
+          }
+        })();
+      },
+    });
+    expect(await host.ask(childAddr, "child.Who")).toEqual({ id: 1, restarts: 0 });
+    // a refusal is an answer, not a crash
+    expect((await askError(host.ask(childAddr, "child.Refuse"))).code).toBe(ErrorCode.ParameterInvalid);
+    expect(await host.ask(childAddr, "child.Who")).toEqual({ id: 1, restarts: 0 });
+
+    const crash = await askError(host.ask(childAddr, "child.Crash"));
+    expect(crash.code).toBe(ErrorCode.Unexpected);
+    expect(crash.message).toMatch(/boom/);
+    // the message sent right after the crash waits for the restart and is answered by the new instance
+    expect(await host.ask(childAddr, "child.Who")).toEqual({ id: 2, restarts: 1 });
+
+    for (let i = 0; i < 3; i++) await askError(host.ask(childAddr, "child.Crash"));
+    await waitFor(() => told.length === 1, { what: "parent told of the stop" });
+    expect(told[0]).toMatchObject({ address: childAddr, reason: "failed" });
+    expect(host.has(childAddr)).toBe(false);
+    const gone = await askError(host.ask(childAddr, "child.Who", null, { timeoutMs: 2_000 }));
+    expect(gone.code).toBe(ErrorCode.ServiceUnavailable);
+  });
+
+  it("answers random bytes with error 1100 and keeps serving", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.robust`;
+    await host.spawn({ address: addr, create: () => new Counter() });
+    for (let i = 0; i < 200; i++) {
+      const bytes = randomBytes(1 + (i % 64));
+      const reply = decode<{ ok: boolean; error?: { code: number; message: string } }>(
+        (await host.nc.request(addr, bytes, { timeout: 5_000 })).data,
+      );
+      expect(reply.ok).toBe(false);
+      expect(reply.error?.code).toBe(1100);
+    }
+    // a well-formed msgpack value that is not an envelope
+    const notEnvelope = decode<{ ok: boolean; error?: { code: number } }>(
+      (await host.nc.request(addr, encode({ hello: 1 }), { timeout: 5_000 })).data,
+    );
+    expect(notEnvelope.error?.code).toBe(1100);
+    expect(await host.ask(addr, "counter.Inc")).toBe(1);
+  });
+
+  it("delivers timers and pipe-to-self results to the mailbox, and cancels timers on stop", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.timers`;
+    const seen: string[] = [];
+    let ticks = 0;
+    await host.spawn({
+      address: addr,
+      create: () =>
+        new (class extends Actor {
+          override preStart() {
+            this.ctx.timers.startPeriodic("tick", 10, "t.Tick");
+            this.ctx.timers.startSingle("once", 30, "t.Once", "hello");
+          }
+          override receive(msg: Message) {
+            if (msg.type === "t.Tick") ticks++;
+            if (msg.type === "t.Once") seen.push(`once:${String(msg.body)}`);
+            if (msg.type === "t.Work") {
+              this.ctx.pipeToSelf(sleep(20).then(() => 42), "t.WorkDone");
+              this.ctx.pipeToSelf(Promise.reject(new Error("nope")), "t.WorkDone");
+              return "started";
+            }
+            if (msg.type === "t.WorkDone") {
+              const r = msg.body as PipeResult<number>;
+              seen.push(r.ok ? `done:${r.value}` : `failed:${(r.error as Error).message}`);
+            }
+          }
+        })(),
+    });
+    expect(await host.ask(addr, "t.Work")).toBe("started");
+    await waitFor(() => seen.length === 3 && ticks >= 3, { what: "timers and piped work" });
+    expect(seen.sort()).toEqual(["done:42", "failed:nope", "once:hello"]);
+    await host.stopActor(addr);
+    const after = ticks;
+    await sleep(50);
+    expect(ticks).toBe(after);
+  });
+
+  it("drains queued messages on a graceful stop, then refuses new ones", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.drain`;
+    let stoppedAfter = -1;
+    let handled = 0;
+    await host.spawn({
+      address: addr,
+      create: () =>
+        new (class extends Actor {
+          override async receive() {
+            await sleep(2);
+            return ++handled;
+          }
+          override postStop() {
+            stoppedAfter = handled;
+          }
+        })(),
+    });
+    const pending = Array.from({ length: 50 }, () => host.ask<number>(addr, "d.Work"));
+    await waitFor(() => handled >= 1, { what: "first message handled" });
+    await host.stop();
+    const results = await Promise.allSettled(pending);
+    const answered = results.filter((r) => r.status === "fulfilled").length;
+    expect(answered).toBe(stoppedAfter);
+    expect(answered).toBeGreaterThan(0);
+  });
+});
