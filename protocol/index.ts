@@ -3,3 +3,7 @@ export * from "./ids.ts";
 export * from "./codec.ts";
 export * from "./subjects.ts";
 export * from "./envelope.ts";
+export * from "./schema.ts";
+export * from "./dml.ts";
+export * from "./meta.ts";
+export * from "./messages/index.ts";

@@ -46,6 +46,17 @@ export interface ActorContext {
   self(type: string, body?: unknown): void;
   /** Stops this actor after the current message: what is queued is handled first. */
   stop(): void;
+  /**
+   * Replies to the current ask when `work` settles, without holding the mailbox: `receive` returns
+   * `ctx.reenter(promise)` and the next message is handled at once. For stateless front ends (the
+   * proxy) whose requests must not queue behind each other. `work` must not touch the actor's state.
+   */
+  reenter<T>(work: Promise<T>): DeferredReply<T>;
+}
+
+/** A reply that comes later: see `ActorContext.reenter`. */
+export class DeferredReply<T = unknown> {
+  constructor(readonly work: Promise<T>) {}
 }
 
 export abstract class Actor {

@@ -9,6 +9,7 @@ import { isEnvelope, type Reply } from "../protocol/envelope.ts";
 import { ErrorCode, VbError } from "../protocol/errors.ts";
 import {
   ACTOR_STOPPED,
+  DeferredReply,
   DEFAULT_SUPERVISOR,
   type Actor,
   type ActorContext,
@@ -169,6 +170,18 @@ class ActorCell implements ActorContext {
       this.crashed(err, msg.type);
       return;
     }
+    if (result instanceof DeferredReply) {
+      const respond = item.respond;
+      result.work.then(
+        (value) => respond?.(replyOk(value)),
+        (err: unknown) => {
+          const e = VbError.from(err);
+          if (e.code === ErrorCode.Unexpected) this.log.error({ err, type: msg.type }, "deferred work failed");
+          respond?.(replyError(e));
+        },
+      );
+      return;
+    }
     item.respond?.(replyOk(result));
   }
 
@@ -270,6 +283,9 @@ class ActorCell implements ActorContext {
   }
   stop(): void {
     void this.requestStop();
+  }
+  reenter<T>(work: Promise<T>): DeferredReply<T> {
+    return new DeferredReply(work);
   }
 }
 

@@ -1,0 +1,67 @@
+/**
+ * What every Vectorbus actor gets from the process that hosts it: the bus, the names on it, the object
+ * store, the cluster settings. One `ClusterEnv` per process; actors keep a reference, never a copy.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Subjects } from "../protocol/subjects.ts";
+import type { SealPolicy } from "../protocol/messages/datacoord.ts";
+import type { ObjectStore } from "../runtime/object_store.ts";
+import { DmlLog } from "../runtime/dml_log.ts";
+import { KvMeta } from "../runtime/kv_meta.ts";
+
+export interface ClusterConfig {
+  /** number of physical DML streams `VB_DML_<n>` vchannels are spread over */
+  dmlChannelNum: number;
+  /** shards of a collection when CreateCollection does not say */
+  defaultShardsNum: number;
+  sealPolicy: SealPolicy;
+  /** a datanode or querynode whose last heartbeat is older than this is down (ms) */
+  heartbeatAvailableMs: number;
+  heartbeatIntervalMs: number;
+  /** rows of one InsertMsg at most (big inserts are split so each message fits the payload limit) */
+  maxRowsPerMessage: number;
+}
+
+export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
+  dmlChannelNum: 4,
+  defaultShardsNum: 1,
+  sealPolicy: { maxRows: 100_000, maxBytes: 64 * 1024 * 1024, idleMs: 10 * 60_000 },
+  heartbeatAvailableMs: 10_000,
+  heartbeatIntervalMs: 1_000,
+  maxRowsPerMessage: 4_096,
+};
+
+export interface ClusterEnv {
+  nc: NatsConnection;
+  subjects: Subjects;
+  objectStore: ObjectStore;
+  config: ClusterConfig;
+  dml: DmlLog;
+  /** opens (and caches) a KV bucket under the cluster's prefix: `meta("collections")` */
+  meta(name: string): Promise<KvMeta>;
+}
+
+export function createClusterEnv(
+  nc: NatsConnection,
+  objectStore: ObjectStore,
+  opts: { prefix?: string; config?: Partial<ClusterConfig> } = {},
+): ClusterEnv {
+  const subjects = new Subjects(opts.prefix ?? "vb");
+  const buckets = new Map<string, Promise<KvMeta>>();
+  return {
+    nc,
+    subjects,
+    objectStore,
+    config: { ...DEFAULT_CLUSTER_CONFIG, ...opts.config },
+    dml: new DmlLog(nc),
+    meta(name: string) {
+      let b = buckets.get(name);
+      if (!b) {
+        b = KvMeta.open(nc, subjects.bucket(name), { history: 1 });
+        b.catch(() => buckets.delete(name));
+        buckets.set(name, b);
+      }
+      return b;
+    },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * The events stream (`VB_EVENTS`, subjects `vb.events.<kind>`): collection and segment events published
+ * after the change is in KV, so that caches and observers react without polling.
+ */
+import { decode, encode } from "../protocol/codec.ts";
+import type { DdlEvent } from "../protocol/messages/rootcoord.ts";
+import type { SegmentEvent } from "../protocol/messages/datacoord.ts";
+import type { DmlConsumption } from "../runtime/dml_log.ts";
+import { jetstreamOf } from "../runtime/streams.ts";
+import type { ClusterEnv } from "./env.ts";
+
+export type VbEvent = DdlEvent | SegmentEvent;
+
+const ensured = new WeakMap<ClusterEnv, Promise<void>>();
+
+export function ensureEventsStream(env: ClusterEnv): Promise<void> {
+  let p = ensured.get(env);
+  if (!p) {
+    p = env.dml.ensureChannel(env.subjects.eventsStream(), env.subjects.eventsStreamSubjects(), {
+      maxAgeMs: 7 * 24 * 3_600_000,
+    });
+    p.catch(() => ensured.delete(env));
+    ensured.set(env, p);
+  }
+  return p;
+}
+
+function eventSubject(env: ClusterEnv, ev: VbEvent): string {
+  return env.subjects.eventSubject(ev.kind.replace(".", "_"));
+}
+
+/** Publishes one event and returns its position in the events stream. */
+export async function publishEvent(env: ClusterEnv, ev: VbEvent): Promise<bigint> {
+  await ensureEventsStream(env);
+  return env.dml.publish(eventSubject(env, ev), encode(ev));
+}
+
+/**
+ * Follows events published after `fromPosition` (default: from now on). The handler runs one event at
+ * a time; an event that does not decode is skipped.
+ */
+export async function followEvents(
+  env: ClusterEnv,
+  handler: (ev: VbEvent, position: bigint) => void | Promise<void>,
+  fromPosition?: bigint,
+): Promise<DmlConsumption> {
+  await ensureEventsStream(env);
+  const stream = env.subjects.eventsStream();
+  const wildcard = env.subjects.eventsStreamSubjects();
+  let from = fromPosition;
+  if (from === undefined) {
+    const { jsm } = await jetstreamOf(env.nc);
+    from = BigInt((await jsm.streams.info(stream)).state.last_seq);
+  }
+  return env.dml.consume(stream, wildcard, from, async (m) => {
+    let ev: VbEvent;
+    try {
+      ev = decode<VbEvent>(m.data);
+    } catch {
+      return;
+    }
+    await handler(ev, m.position);
+  });
+}

@@ -1,0 +1,95 @@
+/**
+ * datacoord: segments and their lifecycle, channel checkpoints, flush, vchannel → datanode assignment,
+ * recovery info, garbage collection (DESIGN §1, §4).
+ *
+ * Segments are position ranges: proxies publish rows per (vchannel, partition) without segment ids;
+ * the datanode that consumes a vchannel cuts it into segments as it reads (a new segment opens at the
+ * first row of a partition after the previous one sealed), asking datacoord for the id and recording
+ * the start position. Replay from a checkpoint therefore cuts the same segments again.
+ */
+import type { ChannelCheckpoint, SegmentInfo, SegmentLevel, SegmentState, BinlogRef } from "../meta.ts";
+
+export const DATACOORD = "datacoord";
+
+export interface SealPolicy {
+  /** seal a growing segment at this many rows */
+  maxRows: number;
+  /** ... or at this many bytes of buffered row data */
+  maxBytes: number;
+  /** ... or when it got no row for this long (ms) */
+  idleMs: number;
+}
+
+export interface ChannelWatch {
+  collectionId: bigint;
+  vchannel: string;
+  pchannel: number;
+  /** resume after this position */
+  checkpoint: bigint;
+}
+
+export interface FlushResult {
+  collectionId: bigint;
+  /** per vchannel: the position every acknowledged write of the request is at or before */
+  flushPositions: Record<string, bigint>;
+  /** the L1 segments sealed by this flush (they become Flushed) */
+  segmentIds: bigint[];
+  flushTs: bigint;
+}
+
+export interface RecoveryInfo {
+  collectionId: bigint;
+  channels: { vchannel: string; pchannel: number; seekPosition: bigint; checkpointTs: bigint }[];
+  /** Flushed L1 and L0 segments (the target's sealed segments) */
+  segments: SegmentInfo[];
+}
+
+export type DatacoordApi = {
+  /** idempotent on (vchannel, partitionId, level, startPosition) */
+  AllocSegment: [
+    { collectionId: bigint; partitionId: bigint; vchannel: string; level: SegmentLevel; startPosition: bigint },
+    SegmentInfo,
+  ];
+  /** the datanode sealed a segment at `endPosition` and starts writing it */
+  SegmentSealed: [{ segmentId: bigint; endPosition: bigint; endTs: bigint; numRows: number }, null];
+  /** the datanode wrote the segment's objects: it becomes Flushed and the checkpoint may advance */
+  SaveBinlogPaths: [
+    {
+      segmentId: bigint;
+      numRows: number;
+      binlogs: BinlogRef[];
+      deltalogs: BinlogRef[];
+      statslogs: string[];
+      memorySize: number;
+      /** the vchannel checkpoint after this segment (the datanode computes it) */
+      checkpoint: ChannelCheckpoint;
+    },
+    null,
+  ];
+  /** seals every growing segment of the collection at the current end of its vchannels */
+  Flush: [{ collectionId: bigint }, FlushResult];
+  /** true when every segment sealed by a flush is Flushed */
+  GetFlushState: [{ collectionId: bigint; flushPositions: Record<string, bigint> }, { flushed: boolean }];
+  GetSegmentInfo: [{ segmentIds: bigint[] }, { segments: SegmentInfo[] }];
+  ListSegments: [{ collectionId: bigint; states?: SegmentState[] }, { segments: SegmentInfo[] }];
+  GetRecoveryInfo: [{ collectionId: bigint; partitionIds?: bigint[] }, RecoveryInfo];
+  GetChannelCheckpoint: [{ vchannel: string }, ChannelCheckpoint];
+  /** what a datanode watches (it asks at start and when told) */
+  GetChannelWatches: [{ nodeId: string }, { channels: ChannelWatch[]; sealPolicy: SealPolicy }];
+};
+
+export type DatanodeApi = {
+  WatchDmChannels: [{ channels: ChannelWatch[]; sealPolicy: SealPolicy }, null];
+  UnwatchDmChannels: [{ vchannels: string[] }, null];
+  /** seal every growing segment of these vchannels once the datanode has consumed `position` */
+  FlushChannels: [{ channels: { vchannel: string; position: bigint }[] }, null];
+  GetStatus: [
+    Record<string, never>,
+    { nodeId: string; channels: { vchannel: string; consumed: bigint; growing: number; bufferedRows: number }[] },
+  ];
+};
+
+/** Published on the events stream after datacoord records it. */
+export type SegmentEvent =
+  | { kind: "segment.flushed"; segment: SegmentInfo }
+  | { kind: "segment.dropped"; segmentId: bigint; collectionId: bigint };
