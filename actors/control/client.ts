@@ -1,0 +1,121 @@
+/**
+ * The typed client of the native API, for programs that speak NATS: `connect({servers})` returns a
+ * client with one method per verb (`createCollection`, `insert`, `flush`, ...) whose failures are
+ * `VbError`s with Milvus's codes. Big inserts are sent in chunks that fit the NATS payload limit.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { encode } from "../../protocol/codec.ts";
+import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import { PROXY, PROXY_VERBS, type InsertReq, type InsertRes, type ProxyApi } from "../../protocol/messages/proxy.ts";
+import { Subjects } from "../../protocol/subjects.ts";
+import { ask } from "../../runtime/ask.ts";
+import { connectNats } from "../../runtime/transport.ts";
+
+export interface ConnectOptions {
+  servers: string | string[];
+  /** subject prefix of the Vectorbus cluster (default `vb`) */
+  prefix?: string;
+  /** default deadline of a call (default 60 s) */
+  timeoutMs?: number;
+  /** a connection name the server shows */
+  name?: string;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+}
+
+export interface InsertOptions extends CallOptions {
+  /** called after each chunk with the rows sent so far */
+  onProgress?: (sent: number, total: number) => void;
+}
+
+type Verb = keyof ProxyApi & string;
+type Methods = {
+  [K in Verb as Uncapitalize<K>]: (req: ProxyApi[K][0], opts?: CallOptions) => Promise<ProxyApi[K][1]>;
+};
+
+export interface VectorbusClient extends Methods, AsyncDisposable {
+  readonly nc: NatsConnection;
+  /** any verb by name */
+  call<V extends Verb>(verb: V, req: ProxyApi[V][0], opts?: CallOptions): Promise<ProxyApi[V][1]>;
+  insert(req: InsertReq, opts?: InsertOptions): Promise<InsertRes>;
+  upsert(req: InsertReq, opts?: InsertOptions): Promise<InsertRes>;
+  close(): Promise<void>;
+}
+
+const lower = (s: string) => s[0]!.toLowerCase() + s.slice(1);
+
+/** Wraps an open NATS connection (the caller keeps owning it). */
+export function clientOf(nc: NatsConnection, opts: Omit<ConnectOptions, "servers"> = {}): VectorbusClient {
+  const address = new Subjects(opts.prefix ?? "vb").proxy();
+  const defaultTimeout = opts.timeoutMs ?? 60_000;
+  const call = <V extends Verb>(verb: V, req: ProxyApi[V][0], o: CallOptions = {}) =>
+    ask<ProxyApi[V][1]>(nc, address, `${PROXY}.${verb}`, req ?? {}, { timeoutMs: o.timeoutMs ?? defaultTimeout });
+
+  const chunked = async (verb: "Insert" | "Upsert", req: InsertReq, o: InsertOptions = {}): Promise<InsertRes> => {
+    if (!req.rows || !Array.isArray(req.rows)) return call(verb, req, o);
+    const rows = req.rows;
+    const limit = Math.floor((nc.info?.max_payload ?? 1024 * 1024) * 0.8);
+    const sample = rows.slice(0, Math.min(32, rows.length));
+    const perRow = Math.max(1, encode(sample).byteLength / Math.max(1, sample.length));
+    let chunk = Math.max(1, Math.floor(limit / perRow));
+    const ids: (bigint | string)[] = [];
+    let bigIds: BigInt64Array | undefined;
+    let timestamp = 0n;
+    let sent = 0;
+    const parts: InsertRes[] = [];
+    while (sent < rows.length) {
+      const part = rows.slice(sent, sent + chunk);
+      const body = { ...req, rows: part };
+      if (encode(body).byteLength > limit && chunk > 1) {
+        chunk = Math.max(1, Math.floor(chunk / 2));
+        continue;
+      }
+      const res = await call(verb, body, o);
+      parts.push(res);
+      if (res.timestamp > timestamp) timestamp = res.timestamp;
+      sent += part.length;
+      o.onProgress?.(sent, rows.length);
+    }
+    if (parts.length === 1) return parts[0]!;
+    if (parts.every((p) => p.ids instanceof BigInt64Array)) {
+      bigIds = new BigInt64Array(rows.length);
+      let off = 0;
+      for (const p of parts) {
+        bigIds.set(p.ids as BigInt64Array, off);
+        off += p.ids.length;
+      }
+      return { insertCount: rows.length, ids: bigIds, timestamp };
+    }
+    for (const p of parts) ids.push(...(p.ids as string[]));
+    return { insertCount: rows.length, ids: ids as string[], timestamp };
+  };
+
+  const client = {
+    nc,
+    call,
+    close: async () => {
+      if (!nc.isClosed()) await nc.close();
+    },
+  } as Record<string, unknown>;
+  for (const verb of PROXY_VERBS) client[lower(verb)] = (req: unknown, o?: CallOptions) => call(verb, req as never, o);
+  client.insert = (req: InsertReq, o?: InsertOptions) => chunked("Insert", req, o);
+  client.upsert = (req: InsertReq, o?: InsertOptions) => chunked("Upsert", req, o);
+  return client as unknown as VectorbusClient;
+}
+
+/** Connects to the NATS servers of a Vectorbus cluster and returns a typed client that owns the connection. */
+export async function connect(opts: ConnectOptions): Promise<VectorbusClient> {
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats(opts.servers, { name: opts.name ?? "vectorbus-client", maxReconnectAttempts: 10 });
+  } catch (err) {
+    throw new VbError(ErrorCode.ServiceUnavailable, `cannot connect to NATS at ${String(opts.servers)}: ${(err as Error).message}`, {
+      cause: err,
+      retriable: true,
+    });
+  }
+  const c = clientOf(nc, opts);
+  return Object.assign(c, { [Symbol.asyncDispose]: () => c.close() });
+}
