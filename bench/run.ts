@@ -1,0 +1,18 @@
+/**
+ * `npm run bench -- <name> [--json] [options]`: runs one benchmark, which prints one JSON line on stdout
+ * (with --json) or a readable summary. Each benchmark starts the servers it needs and measures the raw
+ * library or the physical limit beside Vectorbus in the same run.
+ */
+const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
+  runtime: () => import("./runtime.ts"),
+  insert: () => import("./insert.ts"),
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const load = name ? BENCHES[name] : undefined;
+if (!load) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join("|")}> [--json]\n`);
+  process.exit(2);
+}
+const mod = await load();
+await mod.main(rest);

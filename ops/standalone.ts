@@ -1,0 +1,73 @@
+/**
+ * Standalone: a nats-server of its own (unless a URL is given), one NATS connection, one process host,
+ * and every actor in this one process, on the filesystem object store (or S3 when configured).
+ * Stopping it stops the actors, drains the connection and stops the nats-server child; the data
+ * directory is kept.
+ */
+import { join } from "node:path";
+import { mkdir } from "node:fs/promises";
+import { ActorHost } from "../runtime/host.ts";
+import { connectNats, type NatsConnection } from "../runtime/transport.ts";
+import { createLogger } from "../runtime/logger.ts";
+import { openObjectStore, describeObjectStore } from "../runtime/object_store_url.ts";
+import { createClusterEnv, type ClusterEnv } from "../actors/env.ts";
+import { startNatsServer, type NatsServer } from "./nats_server.ts";
+import { spawnRoles, ALL_ROLES, type RoleSet } from "./roles.ts";
+import type { VbConfig } from "./config.ts";
+
+export interface Standalone extends AsyncDisposable {
+  readonly natsUrl: string;
+  readonly nc: NatsConnection;
+  readonly host: ActorHost;
+  readonly env: ClusterEnv;
+  readonly config: VbConfig;
+  /** the nats-server child, when standalone started one */
+  readonly natsServer: NatsServer | undefined;
+  stop(): Promise<void>;
+}
+
+export interface StandaloneOptions {
+  /** which roles this process hosts (default: all, one datanode) */
+  roles?: RoleSet;
+}
+
+export async function startStandalone(config: VbConfig, opts: StandaloneOptions = {}): Promise<Standalone> {
+  const log = createLogger({ role: "standalone" });
+  let server: NatsServer | undefined;
+  let natsUrl = config.natsUrl;
+  if (!natsUrl) {
+    await mkdir(config.dataDir, { recursive: true });
+    server = await startNatsServer({
+      storeDir: join(config.dataDir, "nats"),
+      maxPayload: config.maxPayload,
+      logFile: join(config.dataDir, "nats-server.log"),
+    });
+    natsUrl = server.url;
+    log.info({ nats: natsUrl, natsPid: server.pid }, "started nats-server");
+  }
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats(natsUrl, { name: "vbus-standalone" });
+  } catch (err) {
+    await server?.stop({ keepStore: true });
+    throw err;
+  }
+  const storeSpec = config.objectStore ?? join(config.dataDir, "objects");
+  const env = createClusterEnv(nc, openObjectStore(storeSpec), { prefix: config.prefix, config: config.cluster ?? {} });
+  log.info({ objectStore: describeObjectStore(storeSpec), prefix: config.prefix }, "object store");
+  const host = new ActorHost(nc, { nodeId: "standalone" });
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await host.stop();
+      if (!nc.isClosed()) await nc.drain().catch(() => undefined);
+      await server?.stop({ keepStore: true });
+    })());
+  try {
+    await spawnRoles(host, env, opts.roles ?? ALL_ROLES(config.datanodes ?? 1));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { natsUrl, nc, host, env, config, natsServer: server, stop, [Symbol.asyncDispose]: stop };
+}
