@@ -1,0 +1,355 @@
+/**
+ * The DML log: channels are JetStream streams (file storage, limits retention), a channel's messages are
+ * those of one subject, and a message's position is its stream sequence (a bigint). Readers consume one
+ * subject from a position with an ordered consumer (one filter subject, start at position + 1); after a
+ * restart a reader passes its last applied position again, so resuming has no gap and no duplicate.
+ *
+ * Stream and subject names come from the caller (built by protocol/subjects.ts).
+ */
+import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type Consumer, type JsMsg } from "@nats-io/jetstream";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { ErrorCode, VbError } from "../protocol/errors.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import {
+  assertPayloadFits,
+  ensureStream,
+  errorText,
+  isStreamNotFound,
+  jetstreamOf,
+  nanosFromMs,
+  publishError,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "./streams.ts";
+
+export interface ChannelOptions {
+  /** The stream's byte limit; the oldest messages go first when it is reached. Default: unlimited. */
+  maxBytes?: number;
+  /** The age after which messages are removed. Default: kept forever. */
+  maxAgeMs?: number;
+  /** Replicas in a JetStream cluster (1, 3 or 5). Default 1. */
+  replicas?: number;
+  /** The window in which a repeated msgId is recognised as a duplicate. Default: the server's (2 min). */
+  duplicateWindowMs?: number;
+}
+
+export interface DmlPublishOptions {
+  /** An id that makes a retried publish idempotent within the stream's duplicate window. */
+  msgId?: string;
+  /** Refuse the publish unless the subject's last position is this one (0n: the subject has no message). */
+  expectedLastPosition?: bigint;
+  /** How long to wait for the ack. */
+  timeoutMs?: number;
+}
+
+export interface DmlBatchItem {
+  subject: string;
+  payload: Uint8Array;
+  msgId?: string;
+}
+
+export interface DmlBatchOptions {
+  /** Publishes awaiting their ack at once. Default 128. */
+  maxInFlight?: number;
+  timeoutMs?: number;
+}
+
+export interface DmlMessage {
+  /** The stream sequence of the message: its position in the channel. */
+  position: bigint;
+  subject: string;
+  data: Uint8Array;
+  /** When the server stored it, ms since the epoch (server clock). */
+  timestamp: number;
+}
+
+export type DmlHandler = (msg: DmlMessage) => void | Promise<void>;
+
+export interface DmlReadOptions {
+  /** Messages the client pulls ahead of the reader. Default 256. */
+  batch?: number;
+  /**
+   * Start even when the log no longer holds position + 1 (removed by its age or size limits). By default
+   * that is an error, because the reader would silently skip messages.
+   */
+  allowGap?: boolean;
+}
+
+/** A stream of the messages of one subject, in order, until `stop()`. */
+export interface DmlReader extends AsyncIterable<DmlMessage>, AsyncDisposable {
+  stop(): Promise<void>;
+}
+
+/** A running `consume`: the handler is called for each message, one at a time, until `stop()`. */
+export interface DmlConsumption extends AsyncDisposable {
+  /** The position of the last message whose handler completed (the start position before any). */
+  readonly position: bigint;
+  /** Stops delivering; resolves once the handler in progress (if any) has finished. */
+  stop(): Promise<void>;
+  /** Settles when consumption ends: resolves after `stop()`, rejects with the handler's or the consumer's error. */
+  readonly done: Promise<void>;
+}
+
+export const DEFAULT_MAX_IN_FLIGHT = 128;
+
+export class DmlLog {
+  private readonly log: Logger;
+  private readonly maxInFlight: number;
+
+  constructor(
+    readonly nc: NatsConnection,
+    opts: { maxInFlight?: number; log?: Logger } = {},
+  ) {
+    this.log = opts.log ?? createLogger({ module: "dml_log" });
+    this.maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  }
+
+  /** Creates the channel's stream (idempotent): file storage, limits retention, the given limits. */
+  async ensureChannel(stream: string, subjectsWildcard: string, opts: ChannelOptions = {}): Promise<void> {
+    const { jsm } = await jetstreamOf(this.nc);
+    await ensureStream(jsm, {
+      name: stream,
+      subjects: [subjectsWildcard],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_bytes: opts.maxBytes ?? -1,
+      max_age: opts.maxAgeMs === undefined ? 0 : nanosFromMs(opts.maxAgeMs),
+      ...(opts.replicas === undefined ? {} : { num_replicas: opts.replicas }),
+      ...(opts.duplicateWindowMs === undefined ? {} : { duplicate_window: nanosFromMs(opts.duplicateWindowMs) }),
+    });
+  }
+
+  /** Publishes one message and returns its position once the server has acknowledged it. */
+  async publish(subject: string, payload: Uint8Array, opts: DmlPublishOptions = {}): Promise<bigint> {
+    assertPayloadFits(this.nc, subject, payload);
+    const { js } = await jetstreamOf(this.nc);
+    return publishOne(js, subject, payload, opts);
+  }
+
+  /**
+   * Publishes many messages with at most `maxInFlight` acks outstanding and returns their positions in
+   * the order of `items`. Messages to one subject are stored in the order given. If one fails, the batch
+   * fails with the index of that item; the items before it may be stored (retry with msgIds to stay
+   * idempotent).
+   */
+  async publishBatch(items: readonly DmlBatchItem[], opts: DmlBatchOptions = {}): Promise<bigint[]> {
+    for (const it of items) assertPayloadFits(this.nc, it.subject, it.payload);
+    const { js } = await jetstreamOf(this.nc);
+    const limit = Math.max(1, opts.maxInFlight ?? this.maxInFlight);
+    const positions = new Array<bigint>(items.length);
+    let next = 0;
+    const failed: { first?: { index: number; err: unknown } } = {};
+    const recordFailure = (index: number, err: unknown): void => {
+      if (failed.first === undefined || index < failed.first.index) failed.first = { index, err };
+    };
+    // `limit` workers, each taking the next item in order; publishes are sent in index order because a
+    // worker takes its index and sends synchronously up to the first await.
+    const worker = async (): Promise<void> => {
+      while (failed.first === undefined && next < items.length) {
+        const i = next++;
+        const it = items[i]!;
+        try {
+          positions[i] = await publishOne(js, it.subject, it.payload, {
+            ...(it.msgId === undefined ? {} : { msgId: it.msgId }),
+            ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+          });
+        } catch (err) {
+          recordFailure(i, err);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+    const failure = failed.first;
+    if (failure !== undefined) {
+      const cause = VbError.from(failure.err);
+      throw new VbError(
+        cause.code,
+        `publishBatch failed at item ${failure.index} of ${items.length}: ${cause.message}; earlier items may be stored`,
+        { cause: failure.err, retriable: cause.retriable },
+      );
+    }
+    return positions;
+  }
+
+  /** The position of the last message on `subject` in `stream`, 0n when it has none. */
+  async lastPosition(stream: string, subject: string): Promise<bigint> {
+    const { jsm } = await jetstreamOf(this.nc);
+    try {
+      const m = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+      return m === null ? 0n : BigInt(m.seq);
+    } catch (err) {
+      throw readError(err, stream, subject);
+    }
+  }
+
+  /**
+   * The messages of `subject` after `fromPosition`, in order, following new ones as they come. Iterate it
+   * once; `stop()` (or leaving the loop) ends it.
+   */
+  async iterate(stream: string, subject: string, fromPosition: bigint, opts: DmlReadOptions = {}): Promise<DmlReader> {
+    const { js, jsm } = await jetstreamOf(this.nc);
+    await checkStart(jsm, stream, subject, fromPosition, opts.allowGap === true);
+    let consumer: Consumer;
+    try {
+      consumer = await js.consumers.get(stream, {
+        filter_subjects: subject,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: Number(fromPosition + 1n),
+      });
+    } catch (err) {
+      throw readError(err, stream, subject);
+    }
+    const messages = await consumer.consume({ max_messages: opts.batch ?? 256 });
+    let stopped = false;
+    let last = fromPosition;
+    const log = this.log;
+    const stop = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      messages.stop();
+      await consumer.delete().catch(() => undefined);
+    };
+    async function* generate(): AsyncGenerator<DmlMessage> {
+      try {
+        for await (const m of messages) {
+          if (stopped) break;
+          const msg = toDmlMessage(m);
+          // the ordered consumer already guarantees order; this guards the contract if it ever did not
+          if (msg.position <= last || msg.subject !== subject) {
+            log.warn({ stream, subject, position: String(msg.position), last: String(last) }, "skipped an out-of-order message");
+            continue;
+          }
+          last = msg.position;
+          yield msg;
+          if (stopped) break;
+        }
+      } finally {
+        await stop();
+      }
+    }
+    const gen = generate();
+    return {
+      [Symbol.asyncIterator]: () => gen,
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
+  }
+
+  /**
+   * Calls `handler` for each message of `subject` after `fromPosition`, one at a time and in order (an
+   * async handler is awaited before the next message), following new ones until `stop()`. A handler that
+   * throws ends the consumption: `done` rejects with its error, and the caller resumes from `position`.
+   */
+  async consume(
+    stream: string,
+    subject: string,
+    fromPosition: bigint,
+    handler: DmlHandler,
+    opts: DmlReadOptions = {},
+  ): Promise<DmlConsumption> {
+    const reader = await this.iterate(stream, subject, fromPosition, opts);
+    let position = fromPosition;
+    let stopping = false;
+    const done = (async () => {
+      for await (const msg of reader) {
+        if (stopping) break;
+        await handler(msg);
+        position = msg.position;
+        if (stopping) break;
+      }
+    })();
+    done.catch((err: unknown) => {
+      this.log.warn({ stream, subject, position: String(position), err: errorText(err) }, "DML consumption ended by an error");
+    });
+    const stop = async (): Promise<void> => {
+      stopping = true;
+      await reader.stop();
+      await done.catch(() => undefined);
+    };
+    return {
+      get position() {
+        return position;
+      },
+      stop,
+      done,
+      [Symbol.asyncDispose]: stop,
+    };
+  }
+}
+
+async function publishOne(js: JetStreamClient, subject: string, payload: Uint8Array, opts: DmlPublishOptions): Promise<bigint> {
+  try {
+    const pa = await js.publish(subject, payload, {
+      ...(opts.msgId === undefined ? {} : { msgID: opts.msgId }),
+      ...(opts.timeoutMs === undefined ? {} : { timeout: opts.timeoutMs }),
+      ...(opts.expectedLastPosition === undefined ? {} : { headers: expectLastHeader(opts.expectedLastPosition) }),
+    });
+    return BigInt(pa.seq);
+  } catch (err) {
+    if (opts.expectedLastPosition !== undefined && /wrong last sequence/.test(errorText(err))) {
+      throw new VbError(
+        ErrorCode.Unexpected,
+        `"${subject}" has moved past position ${opts.expectedLastPosition}: another writer published to it; read its last position and retry`,
+        { cause: err, retriable: true },
+      );
+    }
+    throw publishError(err, subject, payload.byteLength);
+  }
+}
+
+function expectLastHeader(pos: bigint) {
+  const h = natsHeaders();
+  h.set("Nats-Expected-Last-Subject-Sequence", pos.toString());
+  return h;
+}
+
+function toDmlMessage(m: JsMsg): DmlMessage {
+  return {
+    position: BigInt(m.seq),
+    subject: m.subject,
+    data: m.data,
+    timestamp: Math.floor(m.info.timestampNanos / 1_000_000),
+  };
+}
+
+/** Refuses a start position whose successor the stream no longer holds (unless allowed). */
+async function checkStart(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  fromPosition: bigint,
+  allowGap: boolean,
+): Promise<void> {
+  if (fromPosition < 0n) throw VbError.invalid(`position must be ≥ 0, got ${fromPosition}`);
+  let first: bigint;
+  let lastSeq: bigint;
+  try {
+    const si = await jsm.streams.info(stream);
+    first = BigInt(si.state.first_seq);
+    lastSeq = BigInt(si.state.last_seq);
+  } catch (err) {
+    throw readError(err, stream, subject);
+  }
+  if (!allowGap && fromPosition > 0n && fromPosition + 1n < first && fromPosition < lastSeq) {
+    throw new VbError(
+      ErrorCode.MqInternal,
+      `stream "${stream}" no longer holds position ${fromPosition + 1n} of "${subject}" (it starts at ${first}; older messages were ` +
+        `removed by its limits): recover from a later checkpoint, or pass allowGap to read from ${first}`,
+      { retriable: false },
+    );
+  }
+}
+
+function readError(err: unknown, stream: string, subject: string): VbError {
+  if (err instanceof VbError) return err;
+  if (isStreamNotFound(err)) {
+    return new VbError(ErrorCode.MqTopicNotFound, `stream "${stream}" not found (reading "${subject}"): create the channel first`, {
+      cause: err,
+    });
+  }
+  return new VbError(ErrorCode.MqInternal, `reading "${subject}" from stream "${stream}" failed: ${errorText(err)}`, {
+    cause: err,
+    retriable: true,
+  });
+}
