@@ -142,11 +142,9 @@ class ActorCell implements ActorContext {
     return this.mailbox.size;
   }
 
-  private async handle(item: Item): Promise<void> {
-    if (item.stop) {
-      await this.finish("stopped");
-      return;
-    }
+  /** Handles one item; synchronous when the actor's `receive` is, so replies leave in the same tick. */
+  private handle(item: Item): PromiseLike<void> | void {
+    if (item.stop) return this.finish("stopped");
     const { msg } = item;
     if (msg.deadline > 0 && Date.now() > msg.deadline) {
       this.log.debug({ type: msg.type }, "dropped a message past its deadline");
@@ -154,35 +152,50 @@ class ActorCell implements ActorContext {
     }
     let result: unknown;
     try {
-      result = await this.instance.receive(msg);
+      result = this.instance.receive(msg);
     } catch (err) {
-      if (err instanceof VbError) {
-        item.respond?.(replyError(err));
-        return;
-      }
-      item.respond?.(
-        replyError(
-          new VbError(ErrorCode.Unexpected, `actor ${this.address} failed on ${msg.type}: ${errText(err)}`, {
-            cause: err,
-          }),
-        ),
-      );
-      this.crashed(err, msg.type);
+      this.failed(item, err);
       return;
     }
+    if (isThenable(result)) {
+      return result.then(
+        (value) => this.succeeded(item, value),
+        (err: unknown) => this.failed(item, err),
+      );
+    }
+    this.succeeded(item, result);
+  }
+
+  private succeeded(item: Item, result: unknown): void {
     if (result instanceof DeferredReply) {
       const respond = item.respond;
+      const type = item.msg.type;
       result.work.then(
         (value) => respond?.(replyOk(value)),
         (err: unknown) => {
           const e = VbError.from(err);
-          if (e.code === ErrorCode.Unexpected) this.log.error({ err, type: msg.type }, "deferred work failed");
+          if (e.code === ErrorCode.Unexpected) this.log.error({ err, type }, "deferred work failed");
           respond?.(replyError(e));
         },
       );
       return;
     }
     item.respond?.(replyOk(result));
+  }
+
+  private failed(item: Item, err: unknown): void {
+    if (err instanceof VbError) {
+      item.respond?.(replyError(err));
+      return;
+    }
+    item.respond?.(
+      replyError(
+        new VbError(ErrorCode.Unexpected, `actor ${this.address} failed on ${item.msg.type}: ${errText(err)}`, {
+          cause: err,
+        }),
+      ),
+    );
+    this.crashed(err, item.msg.type);
   }
 
   /** Supervision: restart with backoff, or stop for good after too many crashes inside the window. */
@@ -287,6 +300,10 @@ class ActorCell implements ActorContext {
   reenter<T>(work: Promise<T>): DeferredReply<T> {
     return new DeferredReply(work);
   }
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === "object" && v !== null && typeof (v as PromiseLike<unknown>).then === "function";
 }
 
 function errText(err: unknown): string {

@@ -9,7 +9,7 @@ export class Mailbox<T> {
   private suspended = false;
   private idleWaiters: Array<() => void> = [];
 
-  constructor(private readonly handle: (item: T) => Promise<void> | void) {}
+  constructor(private readonly handle: (item: T) => PromiseLike<void> | void) {}
 
   get size(): number {
     return this.queue.length - this.head;
@@ -17,7 +17,7 @@ export class Mailbox<T> {
 
   post(item: T): void {
     this.queue.push(item);
-    if (!this.running && !this.suspended) void this.run();
+    if (!this.running && !this.suspended) this.run();
   }
 
   /** Stops handling until `resume`; items keep queueing (used while an actor restarts). */
@@ -27,7 +27,7 @@ export class Mailbox<T> {
 
   resume(): void {
     this.suspended = false;
-    if (!this.running && this.size > 0) void this.run();
+    if (!this.running && this.size > 0) this.run();
   }
 
   /** Resolves once the queue is empty and nothing is being handled. */
@@ -44,30 +44,39 @@ export class Mailbox<T> {
     return rest;
   }
 
-  private async run(): Promise<void> {
+  /**
+   * Handles queued items in order. Items whose handler returns synchronously are handled in one loop;
+   * a handler that returns a promise suspends the loop until it settles.
+   */
+  private run(): void {
     this.running = true;
-    try {
-      while (!this.suspended && this.head < this.queue.length) {
-        const item = this.queue[this.head]!;
-        this.queue[this.head] = undefined as T;
-        this.head++;
-        if (this.head > 1024 && this.head * 2 > this.queue.length) {
-          this.queue.splice(0, this.head);
-          this.head = 0;
-        }
-        try {
-          await this.handle(item);
-        } catch {
-          // the handler reports its own failures; the mailbox keeps going
-        }
+    while (!this.suspended && this.head < this.queue.length) {
+      const item = this.queue[this.head]!;
+      this.queue[this.head] = undefined as T;
+      this.head++;
+      if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        this.queue.splice(0, this.head);
+        this.head = 0;
       }
-    } finally {
-      this.running = false;
-      if (this.size === 0 || this.suspended) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const w of waiters) w();
+      let pending: PromiseLike<void> | void;
+      try {
+        pending = this.handle(item);
+      } catch {
+        pending = undefined; // the handler reports its own failures; the mailbox keeps going
       }
+      if (pending && typeof pending.then === "function") {
+        pending.then(
+          () => this.run(),
+          () => this.run(),
+        );
+        return;
+      }
+    }
+    this.running = false;
+    if (this.size === 0 || this.suspended) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
     }
   }
 }

@@ -240,4 +240,31 @@ describe("actor runtime on a real nats-server", () => {
     expect(answered).toBe(stoppedAfter);
     expect(answered).toBeGreaterThan(0);
   });
+
+  it("answers a deferred reply later without holding the mailbox", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.front`;
+    const order: string[] = [];
+    await host.spawn({
+      address: addr,
+      create: () =>
+        new (class extends Actor {
+          override receive(msg: Message) {
+            if (msg.type === "f.Slow") {
+              return this.ctx.reenter(sleep(300).then(() => (order.push("slow"), "slow-done")));
+            }
+            if (msg.type === "f.Fail") return this.ctx.reenter(Promise.reject(VbError.invalid("bad thing")));
+            order.push("fast");
+            return "fast-done";
+          }
+        })(),
+    });
+    const slow = host.ask(addr, "f.Slow");
+    const fast = await host.ask(addr, "f.Fast");
+    expect(fast).toBe("fast-done");
+    expect(order).toEqual(["fast"]);
+    expect(await slow).toBe("slow-done");
+    expect((await askError(host.ask(addr, "f.Fail"))).code).toBe(ErrorCode.ParameterInvalid);
+    expect(await host.ask(addr, "f.Fast")).toBe("fast-done");
+  });
 });
