@@ -153,7 +153,7 @@ export function normalizeSchema(input: unknown): CollectionSchema {
     checkName("field", f.name);
     if (seen.has(f.name)) throw illegal(`duplicate field name "${f.name}"`);
     seen.add(f.name);
-    if (typeof f.type !== "string" || !(f.type in DataType)) {
+    if (typeof f.type !== "string" || !Object.hasOwn(DataType, f.type)) {
       throw illegal(`field "${f.name}": unknown type ${JSON.stringify(f.type)}; use one of ${Object.keys(DataType).join(", ")}`);
     }
     const out: FieldSchema = { fieldId: FIRST_FIELD_ID + i, name: f.name, type: f.type };

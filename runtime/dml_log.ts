@@ -216,7 +216,7 @@ export class DmlLog {
           if (stopped) break;
           const msg = toDmlMessage(m);
           // the ordered consumer already guarantees order; this guards the contract if it ever did not
-          if (msg.position <= last || msg.subject !== subject) {
+          if (msg.position <= last || !subjectMatches(subject, msg.subject)) {
             log.warn({ stream, subject, position: String(msg.position), last: String(last) }, "skipped an out-of-order message");
             continue;
           }
@@ -302,6 +302,18 @@ function expectLastHeader(pos: bigint) {
   const h = natsHeaders();
   h.set("Nats-Expected-Last-Subject-Sequence", pos.toString());
   return h;
+}
+
+/** true when `subject` matches `filter` (a subject, or a wildcard with `*` and a final `>`). */
+function subjectMatches(filter: string, subject: string): boolean {
+  if (filter === subject) return true;
+  const f = filter.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === ">") return s.length > i;
+    if (i >= s.length || (f[i] !== "*" && f[i] !== s[i])) return false;
+  }
+  return f.length === s.length;
 }
 
 function toDmlMessage(m: JsMsg): DmlMessage {

@@ -1,0 +1,96 @@
+/**
+ * Reading request bodies that came off the wire: whatever a client sent, a field of the wrong type or a
+ * missing one is refused with a 1100 that names the field, never a crash.
+ */
+import { VbError } from "../../protocol/errors.ts";
+import { DEFAULT_DB } from "../../protocol/meta.ts";
+
+export type Body = Record<string, unknown>;
+
+/** What a wrong value is, for the error message: the value itself when short and scalar, else its kind. */
+function show(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v === "string") return v.length <= 40 ? JSON.stringify(v) : "a long string";
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") return String(v);
+  if (Array.isArray(v)) return "a list";
+  if (ArrayBuffer.isView(v)) return "bytes";
+  return typeof v;
+}
+
+/** The body as a map of fields; no body (null) is an empty map. */
+export function bodyOf(verb: string, raw: unknown): Body {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== "object" || Array.isArray(raw) || ArrayBuffer.isView(raw)) {
+    throw VbError.invalid(`${verb}: the request body must be a map of fields, got ${show(raw)}`);
+  }
+  return raw as Body;
+}
+
+function wrongType(verb: string, field: string, want: string, got: unknown): VbError {
+  return VbError.invalid(`${verb}: field "${field}" must be ${want}, got ${show(got)}`);
+}
+
+/** A required non-empty string. */
+export function requiredString(verb: string, b: Body, field: string): string {
+  const v = b[field];
+  if (v === undefined || v === null) throw VbError.invalid(`${verb}: field "${field}" is missing; pass it as a string`);
+  if (typeof v !== "string") throw wrongType(verb, field, "a string", v);
+  if (v.length === 0) throw VbError.invalid(`${verb}: field "${field}" must not be empty`);
+  return v;
+}
+
+/** An optional string: absent, null and "" are all undefined. */
+export function optionalString(verb: string, b: Body, field: string): string | undefined {
+  const v = b[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw wrongType(verb, field, "a string", v);
+  return v.length === 0 ? undefined : v;
+}
+
+/** The database a request names, `default` when it names none. */
+export function dbNameOf(verb: string, b: Body, field = "dbName"): string {
+  return optionalString(verb, b, field) ?? DEFAULT_DB;
+}
+
+/** An optional integer in [min, max] (a bigint in range is accepted too). */
+export function optionalInt(verb: string, b: Body, field: string, min: number, max: number): number | undefined {
+  const v = b[field];
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === "bigint" ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw VbError.invalid(`${verb}: field "${field}" must be an integer in [${min}, ${max}], got ${show(v)}`);
+  }
+  return n;
+}
+
+/** An optional 64-bit id: a bigint, or a non-negative safe integer number. */
+export function optionalId(verb: string, b: Body, field: string): bigint | undefined {
+  const v = b[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "bigint" && v >= 0n) return v;
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  throw wrongType(verb, field, "a non-negative 64-bit integer id", v);
+}
+
+/** An optional string from a closed set. */
+export function optionalEnum<T extends string>(verb: string, b: Body, field: string, allowed: readonly T[]): T | undefined {
+  const v = b[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string" || !(allowed as readonly string[]).includes(v)) {
+    throw VbError.invalid(`${verb}: field "${field}" must be one of ${allowed.join(", ")}, got ${show(v)}`);
+  }
+  return v as T;
+}
+
+/** An optional map of string to string. */
+export function optionalStringMap(verb: string, b: Body, field: string): Record<string, string> | undefined {
+  const v = b[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "object" || Array.isArray(v) || ArrayBuffer.isView(v)) throw wrongType(verb, field, "a map of strings", v);
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (typeof x !== "string") throw VbError.invalid(`${verb}: field "${field}.${k}" must be a string, got ${show(x)}`);
+    out[k] = x;
+  }
+  return out;
+}
