@@ -1,0 +1,129 @@
+/**
+ * The growing rows of a delegator: the rows of its vchannel consumed after the seek position, kept as
+ * the message batches they came in (columns in schema order, one position for every row of a batch).
+ *
+ * A batch never changes once added but for `deletedAt`, the position of the first delete of the row's
+ * pk after the row (0n: none yet). Deletes arrive in channel order, so the first stamp is the smallest,
+ * and every stamp is at a position the delegator had not yet applied when it was made: a read at a
+ * position r that started before it is not affected by it (r < stamp). So a read can scan a snapshot of
+ * the batch list off the mailbox while new messages are applied.
+ *
+ * Batches covered by the sealed segments of every live version of the distribution are dropped
+ * (`dropWhere`): the sealed copy answers for those rows.
+ */
+import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
+import type { Column } from "../../protocol/schema.ts";
+import type { RowSource } from "../querynode/read_kernel.ts";
+
+export interface GrowingBatch extends RowSource {
+  /** the message's position: the version of every row of the batch */
+  readonly position: bigint;
+  /** the same position, as a read source sees it (one for every row) */
+  readonly positions: bigint;
+  readonly ts: bigint;
+  readonly partitionId: bigint;
+  readonly numRows: number;
+  /** every field of the schema, in schema order */
+  readonly columns: Column[];
+  readonly pks: PkColumn;
+  /** per row: the position of the first delete of its pk after it; 0n = not deleted */
+  readonly deletedAt: BigInt64Array;
+}
+
+interface RowRef {
+  b: GrowingBatch;
+  i: number;
+}
+
+export class GrowingRows {
+  private batches: GrowingBatch[] = [];
+  /** pk → its rows not yet deleted */
+  private readonly alive = new Map<bigint | string, RowRef | RowRef[]>();
+  private rows = 0;
+
+  get numRows(): number {
+    return this.rows;
+  }
+
+  get numBatches(): number {
+    return this.batches.length;
+  }
+
+  /** The batches as they are now (a copy of the list; the batches are shared). */
+  snapshot(): GrowingBatch[] {
+    return this.batches.slice();
+  }
+
+  add(batch: Omit<GrowingBatch, "deletedAt" | "positions">): GrowingBatch {
+    const b: GrowingBatch = { ...batch, positions: batch.position, deletedAt: new BigInt64Array(batch.numRows) };
+    this.batches.push(b);
+    this.rows += b.numRows;
+    for (let i = 0; i < b.numRows; i++) {
+      const pk = b.pks[i]!;
+      const ref = { b, i };
+      const cur = this.alive.get(pk);
+      if (cur === undefined) this.alive.set(pk, ref);
+      else if (Array.isArray(cur)) cur.push(ref);
+      else this.alive.set(pk, [cur, ref]);
+    }
+    return b;
+  }
+
+  /**
+   * A delete at `position` of `pks` in `partitionId` (-1: every partition): stamps the rows of those
+   * keys inserted before it. Returns how many rows it hid.
+   */
+  applyDelete(pks: PkColumn, position: bigint, partitionId: bigint): number {
+    let hidden = 0;
+    for (let k = 0; k < pks.length; k++) {
+      const pk = pks[k]!;
+      const cur = this.alive.get(pk);
+      if (cur === undefined) continue;
+      const refs = Array.isArray(cur) ? cur : [cur];
+      const keep: RowRef[] = [];
+      for (const r of refs) {
+        const hit = r.b.position < position && (partitionId === ALL_PARTITIONS || r.b.partitionId === partitionId);
+        if (hit) {
+          r.b.deletedAt[r.i] = position;
+          hidden++;
+        } else {
+          keep.push(r);
+        }
+      }
+      if (keep.length === 0) this.alive.delete(pk);
+      else this.alive.set(pk, keep.length === 1 ? keep[0]! : keep);
+    }
+    return hidden;
+  }
+
+  /** Drops the batches `drop` selects (and their keys from the index); returns the rows dropped. */
+  dropWhere(drop: (b: GrowingBatch) => boolean): number {
+    const kept: GrowingBatch[] = [];
+    const gone = new Set<GrowingBatch>();
+    for (const b of this.batches) {
+      if (drop(b)) gone.add(b);
+      else kept.push(b);
+    }
+    if (gone.size === 0) return 0;
+    let dropped = 0;
+    for (const b of gone) {
+      dropped += b.numRows;
+      for (let i = 0; i < b.numRows; i++) {
+        if (b.deletedAt[i] !== 0n) continue; // not in the index any more
+        const pk = b.pks[i]!;
+        const cur = this.alive.get(pk);
+        if (cur === undefined) continue;
+        if (Array.isArray(cur)) {
+          const keep = cur.filter((r) => r.b !== b);
+          if (keep.length === 0) this.alive.delete(pk);
+          else this.alive.set(pk, keep.length === 1 ? keep[0]! : keep);
+        } else if (cur.b === b) {
+          this.alive.delete(pk);
+        }
+      }
+    }
+    this.batches = kept;
+    this.rows -= dropped;
+    return dropped;
+  }
+}

@@ -1,0 +1,33 @@
+import { QUERYNODE } from "../../protocol/messages/querynode.ts";
+import { asNodeId, isValidNodeId } from "../../protocol/ids.ts";
+import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import type { ActorHost } from "../../runtime/host.ts";
+import type { ClusterEnv } from "../env.ts";
+import { defaultMemoryLimit } from "./memory.ts";
+import { QuerynodeActor } from "./querynode_actor.ts";
+
+export { QuerynodeActor, type QuerynodeOptions } from "./querynode_actor.ts";
+export { defaultMemoryLimit } from "./memory.ts";
+export { ensureDistStream, encodeDist } from "./dist_publisher.ts";
+
+/**
+ * Spawns a querynode at `vb.qn.<nodeId>`; the delegators it is told to start live in the same host at
+ * their own addresses. `memoryLimitBytes` defaults to `VB_QN_MEMORY_LIMIT`, else 80 % of the machine's
+ * memory. Returns its address.
+ */
+export async function spawnQuerynode(
+  host: ActorHost,
+  env: ClusterEnv,
+  opts: { nodeId: string; memoryLimitBytes?: number },
+): Promise<string> {
+  if (!isValidNodeId(opts.nodeId)) throw new VbError(ErrorCode.ParameterInvalid, `invalid querynode id "${opts.nodeId}": use letters, digits, _ and -`);
+  const memoryLimitBytes = opts.memoryLimitBytes ?? defaultMemoryLimit();
+  if (!Number.isFinite(memoryLimitBytes) || memoryLimitBytes <= 0) {
+    throw new VbError(ErrorCode.ParameterInvalid, `memoryLimitBytes must be a positive number of bytes, got ${memoryLimitBytes}`);
+  }
+  return host.spawn({
+    address: env.subjects.querynode(asNodeId(opts.nodeId)),
+    create: () => new QuerynodeActor(host, env, { nodeId: opts.nodeId, memoryLimitBytes }),
+    logFields: { role: QUERYNODE, node: opts.nodeId },
+  });
+}

@@ -1,0 +1,492 @@
+/**
+ * The querynode (QueryNode v2) at `vb.qn.<node>`: it hosts the delegators querycoord puts on it (each an
+ * actor at its own address), holds sealed segments (plain objects owned here), answers the delegators'
+ * SearchSegments/QuerySegments over them, takes their forwarded deletes, accounts for memory, and
+ * publishes its distribution on the feed.
+ *
+ * Nothing heavy runs in the mailbox: loads read the object store in `pipeToSelf` work and the segment
+ * enters the store when its load message comes back; searches and queries run in `reenter` work over
+ * segment objects that only change by monotonic delete stamps (see sealed_segment.ts).
+ */
+import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import { asCollectionId, asReplicaId } from "../../protocol/ids.ts";
+import {
+  DELEGATOR,
+  type DelegatorReport,
+  type QueryNodeDist,
+  type QueryResult,
+  type SearchResult,
+  type WatchChannelReq,
+} from "../../protocol/messages/querynode.ts";
+import type { SegmentInfo } from "../../protocol/meta.ts";
+import { ACTOR_STOPPED, Actor, type ActorStopped, type Message } from "../../runtime/actor.ts";
+import type { ActorHost } from "../../runtime/host.ts";
+import type { ClusterEnv } from "../env.ts";
+import type { DeltaData } from "../storage/delta_log.ts";
+import { DelegatorActor } from "../delegator/delegator_actor.ts";
+import { DistPublisher, ensureDistStream } from "./dist_publisher.ts";
+import { MemoryBudget } from "./memory.ts";
+import { querySources, readContext, searchResultOf, searchSources } from "./read_kernel.ts";
+import {
+  bigintField,
+  bigintList,
+  checkQuerySpec,
+  checkSchema,
+  checkSearchSpec,
+  checkSegmentInfo,
+  intField,
+  invalid,
+  obj,
+  pkColumn,
+  stringField,
+} from "./requests.ts";
+import { estimateSegmentBytes, loadSealedSegment, readL0, type SealedSegment } from "./sealed_segment.ts";
+import { SegmentStore } from "./segment_store.ts";
+import { Local, localBody } from "./self_message.ts";
+
+export interface QuerynodeOptions {
+  nodeId: string;
+  memoryLimitBytes: number;
+}
+
+interface DelegatorEntry {
+  address: string;
+  collectionId: bigint;
+  vchannel: string;
+  replicaId: bigint;
+  started: Promise<void>;
+  report?: DelegatorReport;
+}
+
+interface LoadOutcome {
+  reservations: Map<bigint, number>;
+  results: { id: bigint; seg?: SealedSegment; error?: unknown }[];
+  resolve: (v: null) => void;
+  reject: (e: Error) => void;
+}
+
+/** Waits on a delegator's start (L0 reads, the first consume) at most this long. */
+const WATCH_TIMEOUT_MS = 120_000;
+
+export class QuerynodeActor extends Actor {
+  private readonly nodeId: string;
+  private readonly store = new SegmentStore();
+  private readonly memory: MemoryBudget;
+  private readonly delegators = new Map<string, DelegatorEntry>();
+  /** loads in progress: segment id → the promise of its outcome (a repeated LoadSegments waits on it) */
+  private readonly loadsInFlight = new Map<bigint, Promise<void>>();
+  private publisher!: DistPublisher;
+
+  constructor(
+    private readonly host: ActorHost,
+    private readonly env: ClusterEnv,
+    opts: QuerynodeOptions,
+  ) {
+    super();
+    this.nodeId = opts.nodeId;
+    this.memory = new MemoryBudget(opts.memoryLimitBytes);
+  }
+
+  override async preStart(): Promise<void> {
+    this.publisher = new DistPublisher(this.env, this.nodeId, this.ctx.log);
+    await ensureDistStream(this.env);
+    // on the feed before it takes requests: a querycoord that looks right after the spawn sees it
+    await this.publisher.publishNow(this.buildDist());
+    this.ctx.timers.startPeriodic("heartbeat", this.env.config.heartbeatIntervalMs, "querynode.PublishDist", new Local(null));
+  }
+
+  override async postStop(): Promise<void> {
+    await Promise.all([...this.delegators.keys()].map((a) => this.host.stopActor(a).catch(() => undefined)));
+  }
+
+  override receive(msg: Message): unknown {
+    switch (msg.type) {
+      case "querynode.WatchDmChannels":
+        return this.watch(msg.body);
+      case "querynode.UnsubDmChannel":
+        return this.unsub(msg.body);
+      case "querynode.LoadSegments":
+        return this.load(msg.body);
+      case "querynode.ReleaseSegments":
+        return this.releaseSegments(msg.body);
+      case "querynode.ReleaseCollection":
+        return this.releaseCollection(msg.body);
+      case "querynode.SearchSegments":
+        return this.searchSegments(msg.body);
+      case "querynode.QuerySegments":
+        return this.querySegments(msg.body);
+      case "querynode.ApplyDelete":
+        return this.applyDelete(msg.body);
+      case "querynode.GetDist":
+        return this.buildDist();
+      case "querynode.DelegatorReport":
+        return this.onReport(msg.body);
+      case "querynode.LoadDone":
+        return this.onLoadDone(localBody<LoadOutcome>(msg));
+      case "querynode.DelegatorGone":
+        return this.onDelegatorGone(localBody<string>(msg));
+      case "querynode.PublishDist":
+        localBody(msg);
+        return this.publish();
+      case "querynode.Published":
+        localBody(msg);
+        if (this.publisher.settled()) this.publish();
+        return;
+      case ACTOR_STOPPED:
+        return this.onChildStopped(msg.body);
+      default:
+        throw new VbError(ErrorCode.Unimplemented, `unknown request "${msg.type}": see QuerynodeApi for the verbs a querynode serves`);
+    }
+  }
+
+  // ---- the dist ----
+
+  /** Something the dist shows changed: publish soon (changes within a few ms go out together). */
+  private changed(): void {
+    if (!this.ctx.timers.isActive("dist-now")) this.ctx.timers.startSingle("dist-now", 5, "querynode.PublishDist", new Local(null));
+  }
+
+  private publish(): void {
+    this.publisher.publish(
+      () => this.buildDist(),
+      () => this.ctx.self("querynode.Published", new Local(null)),
+    );
+  }
+
+  private buildDist(): QueryNodeDist {
+    return {
+      nodeId: this.nodeId,
+      at: Date.now(),
+      memoryBytes: this.memory.usedBytes,
+      memoryLimitBytes: this.memory.limit,
+      rows: this.store.numRows,
+      segments: this.store.distSegments(),
+      delegators: [...this.delegators.values()].map((d) => ({
+        collectionId: d.collectionId,
+        vchannel: d.vchannel,
+        replicaId: d.replicaId,
+        address: d.address,
+        serviceable: d.report?.serviceable ?? false,
+        targetVersion: d.report?.targetVersion ?? 0,
+        tSafe: d.report?.tSafe ?? 0n,
+        sealedSegmentIds: d.report?.sealedSegmentIds ?? [],
+      })),
+      loading: this.store.distLoading(),
+    };
+  }
+
+  // ---- delegators ----
+
+  private watch(body: unknown): unknown {
+    const verb = "querynode.WatchDmChannels";
+    const b = obj(body, verb);
+    const collectionId = bigintField(b, "collectionId", verb);
+    const vchannel = stringField(b, "vchannel", verb);
+    if (!/^[A-Za-z0-9_-]+$/.test(vchannel)) throw invalid(verb, `"vchannel" must hold letters, digits, _ and - only`);
+    const pchannel = intField(b, "pchannel", verb, { min: 0 });
+    const replicaId = bigintField(b, "replicaId", verb);
+    const schema = checkSchema(b.schema, verb);
+    const seekPosition = bigintField(b, "seekPosition", verb, { min: 0n });
+    const partitionIds = bigintList(b, "partitionIds", verb);
+    if (!Array.isArray(b.l0Segments)) throw invalid(verb, `"l0Segments" must be a list of segments`);
+    const l0Segments = (b.l0Segments as unknown[]).map((s, i) => checkSegmentInfo(s, verb, `l0Segments[${i}]`));
+    const req: WatchChannelReq = { collectionId, vchannel, pchannel, replicaId, schema, seekPosition, partitionIds, l0Segments };
+    const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId));
+    const existing = this.delegators.get(address);
+    if (existing) return this.ctx.reenter(existing.started.then(() => null));
+    const started = this.host
+      .spawn({
+        address,
+        parent: this.ctx.address,
+        create: () => new DelegatorActor(this.env, { nodeId: this.nodeId, watch: req }),
+        logFields: { role: DELEGATOR, collection: String(collectionId), vchannel, node: this.nodeId },
+      })
+      .then(() => this.host.ask<null>(address, `${DELEGATOR}.WaitStarted`, {}, { timeoutMs: WATCH_TIMEOUT_MS }))
+      .then(() => undefined);
+    started.catch((err: unknown) => {
+      this.ctx.log.warn({ collection: String(collectionId), vchannel, err: (err as Error).message }, "delegator did not start");
+      void this.host.stopActor(address).catch(() => undefined);
+      this.ctx.self("querynode.DelegatorGone", new Local(address));
+    });
+    this.delegators.set(address, { address, collectionId, vchannel, replicaId, started });
+    this.ctx.log.info({ collection: String(collectionId), vchannel, replica: String(replicaId), seek: String(seekPosition) }, "watching a channel");
+    this.changed();
+    return this.ctx.reenter(started.then(() => null));
+  }
+
+  private unsub(body: unknown): unknown {
+    const verb = "querynode.UnsubDmChannel";
+    const b = obj(body, verb);
+    const collectionId = bigintField(b, "collectionId", verb);
+    const vchannel = stringField(b, "vchannel", verb);
+    if (!/^[A-Za-z0-9_-]+$/.test(vchannel)) throw invalid(verb, `"vchannel" must hold letters, digits, _ and - only`);
+    const replicaId = bigintField(b, "replicaId", verb);
+    const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId));
+    if (!this.delegators.has(address)) return null;
+    return this.ctx.reenter(this.stopDelegator(address));
+  }
+
+  private async stopDelegator(address: string): Promise<null> {
+    await this.host.stopActor(address);
+    this.ctx.self("querynode.DelegatorGone", new Local(address));
+    return null;
+  }
+
+  private onDelegatorGone(address: string): void {
+    if (this.delegators.delete(address)) {
+      this.ctx.log.info({ delegator: address }, "delegator stopped");
+      this.changed();
+    }
+  }
+
+  private onChildStopped(body: unknown): void {
+    const s = body as ActorStopped;
+    if (typeof s !== "object" || s === null || typeof s.address !== "string") return;
+    if (s.reason === "failed") this.ctx.log.error({ delegator: s.address, err: s.error }, "delegator failed for good");
+    this.onDelegatorGone(s.address);
+  }
+
+  private onReport(body: unknown): void {
+    const r = obj(body, "querynode.DelegatorReport") as unknown as DelegatorReport;
+    const d = typeof r.address === "string" ? this.delegators.get(r.address) : undefined;
+    if (!d) return;
+    const before = d.report;
+    d.report = r;
+    const moved =
+      !before ||
+      before.serviceable !== r.serviceable ||
+      before.targetVersion !== r.targetVersion ||
+      before.sealedSegmentIds.length !== r.sealedSegmentIds.length ||
+      before.sealedSegmentIds.some((id, i) => r.sealedSegmentIds[i] !== id);
+    if (moved) this.changed();
+  }
+
+  // ---- segments ----
+
+  private load(body: unknown): unknown {
+    const verb = "querynode.LoadSegments";
+    const b = obj(body, verb);
+    const collectionId = bigintField(b, "collectionId", verb);
+    bigintField(b, "replicaId", verb);
+    const schema = checkSchema(b.schema, verb);
+    if (!Array.isArray(b.segments)) throw invalid(verb, `"segments" must be a list of segments`);
+    if (!Array.isArray(b.l0Segments)) throw invalid(verb, `"l0Segments" must be a list of segments`);
+    const segments = (b.segments as unknown[]).map((s, i) => checkSegmentInfo(s, verb, `segments[${i}]`));
+    const l0Segments = (b.l0Segments as unknown[]).map((s, i) => checkSegmentInfo(s, verb, `l0Segments[${i}]`));
+    for (const s of [...segments, ...l0Segments]) {
+      if (s.collectionId !== collectionId) throw invalid(verb, `segment ${s.segmentId} is of collection ${s.collectionId}, not ${collectionId}`);
+    }
+    for (const s of segments) {
+      if (s.level !== "L1") throw invalid(verb, `segment ${s.segmentId} is an L0 segment: pass it in l0Segments`);
+      if (s.state !== "Flushed") throw invalid(verb, `segment ${s.segmentId} is ${s.state}: only Flushed segments load`);
+    }
+    for (const s of l0Segments) if (s.level !== "L0") throw invalid(verb, `l0Segments: segment ${s.segmentId} is not an L0 segment`);
+
+    const waits: Promise<void>[] = [];
+    const todo: SegmentInfo[] = [];
+    const seen = new Set<bigint>();
+    for (const s of segments) {
+      if (seen.has(s.segmentId)) continue;
+      seen.add(s.segmentId);
+      if (this.store.get(s.segmentId)) continue;
+      const inflight = this.loadsInFlight.get(s.segmentId);
+      if (inflight) waits.push(inflight);
+      else todo.push(s);
+    }
+    // memory: reserve every load of the request, or refuse the request as a whole
+    const reservations = new Map<bigint, number>();
+    for (const s of todo) {
+      const bytes = estimateSegmentBytes(s, schema);
+      try {
+        this.memory.reserve(bytes, `segment ${s.segmentId} of collection ${collectionId}`, this.nodeId);
+      } catch (err) {
+        for (const [, r] of reservations) this.memory.settle(r, 0);
+        this.store.failLoad(s.segmentId, (err as Error).message);
+        this.ctx.log.warn({ collection: String(collectionId), segment: String(s.segmentId), bytes }, "segment load refused: memory limit");
+        this.changed();
+        throw err;
+      }
+      reservations.set(s.segmentId, bytes);
+    }
+    if (todo.length === 0) return waits.length === 0 ? null : this.ctx.reenter(Promise.all(waits).then(() => null));
+
+    for (const s of todo) this.store.startLoad(s.segmentId);
+    this.changed();
+    const l0 = l0Segments.map((info) => {
+      const data: Promise<DeltaData> = readL0(this.env.objectStore, info);
+      data.catch(() => undefined);
+      return { info, data };
+    });
+    const store = this.env.objectStore;
+    const work = Promise.all(
+      todo.map((s) =>
+        loadSealedSegment(store, s, schema, l0).then(
+          (seg) => ({ id: s.segmentId, seg }),
+          (error: unknown) => ({ id: s.segmentId, error }),
+        ),
+      ),
+    );
+    const reply = new Promise<null>((resolve, reject) => {
+      void work.then((results) => this.ctx.self("querynode.LoadDone", new Local<LoadOutcome>({ reservations, results, resolve, reject })));
+    });
+    const settled = reply.then(
+      () => undefined,
+      () => undefined,
+    );
+    for (const s of todo) this.loadsInFlight.set(s.segmentId, settled);
+    this.ctx.log.info({ collection: String(collectionId), segments: todo.map((s) => String(s.segmentId)) }, "loading segments");
+    return this.ctx.reenter(Promise.all([reply, ...waits]).then(() => null));
+  }
+
+  private onLoadDone(x: LoadOutcome): void {
+    const errors: string[] = [];
+    let firstError: VbError | undefined;
+    for (const r of x.results) {
+      this.loadsInFlight.delete(r.id);
+      const reserved = x.reservations.get(r.id) ?? 0;
+      if (r.seg) {
+        if (this.store.finishLoad(r.seg)) {
+          this.memory.settle(reserved, r.seg.memoryBytes);
+          this.ctx.log.info(
+            { collection: String(r.seg.collectionId), segment: String(r.id), rows: r.seg.numRows, bytes: r.seg.memoryBytes },
+            "segment loaded",
+          );
+        } else {
+          this.memory.settle(reserved, 0);
+        }
+      } else {
+        this.memory.settle(reserved, 0);
+        const e = VbError.from(r.error);
+        firstError ??= e;
+        errors.push(`segment ${r.id}: ${e.message}`);
+        this.store.failLoad(r.id, e.message);
+        this.ctx.log.warn({ segment: String(r.id), err: e.message }, "segment load failed");
+      }
+    }
+    this.changed();
+    if (firstError) {
+      x.reject(
+        new VbError(firstError.code === ErrorCode.Unexpected ? ErrorCode.SegmentLoadFailed : firstError.code, errors.join("; "), {
+          retriable: firstError.retriable,
+          cause: firstError,
+        }),
+      );
+    } else {
+      x.resolve(null);
+    }
+  }
+
+  private releaseSegments(body: unknown): null {
+    const verb = "querynode.ReleaseSegments";
+    const b = obj(body, verb);
+    const collectionId = bigintField(b, "collectionId", verb);
+    const ids = bigintList(b, "segmentIds", verb);
+    for (const id of ids) {
+      const seg = this.store.get(id);
+      if (seg && seg.collectionId !== collectionId) continue;
+      this.releaseOne(id);
+    }
+    this.changed();
+    return null;
+  }
+
+  private releaseOne(id: bigint): void {
+    const seg = this.store.remove(id);
+    if (seg) {
+      this.memory.release(seg.memoryBytes);
+      this.ctx.log.info({ collection: String(seg.collectionId), segment: String(id) }, "segment released");
+    }
+  }
+
+  private releaseCollection(body: unknown): unknown {
+    const verb = "querynode.ReleaseCollection";
+    const b = obj(body, verb);
+    const collectionId = bigintField(b, "collectionId", verb);
+    for (const seg of this.store.ofCollection(collectionId)) this.releaseOne(seg.segmentId);
+    this.changed();
+    const stops = [...this.delegators.values()].filter((d) => d.collectionId === collectionId).map((d) => this.stopDelegator(d.address));
+    if (stops.length === 0) return null;
+    return this.ctx.reenter(Promise.all(stops).then(() => null));
+  }
+
+  /** The loaded segments a read names, all of `collectionId`, or a retriable 601 naming those missing. */
+  private segmentsOf(verb: string, ids: bigint[], collectionId: bigint): SealedSegment[] {
+    const out: SealedSegment[] = [];
+    const missing: bigint[] = [];
+    for (const id of ids) {
+      const s = this.store.get(id);
+      if (!s) missing.push(id);
+      else if (s.collectionId !== collectionId) throw invalid(verb, `segment ${id} belongs to collection ${s.collectionId}, not ${collectionId}`);
+      else out.push(s);
+    }
+    if (missing.length > 0) {
+      throw new VbError(
+        ErrorCode.SegmentNotLoaded,
+        `segments ${missing.join(", ")} are not loaded on querynode ${this.nodeId}: retry on another replica`,
+        { retriable: true },
+      );
+    }
+    return out;
+  }
+
+  private readArgs(verb: string, body: unknown): { b: Record<string, unknown>; ids: bigint[]; readPosition: bigint } {
+    const b = obj(body, verb);
+    const ids = bigintList(b, "segmentIds", verb);
+    const readPosition = bigintField(b, "readPosition", verb, { min: 0n });
+    return { b, ids, readPosition };
+  }
+
+  private searchSegments(body: unknown): unknown {
+    const verb = "querynode.SearchSegments";
+    const { b, ids, readPosition } = this.readArgs(verb, body);
+    const pre = checkSearchSpec(b.spec, verb);
+    const segs = this.segmentsOf(verb, ids, pre.collectionId);
+    if (segs.length === 0) return { nq: pre.nq, hits: Array.from({ length: pre.nq }, () => ({ ids: new BigInt64Array(0), scores: new Float32Array(0), fields: {} })) };
+    const schema = segs[0]!.schema;
+    const spec = checkSearchSpec(b.spec, verb, schema);
+    const ctx = readContext(schema);
+    const work = async (): Promise<SearchResult> => searchResultOf(ctx, await searchSources(ctx, segs, spec, readPosition), spec.outputFieldIds);
+    return this.ctx.reenter(work());
+  }
+
+  private querySegments(body: unknown): unknown {
+    const verb = "querynode.QuerySegments";
+    const { b, ids, readPosition } = this.readArgs(verb, body);
+    const pre = checkQuerySpec(b.spec, verb);
+    const segs = this.segmentsOf(verb, ids, pre.collectionId);
+    if (segs.length === 0) return { count: 0, pks: new BigInt64Array(0), fields: {} } satisfies QueryResult;
+    const schema = segs[0]!.schema;
+    const spec = checkQuerySpec(b.spec, verb, schema);
+    const ctx = readContext(schema);
+    return this.ctx.reenter(querySources(ctx, segs, spec, readPosition));
+  }
+
+  private applyDelete(body: unknown): null {
+    const verb = "querynode.ApplyDelete";
+    const b = obj(body, verb);
+    const collectionId = bigintField(b, "collectionId", verb);
+    const ids = bigintList(b, "segmentIds", verb);
+    const pks = pkColumn(b.pks, "pks", verb);
+    const positions = b.positions;
+    if (!(positions instanceof BigInt64Array) || positions.length !== pks.length) {
+      throw invalid(verb, `"positions" must be a BigInt64Array with one position per pk (${pks.length})`);
+    }
+    const missing: bigint[] = [];
+    for (const id of ids) {
+      const seg = this.store.get(id);
+      if (!seg) {
+        missing.push(id);
+        continue;
+      }
+      if (seg.collectionId !== collectionId) throw invalid(verb, `segment ${id} belongs to collection ${seg.collectionId}, not ${collectionId}`);
+      if ((pks instanceof BigInt64Array) !== (seg.pks instanceof BigInt64Array)) throw invalid(verb, `"pks" are not of the collection's primary key type`);
+      seg.applyDeletes(pks, positions);
+    }
+    if (missing.length > 0) {
+      throw new VbError(ErrorCode.SegmentNotLoaded, `segments ${missing.join(", ")} are not loaded on querynode ${this.nodeId}`, {
+        retriable: true,
+      });
+    }
+    return null;
+  }
+}

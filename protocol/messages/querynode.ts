@@ -1,0 +1,173 @@
+/**
+ * querynode and its shard delegators (QueryNode v2). A querynode hosts sealed segments and the
+ * delegators of the shards querycoord puts on it; it publishes its distribution on the feed.
+ * A delegator (one per collection × vchannel × replica) consumes its vchannel into growing rows,
+ * keeps the deletes and tSafe, and serves Search/Query for its shard by fanning out to the sealed
+ * segments of its readable distribution (grouped by node) and its growing rows.
+ */
+import type { CollectionSchema, ConsistencyLevel } from "../schema.ts";
+import type { SegmentInfo } from "../meta.ts";
+import type { PkColumn } from "../dml.ts";
+
+export const QUERYNODE = "querynode";
+export const DELEGATOR = "delegator";
+
+export type MetricType = "L2" | "IP" | "COSINE";
+
+/** A sealed segment as a delegator's distribution holds it. */
+export interface SealedEntry {
+  segmentId: bigint;
+  partitionId: bigint;
+  nodeId: string;
+  /** the vchannel position range whose rows of `partitionId` it holds */
+  startPosition: bigint;
+  endPosition: bigint;
+  numRows: number;
+}
+
+export interface WatchChannelReq {
+  collectionId: bigint;
+  vchannel: string;
+  pchannel: number;
+  replicaId: bigint;
+  schema: CollectionSchema;
+  /** consume after this position (the channel checkpoint of the target) */
+  seekPosition: bigint;
+  /** empty: every partition */
+  partitionIds: bigint[];
+  /** L0 delete logs of the channel, older than the seek position */
+  l0Segments: SegmentInfo[];
+}
+
+export interface LoadSegmentsReq {
+  collectionId: bigint;
+  replicaId: bigint;
+  schema: CollectionSchema;
+  segments: SegmentInfo[];
+  /** L0 delete logs to apply to them */
+  l0Segments: SegmentInfo[];
+}
+
+/** One search of a request: what proxy → delegator → querynode carry. */
+export interface SearchSpec {
+  collectionId: bigint;
+  annsFieldId: number;
+  metric: MetricType;
+  /** nq × dim */
+  queries: Float32Array;
+  nq: number;
+  /** limit + offset: each shard returns this many */
+  topk: number;
+  /** a compiled filter plan (actors/expr), or undefined */
+  filter?: unknown;
+  partitionIds: bigint[];
+  outputFieldIds: number[];
+  radius?: number;
+  rangeFilter?: number;
+  searchParams?: Record<string, unknown>;
+}
+
+export interface QuerySpec {
+  collectionId: bigint;
+  filter?: unknown;
+  partitionIds: bigint[];
+  outputFieldIds: number[];
+  /** limit + offset (undefined: all) */
+  limit?: number;
+  countOnly: boolean;
+}
+
+/**
+ * Per query: hits best first. `fields` holds the output fields' values of the hits (by field id), one
+ * value per hit: Bool → boolean, Int8..Int32/Float/Double → number, Int64 → bigint, VarChar/JSON →
+ * string (JSON text), Array → array, FloatVector → Float32Array, null for a null.
+ */
+export interface SearchResult {
+  nq: number;
+  /** per query */
+  hits: { ids: PkColumn; scores: Float32Array; fields: Record<number, unknown[]> }[];
+}
+
+export interface QueryResult {
+  count: number;
+  /** rows: pk and the output fields, by field id (absent with countOnly) */
+  pks: PkColumn;
+  fields: Record<number, unknown[]>;
+}
+
+export interface Guarantee {
+  consistency: ConsistencyLevel;
+  /** Strong/Session: the delegator must have applied this position of its vchannel */
+  position: bigint;
+  /** Bounded: the delegator's tSafe timestamp may lag the request time by at most this (ms) */
+  gracefulMs?: number;
+  /** how long the delegator may wait for its tSafe before failing with 503 */
+  waitMs?: number;
+}
+
+export type QuerynodeApi = {
+  WatchDmChannels: [WatchChannelReq, null];
+  UnsubDmChannel: [{ collectionId: bigint; vchannel: string; replicaId: bigint }, null];
+  LoadSegments: [LoadSegmentsReq, null];
+  ReleaseSegments: [{ collectionId: bigint; segmentIds: bigint[] }, null];
+  ReleaseCollection: [{ collectionId: bigint }, null];
+  /** search these local sealed segments, reading rows visible at `readPosition` */
+  SearchSegments: [{ segmentIds: bigint[]; spec: SearchSpec; readPosition: bigint }, SearchResult];
+  QuerySegments: [{ segmentIds: bigint[]; spec: QuerySpec; readPosition: bigint }, QueryResult];
+  /** deletes a delegator forwards to the sealed segments it reads here */
+  ApplyDelete: [{ collectionId: bigint; segmentIds: bigint[]; pks: PkColumn; positions: BigInt64Array }, null];
+  /** the node's distribution as it would publish it now (for querycoord's first look and for tests) */
+  GetDist: [Record<string, never>, QueryNodeDist];
+  /** a hosted delegator tells its querynode its state (on change and every heartbeat interval) */
+  DelegatorReport: [DelegatorReport, null];
+};
+
+/** What a delegator tells the querynode that hosts it (the querynode's dist carries it on). */
+export interface DelegatorReport {
+  address: string;
+  collectionId: bigint;
+  vchannel: string;
+  replicaId: bigint;
+  /** consuming its channel */
+  started: boolean;
+  serviceable: boolean;
+  targetVersion: number;
+  tSafe: bigint;
+  sealedSegmentIds: bigint[];
+}
+
+export type DelegatorApi = {
+  Search: [{ spec: SearchSpec; guarantee: Guarantee }, SearchResult];
+  Query: [{ spec: QuerySpec; guarantee: Guarantee }, QueryResult];
+  /** querycoord sets the sealed part of the distribution (the LeaderChecker's action) */
+  SyncDistribution: [{ targetVersion: number; sealed: SealedEntry[] }, null];
+  GetStatus: [
+    Record<string, never>,
+    { tSafe: bigint; tSafeTs: bigint; growingRows: number; sealed: SealedEntry[]; serviceable: boolean; targetVersion: number },
+  ];
+  /** replies once the delegator consumes its channel (the querynode's WatchDmChannels waits on it) */
+  WaitStarted: [Record<string, never>, null];
+};
+
+/** What a querynode publishes on `VB_DIST` (subject `vb.dist.querynode.<node>`). */
+export interface QueryNodeDist {
+  nodeId: string;
+  /** ms since the epoch, the node's clock */
+  at: number;
+  memoryBytes: number;
+  memoryLimitBytes: number;
+  rows: number;
+  segments: { segmentId: bigint; collectionId: bigint; partitionId: bigint; vchannel: string; rows: number; memoryBytes: number }[];
+  delegators: {
+    collectionId: bigint;
+    vchannel: string;
+    replicaId: bigint;
+    address: string;
+    serviceable: boolean;
+    targetVersion: number;
+    tSafe: bigint;
+    sealedSegmentIds: bigint[];
+  }[];
+  /** loads in progress and why a load was refused */
+  loading: { segmentId: bigint; state: "loading" | "failed"; reason?: string }[];
+}
