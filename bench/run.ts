@@ -3,6 +3,9 @@
  * (with --json) or a readable summary. Each benchmark starts the servers it needs and measures the raw
  * library or the physical limit beside Vectorbus in the same run.
  */
+// benchmarks print their own JSON; the actors they start log only warnings unless asked
+process.env.VB_LOG_LEVEL ??= "warn";
+
 const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   runtime: () => import("./runtime.ts"),
   insert: () => import("./insert.ts"),

@@ -106,9 +106,11 @@ connOptions(program.command("up"))
   .description("start Vectorbus standalone: a nats-server of its own (or --nats URL) and every actor in this process")
   .option("--s3 <url>", "object store on S3/MinIO: s3://KEY:SECRET@host:port/bucket?ssl=false (default: files under --data)")
   .addOption(new Option("--datanodes <n>", "datanodes to host").argParser(Number))
+  .addOption(new Option("--querynodes <n>", "querynodes to host").argParser(Number))
   .addOption(new Option("--max-payload <bytes>", "max NATS payload of the nats-server it starts").argParser(Number))
-  .action(async (opts: ConnOpts & { s3?: string; datanodes?: number; maxPayload?: number }) => {
+  .action(async (opts: ConnOpts & { s3?: string; datanodes?: number; querynodes?: number; maxPayload?: number }) => {
     const config = configFrom(opts);
+    if (opts.querynodes) config.querynodes = opts.querynodes;
     if (opts.maxPayload) config.maxPayload = opts.maxPayload;
     const sa = await startStandalone(config);
     const runfile = join(config.dataDir, RUNFILE);
@@ -121,16 +123,21 @@ connOptions(program.command("up"))
   });
 
 connOptions(program.command("serve"))
-  .description("run one role in this process (a pod): rootcoord, datacoord, datanode or proxy, on an existing NATS")
+  .description("run one role in this process (a pod): rootcoord, datacoord, datanode, querycoord, querynode or proxy, on an existing NATS")
   .requiredOption("--role <role>", `one of ${ROLES.join(", ")}`)
-  .option("--node-id <id>", "node id (datanodes)", "dn1")
+  .option("--node-id <id>", "node id (datanodes, querynodes)")
   .option("--s3 <url>", "object store on S3/MinIO (default: files under --data)")
-  .action(async (opts: ConnOpts & { role: string; nodeId: string; s3?: string }) => {
+  .action(async (opts: ConnOpts & { role: string; nodeId?: string; s3?: string }) => {
     if (!(ROLES as readonly string[]).includes(opts.role)) throw VbError.invalid(`unknown role "${opts.role}": use one of ${ROLES.join(", ")}`);
     const config = configFrom(opts);
     if (!config.natsUrl) throw VbError.invalid("serve needs --nats URL (or VB_NATS_URL): a pod joins an existing cluster");
     const role = opts.role as Role;
-    const roles: RoleSet = role === "datanode" ? { datanodes: [opts.nodeId] } : { [role]: true };
+    const roles: RoleSet =
+      role === "datanode"
+        ? { datanodes: [opts.nodeId ?? "dn1"] }
+        : role === "querynode"
+          ? { querynodes: [opts.nodeId ?? "qn1"] }
+          : { [role]: true };
     const sa = await startStandalone(config, { roles });
     process.stdout.write(`vectorbus ${role} ready nats=${sa.natsUrl}\n`);
     await until();
@@ -263,6 +270,132 @@ connOptions(program.command("flush <collection>"))
     process.stdout.write(`flushed "${name}": ${r.segmentIds.length} segment(s) sealed in ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
   });
 
+// ---- reads ----
+
+connOptions(program.command("load <collection>"))
+  .description("load a collection into the querynodes, showing progress and what the load waits on")
+  .option("--replicas <n>", "replicas (each on its own querynodes)", "1")
+  .option("--no-wait", "start the load and return")
+  .action(async (name: string, opts: ConnOpts & { replicas: string; wait: boolean }) => {
+    await using vb = await client(opts);
+    await vb.loadCollection({ collectionName: name, replicaNumber: Number(opts.replicas) });
+    if (!opts.wait) {
+      process.stdout.write(`loading "${name}"\n`);
+      return;
+    }
+    const bar = new cliProgress.SingleBar(
+      { format: "loading [{bar}] {value}% {blocker}", stream: process.stderr, hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(100, 0, { blocker: "" });
+    let lastChange = Date.now();
+    let last = -1;
+    for (;;) {
+      const p = await vb.getLoadingProgress({ collectionName: name });
+      const blocker = p.blockers[0] ? `waiting on ${p.blockers[0].kind} ${p.blockers[0].subject}: ${p.blockers[0].reason}` : "";
+      bar.update(p.progress, { blocker });
+      if (p.state === "Loaded") break;
+      if (p.progress !== last) {
+        last = p.progress;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > 120_000) {
+        bar.stop();
+        throw new VbError(ErrorCode.CollectionNotFullyLoaded, `load of "${name}" made no progress for 2 minutes: ${blocker || "see vbus status"}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    bar.stop();
+    process.stdout.write(`loaded "${name}"\n`);
+  });
+
+connOptions(program.command("release <collection>"))
+  .description("release a collection from the querynodes")
+  .action(async (name: string, opts: ConnOpts) => {
+    await using vb = await client(opts);
+    await vb.releaseCollection({ collectionName: name });
+    process.stdout.write(`released "${name}"\n`);
+  });
+
+function parseVector(text: string): number[] {
+  const v = JSON.parse(text) as unknown;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== "number")) throw VbError.invalid(`--vector must be a JSON list of numbers`);
+  return v as number[];
+}
+
+connOptions(program.command("search <collection>"))
+  .description("top-k search with a query vector (JSON list), a random one, or a stored row's vector")
+  .option("--vector <json>", "the query vector, e.g. [0.1, 0.2, ...]")
+  .option("--random", "a random query vector")
+  .option("--limit <n>", "top k", "10")
+  .option("--offset <n>", "skip this many", "0")
+  .option("--filter <expr>", "boolean filter expression")
+  .option("--output <fields>", "comma-separated output fields")
+  .option("--metric <m>", "L2, IP or COSINE")
+  .option("--consistency <level>", "Strong, Session, Bounded or Eventually")
+  .action(async (name: string, opts: ConnOpts & { vector?: string; random?: boolean; limit: string; offset: string; filter?: string; output?: string; metric?: string; consistency?: string }) => {
+    await using vb = await client(opts);
+    let vector: number[];
+    if (opts.vector) vector = parseVector(opts.vector);
+    else if (opts.random) {
+      const info = await vb.describeCollection({ collectionName: name });
+      const f = info.schema.fields.find((x) => x.type === "FloatVector")!;
+      vector = Array.from({ length: f.dim! }, () => Math.random() * 2 - 1);
+    } else throw VbError.invalid("give --vector [..] or --random");
+    const res = await vb.search({
+      collectionName: name,
+      data: [vector],
+      limit: Number(opts.limit),
+      offset: Number(opts.offset),
+      ...(opts.filter ? { filter: opts.filter } : {}),
+      ...(opts.output ? { outputFields: opts.output.split(",").map((x) => x.trim()) } : {}),
+      ...(opts.metric ? { metricType: opts.metric as "L2" } : {}),
+      ...(opts.consistency ? { consistencyLevel: opts.consistency as "Strong" } : {}),
+    });
+    const hits = res.results[0]!;
+    print(Array.from(hits.ids as ArrayLike<bigint | string>, (id, i) => ({ id, score: hits.scores[i], ...hits.entities[i] })));
+  });
+
+connOptions(program.command("query <collection>"))
+  .description("rows that match a filter (or count(*))")
+  .option("--filter <expr>", "boolean filter expression")
+  .option("--output <fields>", 'comma-separated output fields, or "count(*)"')
+  .option("--limit <n>", "at most this many rows")
+  .option("--offset <n>", "skip this many", "0")
+  .option("--consistency <level>", "Strong, Session, Bounded or Eventually")
+  .action(async (name: string, opts: ConnOpts & { filter?: string; output?: string; limit?: string; offset: string; consistency?: string }) => {
+    await using vb = await client(opts);
+    const res = await vb.query({
+      collectionName: name,
+      ...(opts.filter ? { filter: opts.filter } : {}),
+      ...(opts.output ? { outputFields: opts.output.split(",").map((x) => x.trim()) } : {}),
+      ...(opts.limit ? { limit: Number(opts.limit) } : {}),
+      offset: Number(opts.offset),
+      ...(opts.consistency ? { consistencyLevel: opts.consistency as "Strong" } : {}),
+    });
+    print(res.rows);
+  });
+
+connOptions(program.command("status"))
+  .description("querynodes, replicas, per-node delegators/segments/rows/memory, load progress and what it waits on")
+  .option("--json", "as JSON")
+  .action(async (opts: ConnOpts & { json?: boolean }) => {
+    await using vb = await client(opts);
+    const st = await vb.getStatus({});
+    if (opts.json) return print(st);
+    const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
+    process.stdout.write("querynodes:\n");
+    for (const n of st.nodes) {
+      process.stdout.write(
+        `  ${n.nodeId.padEnd(12)} ${n.alive ? "up  " : "DOWN"} rows ${String(n.rows).padStart(9)}  segments ${String(n.segments).padStart(4)}  delegators ${String(n.delegators).padStart(3)}  memory ${mb(n.memoryBytes)} / ${mb(n.memoryLimitBytes)}\n`,
+      );
+    }
+    process.stdout.write("collections:\n");
+    for (const c of st.collections) {
+      process.stdout.write(`  ${String(c.collectionId).padEnd(20)} ${c.state.padEnd(8)} ${c.progress}%  replicas ${c.replicas.map((r) => `${r.replicaId}:[${r.nodes.join(",")}]`).join(" ")}\n`);
+      for (const b of c.blockers) process.stdout.write(`    waiting on ${b.kind} ${b.subject}: ${b.reason}\n`);
+    }
+  });
+
 // ---- demos ----
 
 const demo = program.command("demo").description("self-contained demonstrations on a standalone of their own");
@@ -275,6 +408,19 @@ demo
   .action(async (opts: { rows: string; dim: string; json?: boolean }) => {
     const { demoWrite } = await import("./demo_write.ts");
     const result = await demoWrite({ rows: Number(opts.rows), dim: Number(opts.dim) });
+    if (opts.json) process.stdout.write(JSON.stringify(result) + "\n");
+    else print(result);
+  });
+
+demo
+  .command("e2e")
+  .description("2 querynodes, 2 shards, 2 replicas: exact search, filters, read-your-writes, handoff under flushes")
+  .option("--rows <n>", "rows", "20000")
+  .option("--flushes <n>", "flushes during the handoff run", "12")
+  .option("--json", "one JSON line")
+  .action(async (opts: { rows: string; flushes: string; json?: boolean }) => {
+    const { demoE2e } = await import("./demo_e2e.ts");
+    const result = await demoE2e({ rows: Number(opts.rows), flushes: Number(opts.flushes) });
     if (opts.json) process.stdout.write(JSON.stringify(result) + "\n");
     else print(result);
   });

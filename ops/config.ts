@@ -18,6 +18,8 @@ export interface VbConfig {
   maxPayload: number;
   /** Datanodes standalone hosts. */
   datanodes?: number;
+  /** Querynodes standalone hosts. */
+  querynodes?: number;
   /** Cluster settings (seal policy, channel counts, heartbeats). */
   cluster?: Partial<ClusterConfig>;
 }

@@ -64,7 +64,7 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
       await server?.stop({ keepStore: true });
     })());
   try {
-    await spawnRoles(host, env, opts.roles ?? ALL_ROLES(config.datanodes ?? 1));
+    await spawnRoles(host, env, opts.roles ?? ALL_ROLES(config.datanodes ?? 1, config.querynodes ?? 1));
   } catch (err) {
     await stop();
     throw err;

@@ -23,8 +23,17 @@ import type { ClusterEnv } from "../env.ts";
 import { MetaCache } from "./meta_cache.ts";
 import { splitByShard } from "./shard_split.ts";
 import { validateColumns, validateRows } from "./validate.ts";
+import { QUERYCOORD, type QuerycoordApi, type ShardLeader } from "../../protocol/messages/querycoord.ts";
+import { DELEGATOR, type Guarantee, type QueryResult, type SearchResult } from "../../protocol/messages/querynode.ts";
+import type { QueryReq, SearchReq } from "../../protocol/messages/proxy.ts";
+import { mergeQuery, mergeSearch, partitionIdsOf, prepareQuery, prepareSearch } from "./read_task.ts";
+import type { ConsistencyLevel } from "../../protocol/schema.ts";
 
 const ASK_MS = 30_000;
+/** Bounded staleness: a read may lag the channel's end by up to this much (Milvus's gracefulTime) */
+const GRACEFUL_MS = 5_000;
+/** shard leaders are refreshed after this long even without errors */
+const LEADERS_TTL_MS = 10_000;
 /** the share of the payload limit an encoded DML message may fill (the estimate is rough) */
 const PAYLOAD_SHARE = 0.7;
 
@@ -64,6 +73,11 @@ const PASS_THROUGH = new Set<string>(DDL_VERBS);
 export class ProxyActor extends Actor {
   private readonly cache = new MetaCache();
   private events: DmlConsumption | undefined;
+  /** the last position this proxy's writes reached per vchannel (Session reads) */
+  private readonly written = new Map<string, bigint>();
+  /** vchannel ends read recently (Bounded reads), with when */
+  private readonly ends = new Map<string, { position: bigint; at: number }>();
+  private readonly leaders = new Map<bigint, { shards: { vchannel: string; leaders: ShardLeader[] }[]; at: number }>();
 
   constructor(private readonly env: ClusterEnv) {
     super();
@@ -80,6 +94,10 @@ export class ProxyActor extends Actor {
   override receive(msg: Message): unknown {
     const verb = msg.type.startsWith("proxy.") ? msg.type.slice(6) : msg.type;
     if (verb === "Event") return this.onEvent(msg.body as VbEvent);
+    if (verb === "Written") {
+      for (const [v, pos] of msg.body as [string, bigint][]) if ((this.written.get(v) ?? 0n) < pos) this.written.set(v, pos);
+      return;
+    }
     if (verb === "Forget") {
       const f = msg.body as { dbName?: string; name: string };
       return this.cache.invalidateName(f.dbName, f.name);
@@ -102,6 +120,19 @@ export class ProxyActor extends Actor {
         return this.ctx.reenter(this.getFlushState(msg.body));
       case "GetCollectionStatistics":
         return this.ctx.reenter(this.statistics(msg.body));
+      case "LoadCollection":
+      case "ReleaseCollection":
+      case "LoadPartitions":
+      case "ReleasePartitions":
+      case "GetLoadState":
+      case "GetLoadingProgress":
+        return this.ctx.reenter(this.loadCall(verb, msg.body));
+      case "GetStatus":
+        return this.ctx.reenter(this.querycoord("GetStatus", {}));
+      case "Search":
+        return this.ctx.reenter(this.search(msg.body));
+      case "Query":
+        return this.ctx.reenter(this.query(msg.body));
       default:
         throw new VbError(ErrorCode.Unimplemented, `unknown request "${msg.type}": see ProxyApi for the verbs the proxy serves`);
     }
@@ -137,6 +168,10 @@ export class ProxyActor extends Actor {
 
   private datacoord<V extends keyof DatacoordApi & string>(verb: V, body: Req<DatacoordApi, V>): Promise<Res<DatacoordApi, V>> {
     return this.ctx.ask(this.env.subjects.datacoord(), `${DATACOORD}.${verb}`, body, { timeoutMs: ASK_MS });
+  }
+
+  private querycoord<V extends keyof QuerycoordApi & string>(verb: V, body: Req<QuerycoordApi, V>, timeoutMs = ASK_MS): Promise<Res<QuerycoordApi, V>> {
+    return this.ctx.ask(this.env.subjects.querycoord(), `${QUERYCOORD}.${verb}`, body, { timeoutMs });
   }
 
   private async describe(dbName: string | undefined, name: string): Promise<CollectionInfo> {
@@ -226,7 +261,8 @@ export class ProxyActor extends Actor {
       };
       return { subject: this.env.subjects.dmlSubject(vch.pchannel, vch.name), payload: encode(msg) };
     });
-    await this.env.dml.publishBatch(items);
+    const positions = await this.env.dml.publishBatch(items);
+    this.noteWritten(parts.map((p) => info.vchannels[p.shard]!.name), positions);
     return { insertCount: batch.numRows, ids: batch.columns[batch.pkIndex]!.data as PkColumn, timestamp: ts };
   }
 
@@ -234,20 +270,30 @@ export class ProxyActor extends Actor {
     const req = requireObject(body, "Delete") as unknown as DeleteReq;
     const name = requireString(req as unknown as Record<string, unknown>, "collectionName", "Delete");
     const info = await this.describe(req.dbName, name);
-    if (req.filter !== undefined) {
-      throw new VbError(
-        ErrorCode.OperationNotSupported,
-        `Delete by filter needs the query plane, which this deployment does not run yet: delete by "ids"`,
-      );
-    }
     const pkField = primaryField(info.schema);
-    const pks = normalizePks(req.ids, pkField.type === "Int64");
+    let ids = req.ids;
+    if (req.filter !== undefined) {
+      // a delete by expression is a Strong query for the keys, then a delete of those keys
+      const found = await this.query({
+        ...(req.dbName ? { dbName: req.dbName } : {}),
+        collectionName: name,
+        filter: req.filter,
+        ...(req.ids !== undefined ? { ids: req.ids } : {}),
+        ...(req.partitionName ? { partitionNames: [req.partitionName] } : {}),
+        outputFields: [pkField.name],
+        consistencyLevel: "Strong",
+      } as QueryReq);
+      if (found.rows.length === 0) return { deleteCount: 0, timestamp: 0n };
+      ids = found.rows.map((r) => r[pkField.name]) as bigint[] | string[];
+    }
+    const pks = normalizePks(ids, pkField.type === "Int64");
     const partitionId = req.partitionName === undefined ? ALL_PARTITIONS : this.partitionId(info, req.partitionName);
     const { ts } = await this.rootcoord("AllocTimestamp", { count: 1 });
     const byShard: number[][] = Array.from({ length: info.shardsNum }, () => []);
     for (let i = 0; i < pks.length; i++) byShard[shardOfPk(pks[i]!, info.shardsNum)]!.push(i);
     const perMsg = 50_000;
     const items: DmlBatchItem[] = [];
+    const vchannelsOf: string[] = [];
     byShard.forEach((idx, shard) => {
       const vch = info.vchannels[shard]!;
       for (let off = 0; off < idx.length; off += perMsg) {
@@ -256,9 +302,11 @@ export class ProxyActor extends Actor {
           pks instanceof BigInt64Array ? BigInt64Array.from(part, (i) => pks[i]!) : part.map((i) => (pks as string[])[i]!);
         const msg: DeleteMsg = { k: "delete", collectionId: info.collectionId, partitionId, ts, pks: partPks };
         items.push({ subject: this.env.subjects.dmlSubject(vch.pchannel, vch.name), payload: encode(msg) });
+        vchannelsOf.push(vch.name);
       }
     });
-    await this.env.dml.publishBatch(items);
+    const positions = await this.env.dml.publishBatch(items);
+    this.noteWritten(vchannelsOf, positions);
     return { deleteCount: pks.length, timestamp: ts };
   }
 
@@ -308,6 +356,161 @@ export class ProxyActor extends Actor {
       flushPositions[v.name] = await this.env.dml.lastPosition(this.env.subjects.dmlStream(v.pchannel), this.env.subjects.dmlSubject(v.pchannel, v.name));
     }
     return this.datacoord("GetFlushState", { collectionId: info.collectionId, flushPositions });
+  }
+
+  private noteWritten(vchannels: string[], positions: bigint[]): void {
+    const best = new Map<string, bigint>();
+    vchannels.forEach((v, i) => {
+      if ((best.get(v) ?? 0n) < positions[i]!) best.set(v, positions[i]!);
+    });
+    this.ctx.self("proxy.Written", [...best]);
+  }
+
+  // ---- load / release ----
+
+  private async loadCall(verb: string, body: unknown): Promise<unknown> {
+    const req = requireObject(body, verb) as { dbName?: string; collectionName?: string; partitionNames?: unknown; replicaNumber?: unknown; wait?: unknown; timeoutMs?: unknown };
+    const name = requireString(req as Record<string, unknown>, "collectionName", verb);
+    const info = await this.describe(req.dbName, name);
+    const collectionId = info.collectionId;
+    if (req.replicaNumber !== undefined && (typeof req.replicaNumber !== "number" || !Number.isInteger(req.replicaNumber) || req.replicaNumber < 1)) {
+      throw VbError.invalid(`${verb}: "replicaNumber" must be an integer ≥ 1`);
+    }
+    const wait = req.wait === true;
+    const timeoutMs = typeof req.timeoutMs === "number" ? req.timeoutMs : 300_000;
+    const opts = {
+      ...(req.replicaNumber !== undefined ? { replicaNumber: req.replicaNumber as number } : {}),
+      ...(wait ? { wait, timeoutMs } : {}),
+    };
+    switch (verb) {
+      case "LoadCollection":
+        return this.querycoord("LoadCollection", { collectionId, ...opts }, wait ? timeoutMs + 5_000 : ASK_MS);
+      case "ReleaseCollection":
+        return this.querycoord("ReleaseCollection", { collectionId });
+      case "LoadPartitions": {
+        const partitionIds = partitionIdsOf(info, req.partitionNames);
+        if (partitionIds.length === 0) throw VbError.invalid(`LoadPartitions: "partitionNames" must name at least one partition`);
+        return this.querycoord("LoadPartitions", { collectionId, partitionIds, ...opts }, wait ? timeoutMs + 5_000 : ASK_MS);
+      }
+      case "ReleasePartitions": {
+        const partitionIds = partitionIdsOf(info, req.partitionNames);
+        if (partitionIds.length === 0) throw VbError.invalid(`ReleasePartitions: "partitionNames" must name at least one partition`);
+        return this.querycoord("ReleasePartitions", { collectionId, partitionIds });
+      }
+      case "GetLoadState":
+        return this.querycoord("GetLoadState", {
+          collectionId,
+          ...(req.partitionNames !== undefined ? { partitionIds: partitionIdsOf(info, req.partitionNames) } : {}),
+        });
+      default: {
+        const p = await this.querycoord("GetLoadingProgress", { collectionId });
+        return { progress: p.progress, state: p.state, blockers: p.blockers };
+      }
+    }
+  }
+
+  // ---- reads ----
+
+  private async shardLeaders(collectionId: bigint, refresh: boolean): Promise<{ vchannel: string; leaders: ShardLeader[] }[]> {
+    const hit = this.leaders.get(collectionId);
+    if (hit && !refresh && Date.now() - hit.at < LEADERS_TTL_MS) return hit.shards;
+    const { shards } = await this.querycoord("GetShardLeaders", { collectionId });
+    this.leaders.set(collectionId, { shards, at: Date.now() });
+    return shards;
+  }
+
+  private async channelEnd(info: CollectionInfo, vchannel: string): Promise<bigint> {
+    const v = info.vchannels.find((x) => x.name === vchannel)!;
+    const position = await this.env.dml.lastPosition(this.env.subjects.dmlStream(v.pchannel), this.env.subjects.dmlSubject(v.pchannel, v.name));
+    this.ends.set(vchannel, { position, at: Date.now() });
+    return position;
+  }
+
+  private async guarantee(info: CollectionInfo, vchannel: string, level: ConsistencyLevel, sessionTs: unknown, waitMs: number): Promise<Guarantee> {
+    let position = 0n;
+    switch (level) {
+      case "Strong":
+        position = await this.channelEnd(info, vchannel);
+        break;
+      case "Session":
+        // a caller that names its last write may have written through another proxy: read the end
+        position = sessionTs !== undefined ? await this.channelEnd(info, vchannel) : (this.written.get(vchannel) ?? 0n);
+        break;
+      case "Bounded": {
+        const e = this.ends.get(vchannel);
+        position = e && Date.now() - e.at < GRACEFUL_MS ? e.position : await this.channelEnd(info, vchannel);
+        break;
+      }
+      case "Eventually":
+        break;
+    }
+    return { consistency: level, position, waitMs };
+  }
+
+  /**
+   * Sends one shard's request to a leader; on a retriable failure tries the shard's other replicas,
+   * then refreshes the leaders once and tries again.
+   */
+  private async perShard<R>(info: CollectionInfo, verb: "Search" | "Query", make: (vchannel: string) => Promise<unknown>, timeoutMs: number): Promise<R[]> {
+    let shards = await this.shardLeaders(info.collectionId, false);
+    const run = async (vchannel: string): Promise<R> => {
+      const body = await make(vchannel);
+      let lastErr: unknown;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        if (attempt > 0) shards = await this.shardLeaders(info.collectionId, true);
+        const shard = shards.find((s) => s.vchannel === vchannel);
+        const leaders = (shard?.leaders ?? []).filter((l) => l.serviceable);
+        // spread reads over replicas: start at a random leader
+        const start = leaders.length ? Math.floor(Math.random() * leaders.length) : 0;
+        for (let i = 0; i < leaders.length; i++) {
+          const l = leaders[(start + i) % leaders.length]!;
+          try {
+            return await this.ctx.ask<R>(l.address, `${DELEGATOR}.${verb}`, body, { timeoutMs });
+          } catch (err) {
+            lastErr = err;
+            if (!(err instanceof VbError) || !err.retriable) throw err;
+          }
+        }
+      }
+      if (lastErr) throw lastErr;
+      throw new VbError(
+        ErrorCode.ChannelNotAvailable,
+        `no serviceable shard leader for channel ${vchannel} of "${info.name}" (503): check vbus status; the load may still be in progress`,
+        { retriable: true },
+      );
+    };
+    return Promise.all(info.vchannels.map((v) => run(v.name)));
+  }
+
+  private async search(body: unknown): Promise<Res<ProxyApi, "Search">> {
+    const req = requireObject(body, "Search") as unknown as SearchReq;
+    const name = requireString(req as unknown as Record<string, unknown>, "collectionName", "Search");
+    const info = await this.describe(req.dbName, name);
+    const prepared = prepareSearch(info, req);
+    const waitMs = 10_000;
+    const results = await this.perShard<SearchResult>(
+      info,
+      "Search",
+      async (vchannel) => ({ spec: prepared.spec, guarantee: await this.guarantee(info, vchannel, prepared.consistency, req.guaranteeTimestamp, waitMs) }),
+      waitMs + ASK_MS,
+    );
+    const pk = primaryField(info.schema);
+    return { results: mergeSearch(results, prepared, pk.type === "Int64") };
+  }
+
+  private async query(body: unknown): Promise<Res<ProxyApi, "Query">> {
+    const req = requireObject(body, "Query") as unknown as QueryReq;
+    const name = requireString(req as unknown as Record<string, unknown>, "collectionName", "Query");
+    const info = await this.describe(req.dbName, name);
+    const prepared = prepareQuery(info, req);
+    const waitMs = 10_000;
+    const results = await this.perShard<QueryResult>(
+      info,
+      "Query",
+      async (vchannel) => ({ spec: prepared.spec, guarantee: await this.guarantee(info, vchannel, prepared.consistency, req.guaranteeTimestamp, waitMs) }),
+      waitMs + ASK_MS,
+    );
+    return { rows: mergeQuery(results, prepared, info) };
   }
 
   private async statistics(body: unknown): Promise<Res<ProxyApi, "GetCollectionStatistics">> {

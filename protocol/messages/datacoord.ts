@@ -44,17 +44,45 @@ export interface RecoveryInfo {
   segments: SegmentInfo[];
 }
 
+/**
+ * Who sends a datanode's report: its node id and the session (a fresh id per process start of that
+ * node). datacoord refuses (904) a report for a vchannel not assigned to `nodeId`, or from a session older
+ * than the one that last asked GetChannelWatches for that node, so a datanode that was replaced (or
+ * restarted under the same id) cannot change segments behind its successor's back.
+ */
+export interface ReporterRef {
+  nodeId?: string;
+  session?: string;
+}
+
+/** What a datanode publishes on the dist feed (`vb.dist.datanode.<nodeId>`) every heartbeat interval. */
+export interface DatanodeHeartbeat {
+  nodeId: string;
+  session: string;
+  /** ms since the epoch, the datanode's clock */
+  ts: number;
+  channels: {
+    vchannel: string;
+    collectionId: bigint;
+    /** position of the last message applied */
+    consumed: bigint;
+    checkpoint: bigint;
+    growing: number;
+    bufferedRows: number;
+  }[];
+}
+
 export type DatacoordApi = {
   /** idempotent on (vchannel, partitionId, level, startPosition) */
   AllocSegment: [
-    { collectionId: bigint; partitionId: bigint; vchannel: string; level: SegmentLevel; startPosition: bigint },
+    { collectionId: bigint; partitionId: bigint; vchannel: string; level: SegmentLevel; startPosition: bigint } & ReporterRef,
     SegmentInfo,
   ];
   /** the datanode sealed a segment at `endPosition` and starts writing it */
-  SegmentSealed: [{ segmentId: bigint; endPosition: bigint; endTs: bigint; numRows: number }, null];
+  SegmentSealed: [{ segmentId: bigint; endPosition: bigint; endTs: bigint; numRows: number } & ReporterRef, null];
   /** the datanode wrote the segment's objects: it becomes Flushed and the checkpoint may advance */
   SaveBinlogPaths: [
-    {
+    ReporterRef & {
       segmentId: bigint;
       numRows: number;
       binlogs: BinlogRef[];
@@ -74,8 +102,13 @@ export type DatacoordApi = {
   ListSegments: [{ collectionId: bigint; states?: SegmentState[] }, { segments: SegmentInfo[] }];
   GetRecoveryInfo: [{ collectionId: bigint; partitionIds?: bigint[] }, RecoveryInfo];
   GetChannelCheckpoint: [{ vchannel: string }, ChannelCheckpoint];
-  /** what a datanode watches (it asks at start and when told) */
-  GetChannelWatches: [{ nodeId: string }, { channels: ChannelWatch[]; sealPolicy: SealPolicy }];
+  /** what a datanode watches (it asks at start and when told); `session` makes it the node's current one */
+  GetChannelWatches: [{ nodeId: string; session?: string }, { channels: ChannelWatch[]; sealPolicy: SealPolicy }];
+  /**
+   * the datanode's checkpoint of a vchannel moved without a segment flushing (nothing buffered, or a flush
+   * found nothing to seal); datacoord keeps the highest it was told
+   */
+  UpdateChannelCheckpoint: [ReporterRef & { checkpoint: ChannelCheckpoint }, null];
 };
 
 export type DatanodeApi = {
@@ -85,7 +118,10 @@ export type DatanodeApi = {
   FlushChannels: [{ channels: { vchannel: string; position: bigint }[] }, null];
   GetStatus: [
     Record<string, never>,
-    { nodeId: string; channels: { vchannel: string; consumed: bigint; growing: number; bufferedRows: number }[] },
+    {
+      nodeId: string;
+      channels: { vchannel: string; consumed: bigint; growing: number; bufferedRows: number; checkpoint?: bigint }[];
+    },
   ];
 };
 

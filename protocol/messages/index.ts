@@ -2,3 +2,5 @@ export * from "./api.ts";
 export * from "./rootcoord.ts";
 export * from "./datacoord.ts";
 export * from "./proxy.ts";
+export * from "./querycoord.ts";
+export * from "./querynode.ts";

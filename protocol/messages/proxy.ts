@@ -4,6 +4,48 @@
  */
 import type { CollectionInfo, PartitionInfo, DatabaseInfo } from "../meta.ts";
 import type { CollectionRef, CreateCollectionReq } from "./rootcoord.ts";
+import type { ConsistencyLevel } from "../schema.ts";
+import type { LoadBlocker, LoadState, QuerycoordApi } from "./querycoord.ts";
+import type { MetricType } from "./querynode.ts";
+
+export interface ReadOptions {
+  dbName?: string;
+  collectionName: string;
+  partitionNames?: string[];
+  /** a boolean expression over the fields (Milvus's grammar) */
+  filter?: string;
+  /** values of `{name}` template parameters in the filter */
+  filterParams?: Record<string, unknown>;
+  outputFields?: string[];
+  limit?: number;
+  offset?: number;
+  /** default: the collection's */
+  consistencyLevel?: ConsistencyLevel;
+  /** Session: the timestamp of the caller's last write (InsertRes.timestamp) */
+  guaranteeTimestamp?: bigint;
+}
+
+export interface SearchReq extends ReadOptions {
+  /** query vectors: one Float32Array / number[] per query, or one flat Float32Array of nq × dim */
+  data: Float32Array | Float32Array[] | number[][];
+  /** the vector field (default: the collection's only one) */
+  annsField?: string;
+  metricType?: MetricType;
+  /** radius / range_filter for range search; ef / nprobe for indexes */
+  searchParams?: Record<string, unknown>;
+}
+
+export interface SearchHits {
+  ids: BigInt64Array | string[];
+  scores: Float32Array;
+  /** the output fields of each hit */
+  entities: Record<string, unknown>[];
+}
+
+export interface QueryReq extends ReadOptions {
+  /** get by primary keys (with or without a filter) */
+  ids?: BigInt64Array | bigint[] | number[] | string[];
+}
 
 export const PROXY = "proxy";
 
@@ -71,6 +113,16 @@ export type ProxyApi = {
   GetFlushState: [{ dbName?: string; collectionName: string; flushTs?: bigint }, { flushed: boolean }];
   /** rows per Flushed segment, for `vbus collection describe` and tests */
   GetCollectionStatistics: [CollectionRef, { rowCount: number; flushedRows: number; segments: number }];
+  LoadCollection: [CollectionRef & { replicaNumber?: number; wait?: boolean; timeoutMs?: number }, null];
+  ReleaseCollection: [CollectionRef, null];
+  LoadPartitions: [CollectionRef & { partitionNames: string[]; replicaNumber?: number; wait?: boolean }, null];
+  ReleasePartitions: [CollectionRef & { partitionNames: string[] }, null];
+  GetLoadState: [CollectionRef & { partitionNames?: string[] }, { state: LoadState; progress: number }];
+  GetLoadingProgress: [CollectionRef, { progress: number; state: LoadState; blockers: LoadBlocker[] }];
+  Search: [SearchReq, { results: SearchHits[] }];
+  Query: [QueryReq, { rows: Record<string, unknown>[] }];
+  /** nodes, replicas, per-node delegators/segments/rows/memory, load progress and what it waits on */
+  GetStatus: [Record<string, never>, QuerycoordApi["GetStatus"][1]];
 };
 
 /** Every verb of the native API (the typed client makes one method of each). */
@@ -99,4 +151,13 @@ export const PROXY_VERBS = [
   "Flush",
   "GetFlushState",
   "GetCollectionStatistics",
+  "LoadCollection",
+  "ReleaseCollection",
+  "LoadPartitions",
+  "ReleasePartitions",
+  "GetLoadState",
+  "GetLoadingProgress",
+  "Search",
+  "Query",
+  "GetStatus",
 ] as const satisfies readonly (keyof ProxyApi)[];

@@ -1,0 +1,295 @@
+/**
+ * Search and Query in the proxy, as seed 001 lays them out:
+ *  - PreExecute: resolve the collection and partitions, check the request (vectors, dims, limit +
+ *    offset ≤ 16,384, output fields), compile the filter once, pick the guarantee per vchannel.
+ *  - Execute: for each vchannel take a shard leader from querycoord's answer (cached, refreshed on
+ *    error), send the request; on a retriable failure try the shard's next replica.
+ *  - PostExecute: merge the shards' top-k lists (best first, skip offset, keep limit) or their rows.
+ */
+import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import type { PkColumn } from "../../protocol/dml.ts";
+import type { CollectionInfo } from "../../protocol/meta.ts";
+import type { ConsistencyLevel, FieldSchema } from "../../protocol/schema.ts";
+import { CONSISTENCY_LEVELS, DYNAMIC_FIELD_NAME } from "../../protocol/schema.ts";
+import type { ShardLeader } from "../../protocol/messages/querycoord.ts";
+import type { Guarantee, MetricType, QueryResult, QuerySpec, SearchResult, SearchSpec } from "../../protocol/messages/querynode.ts";
+import type { QueryReq, SearchHits, SearchReq } from "../../protocol/messages/proxy.ts";
+import { compileFilter } from "../expr/index.ts";
+
+export const MAX_TOPK = 16_384;
+export const COUNT_STAR = "count(*)";
+const METRICS: readonly MetricType[] = ["L2", "IP", "COSINE"];
+
+export interface ShardTarget {
+  vchannel: string;
+  leaders: ShardLeader[];
+}
+
+/** Larger is better for IP and COSINE; smaller for L2. */
+export function largerIsBetter(metric: MetricType): boolean {
+  return metric !== "L2";
+}
+
+function invalid(msg: string): VbError {
+  return new VbError(ErrorCode.ParameterInvalid, msg);
+}
+
+export function checkLimit(limit: unknown, offset: unknown, what: string, required: boolean): { limit: number | undefined; offset: number } {
+  if (limit === undefined && required) throw invalid(`${what}: "limit" is required (1 to ${MAX_TOPK})`);
+  if (limit !== undefined && (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1)) {
+    throw invalid(`${what}: "limit" must be an integer ≥ 1, got ${String(limit)}`);
+  }
+  const off = offset ?? 0;
+  if (typeof off !== "number" || !Number.isInteger(off) || off < 0) throw invalid(`${what}: "offset" must be an integer ≥ 0, got ${String(offset)}`);
+  if (limit !== undefined && limit + off > MAX_TOPK) {
+    throw invalid(`${what}: limit + offset = ${limit + off} is over ${MAX_TOPK}: page with a smaller offset or use an iterator`);
+  }
+  return { limit, offset: off };
+}
+
+export function consistencyOf(req: { consistencyLevel?: unknown }, info: CollectionInfo): ConsistencyLevel {
+  const c = req.consistencyLevel ?? info.consistencyLevel;
+  if (!CONSISTENCY_LEVELS.includes(c as ConsistencyLevel)) {
+    throw invalid(`unknown consistencyLevel ${JSON.stringify(c)}: use ${CONSISTENCY_LEVELS.join(", ")}`);
+  }
+  return c as ConsistencyLevel;
+}
+
+export function partitionIdsOf(info: CollectionInfo, names: unknown): bigint[] {
+  if (names === undefined) return [];
+  if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) throw invalid(`"partitionNames" must be a list of names`);
+  return (names as string[]).map((n) => {
+    const p = info.partitions.find((x) => x.name === n);
+    if (!p) throw new VbError(ErrorCode.PartitionNotFound, `partition "${n}" not found in collection "${info.name}" (200)`);
+    return p.partitionId;
+  });
+}
+
+/** Output field names → fields. `*` means every field. Vectors are allowed; `count(*)` is handled by the caller. */
+export function outputFieldsOf(info: CollectionInfo, names: unknown): FieldSchema[] {
+  if (names === undefined) return [];
+  if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) throw invalid(`"outputFields" must be a list of field names`);
+  const out: FieldSchema[] = [];
+  for (const n of names as string[]) {
+    if (n === "*") {
+      for (const f of info.schema.fields) if (!out.includes(f)) out.push(f);
+      continue;
+    }
+    const f = info.schema.fields.find((x) => x.name === n && !x.isDynamic);
+    if (f) {
+      if (!out.includes(f)) out.push(f);
+      continue;
+    }
+    const dyn = info.schema.fields.find((x) => x.isDynamic);
+    if (dyn) {
+      if (!out.includes(dyn)) out.push(dyn);
+      continue;
+    }
+    throw new VbError(ErrorCode.ParameterInvalid, `output field "${n}" is not a field of collection "${info.name}"`);
+  }
+  return out;
+}
+
+function toQueries(data: unknown, dim: number, field: string): { queries: Float32Array; nq: number } {
+  const bad = (why: string) => invalid(`search data for vector field "${field}" (dim ${dim}): ${why}`);
+  let rows: ArrayLike<number>[];
+  if (data instanceof Float32Array) {
+    if (data.length === 0 || data.length % dim !== 0) throw bad(`a flat Float32Array must hold nq × ${dim} floats, got ${data.length}`);
+    const q = new Float32Array(data);
+    for (let i = 0; i < q.length; i++) if (!Number.isFinite(q[i]!)) throw bad(`element ${i} is ${q[i]}`);
+    return { queries: q, nq: data.length / dim };
+  }
+  if (!Array.isArray(data) || data.length === 0) throw bad("give one vector per query (Float32Array or number[])");
+  rows = data as ArrayLike<number>[];
+  const nq = rows.length;
+  const queries = new Float32Array(nq * dim);
+  rows.forEach((v, i) => {
+    if (!(v instanceof Float32Array) && !Array.isArray(v)) throw bad(`query ${i} is not a vector`);
+    if (v.length !== dim) throw bad(`query ${i} has ${v.length} floats, the field has dim ${dim}`);
+    for (let j = 0; j < dim; j++) {
+      const x = v[j];
+      if (typeof x !== "number" || !Number.isFinite(x)) throw bad(`query ${i}, element ${j} is ${String(x)}`);
+      queries[i * dim + j] = x;
+    }
+  });
+  return { queries, nq };
+}
+
+function pkLiteral(v: unknown, int64: boolean): string {
+  if (int64) {
+    if (typeof v === "bigint" || (typeof v === "number" && Number.isSafeInteger(v))) return String(v);
+  } else if (typeof v === "string") {
+    return JSON.stringify(v);
+  }
+  throw invalid(`"ids" must hold ${int64 ? "Int64 (bigint or safe integer)" : "VarChar"} primary keys, got ${typeof v}`);
+}
+
+/** The filter of a request, with `ids` turned into `pk in [...]`. */
+export function compileReadFilter(info: CollectionInfo, req: { filter?: unknown; filterParams?: unknown; ids?: unknown }): unknown {
+  let expr = req.filter;
+  if (expr !== undefined && typeof expr !== "string") throw invalid(`"filter" must be a string expression`);
+  if (req.ids !== undefined) {
+    const ids = req.ids;
+    if (!(ids instanceof BigInt64Array) && !Array.isArray(ids)) throw invalid(`"ids" must be a list of primary keys`);
+    const pk = info.schema.fields.find((f) => f.isPrimaryKey)!;
+    const list = Array.from(ids as ArrayLike<unknown>, (v) => pkLiteral(v, pk.type === "Int64"));
+    const idExpr = `${pk.name} in [${list.join(", ")}]`;
+    expr = expr && (expr as string).trim() ? `(${idExpr}) and (${expr as string})` : idExpr;
+  }
+  if (expr === undefined || (expr as string).trim() === "") return undefined;
+  if (req.filterParams !== undefined && (typeof req.filterParams !== "object" || req.filterParams === null)) {
+    throw invalid(`"filterParams" must be an object of template values`);
+  }
+  return compileFilter(expr as string, info.schema, (req.filterParams ?? {}) as Record<string, unknown>);
+}
+
+export interface PreparedSearch {
+  spec: SearchSpec;
+  limit: number;
+  offset: number;
+  metric: MetricType;
+  consistency: ConsistencyLevel;
+  outputFields: FieldSchema[];
+}
+
+export function prepareSearch(info: CollectionInfo, req: SearchReq): PreparedSearch {
+  const vectors = info.schema.fields.filter((f) => f.type === "FloatVector");
+  let anns: FieldSchema | undefined;
+  if (req.annsField !== undefined) {
+    anns = vectors.find((f) => f.name === req.annsField);
+    if (!anns) throw invalid(`"annsField": "${String(req.annsField)}" is not a vector field of collection "${info.name}"`);
+  } else if (vectors.length === 1) {
+    anns = vectors[0];
+  } else {
+    throw invalid(`collection "${info.name}" has ${vectors.length} vector fields: name one in "annsField"`);
+  }
+  const { limit, offset } = checkLimit(req.limit, req.offset, "Search", true);
+  const metric = (req.metricType ?? "COSINE") as MetricType;
+  if (!METRICS.includes(metric)) throw invalid(`unknown metricType ${JSON.stringify(req.metricType)}: use L2, IP or COSINE`);
+  const { queries, nq } = toQueries(req.data, anns!.dim!, anns!.name);
+  const sp = (req.searchParams ?? {}) as Record<string, unknown>;
+  if (typeof sp !== "object" || sp === null) throw invalid(`"searchParams" must be an object`);
+  const radius = sp.radius;
+  const rangeFilter = sp.range_filter ?? sp.rangeFilter;
+  if (radius !== undefined && typeof radius !== "number") throw invalid(`searchParams.radius must be a number`);
+  if (rangeFilter !== undefined && typeof rangeFilter !== "number") throw invalid(`searchParams.range_filter must be a number`);
+  const outputFields = outputFieldsOf(info, req.outputFields);
+  const spec: SearchSpec = {
+    collectionId: info.collectionId,
+    annsFieldId: anns!.fieldId!,
+    metric,
+    queries,
+    nq,
+    topk: limit! + offset,
+    filter: compileReadFilter(info, req),
+    partitionIds: partitionIdsOf(info, req.partitionNames),
+    outputFieldIds: outputFields.map((f) => f.fieldId!),
+    ...(radius !== undefined ? { radius } : {}),
+    ...(rangeFilter !== undefined ? { rangeFilter } : {}),
+    searchParams: sp,
+  };
+  return { spec, limit: limit!, offset, metric, consistency: consistencyOf(req, info), outputFields };
+}
+
+export interface PreparedQuery {
+  spec: QuerySpec;
+  limit: number | undefined;
+  offset: number;
+  consistency: ConsistencyLevel;
+  outputFields: FieldSchema[];
+}
+
+export function prepareQuery(info: CollectionInfo, req: QueryReq): PreparedQuery {
+  const names = req.outputFields;
+  const countOnly = Array.isArray(names) && names.length === 1 && names[0] === COUNT_STAR;
+  if (Array.isArray(names) && !countOnly && names.includes(COUNT_STAR)) {
+    throw invalid(`"${COUNT_STAR}" cannot be mixed with other output fields`);
+  }
+  const { limit, offset } = checkLimit(req.limit, req.offset, "Query", false);
+  const filter = compileReadFilter(info, req);
+  if (!countOnly && filter === undefined && limit === undefined) {
+    throw invalid(`Query needs a "filter", "ids" or a "limit" (or outputFields ["count(*)"])`);
+  }
+  const outputFields = countOnly ? [] : outputFieldsOf(info, names);
+  const spec: QuerySpec = {
+    collectionId: info.collectionId,
+    ...(filter !== undefined ? { filter } : {}),
+    partitionIds: partitionIdsOf(info, req.partitionNames),
+    outputFieldIds: outputFields.map((f) => f.fieldId!),
+    ...(limit !== undefined ? { limit: limit + offset } : {}),
+    countOnly,
+  };
+  return { spec, limit, offset, consistency: consistencyOf(req, info), outputFields };
+}
+
+/** A field value as the client gets it: JSON parsed, bools as booleans. */
+function present(f: FieldSchema, v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  if (f.type === "JSON" && typeof v === "string") {
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  }
+  if (f.type === "Bool" && typeof v === "number") return v === 1;
+  return v;
+}
+
+function entity(fields: FieldSchema[], cols: Record<number, unknown[]>, i: number): Record<string, unknown> {
+  const e: Record<string, unknown> = {};
+  for (const f of fields) {
+    const v = present(f, cols[f.fieldId!]?.[i]);
+    if (f.isDynamic && f.name === DYNAMIC_FIELD_NAME && v && typeof v === "object") Object.assign(e, v);
+    else e[f.name] = v;
+  }
+  return e;
+}
+
+const idKey = (v: bigint | string) => (typeof v === "bigint" ? `i${v}` : `s${v}`);
+
+/** Merges the shards' results of one search: best first, skip `offset`, keep `limit`. */
+export function mergeSearch(results: SearchResult[], p: PreparedSearch, pkIsInt: boolean): SearchHits[] {
+  const better = largerIsBetter(p.metric);
+  const out: SearchHits[] = [];
+  for (let q = 0; q < p.spec.nq; q++) {
+    const cand: { id: bigint | string; score: number; shard: number; pos: number }[] = [];
+    results.forEach((r, shard) => {
+      const h = r.hits[q];
+      if (!h) return;
+      for (let i = 0; i < h.ids.length; i++) cand.push({ id: h.ids[i]!, score: h.scores[i]!, shard, pos: i });
+    });
+    cand.sort((a, b) => (a.score === b.score ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : better ? b.score - a.score : a.score - b.score));
+    const seen = new Set<string>();
+    const keep: typeof cand = [];
+    for (const c of cand) {
+      const k = idKey(c.id);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      keep.push(c);
+    }
+    const page = keep.slice(p.offset, p.offset + p.limit);
+    const ids = pkIsInt ? BigInt64Array.from(page, (c) => c.id as bigint) : page.map((c) => c.id as string);
+    out.push({
+      ids,
+      scores: Float32Array.from(page, (c) => c.score),
+      entities: page.map((c) => entity(p.outputFields, results[c.shard]!.hits[q]!.fields, c.pos)),
+    });
+  }
+  return out;
+}
+
+/** Merges the shards' rows by pk (ascending), then offset and limit; count(*) sums. */
+export function mergeQuery(results: QueryResult[], p: PreparedQuery, info: CollectionInfo): Record<string, unknown>[] {
+  if (p.spec.countOnly) return [{ [COUNT_STAR]: results.reduce((s, r) => s + r.count, 0) }];
+  const pk = info.schema.fields.find((f) => f.isPrimaryKey)!;
+  const rows: { id: bigint | string; r: number; i: number }[] = [];
+  results.forEach((res, r) => {
+    for (let i = 0; i < res.pks.length; i++) rows.push({ id: (res.pks as PkColumn)[i]!, r, i });
+  });
+  rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const page = rows.slice(p.offset, p.limit === undefined ? undefined : p.offset + p.limit);
+  return page.map(({ id, r, i }) => ({ [pk.name]: id, ...entity(p.outputFields.filter((f) => !f.isPrimaryKey), results[r]!.fields, i) }));
+}
+
+export type { Guarantee };
