@@ -9,6 +9,7 @@ process.env.VB_LOG_LEVEL ??= "warn";
 const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   runtime: () => import("./runtime.ts"),
   insert: () => import("./insert.ts"),
+  search_kernel: () => import("./search_kernel.ts"),
 };
 
 const [name, ...rest] = process.argv.slice(2);
