@@ -87,6 +87,10 @@ export class Subjects {
   distSubject(role: RoleName, node: NodeId): string {
     return `${this.prefix}.dist.${role}.${this.node(node)}`;
   }
+  /** The filter subject matching every node of one role on the feed: `vb.dist.querynode.*`. */
+  distRoleSubjects(role: RoleName): string {
+    return `${this.prefix}.dist.${role}.*`;
+  }
 
   // ---- events ----
   eventsStream(): string {

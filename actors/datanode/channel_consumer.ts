@@ -1,0 +1,63 @@
+/**
+ * Reads one vchannel for the datanode actor: a DML consumption from a position, whose messages are
+ * posted to the actor's mailbox (where the write buffer applies them) with a bounded window, so a slow
+ * mailbox slows the reader instead of queueing the whole stream in memory. `stop()` never waits on the
+ * mailbox: it releases whatever the reader waits for, then ends the consumption.
+ */
+import type { DmlConsumption, DmlLog, DmlMessage } from "../../runtime/dml_log.ts";
+
+export const DEFAULT_WINDOW = 64;
+
+/** Posts one message to the actor; the actor calls `applied()` once it has handled it. */
+export type Deliver = (msg: DmlMessage, applied: () => void) => void;
+
+export class ChannelConsumer {
+  private consumption: DmlConsumption | undefined;
+  private inFlight = 0;
+  private waiters: Array<() => void> = [];
+  private stopped = false;
+
+  constructor(
+    private readonly dml: DmlLog,
+    readonly stream: string,
+    readonly subject: string,
+    private readonly deliver: Deliver,
+    private readonly window = DEFAULT_WINDOW,
+  ) {}
+
+  /** Starts reading after `from`; resolves with `done`, which settles when the consumption ends. */
+  async start(from: bigint): Promise<{ done: Promise<void> }> {
+    const c = await this.dml.consume(this.stream, this.subject, from, (m) => this.onMessage(m));
+    if (this.stopped) {
+      await c.stop();
+      return { done: Promise.resolve() };
+    }
+    this.consumption = c;
+    return { done: c.done };
+  }
+
+  private onMessage(m: DmlMessage): void | Promise<void> {
+    if (this.stopped) return;
+    this.inFlight++;
+    this.deliver(m, () => this.release());
+    if (this.inFlight < this.window) return;
+    return new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private release(): void {
+    this.inFlight--;
+    if (this.inFlight < this.window) this.wakeAll();
+  }
+
+  private wakeAll(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeAll();
+    await this.consumption?.stop();
+  }
+}

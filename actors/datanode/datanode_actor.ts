@@ -1,0 +1,741 @@
+/**
+ * The datanode actor (DESIGN §1, §4): consumes the vchannels datacoord assigns it, cuts them into
+ * segments (write_buffer.ts), writes sealed segments to the object store (sync.ts) and reports to
+ * datacoord. Nothing here waits on a peer inside the mailbox: every ask and every write runs with
+ * `pipeToSelf` and comes back as a message.
+ *
+ * Per vchannel, the reports to datacoord go through one ordered queue — AllocSegment, SegmentSealed,
+ * SaveBinlogPaths, UpdateChannelCheckpoint — one at a time, so datacoord's records are always a prefix of
+ * what the datanode decided (a segment's seal is recorded before the next segment of its partition is
+ * allocated; a checkpoint is computed when its report is sent). A sealed segment is written once its seal
+ * is recorded, concurrently with the channel going on; its SaveBinlogPaths joins the queue when the
+ * objects are in the store.
+ */
+import { randomBytes } from "node:crypto";
+import { decode } from "../../protocol/codec.ts";
+import type { DmlMsg } from "../../protocol/dml.ts";
+import { ErrorCode, VbError, isVbError } from "../../protocol/errors.ts";
+import type { CollectionInfo, SegmentInfo } from "../../protocol/meta.ts";
+import { messageType, type Req, type Res } from "../../protocol/messages/api.ts";
+import {
+  DATACOORD,
+  type ChannelWatch,
+  type DatacoordApi,
+  type DatanodeApi,
+  type DatanodeHeartbeat,
+  type SealPolicy,
+} from "../../protocol/messages/datacoord.ts";
+import { ROOTCOORD, type RootcoordApi } from "../../protocol/messages/rootcoord.ts";
+import { Actor, type Message } from "../../runtime/actor.ts";
+import type { DmlMessage } from "../../runtime/dml_log.ts";
+import { Feed } from "../../runtime/feed.ts";
+import type { ClusterEnv } from "../env.ts";
+import { ChannelConsumer } from "./channel_consumer.ts";
+import { ensureDistStream, encodeHeartbeat, heartbeatSubject } from "./heartbeat.ts";
+import { bigintOf, channelWatchOf, list, obj, sealPolicyOf, vchannelOf } from "./requests.ts";
+import { writeDeltaSegment, writeInsertSegment, type WrittenSegment } from "./sync.ts";
+import { WriteBuffer, type BufferEvents, type BufferedSegment } from "./write_buffer.ts";
+
+export const DATANODE = "datanode";
+
+const ASK_TIMEOUT_MS = 10_000;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+/** Messages the actor sends itself; their bodies are `Internal` instances, which no peer can forge. */
+const I = {
+  Tick: "datanode.internal.Tick",
+  Dml: "datanode.internal.Dml",
+  Watches: "datanode.internal.Watches",
+  FetchWatches: "datanode.internal.FetchWatches",
+  Prepared: "datanode.internal.Prepared",
+  Prepare: "datanode.internal.Prepare",
+  ConsumerStarted: "datanode.internal.ConsumerStarted",
+  ConsumerEnded: "datanode.internal.ConsumerEnded",
+  StartConsumer: "datanode.internal.StartConsumer",
+  OpDone: "datanode.internal.OpDone",
+  PumpOps: "datanode.internal.PumpOps",
+  Written: "datanode.internal.Written",
+  Write: "datanode.internal.Write",
+} as const;
+
+/** Watch generations, unique in the process (also across restarts of the actor by its supervisor). */
+let nextGen = 1;
+
+class Internal<T = unknown> {
+  constructor(readonly data: T) {}
+}
+
+/**
+ * The data of a message the actor sent itself: an `Internal` body, or the outcome of `pipeToSelf` work
+ * that resolved to one. Anything else (the same type name sent over NATS) is refused with 1100.
+ */
+function internalData(msg: Message): unknown {
+  let b = msg.body;
+  if (typeof b === "object" && b !== null && (b as { ok?: unknown }).ok === true && "value" in b) b = (b as { value: unknown }).value;
+  if (!(b instanceof Internal)) throw VbError.invalid(`${msg.type} is internal to the datanode`);
+  return b.data;
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** A promise that never rejects: its outcome, tagged with what it was for. */
+function settle<T, C>(work: Promise<T>, tag: C): Promise<Internal<{ tag: C; outcome: Outcome<T> }>> {
+  return work.then(
+    (value) => new Internal({ tag, outcome: { ok: true, value } as Outcome<T> }),
+    (error: unknown) => new Internal({ tag, outcome: { ok: false, error } as Outcome<T> }),
+  );
+}
+
+type Op =
+  | { k: "alloc"; seg: BufferedSegment }
+  | { k: "sealed"; seg: BufferedSegment }
+  | { k: "save"; seg: BufferedSegment; written: WrittenSegment }
+  | { k: "checkpoint" };
+
+interface Channel {
+  /** unique per watch: results of work started for an older watch of the same vchannel are dropped */
+  gen: number;
+  collectionId: bigint;
+  vchannel: string;
+  pchannel: number;
+  stream: string;
+  subject: string;
+  phase: "preparing" | "running";
+  buffer?: WriteBuffer;
+  consumer?: ChannelConsumer;
+  consumerGen: number;
+  consumerRetries: number;
+  prepareRetries: number;
+  /** times this vchannel was reset after an error datacoord will not take back */
+  resets: number;
+  ops: Op[];
+  opInFlight: boolean;
+  opRetries: number;
+  writeRetries: number;
+  lastReportedCheckpoint: bigint;
+  /** a flush asked before the channel was ready */
+  pendingFlush?: bigint;
+  /** a flush is waiting for the channel to reach its position: report the checkpoint once it does */
+  flushWaiting: boolean;
+}
+
+interface Prepared {
+  schema: CollectionInfo["schema"];
+  checkpoint: { position: bigint; ts: bigint };
+  known: SegmentInfo[];
+}
+
+export interface DatanodeOptions {
+  nodeId: string;
+}
+
+export class DatanodeActor extends Actor {
+  readonly nodeId: string;
+  /** this process's incarnation of the node: datacoord refuses reports from older ones */
+  readonly session = randomBytes(8).toString("hex");
+  private sealPolicy: SealPolicy;
+  private readonly channels = new Map<string, Channel>();
+  private watchesFetched = false;
+  private watchRetries = 0;
+  private stopped = false;
+  private readonly feed: Feed;
+  private heartbeatInFlight = false;
+
+  constructor(
+    private readonly env: ClusterEnv,
+    opts: DatanodeOptions,
+  ) {
+    super();
+    this.nodeId = opts.nodeId;
+    this.sealPolicy = env.config.sealPolicy;
+    this.feed = new Feed(env.nc);
+  }
+
+  override preStart(): void {
+    this.ctx.timers.startPeriodic("tick", this.env.config.heartbeatIntervalMs, I.Tick, new Internal(null));
+    this.fetchWatches();
+    this.publishHeartbeat();
+    this.ctx.log.info({ session: this.session }, "datanode started");
+  }
+
+  override async postStop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.channels.values()].map((ch) => ch.consumer?.stop().catch(() => undefined)));
+    this.channels.clear();
+  }
+
+  override receive(msg: Message): unknown {
+    if (msg.type.startsWith("datanode.internal.")) {
+      this.internal(msg.type, internalData(msg));
+      return null;
+    }
+    switch (msg.type) {
+      case messageType(DATANODE, "WatchDmChannels"):
+        return this.watch(msg.body);
+      case messageType(DATANODE, "UnwatchDmChannels"):
+        return this.unwatch(msg.body);
+      case messageType(DATANODE, "FlushChannels"):
+        return this.flushChannels(msg.body);
+      case messageType(DATANODE, "GetStatus"):
+        return this.status();
+      default:
+        throw VbError.invalid(`datanode does not handle "${msg.type}"`);
+    }
+  }
+
+  // ---- asks to peers (always off the mailbox, always with a deadline) ----
+
+  private askDatacoord<V extends keyof DatacoordApi & string>(verb: V, body: Req<DatacoordApi, V>): Promise<Res<DatacoordApi, V>> {
+    return this.ctx.ask(this.env.subjects.datacoord(), messageType(DATACOORD, verb), body, { timeoutMs: ASK_TIMEOUT_MS });
+  }
+
+  private askRootcoord<V extends keyof RootcoordApi & string>(verb: V, body: Req<RootcoordApi, V>): Promise<Res<RootcoordApi, V>> {
+    return this.ctx.ask(this.env.subjects.rootcoord(), messageType(ROOTCOORD, verb), body, { timeoutMs: ASK_TIMEOUT_MS });
+  }
+
+  private get reporter(): { nodeId: string; session: string } {
+    return { nodeId: this.nodeId, session: this.session };
+  }
+
+  private later(key: string, retries: number, type: string, data: unknown): void {
+    const ms = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(retries, 10));
+    this.ctx.timers.startSingle(key, ms, type, new Internal(data));
+  }
+
+  // ---- the messages it sends itself ----
+
+  private internal(type: string, data: unknown): void {
+    switch (type) {
+      case I.Tick:
+        return this.tick();
+      case I.FetchWatches:
+        return this.fetchWatches();
+      case I.Watches:
+        return this.onWatches(data as { tag: null; outcome: Outcome<Res<DatacoordApi, "GetChannelWatches">> });
+      case I.Prepare:
+        return this.prepare(data as { vchannel: string; gen: number });
+      case I.Prepared:
+        return this.onPrepared(data as { tag: { vchannel: string; gen: number }; outcome: Outcome<Prepared> });
+      case I.StartConsumer:
+        return this.startConsumer(data as { vchannel: string; gen: number });
+      case I.ConsumerStarted:
+        return this.onConsumerStarted(
+          data as { tag: { vchannel: string; gen: number; consumerGen: number; consumer: ChannelConsumer }; outcome: Outcome<{ done: Promise<void> }> },
+        );
+      case I.ConsumerEnded:
+        return this.onConsumerEnded(data as { tag: { vchannel: string; gen: number; consumerGen: number }; outcome: Outcome<void> });
+      case I.Dml:
+        return this.onDml(data as { vchannel: string; gen: number; consumerGen: number; msg: DmlMessage; applied: () => void });
+      case I.PumpOps:
+        return this.pumpOps(data as { vchannel: string; gen: number });
+      case I.OpDone:
+        return this.onOpDone(data as { tag: { vchannel: string; gen: number; op: Op }; outcome: Outcome<unknown> });
+      case I.Write:
+        return this.startWrite(data as { vchannel: string; gen: number; seg: BufferedSegment });
+      case I.Written:
+        return this.onWritten(data as { tag: { vchannel: string; gen: number; seg: BufferedSegment }; outcome: Outcome<WrittenSegment> });
+    }
+  }
+
+  private channelOf(vchannel: string, gen: number): Channel | undefined {
+    const ch = this.channels.get(vchannel);
+    return ch && ch.gen === gen ? ch : undefined;
+  }
+
+  // ---- watches ----
+
+  /** Asks datacoord what this node watches (at start, and until it answers). */
+  private fetchWatches(): void {
+    if (this.watchesFetched || this.stopped) return;
+    this.ctx.pipeToSelf(
+      settle(this.askDatacoord("GetChannelWatches", { nodeId: this.nodeId, session: this.session }), null),
+      I.Watches,
+    );
+  }
+
+  private onWatches(r: { outcome: Outcome<Res<DatacoordApi, "GetChannelWatches">> }): void {
+    const p = r.outcome;
+    if (!p.ok) {
+      this.watchRetries++;
+      this.ctx.log.debug({ err: String(p.error) }, "GetChannelWatches failed; retrying");
+      this.later("watches", this.watchRetries, I.FetchWatches, null);
+      return;
+    }
+    this.watchesFetched = true;
+    this.applyWatch(p.value.channels, p.value.sealPolicy);
+  }
+
+  private watch(body: unknown): null {
+    const b = obj(body, "WatchDmChannels");
+    const channels = list(b.channels, "channels").map((c, i) => channelWatchOf(c, `channels[${i}]`));
+    const sealPolicy = sealPolicyOf(b.sealPolicy, "sealPolicy");
+    this.applyWatch(channels, sealPolicy);
+    return null;
+  }
+
+  private applyWatch(channels: ChannelWatch[], sealPolicy: SealPolicy): void {
+    this.sealPolicy = sealPolicy;
+    for (const ch of this.channels.values()) if (ch.buffer) ch.buffer.sealPolicy = sealPolicy;
+    for (const w of channels) {
+      const cur = this.channels.get(w.vchannel);
+      if (cur && cur.collectionId === w.collectionId) continue; // already watching: a repeated watch changes nothing
+      if (cur) this.dropChannel(cur, "watched again for another collection");
+      this.openChannel(w, 0);
+    }
+  }
+
+  /** Starts watching a vchannel; `resets` > 0 delays its start (a channel reset after an error). */
+  private openChannel(w: ChannelWatch, resets: number): void {
+    const ch: Channel = {
+      gen: nextGen++,
+      collectionId: w.collectionId,
+      vchannel: w.vchannel,
+      pchannel: w.pchannel,
+      stream: this.env.subjects.dmlStream(w.pchannel),
+      subject: this.env.subjects.dmlSubject(w.pchannel, w.vchannel),
+      phase: "preparing",
+      consumerGen: 0,
+      consumerRetries: 0,
+      prepareRetries: resets,
+      resets,
+      ops: [],
+      opInFlight: false,
+      opRetries: 0,
+      writeRetries: 0,
+      lastReportedCheckpoint: w.checkpoint,
+      flushWaiting: false,
+    };
+    this.channels.set(w.vchannel, ch);
+    this.ctx.log.info({ collection: String(w.collectionId), vchannel: w.vchannel, resets }, "watching vchannel");
+    if (resets === 0) this.prepare({ vchannel: ch.vchannel, gen: ch.gen });
+    else this.later(`prepare:${ch.vchannel}`, resets, I.Prepare, { vchannel: ch.vchannel, gen: ch.gen });
+  }
+
+  /**
+   * Forgets everything buffered for a vchannel and starts it again from datacoord's records, as a
+   * restarted datanode would: the way out of a disagreement with datacoord that retrying cannot fix.
+   */
+  private resetChannel(ch: Channel, reason: string): void {
+    this.dropChannel(ch, `reset: ${reason}`);
+    const resets = ch.resets + 1;
+    this.openChannel({ collectionId: ch.collectionId, vchannel: ch.vchannel, pchannel: ch.pchannel, checkpoint: ch.lastReportedCheckpoint }, resets);
+    if (ch.pendingFlush !== undefined || ch.buffer?.pendingFlush !== undefined) {
+      const next = this.channels.get(ch.vchannel)!;
+      next.pendingFlush = ch.pendingFlush ?? ch.buffer?.pendingFlush;
+    }
+  }
+
+  private unwatch(body: unknown): null {
+    const b = obj(body, "UnwatchDmChannels");
+    const names = list(b.vchannels, "vchannels").map((v, i) => vchannelOf(v, `vchannels[${i}]`));
+    for (const v of names) {
+      const ch = this.channels.get(v);
+      if (ch) this.dropChannel(ch, "unwatched");
+    }
+    return null;
+  }
+
+  private dropChannel(ch: Channel, reason: string): void {
+    if (this.channels.get(ch.vchannel) === ch) this.channels.delete(ch.vchannel);
+    for (const key of [`prepare:${ch.vchannel}`, `consumer:${ch.vchannel}`, `ops:${ch.vchannel}`]) this.ctx.timers.cancel(key);
+    const c = ch.consumer;
+    ch.consumer = undefined;
+    void c?.stop().catch(() => undefined);
+    this.ctx.log.info({ collection: String(ch.collectionId), vchannel: ch.vchannel, reason }, "stopped watching vchannel");
+  }
+
+  /** Fetches what a channel needs before it reads: the schema, its checkpoint and its segments. */
+  private prepare(t: { vchannel: string; gen: number }): void {
+    const ch = this.channelOf(t.vchannel, t.gen);
+    if (!ch || ch.phase !== "preparing") return;
+    const work = (async (): Promise<Prepared> => {
+      const [info, cp, segs] = await Promise.all([
+        this.askRootcoord("DescribeCollection", { collectionId: ch.collectionId }),
+        this.askDatacoord("GetChannelCheckpoint", { vchannel: ch.vchannel }),
+        this.askDatacoord("ListSegments", { collectionId: ch.collectionId }),
+      ]);
+      return {
+        schema: info.schema,
+        checkpoint: { position: cp.position, ts: cp.ts },
+        known: segs.segments.filter((s) => s.vchannel === ch.vchannel),
+      };
+    })();
+    this.ctx.pipeToSelf(settle(work, t), I.Prepared);
+  }
+
+  private onPrepared(r: { tag: { vchannel: string; gen: number }; outcome: Outcome<Prepared> }): void {
+    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
+    if (!ch || ch.phase !== "preparing") return;
+    const p = r.outcome;
+    if (!p.ok) {
+      if (isVbError(p.error, ErrorCode.CollectionNotFound)) {
+        this.dropChannel(ch, "its collection no longer exists");
+        return;
+      }
+      ch.prepareRetries++;
+      this.ctx.log.warn({ vchannel: ch.vchannel, err: String(p.error) }, "preparing vchannel failed; retrying");
+      this.later(`prepare:${ch.vchannel}`, ch.prepareRetries, I.Prepare, r.tag);
+      return;
+    }
+    const { schema, checkpoint, known } = p.value;
+    try {
+      ch.buffer = new WriteBuffer({
+        collectionId: ch.collectionId,
+        vchannel: ch.vchannel,
+        schema,
+        sealPolicy: this.sealPolicy,
+        checkpoint,
+        known,
+      });
+    } catch (err) {
+      this.ctx.log.error({ vchannel: ch.vchannel, err: String(err) }, "cannot buffer this collection's schema");
+      this.dropChannel(ch, "unusable schema");
+      return;
+    }
+    ch.phase = "running";
+    ch.lastReportedCheckpoint = checkpoint.position;
+    this.ctx.log.info(
+      {
+        collection: String(ch.collectionId),
+        vchannel: ch.vchannel,
+        checkpoint: String(checkpoint.position),
+        refilling: ch.buffer.unflushed().length,
+      },
+      "vchannel ready; consuming from its checkpoint",
+    );
+    if (ch.pendingFlush !== undefined) {
+      const pos = ch.pendingFlush;
+      ch.pendingFlush = undefined;
+      this.requestFlush(ch, pos);
+    }
+    this.startConsumer({ vchannel: ch.vchannel, gen: ch.gen });
+  }
+
+  // ---- consuming ----
+
+  private startConsumer(t: { vchannel: string; gen: number }): void {
+    const ch = this.channelOf(t.vchannel, t.gen);
+    if (!ch || ch.phase !== "running" || ch.consumer || this.stopped) return;
+    const consumerGen = ++ch.consumerGen;
+    const deliver = (msg: DmlMessage, applied: () => void): void =>
+      this.ctx.self(I.Dml, new Internal({ vchannel: ch.vchannel, gen: ch.gen, consumerGen, msg, applied }));
+    const consumer = new ChannelConsumer(this.env.dml, ch.stream, ch.subject, deliver);
+    ch.consumer = consumer;
+    this.ctx.pipeToSelf(settle(consumer.start(ch.buffer!.consumed), { vchannel: ch.vchannel, gen: ch.gen, consumerGen, consumer }), I.ConsumerStarted);
+  }
+
+  private onConsumerStarted(r: {
+    tag: { vchannel: string; gen: number; consumerGen: number; consumer: ChannelConsumer };
+    outcome: Outcome<{ done: Promise<void> }>;
+  }): void {
+    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
+    const current = ch !== undefined && ch.consumer === r.tag.consumer && ch.consumerGen === r.tag.consumerGen;
+    if (!current) {
+      void r.tag.consumer.stop().catch(() => undefined);
+      return;
+    }
+    const p = r.outcome;
+    if (!p.ok) {
+      ch.consumer = undefined;
+      ch.consumerRetries++;
+      this.ctx.log.warn({ vchannel: ch.vchannel, err: String(p.error) }, "cannot read the vchannel yet; retrying");
+      this.later(`consumer:${ch.vchannel}`, ch.consumerRetries, I.StartConsumer, { vchannel: ch.vchannel, gen: ch.gen });
+      return;
+    }
+    ch.consumerRetries = 0;
+    const tag = { vchannel: ch.vchannel, gen: ch.gen, consumerGen: r.tag.consumerGen };
+    this.ctx.pipeToSelf(settle(p.value.done, tag), I.ConsumerEnded);
+  }
+
+  private onConsumerEnded(r: { tag: { vchannel: string; gen: number; consumerGen: number }; outcome: Outcome<void> }): void {
+    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
+    if (!ch || ch.consumerGen !== r.tag.consumerGen || this.stopped) return;
+    // the consumer failed (the server went away, the stream was removed ...): read again from where we are
+    ch.consumer = undefined;
+    ch.consumerRetries++;
+    this.ctx.log.warn({ vchannel: ch.vchannel, err: r.outcome.ok ? "ended" : String(r.outcome.error) }, "vchannel reader ended; restarting it");
+    this.later(`consumer:${ch.vchannel}`, ch.consumerRetries, I.StartConsumer, { vchannel: ch.vchannel, gen: ch.gen });
+  }
+
+  private onDml(d: { vchannel: string; gen: number; consumerGen: number; msg: DmlMessage; applied: () => void }): void {
+    d.applied();
+    const ch = this.channelOf(d.vchannel, d.gen);
+    if (!ch || ch.consumerGen !== d.consumerGen || !ch.buffer) return;
+    const buf = ch.buffer;
+    let dml: DmlMsg;
+    try {
+      dml = decode<DmlMsg>(d.msg.data);
+    } catch (err) {
+      this.ctx.log.error({ vchannel: ch.vchannel, position: String(d.msg.position), err: String(err) }, "undecodable DML message skipped");
+      this.onEvents(ch, buf.skip(d.msg.position));
+      return;
+    }
+    let ev: BufferEvents;
+    try {
+      ev = buf.apply(d.msg.position, dml, Date.now());
+    } catch (err) {
+      if (!(err instanceof VbError)) throw err;
+      this.ctx.log.error(
+        { collection: String(ch.collectionId), vchannel: ch.vchannel, position: String(d.msg.position), err: err.message },
+        "malformed DML message skipped",
+      );
+      return;
+    }
+    this.onEvents(ch, ev);
+  }
+
+  // ---- segments: allocate, seal, write, save ----
+
+  private onEvents(ch: Channel, ev: BufferEvents): void {
+    for (const seg of ev.opened) if (seg.segmentId === undefined) ch.ops.push({ k: "alloc", seg });
+    for (const seg of ev.sealed) {
+      ch.ops.push({ k: "sealed", seg });
+      this.ctx.log.debug(
+        { collection: String(ch.collectionId), vchannel: ch.vchannel, level: seg.level, start: String(seg.start), end: String(seg.end) },
+        "segment sealed",
+      );
+    }
+    if (ch.flushWaiting && ch.buffer!.pendingFlush === undefined) {
+      ch.flushWaiting = false;
+      this.queueCheckpoint(ch);
+    }
+    this.pumpOps({ vchannel: ch.vchannel, gen: ch.gen });
+  }
+
+  private queueCheckpoint(ch: Channel): void {
+    if (!ch.ops.some((o) => o.k === "checkpoint")) ch.ops.push({ k: "checkpoint" });
+  }
+
+  /** Sends the next queued report of a channel, if none is in flight. */
+  private pumpOps(t: { vchannel: string; gen: number }): void {
+    const ch = this.channelOf(t.vchannel, t.gen);
+    if (!ch || ch.opInFlight || ch.ops.length === 0 || !ch.buffer) return;
+    const op = ch.ops[0]!;
+    const buf = ch.buffer;
+    let work: Promise<unknown>;
+    switch (op.k) {
+      case "alloc":
+        work = this.askDatacoord("AllocSegment", {
+          collectionId: ch.collectionId,
+          partitionId: op.seg.partitionId,
+          vchannel: ch.vchannel,
+          level: op.seg.level,
+          startPosition: op.seg.start,
+          ...this.reporter,
+        });
+        break;
+      case "sealed":
+        work = this.askDatacoord("SegmentSealed", {
+          segmentId: op.seg.segmentId!,
+          endPosition: op.seg.end!,
+          endTs: op.seg.endTs ?? 0n,
+          numRows: op.seg.level === "L1" ? op.seg.numRows : op.seg.deletes.length,
+          ...this.reporter,
+        });
+        break;
+      case "save": {
+        const cp = buf.checkpoint(new Set([op.seg]));
+        work = this.askDatacoord("SaveBinlogPaths", {
+          segmentId: op.seg.segmentId!,
+          numRows: op.written.numRows,
+          binlogs: op.written.binlogs,
+          deltalogs: op.written.deltalogs,
+          statslogs: op.written.statslogs,
+          memorySize: op.written.memorySize,
+          checkpoint: { vchannel: ch.vchannel, position: cp.position, ts: cp.ts },
+          ...this.reporter,
+        }).then(() => cp.position);
+        break;
+      }
+      case "checkpoint": {
+        const cp = buf.checkpoint();
+        if (cp.position <= ch.lastReportedCheckpoint) {
+          ch.ops.shift();
+          this.pumpOps(t);
+          return;
+        }
+        work = this.askDatacoord("UpdateChannelCheckpoint", {
+          checkpoint: { vchannel: ch.vchannel, position: cp.position, ts: cp.ts },
+          ...this.reporter,
+        }).then(() => cp.position);
+        break;
+      }
+    }
+    ch.opInFlight = true;
+    this.ctx.pipeToSelf(settle(work, { vchannel: ch.vchannel, gen: ch.gen, op }), I.OpDone);
+  }
+
+  private onOpDone(r: { tag: { vchannel: string; gen: number; op: Op }; outcome: Outcome<unknown> }): void {
+    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
+    if (!ch) return;
+    ch.opInFlight = false;
+    const op = r.tag.op;
+    const p = r.outcome;
+    if (!p.ok) {
+      const err = VbError.from(p.error);
+      if (err.code === ErrorCode.NodeNotMatch) {
+        this.dropChannel(ch, `datacoord gave it to another datanode: ${err.message}`);
+        return;
+      }
+      if (!err.retriable && (err.code === ErrorCode.CollectionNotFound || err.code === ErrorCode.ChannelNotFound)) {
+        this.dropChannel(ch, `datacoord no longer knows it: ${err.message}`);
+        return;
+      }
+      const fields = { vchannel: ch.vchannel, op: op.k, segment: "seg" in op ? String(op.seg.segmentId) : undefined, err: err.message };
+      if (!err.retriable) {
+        this.ctx.log.error(fields, "datacoord refused a report; resetting the vchannel from its records");
+        this.resetChannel(ch, err.message);
+        return;
+      }
+      ch.opRetries++;
+      this.ctx.log.warn(fields, "report to datacoord failed; retrying");
+      this.later(`ops:${ch.vchannel}`, ch.opRetries, I.PumpOps, { vchannel: ch.vchannel, gen: ch.gen });
+      return;
+    }
+    ch.opRetries = 0;
+    ch.ops.shift();
+    switch (op.k) {
+      case "alloc":
+        op.seg.segmentId = (p.value as SegmentInfo).segmentId;
+        this.ctx.log.debug(
+          { collection: String(ch.collectionId), segment: String(op.seg.segmentId), vchannel: ch.vchannel, start: String(op.seg.start) },
+          "segment allocated",
+        );
+        break;
+      case "sealed":
+        this.startWrite({ vchannel: ch.vchannel, gen: ch.gen, seg: op.seg });
+        break;
+      case "save":
+        ch.buffer!.markFlushed(op.seg);
+        ch.lastReportedCheckpoint = p.value as bigint;
+        this.ctx.log.info(
+          { collection: String(ch.collectionId), segment: String(op.seg.segmentId), level: op.seg.level, rows: op.written.numRows },
+          "segment flushed",
+        );
+        break;
+      case "checkpoint":
+        ch.lastReportedCheckpoint = p.value as bigint;
+        break;
+    }
+    this.pumpOps({ vchannel: ch.vchannel, gen: ch.gen });
+  }
+
+  private startWrite(t: { vchannel: string; gen: number; seg: BufferedSegment }): void {
+    const ch = this.channelOf(t.vchannel, t.gen);
+    if (!ch || !ch.buffer) return;
+    const buf = ch.buffer;
+    const seg = t.seg;
+    const header = { collectionId: ch.collectionId, partitionId: seg.partitionId, segmentId: seg.segmentId! };
+    const work =
+      seg.level === "L0"
+        ? writeDeltaSegment(this.env.objectStore, header, () => buf.materializeDeletes(seg))
+        : writeInsertSegment(this.env.objectStore, header, buf.collectionSchema, () => buf.materialize(seg));
+    this.ctx.pipeToSelf(settle(work, t), I.Written);
+  }
+
+  private onWritten(r: { tag: { vchannel: string; gen: number; seg: BufferedSegment }; outcome: Outcome<WrittenSegment> }): void {
+    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
+    if (!ch) return;
+    const seg = r.tag.seg;
+    if (!r.outcome.ok) {
+      ch.writeRetries++;
+      this.ctx.log.warn(
+        { collection: String(ch.collectionId), segment: String(seg.segmentId), err: String(r.outcome.error) },
+        "writing a segment failed; retrying",
+      );
+      this.later(`write:${seg.segmentId}`, ch.writeRetries, I.Write, r.tag);
+      return;
+    }
+    ch.writeRetries = 0;
+    ch.ops.push({ k: "save", seg, written: r.outcome.value });
+    this.pumpOps({ vchannel: ch.vchannel, gen: ch.gen });
+  }
+
+  // ---- flush, tick, status ----
+
+  private flushChannels(body: unknown): null {
+    const b = obj(body, "FlushChannels");
+    const items = list(b.channels, "channels").map((c, i) => {
+      const o = obj(c, `channels[${i}]`);
+      return { vchannel: vchannelOf(o.vchannel, `channels[${i}].vchannel`), position: bigintOf(o.position, `channels[${i}].position`) };
+    });
+    for (const { vchannel, position } of items) {
+      const ch = this.channels.get(vchannel);
+      if (!ch) {
+        this.ctx.log.warn({ vchannel }, "asked to flush a vchannel this datanode does not watch");
+        continue;
+      }
+      if (!ch.buffer) {
+        ch.pendingFlush = ch.pendingFlush === undefined || position > ch.pendingFlush ? position : ch.pendingFlush;
+        continue;
+      }
+      this.requestFlush(ch, position);
+    }
+    return null;
+  }
+
+  private requestFlush(ch: Channel, position: bigint): void {
+    const ev = ch.buffer!.requestFlush(position);
+    if (ch.buffer!.pendingFlush !== undefined) ch.flushWaiting = true;
+    else this.queueCheckpoint(ch);
+    this.onEvents(ch, ev);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const ch of this.channels.values()) {
+      if (!ch.buffer) continue;
+      const ev = ch.buffer.sealIdle(now);
+      if (ch.buffer.checkpoint().position > ch.lastReportedCheckpoint) this.queueCheckpoint(ch);
+      this.onEvents(ch, ev);
+    }
+    this.publishHeartbeat();
+  }
+
+  private heartbeat(): DatanodeHeartbeat {
+    return {
+      nodeId: this.nodeId,
+      session: this.session,
+      ts: Date.now(),
+      channels: [...this.channels.values()].map((ch) => ({
+        vchannel: ch.vchannel,
+        collectionId: ch.collectionId,
+        consumed: ch.buffer?.consumed ?? 0n,
+        checkpoint: ch.buffer?.checkpoint().position ?? ch.lastReportedCheckpoint,
+        growing: ch.buffer?.growingCount() ?? 0,
+        bufferedRows: ch.buffer?.bufferedRows() ?? 0,
+      })),
+    };
+  }
+
+  private publishHeartbeat(): void {
+    if (this.heartbeatInFlight || this.stopped) return;
+    this.heartbeatInFlight = true;
+    const payload = encodeHeartbeat(this.heartbeat());
+    const subject = heartbeatSubject(this.env.subjects, this.nodeId);
+    void (async () => {
+      try {
+        await ensureDistStream(this.env);
+        await this.feed.publish(subject, payload);
+      } catch (err) {
+        this.ctx.log.warn({ err: String(err) }, "heartbeat not published");
+      } finally {
+        this.heartbeatInFlight = false;
+      }
+    })();
+  }
+
+  private status(): Res<DatanodeApi, "GetStatus"> {
+    return {
+      nodeId: this.nodeId,
+      channels: [...this.channels.values()].map((ch) => ({
+        vchannel: ch.vchannel,
+        consumed: ch.buffer?.consumed ?? 0n,
+        growing: ch.buffer?.growingCount() ?? 0,
+        bufferedRows: ch.buffer?.bufferedRows() ?? 0,
+        checkpoint: ch.buffer?.checkpoint().position ?? ch.lastReportedCheckpoint,
+      })),
+    };
+  }
+}
