@@ -173,7 +173,7 @@ describe("query plane on standalone with 2 querynodes", () => {
   it("hands off growing rows to flushed segments with no missing or doubled row", async () => {
     await using tc = await startTestCluster({ querynodes: 2 });
     await tc.client.createCollection({ schema: schema("handoff"), shardsNum: 2 });
-    await tc.client.loadCollection({ collectionName: "handoff", wait: true });
+    await tc.client.loadCollection({ collectionName: "handoff", replicaNumber: 2, wait: true });
     let acked = 0;
     let sent = 0;
     let flushes = 0;

@@ -1,0 +1,93 @@
+/**
+ * Node choice (Milvus's querycoordv2/balance, RowCountBasedBalancer weighted by capacity): a querynode's
+ * score is the rows it holds (plus those on their way) divided by its share of memory capacity, so a
+ * node with twice the memory takes twice the rows. New work goes to the lowest score within the
+ * replica's nodes. Pure functions.
+ */
+import type { DistSnapshot } from "../dist/dist_snapshot.ts";
+
+export interface NodeLoad {
+  nodeId: string;
+  rows: number;
+  memoryBytes: number;
+  memoryLimitBytes: number;
+  segments: number;
+  channels: number;
+}
+
+/** Work already sent to a node but not yet in its distribution. */
+export interface PendingLoad {
+  rows: number;
+  memoryBytes: number;
+  segments: number;
+  channels: number;
+}
+
+export function nodeLoads(nodeIds: readonly string[], dist: DistSnapshot, pending?: ReadonlyMap<string, PendingLoad>): NodeLoad[] {
+  const out: NodeLoad[] = [];
+  for (const id of nodeIds) {
+    const d = dist.nodes.get(id);
+    if (!d) continue;
+    const p = pending?.get(id);
+    out.push({
+      nodeId: id,
+      rows: d.rows + (p?.rows ?? 0),
+      memoryBytes: d.memoryBytes + (p?.memoryBytes ?? 0),
+      memoryLimitBytes: d.memoryLimitBytes,
+      segments: d.segments.length + (p?.segments ?? 0),
+      channels: d.delegators.length + (p?.channels ?? 0),
+    });
+  }
+  return out;
+}
+
+/** rows / (capacity / largest capacity): lower is less loaded. A node that reports no limit counts as the largest. */
+export function scoreOf(n: NodeLoad, maxLimit: number): number {
+  const limit = n.memoryLimitBytes > 0 ? n.memoryLimitBytes : maxLimit;
+  const weight = maxLimit > 0 && limit > 0 ? limit / maxLimit : 1;
+  return n.rows / weight;
+}
+
+function freeOf(n: NodeLoad): number {
+  return n.memoryLimitBytes > 0 ? n.memoryLimitBytes - n.memoryBytes : Number.POSITIVE_INFINITY;
+}
+
+function byId(a: NodeLoad, b: NodeLoad): number {
+  return a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0;
+}
+
+/**
+ * The node a segment should go to: among the candidates not in `avoid` (nodes that just refused it;
+ * used only if nothing else is left), those with room for it, else the one with the most room (it will
+ * refuse with a reason that the load reports); lowest score first, then fewest segments, then id.
+ */
+export function pickSegmentNode(
+  candidates: readonly NodeLoad[],
+  need: { rows: number; memoryBytes: number },
+  avoid: ReadonlySet<string> = new Set(),
+): NodeLoad | undefined {
+  if (candidates.length === 0) return undefined;
+  const preferred = candidates.filter((c) => !avoid.has(c.nodeId));
+  const pool = preferred.length > 0 ? preferred : [...candidates];
+  const fits = pool.filter((c) => freeOf(c) >= need.memoryBytes);
+  if (fits.length === 0) return [...pool].sort((a, b) => freeOf(b) - freeOf(a) || byId(a, b))[0];
+  const maxLimit = Math.max(...candidates.map((c) => c.memoryLimitBytes));
+  return fits.sort((a, b) => scoreOf(a, maxLimit) - scoreOf(b, maxLimit) || a.segments - b.segments || byId(a, b))[0];
+}
+
+/** The node a channel's delegator should go to: fewest delegators, then lowest score, then id. */
+export function pickChannelNode(candidates: readonly NodeLoad[], avoid: ReadonlySet<string> = new Set()): NodeLoad | undefined {
+  if (candidates.length === 0) return undefined;
+  const preferred = candidates.filter((c) => !avoid.has(c.nodeId));
+  const pool = preferred.length > 0 ? preferred : [...candidates];
+  const maxLimit = Math.max(...candidates.map((c) => c.memoryLimitBytes));
+  return [...pool].sort((a, b) => a.channels - b.channels || scoreOf(a, maxLimit) - scoreOf(b, maxLimit) || byId(a, b))[0];
+}
+
+/** Counts work just assigned to a node, so that the next choice of the same round sees it. */
+export function addLoad(n: NodeLoad, add: Partial<PendingLoad>): void {
+  n.rows += add.rows ?? 0;
+  n.memoryBytes += add.memoryBytes ?? 0;
+  n.segments += add.segments ?? 0;
+  n.channels += add.channels ?? 0;
+}

@@ -1,0 +1,121 @@
+/**
+ * ChannelChecker (Milvus's checkers/channel_checker.go): every replica has exactly one delegator per
+ * vchannel of the collection's target, on one of its own alive querynodes. Missing → watch it on the
+ * replica's node with the fewest delegators; extra, stray (a node outside the replica, a replica or
+ * channel the collection no longer has) → unwatch it. A stray delegator is unwatched before its
+ * replacement is watched: both would have the same address.
+ */
+import { nodeLoads, pickChannelNode, addLoad } from "../balance/node_load.ts";
+import type { DelegatorView } from "../dist/dist_snapshot.ts";
+import { channelKey, Priority, type TaskSpec } from "../task/task.ts";
+import type { CollectionLoad, Replica } from "../meta/types.ts";
+import {
+  addBlocker,
+  aliveNodesOf,
+  emptyResult,
+  partitionKey,
+  replicasByCollection,
+  targetChannels,
+  type CheckInput,
+  type CheckResult,
+} from "./types.ts";
+
+function unsub(d: DelegatorView): TaskSpec {
+  return {
+    key: channelKey(d.replicaId, d.vchannel),
+    priority: Priority.High,
+    action: { kind: "UnsubChannel", nodeId: d.nodeId, collectionId: d.collectionId, replicaId: d.replicaId, vchannel: d.vchannel },
+  };
+}
+
+/** The delegator to keep of several: serviceable first, then the furthest along, then by node id. */
+function best(ds: DelegatorView[]): DelegatorView {
+  return [...ds].sort(
+    (a, b) =>
+      Number(b.serviceable) - Number(a.serviceable) ||
+      (b.tSafe > a.tSafe ? 1 : b.tSafe < a.tSafe ? -1 : 0) ||
+      (a.nodeId < b.nodeId ? -1 : 1),
+  )[0]!;
+}
+
+function stalePartitions(input: CheckInput, coll: CollectionLoad, d: DelegatorView): boolean {
+  const was = input.watched?.get(d.address);
+  return was !== undefined && was !== partitionKey(coll);
+}
+
+export function checkChannels(input: CheckInput): CheckResult {
+  const out = emptyResult();
+  const reps = replicasByCollection(input.replicas);
+  const aliveTotal = input.dist.nodes.size;
+  for (const coll of input.collections) {
+    const pair = input.targets.get(coll.collectionId);
+    if (!pair?.current && !pair?.next) continue;
+    const channels = targetChannels(pair);
+    const channelSet = new Set(channels);
+    const replicas = reps.get(coll.collectionId) ?? [];
+    const replicaIds = new Set(replicas.map((r) => r.replicaId));
+    const dels = input.dist.delegatorsOf(coll.collectionId);
+    const keys = new Set<string>();
+    const emit = (t: TaskSpec) => {
+      if (keys.has(t.key)) return;
+      keys.add(t.key);
+      out.tasks.push(t);
+    };
+    /** every other replica serves `v` (so one replica at a time is watched again) */
+    const othersServe = (all: readonly Replica[], replicaId: bigint, v: string) =>
+      all.every(
+        (o) =>
+          o.replicaId === replicaId ||
+          dels.some((d) => d.replicaId === o.replicaId && d.vchannel === v && d.serviceable && o.nodes.includes(d.nodeId)),
+      );
+    const rewatching = new Set<string>();
+
+    for (const d of dels) {
+      if (!replicaIds.has(d.replicaId) || !channelSet.has(d.vchannel)) emit(unsub(d));
+    }
+    for (const r of replicas) {
+      const alive = aliveNodesOf(r, input.dist);
+      if (alive.length === 0) {
+        addBlocker(out, coll.collectionId, {
+          kind: "replica",
+          subject: `${r.replicaId}`,
+          reason: `needs a node, ${coll.replicaNumber} replicas asked for but ${aliveTotal} querynode${aliveTotal === 1 ? "" : "s"} alive`,
+        });
+      }
+      const members = new Set(r.nodes);
+      const loads = nodeLoads(alive, input.dist, input.pending);
+      for (const v of channels) {
+        const key = channelKey(r.replicaId, v);
+        const ds = dels.filter((d) => d.replicaId === r.replicaId && d.vchannel === v);
+        const outside = ds.filter((d) => !members.has(d.nodeId));
+        if (outside.length > 0) {
+          emit(unsub(outside[0]!));
+          continue;
+        }
+        if (ds.length === 0) {
+          const failure = input.failures.get(key);
+          if (failure) addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: failure.reason });
+          if (alive.length === 0) {
+            addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: `no alive querynode in replica ${r.replicaId}` });
+            continue;
+          }
+          const node = pickChannelNode(loads, failure ? new Set([failure.nodeId]) : undefined)!;
+          addLoad(node, { channels: 1 });
+          emit({
+            key,
+            priority: Priority.High,
+            action: { kind: "WatchChannel", nodeId: node.nodeId, collectionId: coll.collectionId, replicaId: r.replicaId, vchannel: v },
+          });
+        } else if (ds.length > 1) {
+          const keep = best(ds);
+          emit(unsub(ds.find((d) => d !== keep)!));
+        } else if (stalePartitions(input, coll, ds[0]!) && !rewatching.has(v) && othersServe(replicas, r.replicaId, v)) {
+          // watched with the partitions of an earlier load: watch it again with today's
+          rewatching.add(v);
+          emit(unsub(ds[0]!));
+        }
+      }
+    }
+  }
+  return out;
+}

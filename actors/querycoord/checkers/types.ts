@@ -1,0 +1,95 @@
+/**
+ * What checkers read and return. A checker is a pure function of (meta, targets, distribution, what
+ * is in flight) → tasks, plus the blockers it sees: what a load waits on and why, in words a person
+ * can act on.
+ */
+import type { LoadBlocker } from "../../../protocol/messages/querycoord.ts";
+import type { SealedEntry } from "../../../protocol/messages/querynode.ts";
+import type { PendingLoad } from "../balance/node_load.ts";
+import type { DistSnapshot } from "../dist/dist_snapshot.ts";
+import type { TargetPair } from "../meta/target_manager.ts";
+import type { CollectionLoad, Replica } from "../meta/types.ts";
+import type { TaskFailure } from "../task/scheduler.ts";
+import type { TaskSpec } from "../task/task.ts";
+
+/** What a delegator was last told by a SyncDistribution that it acknowledged. */
+export interface SyncedView {
+  targetVersion: number;
+  sealed: SealedEntry[];
+}
+
+export interface CheckInput {
+  collections: readonly CollectionLoad[];
+  replicas: readonly Replica[];
+  targets: ReadonlyMap<bigint, TargetPair>;
+  /** the alive querynodes' distribution */
+  dist: DistSnapshot;
+  /** failed tasks backing off, by key */
+  failures: ReadonlyMap<string, TaskFailure>;
+  /** by delegator address */
+  synced: ReadonlyMap<string, SyncedView>;
+  /** loads and watches in flight, by node */
+  pending: ReadonlyMap<string, PendingLoad>;
+  /** the partitions each delegator was watched with (`partitionKey`), by address, when known */
+  watched?: ReadonlyMap<string, string>;
+}
+
+/**
+ * The partitions a delegator of the load must keep, as WatchDmChannels names them: "" for every
+ * partition (a whole-collection load), else the ids in the load's order.
+ */
+export function partitionKey(c: Pick<CollectionLoad, "loadType" | "partitionIds">): string {
+  return c.loadType === "Collection" ? "" : c.partitionIds.map(String).join(",");
+}
+
+export interface CheckResult {
+  tasks: TaskSpec[];
+  blockers: Map<bigint, LoadBlocker[]>;
+}
+
+export function emptyResult(): CheckResult {
+  return { tasks: [], blockers: new Map() };
+}
+
+export function addBlocker(out: CheckResult, collectionId: bigint, b: LoadBlocker): void {
+  let list = out.blockers.get(collectionId);
+  if (!list) out.blockers.set(collectionId, (list = []));
+  if (!list.some((x) => x.kind === b.kind && x.subject === b.subject && x.reason === b.reason)) list.push(b);
+}
+
+export function mergeResults(...rs: CheckResult[]): CheckResult {
+  const out = emptyResult();
+  for (const r of rs) {
+    out.tasks.push(...r.tasks);
+    for (const [c, bs] of r.blockers) for (const b of bs) addBlocker(out, c, b);
+  }
+  return out;
+}
+
+/** `segment 123: node qn1 refused: ...`, `replica 1: needs a node, ...` */
+export function formatBlocker(b: LoadBlocker): string {
+  return `${b.kind} ${b.subject}: ${b.reason}`;
+}
+
+export function replicasByCollection(replicas: readonly Replica[]): Map<bigint, Replica[]> {
+  const out = new Map<bigint, Replica[]>();
+  for (const r of replicas) {
+    let list = out.get(r.collectionId);
+    if (!list) out.set(r.collectionId, (list = []));
+    list.push(r);
+  }
+  for (const list of out.values()) list.sort((a, b) => (a.replicaId < b.replicaId ? -1 : a.replicaId > b.replicaId ? 1 : 0));
+  return out;
+}
+
+export function aliveNodesOf(r: Replica, dist: DistSnapshot): string[] {
+  return r.nodes.filter((n) => dist.isAlive(n)).sort();
+}
+
+/** The vchannels of a collection's targets (current and next). */
+export function targetChannels(pair: TargetPair | undefined): string[] {
+  const names = new Set<string>([...(pair?.current?.channels.keys() ?? []), ...(pair?.next?.channels.keys() ?? [])]);
+  return [...names].sort();
+}
+
+export const byBigint = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,0 +1,477 @@
+/**
+ * querycoord's state and its reconcile loop (Milvus's querycoordv2/server.go wiring the managers,
+ * checkers, scheduler and observers together). Everything here runs inside the actor's mailbox; work
+ * that waits on a peer (asks to querynodes, delegators, rootcoord, datacoord) is started here and
+ * comes back as a message (`pipe`).
+ */
+import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import { asNodeId, type CollectionId, type ReplicaId } from "../../protocol/ids.ts";
+import type { CollectionInfo } from "../../protocol/meta.ts";
+import type { RecoveryInfo } from "../../protocol/messages/datacoord.ts";
+import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
+import type { LoadSegmentsReq, WatchChannelReq } from "../../protocol/messages/querynode.ts";
+import type { ActorContext } from "../../runtime/actor.ts";
+import type { Logger } from "../../runtime/logger.ts";
+import type { ClusterEnv } from "../env.ts";
+import { nodeLoads, scoreOf } from "./balance/node_load.ts";
+import { rebalanceReplicaNodes } from "./balance/replica_assign.ts";
+import { addBlocker, formatBlocker, partitionKey, runCheckers, type CheckInput, type SyncedView } from "./checkers/index.ts";
+import { DistManager } from "./dist/dist_manager.ts";
+import { DistSnapshot } from "./dist/dist_snapshot.ts";
+import { MSG } from "./messages.ts";
+import type { Meta } from "./meta/meta.ts";
+import { l0Of, targetFromRecovery } from "./meta/target.ts";
+import type { TargetManager } from "./meta/target_manager.ts";
+import type { CollectionLoad } from "./meta/types.ts";
+import { loadProgress, type LoadProgress } from "./observers/collection_observer.ts";
+import { promotionReadiness, TargetRefreshes } from "./observers/target_observer.ts";
+import type { QuerycoordParams } from "./params.ts";
+import { effectVisible } from "./task/effects.ts";
+import { TaskScheduler } from "./task/scheduler.ts";
+import { describeAction, type Task } from "./task/task.ts";
+
+/** What a pipe delivers: the tag it was started with and the outcome of its work. */
+export type Tagged<T, V> = T & ({ ok: true; value: V } | { ok: false; error: unknown });
+
+interface LoadWaiter {
+  deadline: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+interface ReleaseWaiter {
+  deadline: number;
+  resolve: () => void;
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class QuerycoordCore {
+  readonly dist: DistManager;
+  readonly scheduler: TaskScheduler;
+  readonly refreshes: TargetRefreshes;
+  /** what each delegator acknowledged last, by address */
+  readonly synced = new Map<string, SyncedView & { collectionId: bigint }>();
+  /** the partitions each delegator was watched with (checkers' `partitionKey`), by address */
+  readonly watched = new Map<string, { collectionId: bigint; partitions: string }>();
+  /** per collection, what its load waits on (from the last round) */
+  blockers = new Map<bigint, LoadBlocker[]>();
+  /** per collection, the progress computed in the last round */
+  readonly progress = new Map<bigint, LoadProgress>();
+  /** true once the feed delivered its snapshot: before that, no checker runs */
+  distReady = false;
+  /** when querycoord started: querynodes starting with it get a moment to show up on the feed */
+  readonly startedAt = Date.now();
+  private snap: DistSnapshot;
+  private readonly loadWaiters = new Map<bigint, LoadWaiter[]>();
+  private readonly releaseWaiters = new Map<bigint, ReleaseWaiter[]>();
+
+  constructor(
+    readonly env: ClusterEnv,
+    readonly params: QuerycoordParams,
+    readonly ctx: ActorContext,
+    readonly log: Logger,
+    readonly meta: Meta,
+    readonly targets: TargetManager,
+  ) {
+    this.dist = new DistManager(env.config.heartbeatAvailableMs);
+    this.snap = this.dist.snapshot();
+    this.scheduler = new TaskScheduler({
+      capPerNode: params.taskExecutionCap,
+      distWaitMs: params.distWaitMs,
+      retryBaseMs: params.retryBaseMs,
+      retryMaxMs: params.retryMaxMs,
+    });
+    this.refreshes = new TargetRefreshes({ refreshMs: params.targetRefreshMs, retryMs: 1_000 });
+  }
+
+  /** The distribution of the alive querynodes as of the last round. */
+  get snapshot(): DistSnapshot {
+    return this.snap;
+  }
+
+  // ---- plumbing ----
+
+  /** Runs `work` off the mailbox; its outcome comes back as message `type` with `tag`. */
+  pipe<T extends object, V>(work: Promise<V>, type: string, tag: T): void {
+    this.ctx.pipeToSelf(
+      work.then(
+        (value) => ({ ...tag, ok: true as const, value }),
+        (error: unknown) => ({ ...tag, ok: false as const, error }),
+      ),
+      type,
+    );
+  }
+
+  /** A reconcile round soon (changes come in bursts: one round for the burst). */
+  kick(): void {
+    if (!this.ctx.timers.isActive("kick")) this.ctx.timers.startSingle("kick", 10, MSG.kick);
+  }
+
+  describeCollection(collectionId: bigint): Promise<CollectionInfo> {
+    return this.ctx.ask<CollectionInfo>(this.env.subjects.rootcoord(), "rootcoord.DescribeCollection", { collectionId }, {
+      timeoutMs: this.params.requestTimeoutMs,
+    });
+  }
+
+  async allocIds(count: number): Promise<bigint[]> {
+    const r = await this.ctx.ask<{ start: bigint; count: number }>(this.env.subjects.rootcoord(), "rootcoord.AllocId", { count }, {
+      timeoutMs: this.params.requestTimeoutMs,
+    });
+    return Array.from({ length: count }, (_, i) => BigInt(r.start) + BigInt(i));
+  }
+
+  /** Alive querynodes (as of now), least loaded first. */
+  nodesByLoad(): string[] {
+    const now = Date.now();
+    const alive = this.dist.aliveAt(now);
+    const loads = nodeLoads(alive, new DistSnapshot(alive.map((n) => this.dist.get(n)!)));
+    const maxLimit = Math.max(0, ...loads.map((l) => l.memoryLimitBytes));
+    return loads.sort((a, b) => scoreOf(a, maxLimit) - scoreOf(b, maxLimit) || (a.nodeId < b.nodeId ? -1 : 1)).map((l) => l.nodeId);
+  }
+
+  // ---- targets ----
+
+  /**
+   * Whether a load short of querynodes should wait for them a little: right after querycoord starts
+   * (a standalone starts querynodes with it, and their first reports are on their way), not later.
+   */
+  inStartupGrace(now = Date.now()): boolean {
+    return now - this.startedAt < this.params.startupGraceMs;
+  }
+
+  requestTarget(collectionId: bigint): void {
+    this.refreshes.request(collectionId);
+    this.kick();
+  }
+
+  private fetchTargets(now: number): void {
+    const ids = this.meta.allCollections().map((c) => c.collectionId);
+    for (const collectionId of this.refreshes.due(ids, now)) {
+      const c = this.meta.collection(collectionId)!;
+      const partitionIds = [...c.partitionIds];
+      const work = this.ctx.ask<RecoveryInfo>(
+        this.env.subjects.datacoord(),
+        "datacoord.GetRecoveryInfo",
+        { collectionId, partitionIds },
+        { timeoutMs: this.params.requestTimeoutMs },
+      );
+      this.pipe(work, MSG.targetFetched, { collectionId, partitionKey: partitionIds.join(",") });
+    }
+  }
+
+  onTargetFetched(r: Tagged<{ collectionId: bigint; partitionKey: string }, RecoveryInfo>): void {
+    const now = Date.now();
+    const c = this.meta.collection(r.collectionId);
+    if (!r.ok) {
+      this.refreshes.finished(r.collectionId, `datacoord GetRecoveryInfo failed: ${errorText(r.error)}`, now);
+      if (c) this.log.warn({ collection: r.collectionId, err: errorText(r.error) }, "could not refresh the next target");
+      return;
+    }
+    this.refreshes.finished(r.collectionId, undefined, now);
+    if (!c) return;
+    if (c.partitionIds.join(",") !== r.partitionKey) {
+      this.requestTarget(r.collectionId); // the load changed meanwhile: this answer is for the old one
+      return;
+    }
+    const before = this.targets.next(r.collectionId);
+    const { version: _v, ...candidate } = targetFromRecovery(r.value, c, 0);
+    const next = this.targets.offerNext(candidate);
+    if (next && next !== before && next.version !== before?.version) {
+      this.log.info(
+        { collection: r.collectionId, version: next.version, segments: next.segments.size, channels: next.channels.size },
+        "new next target",
+      );
+    }
+    this.kick();
+  }
+
+  // ---- distribution ----
+
+  onDist(): void {
+    this.kick();
+  }
+
+  // ---- tasks ----
+
+  private startTask(t: Task): void {
+    const a = t.action;
+    let address: string;
+    let type: string;
+    let body: unknown;
+    let timeoutMs = this.params.requestTimeoutMs;
+    const qn = () => this.env.subjects.querynode(asNodeId(a.nodeId));
+    switch (a.kind) {
+      case "WatchChannel": {
+        const req = this.watchRequest(a.collectionId, a.vchannel, a.replicaId);
+        if (!req) return this.scheduler.cancel(t.id);
+        [address, type, body, timeoutMs] = [qn(), "querynode.WatchDmChannels", req, this.params.watchTimeoutMs];
+        break;
+      }
+      case "LoadSegment": {
+        const req = this.loadRequest(a.collectionId, a.segmentId, a.replicaId);
+        if (!req) return this.scheduler.cancel(t.id);
+        [address, type, body, timeoutMs] = [qn(), "querynode.LoadSegments", req, this.params.loadTimeoutMs];
+        break;
+      }
+      case "UnsubChannel":
+        [address, type, body] = [qn(), "querynode.UnsubDmChannel", { collectionId: a.collectionId, vchannel: a.vchannel, replicaId: a.replicaId }];
+        break;
+      case "ReleaseSegment":
+        [address, type, body] = [qn(), "querynode.ReleaseSegments", { collectionId: a.collectionId, segmentIds: [a.segmentId] }];
+        break;
+      case "ReleaseCollection":
+        [address, type, body] = [qn(), "querynode.ReleaseCollection", { collectionId: a.collectionId }];
+        break;
+      case "SyncLeader":
+        [address, type, body] = [a.address, "delegator.SyncDistribution", { targetVersion: a.targetVersion, sealed: a.sealed }];
+        break;
+    }
+    this.log.debug({ task: t.id, collection: a.collectionId, node: a.nodeId, attempt: t.attempt }, describeAction(a));
+    const partitions = a.kind === "WatchChannel" ? (body as WatchChannelReq).partitionIds.map(String).join(",") : "";
+    this.pipe(this.ctx.ask(address, type, body, { timeoutMs }), MSG.taskReply, { taskId: t.id, timeoutMs, partitions });
+  }
+
+  private watchRequest(collectionId: bigint, vchannel: string, replicaId: bigint): WatchChannelReq | undefined {
+    const c = this.meta.collection(collectionId);
+    const pair = this.targets.get(collectionId);
+    const t = pair.current?.channels.has(vchannel) ? pair.current : pair.next;
+    const ch = t?.channels.get(vchannel);
+    if (!c || !t || !ch) return undefined;
+    return {
+      collectionId,
+      vchannel,
+      pchannel: ch.pchannel,
+      replicaId,
+      schema: c.schema,
+      seekPosition: ch.seekPosition,
+      partitionIds: c.loadType === "Collection" ? [] : [...c.partitionIds],
+      l0Segments: l0Of(t, vchannel),
+    };
+  }
+
+  private loadRequest(collectionId: bigint, segmentId: bigint, replicaId: bigint): LoadSegmentsReq | undefined {
+    const c = this.meta.collection(collectionId);
+    const pair = this.targets.get(collectionId);
+    const t = pair.next?.segments.has(segmentId) ? pair.next : pair.current;
+    const info = t?.segments.get(segmentId);
+    if (!c || !t || !info) return undefined;
+    return { collectionId, replicaId, schema: c.schema, segments: [info], l0Segments: l0Of(t, info.vchannel) };
+  }
+
+  onTaskReply(r: Tagged<{ taskId: string; timeoutMs: number; partitions: string }, unknown>): void {
+    const now = Date.now();
+    const task = this.scheduler.get(r.taskId);
+    if (!task) return;
+    const reason = r.ok ? "" : failureReason(task, r.error, r.timeoutMs);
+    const t = this.scheduler.onReply(r.taskId, r.ok ? { ok: true } : { ok: false, reason }, now);
+    if (!t) return;
+    if (!r.ok) {
+      this.log.warn({ task: t.id, collection: t.action.collectionId, node: t.action.nodeId, attempt: t.attempt }, `${describeAction(t.action)} failed: ${reason}`);
+    } else if (t.action.kind === "SyncLeader") {
+      const a = t.action;
+      this.synced.set(a.address, { collectionId: a.collectionId, targetVersion: a.targetVersion, sealed: a.sealed });
+    } else if (t.action.kind === "WatchChannel" || t.action.kind === "UnsubChannel") {
+      const a = t.action;
+      const address = this.env.subjects.delegator(a.collectionId as CollectionId, a.vchannel, a.replicaId as ReplicaId);
+      this.synced.delete(address); // a new delegator knows nothing of its predecessor's view
+      if (a.kind === "WatchChannel") this.watched.set(address, { collectionId: a.collectionId, partitions: r.partitions });
+      else this.watched.delete(address);
+    }
+    this.kick();
+  }
+
+  // ---- jobs' helpers ----
+
+  /** Forgets a released collection: meta, replicas, targets, tasks, views. Returns the KV writes. */
+  forgetCollection(collectionId: bigint): Promise<void> {
+    const writes = [this.meta.removeCollection(collectionId), this.targets.remove(collectionId)];
+    this.refreshes.forget(collectionId);
+    this.scheduler.forgetCollection(collectionId);
+    for (const [address, v] of this.synced) if (v.collectionId === collectionId) this.synced.delete(address);
+    for (const [address, w] of this.watched) if (w.collectionId === collectionId) this.watched.delete(address);
+    this.blockers.delete(collectionId);
+    this.progress.delete(collectionId);
+    for (const w of this.loadWaiters.get(collectionId) ?? []) {
+      w.reject(new VbError(ErrorCode.CollectionNotLoaded, `collection ${collectionId} was released while it was loading`));
+    }
+    this.loadWaiters.delete(collectionId);
+    return Promise.all(writes).then(() => undefined);
+  }
+
+  waitLoaded(collectionId: bigint, deadline: number, resolve: () => void, reject: (err: unknown) => void): void {
+    const c = this.meta.collection(collectionId);
+    if (!c) {
+      reject(new VbError(ErrorCode.CollectionNotLoaded, `collection ${collectionId} is not loaded (101): call LoadCollection first`));
+      return;
+    }
+    if (c.status === "Loaded") {
+      resolve();
+      return;
+    }
+    let list = this.loadWaiters.get(collectionId);
+    if (!list) this.loadWaiters.set(collectionId, (list = []));
+    list.push({ deadline, resolve, reject });
+  }
+
+  waitReleased(collectionId: bigint, resolve: () => void): void {
+    if (!this.dist.snapshot().collectionIds().has(collectionId)) {
+      resolve();
+      return;
+    }
+    let list = this.releaseWaiters.get(collectionId);
+    if (!list) this.releaseWaiters.set(collectionId, (list = []));
+    list.push({ deadline: Date.now() + this.params.releaseWaitMs, resolve });
+  }
+
+  // ---- the reconcile round ----
+
+  reconcile(now = Date.now()): void {
+    if (!this.distReady) return;
+    const { down, up } = this.dist.refreshLiveness(now);
+    for (const n of up) this.log.info({ node: n }, "querynode is up");
+    for (const n of down) {
+      this.log.warn({ node: n }, `querynode is down (no heartbeat for ${this.env.config.heartbeatAvailableMs} ms)`);
+      this.scheduler.failNode(n, `node ${n} is down`, now);
+    }
+    const snap = this.dist.snapshot();
+
+    // replicas follow the alive querynodes
+    const alive = new Set(this.dist.aliveNodes());
+    for (const c of this.meta.allCollections()) {
+      const hint = (nodeId: string) => snap.delegatorsOf(c.collectionId).find((d) => d.nodeId === nodeId)?.replicaId;
+      for (const r of rebalanceReplicaNodes(this.meta.replicasOf(c.collectionId), alive, hint)) {
+        this.log.info({ collection: c.collectionId, replica: r.replicaId, nodes: r.nodes }, "replica nodes changed");
+        void this.meta.putReplica(r).catch(() => undefined);
+      }
+    }
+
+    // tasks whose change shows are finished
+    const { failed } = this.scheduler.confirm((t) => effectVisible(t.action, snap), now);
+    for (const t of failed) this.log.warn({ task: t.id, node: t.action.nodeId }, `${describeAction(t.action)}: ${this.scheduler.failures().get(t.key)?.reason}`);
+
+    // handoff: promote next targets that every replica has loaded
+    for (const c of this.meta.allCollections()) {
+      const next = this.targets.next(c.collectionId);
+      if (!next) continue;
+      if (!promotionReadiness(this.meta.replicasOf(c.collectionId), next, snap).ready) continue;
+      const p = this.targets.promote(c.collectionId)!;
+      p.stored.catch((err: unknown) => this.log.error({ err, collection: c.collectionId }, "could not store the current target"));
+      this.log.info({ collection: c.collectionId, version: p.target.version, segments: p.target.segments.size }, "next target promoted to current");
+    }
+    this.fetchTargets(now);
+
+    // checkers → tasks
+    const input: CheckInput = {
+      collections: this.meta.allCollections(),
+      replicas: this.meta.allReplicas(),
+      targets: new Map(this.meta.allCollections().map((c) => [c.collectionId, this.targets.get(c.collectionId)])),
+      dist: snap,
+      failures: this.scheduler.failures(),
+      synced: this.viewsForCheck(),
+      pending: this.scheduler.pendingLoads(),
+      watched: new Map([...this.watched].map(([address, w]) => [address, w.partitions])),
+    };
+    const result = runCheckers(input);
+    this.scheduler.replacePending(result.tasks, now);
+    for (const t of this.scheduler.dispatch(now)) this.startTask(t);
+
+    // observers: blockers, progress, state
+    for (const c of this.meta.allCollections()) {
+      const f = this.refreshes.failure(c.collectionId);
+      if (f) addBlocker(result, c.collectionId, { kind: "target", subject: `${c.collectionId}`, reason: `${f}; retrying` });
+      else if (!this.targets.current(c.collectionId) && !this.targets.next(c.collectionId)) {
+        addBlocker(result, c.collectionId, { kind: "target", subject: `${c.collectionId}`, reason: "waiting for datacoord's recovery info" });
+      }
+    }
+    this.blockers = result.blockers;
+    for (const c of this.meta.allCollections()) this.observe(c, snap, now);
+    this.snap = snap;
+    this.settleWaiters(snap, now);
+  }
+
+  /** Acknowledged views, plus what syncs in flight are telling delegators (a copy they may point at). */
+  private viewsForCheck(): Map<string, SyncedView> {
+    const out = new Map<string, SyncedView>(this.synced);
+    for (const t of this.scheduler.inflightTasks()) {
+      if (t.action.kind !== "SyncLeader") continue;
+      const prev = out.get(t.action.address);
+      if (!prev) continue; // an unknown view stays unknown until acknowledged
+      const seen = new Set(prev.sealed.map((e) => `${e.segmentId}@${e.nodeId}`));
+      out.set(t.action.address, {
+        targetVersion: prev.targetVersion,
+        sealed: [...prev.sealed, ...t.action.sealed.filter((e) => !seen.has(`${e.segmentId}@${e.nodeId}`))],
+      });
+    }
+    return out;
+  }
+
+  private observe(c: CollectionLoad, snap: DistSnapshot, now: number): void {
+    const key = partitionKey(c);
+    const stale = (address: string) => {
+      const w = this.watched.get(address);
+      return w !== undefined && w.partitions !== key;
+    };
+    const p = loadProgress(this.meta.replicasOf(c.collectionId), this.targets.get(c.collectionId), snap, c.partitionIds, stale);
+    this.progress.set(c.collectionId, p);
+    if (c.status === "Loaded") return;
+    if (p.loaded) {
+      const loaded: CollectionLoad = {
+        ...c,
+        status: "Loaded",
+        progress: 100,
+        loadedAt: now,
+        loadedPartitionIds: [...new Set([...c.loadedPartitionIds, ...c.partitionIds])],
+      };
+      void this.meta.putCollection(loaded).catch(() => undefined);
+      this.log.info({ collection: c.collectionId, ms: now - c.loadStartedAt }, "collection loaded");
+      for (const w of this.loadWaiters.get(c.collectionId) ?? []) w.resolve();
+      this.loadWaiters.delete(c.collectionId);
+    } else if (p.progress > c.progress) {
+      void this.meta.putCollection({ ...c, progress: p.progress }).catch(() => undefined);
+    }
+  }
+
+  private settleWaiters(snap: DistSnapshot, now: number): void {
+    for (const [collectionId, list] of this.loadWaiters) {
+      const keep = list.filter((w) => {
+        if (w.deadline === 0 || now < w.deadline) return true;
+        const bs = (this.blockers.get(collectionId) ?? []).map(formatBlocker);
+        w.reject(
+          new VbError(
+            ErrorCode.Timeout,
+            `collection ${collectionId} is still loading (${this.meta.collection(collectionId)?.progress ?? 0}%)` +
+              (bs.length ? `: waiting on ${bs.slice(0, 3).join("; ")}` : ""),
+            { retriable: true },
+          ),
+        );
+        return false;
+      });
+      if (keep.length) this.loadWaiters.set(collectionId, keep);
+      else this.loadWaiters.delete(collectionId);
+    }
+    const present = snap.collectionIds();
+    for (const [collectionId, list] of this.releaseWaiters) {
+      const keep = list.filter((w) => {
+        if (present.has(collectionId) && now < w.deadline) return true;
+        w.resolve();
+        return false;
+      });
+      if (keep.length) this.releaseWaiters.set(collectionId, keep);
+      else this.releaseWaiters.delete(collectionId);
+    }
+  }
+}
+
+/** Why a task failed, in words a person can act on. */
+export function failureReason(t: Task, err: unknown, timeoutMs: number): string {
+  const who = t.action.kind === "SyncLeader" ? `delegator ${t.action.vchannel} on node ${t.action.nodeId}` : `node ${t.action.nodeId}`;
+  if (err instanceof VbError) {
+    if (err.code === ErrorCode.Timeout) return `${who} did not answer within ${timeoutMs} ms`;
+    if (err.code === ErrorCode.ServiceUnavailable) return `${who} is unreachable: ${err.message}`;
+    return `${who} refused: ${err.message}`;
+  }
+  return `${who} failed: ${errorText(err)}`;
+}

@@ -1,0 +1,69 @@
+/**
+ * querycoord's records: what is loaded (CollectionLoad), by which querynodes (Replica), and what should
+ * be loaded (CollectionTarget: a current one that delegators serve and a next one being loaded).
+ */
+import type { SegmentInfo, VChannelInfo } from "../../../protocol/meta.ts";
+import type { CollectionSchema } from "../../../protocol/schema.ts";
+
+/** LoadCollection loads every partition (and those created later); LoadPartitions the ones it names. */
+export type LoadType = "Collection" | "Partition";
+export type LoadStatus = "Loading" | "Loaded";
+
+export interface CollectionLoad {
+  collectionId: bigint;
+  dbName: string;
+  name: string;
+  loadType: LoadType;
+  /** the partitions to load */
+  partitionIds: bigint[];
+  /** the partitions that reached Loaded (a partition stays Loaded once it was) */
+  loadedPartitionIds: bigint[];
+  replicaNumber: number;
+  status: LoadStatus;
+  schema: CollectionSchema;
+  vchannels: VChannelInfo[];
+  /** ms since the epoch: when this load (or the LoadPartitions that widened it) started */
+  loadStartedAt: number;
+  loadedAt?: number;
+  /** the highest progress reported for this load: GetLoadingProgress never goes back */
+  progress: number;
+}
+
+/** A replica: a set of querynodes that together hold one copy of the collection. */
+export interface Replica {
+  replicaId: bigint;
+  collectionId: bigint;
+  /** querynodes of the replica; a querynode is in at most one replica of a collection */
+  nodes: string[];
+}
+
+export interface ChannelTarget {
+  vchannel: string;
+  pchannel: number;
+  /** a delegator watching the channel consumes after this position (the channel checkpoint) */
+  seekPosition: bigint;
+  checkpointTs: bigint;
+}
+
+/** What should be loaded: sealed segments and channels, from one datacoord recovery info. */
+export interface CollectionTarget {
+  collectionId: bigint;
+  /** what delegators are told in SyncDistribution; grows with every new target */
+  version: number;
+  partitionIds: bigint[];
+  channels: Map<string, ChannelTarget>;
+  /** L1 flushed segments, by id */
+  segments: Map<bigint, SegmentInfo>;
+  /** L0 delete segments, by id */
+  l0Segments: Map<bigint, SegmentInfo>;
+}
+
+/** The target as stored in KV (its segments are stored under keys of their own). */
+export interface PersistedTarget {
+  collectionId: bigint;
+  version: number;
+  partitionIds: bigint[];
+  channels: ChannelTarget[];
+  segmentIds: bigint[];
+  l0SegmentIds: bigint[];
+}

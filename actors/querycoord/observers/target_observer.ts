@@ -1,0 +1,114 @@
+/**
+ * TargetObserver (Milvus's observers/target_observer.go).
+ *
+ * Refresh: the next target is pulled from datacoord's recovery info when a load starts, when datacoord
+ * announces a flushed or dropped segment of a loaded collection, and every `targetRefreshMs` anyway. One
+ * fetch per collection at a time; a request that comes during a fetch makes another one follow it.
+ *
+ * Promotion (the handoff): next → current only when every replica that has an alive querynode has a
+ * serviceable delegator for every vchannel of the next target and a copy of every one of its sealed
+ * segments. Then the LeaderChecker tells each delegator the new version with its sealed segments, and
+ * the delegator drops the growing rows the new sealed segments hold: no row is missing or counted twice
+ * at any moment, since until then it serves the old version whole.
+ */
+import type { DistSnapshot } from "../dist/dist_snapshot.ts";
+import type { CollectionTarget, Replica } from "../meta/types.ts";
+import { aliveNodesOf } from "../checkers/types.ts";
+
+export interface Readiness {
+  ready: boolean;
+  /** what promotion waits on, for logs */
+  waiting: string[];
+}
+
+export function promotionReadiness(replicas: readonly Replica[], next: CollectionTarget, dist: DistSnapshot): Readiness {
+  const waiting: string[] = [];
+  let ready = 0;
+  let notReady = 0;
+  for (const r of replicas) {
+    if (aliveNodesOf(r, dist).length === 0) {
+      waiting.push(`replica ${r.replicaId} has no alive querynode`);
+      continue;
+    }
+    const members = new Set(r.nodes);
+    let ok = true;
+    for (const v of next.channels.keys()) {
+      const d = dist.delegatorsFor(next.collectionId, v, r.replicaId).find((x) => members.has(x.nodeId) && x.serviceable);
+      if (!d) {
+        ok = false;
+        waiting.push(`replica ${r.replicaId}: no serviceable delegator for ${v}`);
+      }
+    }
+    for (const s of next.segments.keys()) {
+      if (!dist.copies(next.collectionId, s).some((c) => members.has(c.nodeId))) {
+        ok = false;
+        waiting.push(`replica ${r.replicaId}: segment ${s} not loaded`);
+      }
+    }
+    if (ok) ready++;
+    else notReady++;
+  }
+  return { ready: ready > 0 && notReady === 0, waiting };
+}
+
+interface FetchState {
+  inflight: boolean;
+  /** asked again while a fetch was in flight */
+  again: boolean;
+  lastStarted: number;
+  failure?: string;
+  retryAt: number;
+}
+
+/** Bookkeeping of the fetches of next targets (the fetch itself is the actor's). */
+export class TargetRefreshes {
+  private readonly state = new Map<bigint, FetchState>();
+
+  constructor(private readonly params: { refreshMs: number; retryMs: number }) {}
+
+  /** Asks for a fetch soon. */
+  request(collectionId: bigint): void {
+    const s = this.of(collectionId);
+    if (s.inflight) s.again = true;
+    else s.lastStarted = 0;
+  }
+
+  /** The collections whose fetch should start now; marks them in flight. */
+  due(collectionIds: readonly bigint[], now: number): bigint[] {
+    const out: bigint[] = [];
+    for (const id of collectionIds) {
+      const s = this.of(id);
+      if (s.inflight || now < s.retryAt) continue;
+      if (s.lastStarted === 0 || now - s.lastStarted >= this.params.refreshMs) {
+        s.inflight = true;
+        s.again = false;
+        s.lastStarted = now;
+        out.push(id);
+      }
+    }
+    return out;
+  }
+
+  finished(collectionId: bigint, failure: string | undefined, now: number): void {
+    const s = this.state.get(collectionId);
+    if (!s) return;
+    s.inflight = false;
+    s.failure = failure;
+    s.retryAt = failure ? now + this.params.retryMs : 0;
+    if (failure || s.again) s.lastStarted = 0;
+  }
+
+  failure(collectionId: bigint): string | undefined {
+    return this.state.get(collectionId)?.failure;
+  }
+
+  forget(collectionId: bigint): void {
+    this.state.delete(collectionId);
+  }
+
+  private of(collectionId: bigint): FetchState {
+    let s = this.state.get(collectionId);
+    if (!s) this.state.set(collectionId, (s = { inflight: false, again: false, lastStarted: 0, retryAt: 0 }));
+    return s;
+  }
+}

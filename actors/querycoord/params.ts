@@ -1,0 +1,47 @@
+/**
+ * querycoord's knobs (Milvus's `queryCoord.*` params). The cluster-wide ones (heartbeat timing) come
+ * from `ClusterEnv.config`; these are querycoord's own, with defaults fit for a small cluster.
+ */
+export interface QuerycoordParams {
+  /** how often the checkers run (ms); they also run right after a distribution change or a job */
+  reconcileIntervalMs: number;
+  /** tasks in flight per querynode at most (Milvus's taskExecutionCap) */
+  taskExecutionCap: number;
+  /** deadline of a LoadSegments ask (ms) */
+  loadTimeoutMs: number;
+  /** deadline of a WatchDmChannels ask (ms) */
+  watchTimeoutMs: number;
+  /** deadline of the other asks to querynodes and delegators (ms) */
+  requestTimeoutMs: number;
+  /** after a reply, how long a task waits for the distribution to show its change before it fails (ms) */
+  distWaitMs: number;
+  /** backoff before a failed task is tried again: base · 2^(attempts-1), capped (ms) */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** how often the next target is refreshed from datacoord without an event (ms) */
+  targetRefreshMs: number;
+  /** how long ReleaseCollection waits for the querynodes to drop the collection before it answers (ms) */
+  releaseWaitMs: number;
+  /** how long preStart waits for the distribution feed's snapshot (ms) */
+  distReadyTimeoutMs: number;
+  /**
+   * for this long after querycoord starts, a load short of querynodes waits for them to show up on the
+   * feed instead of failing at once (ms)
+   */
+  startupGraceMs: number;
+}
+
+export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
+  reconcileIntervalMs: 200,
+  taskExecutionCap: 4,
+  loadTimeoutMs: 60_000,
+  watchTimeoutMs: 30_000,
+  requestTimeoutMs: 10_000,
+  distWaitMs: 10_000,
+  retryBaseMs: 500,
+  retryMaxMs: 10_000,
+  targetRefreshMs: 10_000,
+  releaseWaitMs: 10_000,
+  distReadyTimeoutMs: 10_000,
+  startupGraceMs: 3_000,
+};

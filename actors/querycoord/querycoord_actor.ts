@@ -1,0 +1,303 @@
+/**
+ * The querycoord actor (Milvus's QueryCoord v2). At start it reads its meta (loads, replicas, current
+ * targets) from KV, follows the querynodes' distributions on the `VB_DIST` feed and the events stream,
+ * and runs a reconcile round every `reconcileIntervalMs` and soon after any change. Jobs (load/release)
+ * change meta one at a time per collection; checkers turn the difference between targets and the
+ * distribution into tasks; observers promote targets and report progress. Nothing in `receive` waits on
+ * a peer: asks are started here and their outcomes come back as messages.
+ */
+import { VbError } from "../../protocol/errors.ts";
+import { messageType } from "../../protocol/messages/api.ts";
+import { QUERYCOORD, type QuerycoordApi } from "../../protocol/messages/querycoord.ts";
+import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
+import { Actor, type Message, type PipeResult } from "../../runtime/actor.ts";
+import type { FeedFollower } from "../../runtime/feed.ts";
+import type { DmlConsumption } from "../../runtime/dml_log.ts";
+import type { ClusterEnv } from "../env.ts";
+import { followEvents, type VbEvent } from "../events.ts";
+import { errorText, QuerycoordCore, type Tagged } from "./core.ts";
+import { followQueryNodeDists } from "./dist/dist_feed.ts";
+import { JobQueues, type Job, type JobStep } from "./job/job.ts";
+import { AddPartitionJob, LoadJob, nodeLackError } from "./job/load_job.ts";
+import { ReleaseJob } from "./job/release_job.ts";
+import { BUCKET } from "./kv_layout.ts";
+import { MSG } from "./messages.ts";
+import { KvWriter } from "./meta/kv_writer.ts";
+import { Meta } from "./meta/meta.ts";
+import { TargetManager } from "./meta/target_manager.ts";
+import { DEFAULT_QUERYCOORD_PARAMS, type QuerycoordParams } from "./params.ts";
+import { bodyOf, optionalBool, optionalIds, optionalInt, requiredId } from "./request.ts";
+import {
+  getLoadingProgress,
+  getLoadState,
+  getReplicas,
+  getSegmentInfo,
+  getShardLeaders,
+  getStatus,
+  showCollections,
+} from "./services.ts";
+
+const MAX_REPLICAS = 64;
+const REFOLLOW = "querycoord.internal.Refollow";
+
+type Verb = keyof QuerycoordApi;
+
+function unwrap<T>(body: unknown): T {
+  const r = body as PipeResult<T>;
+  if (!r.ok) throw r.error;
+  return r.value;
+}
+
+export class QuerycoordActor extends Actor {
+  private core: QuerycoordCore | undefined;
+  private readonly params: QuerycoordParams;
+  private readonly jobs = new JobQueues();
+  private follower: FeedFollower | undefined;
+  private events: DmlConsumption | undefined;
+  private writers: KvWriter[] = [];
+
+  constructor(
+    private readonly env: ClusterEnv,
+    params: Partial<QuerycoordParams> = {},
+  ) {
+    super();
+    this.params = { ...DEFAULT_QUERYCOORD_PARAMS, ...params };
+  }
+
+  override async preStart(): Promise<void> {
+    const { env, params } = this;
+    const log = this.ctx.log;
+    const [kc, kr, kt] = await Promise.all([env.meta(BUCKET.collections), env.meta(BUCKET.replicas), env.meta(BUCKET.targets)]);
+    const writers = { collections: new KvWriter(kc, log), replicas: new KvWriter(kr, log), targets: new KvWriter(kt, log) };
+    this.writers = Object.values(writers);
+    const meta = await Meta.open({ collections: kc, replicas: kr }, writers);
+    const targets = await TargetManager.open(kt, writers.targets);
+    for (const c of targets.collections()) if (!meta.collection(c)) void targets.remove(c); // a release that did not finish
+    const core = new QuerycoordCore(env, params, this.ctx, log, meta, targets);
+    this.core = core;
+    for (const c of meta.allCollections()) core.requestTarget(c.collectionId);
+
+    this.events = await followEvents(env, (ev) => this.ctx.self(MSG.event, { ev }));
+    await this.follow();
+    this.ctx.timers.startPeriodic("tick", params.reconcileIntervalMs, MSG.tick);
+    log.info(
+      { collections: meta.allCollections().length, replicas: meta.allReplicas().length, nodes: core.dist.aliveAt(Date.now()).length },
+      "querycoord started",
+    );
+  }
+
+  /** Follows the querynodes' distributions; resolves once the snapshot is in (or after a while). */
+  private async follow(): Promise<void> {
+    const follower = await followQueryNodeDists(this.env, this.ctx.log, (dist, seenAt) => this.ctx.self(MSG.dist, { dist, seenAt }));
+    this.follower = follower;
+    follower.done.catch((err: unknown) => {
+      this.ctx.log.error({ err: errorText(err) }, "following the distribution feed failed; following again");
+      this.ctx.self(MSG.distLost);
+    });
+    const ready = follower.ready.then(
+      () => this.ctx.self(MSG.distReady),
+      () => undefined,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ready, new Promise<void>((r) => (timer = setTimeout(r, this.params.distReadyTimeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  override async postStop(): Promise<void> {
+    await Promise.allSettled([this.follower?.stop(), this.events?.stop()]);
+    await Promise.race([Promise.allSettled(this.writers.map((w) => w.flush())), new Promise((r) => setTimeout(r, 2_000))]);
+  }
+
+  override receive(msg: Message): unknown {
+    const core = this.core!;
+    switch (msg.type) {
+      case MSG.tick:
+      case MSG.kick:
+        core.reconcile();
+        return undefined;
+      case MSG.dist: {
+        const { dist, seenAt } = msg.body as { dist: QueryNodeDist; seenAt: number };
+        if (core.dist.update(dist, seenAt)) core.onDist();
+        return undefined;
+      }
+      case MSG.distReady:
+        if (!core.distReady) {
+          core.distReady = true;
+          this.ctx.log.info({ nodes: core.dist.refreshLiveness(Date.now()).up.length }, "distribution feed ready");
+          core.kick();
+        }
+        return undefined;
+      case MSG.distLost:
+        this.ctx.timers.startSingle("refollow", 1_000, REFOLLOW);
+        return undefined;
+      case REFOLLOW:
+        void this.follower?.stop();
+        core.pipe(this.follow(), REFOLLOW + ".done", {});
+        return undefined;
+      case REFOLLOW + ".done":
+        if (!unwrap<{ ok: boolean }>(msg.body).ok) this.ctx.self(MSG.distLost);
+        return undefined;
+      case MSG.event:
+        this.onEvent((msg.body as { ev: VbEvent }).ev);
+        return undefined;
+      case MSG.taskReply:
+        core.onTaskReply(unwrap(msg.body));
+        return undefined;
+      case MSG.targetFetched:
+        core.onTargetFetched(unwrap(msg.body));
+        return undefined;
+      case MSG.jobStep:
+        this.onJobStep(unwrap(msg.body));
+        return undefined;
+    }
+    const verb = msg.type.startsWith(`${QUERYCOORD}.`) ? (msg.type.slice(QUERYCOORD.length + 1) as Verb) : undefined;
+    if (verb && Object.hasOwn(API, verb)) return API[verb](this, core, bodyOf(verb, msg.body), msg);
+    throw VbError.invalid(
+      `unknown message type "${msg.type}" for querycoord (1100): it takes ${Object.keys(API)
+        .map((v) => messageType(QUERYCOORD, v))
+        .join(", ")}`,
+    );
+  }
+
+  // ---- jobs ----
+
+  submitJob(job: Job): Promise<null> {
+    if (this.jobs.submit(job)) this.runJob(job, () => job.start(this.core!));
+    return job.result;
+  }
+
+  private runJob(job: Job, step: () => JobStep): void {
+    let s: JobStep;
+    try {
+      s = step();
+    } catch (err) {
+      this.failJob(job, err);
+      return;
+    }
+    if ("wait" in s) this.core!.pipe(s.wait, MSG.jobStep, { jobId: job.id, phase: "resume" });
+    else this.core!.pipe(s.stored, MSG.jobStep, { jobId: job.id, phase: "stored" });
+  }
+
+  private onJobStep(r: Tagged<{ jobId: string; phase: "resume" | "stored" }, unknown>): void {
+    const job = this.jobs.get(r.jobId);
+    if (!job) return;
+    if (r.phase === "resume") {
+      this.runJob(job, () => job.resume(this.core!, r.ok ? { ok: true, value: r.value } : { ok: false, error: r.error }));
+      return;
+    }
+    if (!r.ok) {
+      this.failJob(job, r.error);
+      return;
+    }
+    try {
+      job.finished(this.core!);
+    } catch (err) {
+      job.reject(VbError.from(err));
+    }
+    this.nextJob(job);
+  }
+
+  private failJob(job: Job, err: unknown): void {
+    const e = VbError.from(err);
+    this.ctx.log.warn({ collection: job.collectionId, job: job.kind, code: e.code }, `${job.kind} failed: ${e.message}`);
+    job.reject(e);
+    this.nextJob(job);
+  }
+
+  private nextJob(job: Job): void {
+    const next = this.jobs.done(job);
+    if (next) this.runJob(next, () => next.start(this.core!));
+  }
+
+  private background(job: Job): void {
+    this.submitJob(job).catch((err: unknown) => this.ctx.log.warn({ collection: job.collectionId, err: errorText(err) }, `${job.kind} failed`));
+  }
+
+  // ---- events ----
+
+  private onEvent(ev: VbEvent): void {
+    const core = this.core!;
+    switch (ev.kind) {
+      case "collection.dropped":
+        if (core.meta.collection(ev.collectionId)) this.background(new ReleaseJob(ev.collectionId, { wait: false, why: "collection dropped" }));
+        return;
+      case "partition.created":
+        if (core.meta.collection(ev.collectionId)) this.background(new AddPartitionJob(ev.collectionId, ev.partition.partitionId));
+        return;
+      case "partition.dropped":
+        if (core.meta.collection(ev.collectionId)) {
+          this.background(new ReleaseJob(ev.collectionId, { partitionIds: [ev.partitionId], wait: false, why: "partition dropped" }));
+        }
+        return;
+      case "segment.flushed":
+        if (core.meta.collection(ev.segment.collectionId)) core.requestTarget(ev.segment.collectionId);
+        return;
+      case "segment.dropped":
+        if (core.meta.collection(ev.collectionId)) core.requestTarget(ev.collectionId);
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+type Handler = (actor: QuerycoordActor, core: QuerycoordCore, b: Record<string, unknown>, msg: Message) => unknown;
+
+/** A new load asking for more replicas than querynodes are alive fails before it is queued. */
+function failFastOnNodeLack(core: QuerycoordCore, collectionId: bigint, replicaNumber: number | undefined): void {
+  if (core.meta.collection(collectionId) || core.inStartupGrace()) return;
+  const alive = core.dist.aliveAt(Date.now()).length;
+  if (alive < (replicaNumber ?? 1)) throw nodeLackError(collectionId, replicaNumber ?? 1, alive);
+}
+
+function waitDeadline(timeoutMs: number | undefined, msg: Message): number {
+  return timeoutMs !== undefined ? Date.now() + timeoutMs : msg.deadline;
+}
+
+/** Every verb of QuerycoordApi and its handler: the compiler checks that none is missing. */
+const API: { [V in Verb]: Handler } = {
+  LoadCollection: (actor, core, b, msg) => {
+    const collectionId = requiredId("LoadCollection", b, "collectionId");
+    const replicaNumber = optionalInt("LoadCollection", b, "replicaNumber", 1, MAX_REPLICAS);
+    const timeoutMs = optionalInt("LoadCollection", b, "timeoutMs", 1, 24 * 3_600_000);
+    const wait = optionalBool("LoadCollection", b, "wait") ?? false;
+    failFastOnNodeLack(core, collectionId, replicaNumber);
+    const job = new LoadJob({ collectionId, ...(replicaNumber === undefined ? {} : { replicaNumber }), wait, deadline: waitDeadline(timeoutMs, msg) });
+    return actor.ctx.reenter(actor.submitJob(job));
+  },
+  LoadPartitions: (actor, core, b, msg) => {
+    const collectionId = requiredId("LoadPartitions", b, "collectionId");
+    const partitionIds = optionalIds("LoadPartitions", b, "partitionIds");
+    if (!partitionIds || partitionIds.length === 0) throw VbError.invalid(`querycoord.LoadPartitions: field "partitionIds" must name at least one partition`);
+    const replicaNumber = optionalInt("LoadPartitions", b, "replicaNumber", 1, MAX_REPLICAS);
+    const timeoutMs = optionalInt("LoadPartitions", b, "timeoutMs", 1, 24 * 3_600_000);
+    const wait = optionalBool("LoadPartitions", b, "wait") ?? false;
+    failFastOnNodeLack(core, collectionId, replicaNumber);
+    const job = new LoadJob({
+      collectionId,
+      partitionIds,
+      ...(replicaNumber === undefined ? {} : { replicaNumber }),
+      wait,
+      deadline: waitDeadline(timeoutMs, msg),
+    });
+    return actor.ctx.reenter(actor.submitJob(job));
+  },
+  ReleaseCollection: (actor, _core, b) => {
+    const collectionId = requiredId("ReleaseCollection", b, "collectionId");
+    return actor.ctx.reenter(actor.submitJob(new ReleaseJob(collectionId, { wait: true, why: "ReleaseCollection" })));
+  },
+  ReleasePartitions: (actor, _core, b) => {
+    const collectionId = requiredId("ReleasePartitions", b, "collectionId");
+    const partitionIds = optionalIds("ReleasePartitions", b, "partitionIds");
+    if (!partitionIds || partitionIds.length === 0) throw VbError.invalid(`querycoord.ReleasePartitions: field "partitionIds" must name at least one partition`);
+    return actor.ctx.reenter(actor.submitJob(new ReleaseJob(collectionId, { partitionIds, wait: false, why: "ReleasePartitions" })));
+  },
+  GetLoadState: (_a, core, b) =>
+    getLoadState(core, requiredId("GetLoadState", b, "collectionId"), optionalIds("GetLoadState", b, "partitionIds")),
+  GetLoadingProgress: (_a, core, b) => getLoadingProgress(core, requiredId("GetLoadingProgress", b, "collectionId")),
+  ShowCollections: (_a, core) => showCollections(core),
+  GetShardLeaders: (_a, core, b) => getShardLeaders(core, requiredId("GetShardLeaders", b, "collectionId")),
+  GetReplicas: (_a, core, b) => getReplicas(core, requiredId("GetReplicas", b, "collectionId")),
+  GetSegmentInfo: (_a, core, b) => getSegmentInfo(core, requiredId("GetSegmentInfo", b, "collectionId")),
+  GetStatus: (_a, core) => getStatus(core),
+};

@@ -1,0 +1,218 @@
+/**
+ * The task scheduler (Milvus's querycoordv2/task/scheduler.go), without I/O: the actor feeds it what the
+ * checkers want, asks it which tasks to start, and tells it about replies and distributions.
+ *
+ * - One task per key at a time (per replica and segment or channel); the checkers' wishes of a round
+ *   replace the previous round's tasks that have not started.
+ * - Highest priority first (channel > segment > balance); at most `capPerNode` tasks in flight per
+ *   querynode.
+ * - A task is finished when its reply came back and the distribution shows its change; a task whose
+ *   reply is an error, or whose change does not show within `distWaitMs`, or whose node goes down,
+ *   fails: its key backs off (base · 2^(attempts-1), capped) and its reason is kept for load progress
+ *   reports until a task of that key succeeds or is no longer wanted.
+ */
+import { describeAction, type Task, type TaskSpec } from "./task.ts";
+import type { PendingLoad } from "../balance/node_load.ts";
+
+export interface SchedulerParams {
+  capPerNode: number;
+  distWaitMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+export interface TaskFailure {
+  key: string;
+  collectionId: bigint;
+  /** the node it failed on */
+  nodeId: string;
+  what: string;
+  reason: string;
+  attempts: number;
+  at: number;
+  retryAt: number;
+}
+
+let epochCounter = 0;
+
+export class TaskScheduler {
+  private readonly pending = new Map<string, Task>();
+  /** running (asked, no reply yet) or confirming (replied, waiting for the distribution) */
+  private readonly inflight = new Map<string, Task>();
+  private readonly byId = new Map<string, Task>();
+  private readonly failuresByKey = new Map<string, TaskFailure>();
+  private readonly epoch = `${Date.now().toString(36)}${(epochCounter++).toString(36)}`;
+  private seq = 0;
+
+  constructor(private readonly params: SchedulerParams) {}
+
+  /**
+   * Replaces the tasks that have not started with this round's wishes. A wish whose key has a task in
+   * flight, or whose key is backing off after a failure, waits. Failures of keys nobody wants any more
+   * are forgotten once their backoff is over.
+   */
+  replacePending(specs: readonly TaskSpec[], now: number): void {
+    this.pending.clear();
+    const wanted = new Set<string>();
+    for (const s of specs) {
+      wanted.add(s.key);
+      if (this.inflight.has(s.key) || this.pending.has(s.key)) continue;
+      const f = this.failuresByKey.get(s.key);
+      if (f && f.retryAt > now) continue;
+      this.pending.set(s.key, {
+        ...s,
+        id: `${this.epoch}-${++this.seq}`,
+        state: "pending",
+        attempt: (f?.attempts ?? 0) + 1,
+        startedAt: 0,
+        repliedAt: 0,
+      });
+    }
+    for (const [key, f] of this.failuresByKey) {
+      if (!wanted.has(key) && !this.inflight.has(key) && f.retryAt <= now) this.failuresByKey.delete(key);
+    }
+  }
+
+  /** Starts what may start: by priority, then in the order wished, within each node's cap. */
+  dispatch(now: number): Task[] {
+    const perNode = new Map<string, number>();
+    for (const t of this.inflight.values()) perNode.set(t.action.nodeId, (perNode.get(t.action.nodeId) ?? 0) + 1);
+    const order = [...this.pending.values()].sort((a, b) => a.priority - b.priority);
+    const started: Task[] = [];
+    for (const t of order) {
+      const n = perNode.get(t.action.nodeId) ?? 0;
+      if (n >= this.params.capPerNode) continue;
+      perNode.set(t.action.nodeId, n + 1);
+      this.pending.delete(t.key);
+      t.state = "running";
+      t.startedAt = now;
+      this.inflight.set(t.key, t);
+      this.byId.set(t.id, t);
+      started.push(t);
+    }
+    return started;
+  }
+
+  /** The reply of a task's ask. Returns the task (undefined when it is no longer tracked). */
+  onReply(id: string, result: { ok: true } | { ok: false; reason: string }, now: number): Task | undefined {
+    const t = this.byId.get(id);
+    if (!t || t.state !== "running") return undefined;
+    if (!result.ok) {
+      this.fail(t, result.reason, now);
+      return t;
+    }
+    t.state = "confirming";
+    t.repliedAt = now;
+    return t;
+  }
+
+  /**
+   * Finishes the confirming tasks whose change `visible` shows, fails those that waited too long.
+   * Returns both.
+   */
+  confirm(visible: (t: Task) => boolean, now: number): { done: Task[]; failed: Task[] } {
+    const done: Task[] = [];
+    const failed: Task[] = [];
+    for (const t of [...this.inflight.values()]) {
+      if (t.state !== "confirming") continue;
+      if (visible(t)) {
+        this.finish(t);
+        this.failuresByKey.delete(t.key);
+        done.push(t);
+      } else if (now - t.repliedAt > this.params.distWaitMs) {
+        this.fail(t, `node ${t.action.nodeId} replied but its distribution did not show the change within ${this.params.distWaitMs} ms`, now);
+        failed.push(t);
+      }
+    }
+    return { done, failed };
+  }
+
+  get(id: string): Task | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Drops a task that turned out to be moot before it was asked (its collection went away). */
+  cancel(id: string): void {
+    const t = this.byId.get(id);
+    if (t) this.finish(t);
+  }
+
+  /** A node went down: its tasks in flight fail, its pending ones go. */
+  failNode(nodeId: string, reason: string, now: number): Task[] {
+    const failed: Task[] = [];
+    for (const t of [...this.inflight.values()]) {
+      if (t.action.nodeId === nodeId) {
+        this.fail(t, reason, now);
+        failed.push(t);
+      }
+    }
+    for (const [k, t] of this.pending) if (t.action.nodeId === nodeId) this.pending.delete(k);
+    return failed;
+  }
+
+  /** Forgets the collection's pending tasks and failures (it was released); tasks in flight run out. */
+  forgetCollection(collectionId: bigint): void {
+    for (const [k, t] of this.pending) if (t.action.collectionId === collectionId) this.pending.delete(k);
+    for (const [k, f] of this.failuresByKey) if (f.collectionId === collectionId) this.failuresByKey.delete(k);
+  }
+
+  failures(): ReadonlyMap<string, TaskFailure> {
+    return this.failuresByKey;
+  }
+
+  inflightTasks(): Task[] {
+    return [...this.inflight.values()];
+  }
+
+  pendingTasks(): Task[] {
+    return [...this.pending.values()];
+  }
+
+  isInflight(key: string): boolean {
+    return this.inflight.has(key);
+  }
+
+  /** What loads and watches in flight will add to each node (for node choice). */
+  pendingLoads(): Map<string, PendingLoad> {
+    const out = new Map<string, PendingLoad>();
+    const get = (n: string) => {
+      let p = out.get(n);
+      if (!p) out.set(n, (p = { rows: 0, memoryBytes: 0, segments: 0, channels: 0 }));
+      return p;
+    };
+    for (const t of this.inflight.values()) {
+      const a = t.action;
+      if (a.kind === "LoadSegment") {
+        const p = get(a.nodeId);
+        p.rows += a.rows;
+        p.memoryBytes += a.memoryBytes;
+        p.segments++;
+      } else if (a.kind === "WatchChannel") {
+        get(a.nodeId).channels++;
+      }
+    }
+    return out;
+  }
+
+  private finish(t: Task): void {
+    this.inflight.delete(t.key);
+    this.byId.delete(t.id);
+  }
+
+  private fail(t: Task, reason: string, now: number): void {
+    this.finish(t);
+    const prev = this.failuresByKey.get(t.key);
+    const attempts = (prev?.attempts ?? 0) + 1;
+    const backoff = Math.min(this.params.retryMaxMs, this.params.retryBaseMs * 2 ** (attempts - 1));
+    this.failuresByKey.set(t.key, {
+      key: t.key,
+      collectionId: t.action.collectionId,
+      nodeId: t.action.nodeId,
+      what: describeAction(t.action),
+      reason,
+      attempts,
+      at: now,
+      retryAt: now + backoff,
+    });
+  }
+}

@@ -1,0 +1,127 @@
+import { describe, expect, it } from "vitest";
+import { TaskScheduler } from "../../actors/querycoord/task/scheduler.ts";
+import { channelKey, Priority, segmentKey, type TaskSpec } from "../../actors/querycoord/task/task.ts";
+import { effectVisible } from "../../actors/querycoord/task/effects.ts";
+import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
+import { COLL, node, seg } from "./querycoord_fixtures.ts";
+
+const params = { capPerNode: 4, distWaitMs: 1_000, retryBaseMs: 100, retryMaxMs: 1_000 };
+
+function load(segmentId: bigint, nodeId = "qn1", replicaId = 1n): TaskSpec {
+  return {
+    key: segmentKey(replicaId, segmentId),
+    priority: Priority.Normal,
+    action: { kind: "LoadSegment", nodeId, collectionId: COLL, replicaId, segmentId, vchannel: "100v0", rows: 10, memoryBytes: 10 },
+  };
+}
+
+function watch(vchannel: string, nodeId = "qn1", replicaId = 1n): TaskSpec {
+  return {
+    key: channelKey(replicaId, vchannel),
+    priority: Priority.High,
+    action: { kind: "WatchChannel", nodeId, collectionId: COLL, replicaId, vchannel },
+  };
+}
+
+describe("TaskScheduler", () => {
+  it("runs one task per key, channels before segments, at most the cap per node", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([load(1n), load(1n), load(2n), load(3n), load(4n), watch("100v0"), watch("100v1"), load(5n, "qn2")], 0);
+    const started = s.dispatch(0);
+    expect(started.map((t) => t.key)).toEqual(["r1/ch/100v0", "r1/ch/100v1", "r1/seg/1", "r1/seg/2", "r1/seg/5"]);
+    // the same wishes again: nothing new starts while qn1 is at its cap and keys are in flight
+    s.replacePending([load(1n), load(2n), load(3n), load(4n), watch("100v0"), watch("100v1"), load(5n, "qn2")], 1);
+    expect(s.dispatch(1)).toEqual([]);
+    expect(s.pendingTasks().map((t) => t.key)).toEqual(["r1/seg/3", "r1/seg/4"]);
+  });
+
+  it("finishes a task only when the reply came back and the distribution shows the change", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([load(1n)], 0);
+    const [t] = s.dispatch(0);
+    const before = new DistSnapshot([node("qn1")]);
+    const after = new DistSnapshot([node("qn1", { segments: [seg(1n)] })]);
+    // visible before the reply: still running
+    expect(s.confirm((x) => effectVisible(x.action, after), 1).done).toEqual([]);
+    s.onReply(t!.id, { ok: true }, 2);
+    expect(s.confirm((x) => effectVisible(x.action, before), 3).done).toEqual([]);
+    expect(s.isInflight(t!.key)).toBe(true);
+    expect(s.confirm((x) => effectVisible(x.action, after), 4).done.map((x) => x.key)).toEqual([t!.key]);
+    expect(s.isInflight(t!.key)).toBe(false);
+  });
+
+  it("backs off a failed key, keeps its reason, and forgets it after a success", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([load(1n)], 0);
+    let [t] = s.dispatch(0);
+    s.onReply(t!.id, { ok: false, reason: "node qn1 refused: memory limit" }, 10);
+    expect(s.failures().get(t!.key)).toMatchObject({ reason: "node qn1 refused: memory limit", attempts: 1, nodeId: "qn1", retryAt: 110 });
+    s.replacePending([load(1n)], 50);
+    expect(s.dispatch(50)).toEqual([]);
+    s.replacePending([load(1n)], 110);
+    [t] = s.dispatch(110);
+    expect(t!.attempt).toBe(2);
+    s.onReply(t!.id, { ok: false, reason: "again" }, 120);
+    expect(s.failures().get(t!.key)).toMatchObject({ attempts: 2, retryAt: 320 });
+    s.replacePending([load(1n)], 320);
+    [t] = s.dispatch(320);
+    s.onReply(t!.id, { ok: true }, 321);
+    s.confirm(() => true, 322);
+    expect(s.failures().size).toBe(0);
+  });
+
+  it("fails a task whose change does not show in time, and the tasks of a node that went down", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([load(1n), load(2n, "qn2")], 0);
+    const [a, b] = s.dispatch(0);
+    s.onReply(a!.id, { ok: true }, 0);
+    expect(s.confirm(() => false, 500).failed).toEqual([]);
+    expect(s.confirm(() => false, 1_001).failed.map((t) => t.key)).toEqual([a!.key]);
+    expect(s.failures().get(a!.key)!.reason).toMatch(/did not show the change within 1000 ms/);
+    s.failNode("qn2", "node qn2 is down", 5);
+    expect(s.failures().get(b!.key)!.reason).toBe("node qn2 is down");
+    expect(s.inflightTasks()).toEqual([]);
+    // a reply that comes after its task failed is ignored
+    expect(s.onReply(b!.id, { ok: true }, 6)).toBeUndefined();
+  });
+
+  it("replaces the wishes that have not started and forgets failures nobody wants any more", () => {
+    const s = new TaskScheduler({ ...params, capPerNode: 1 });
+    s.replacePending([load(1n), load(2n)], 0);
+    const [t] = s.dispatch(0);
+    expect(s.pendingTasks().map((x) => x.key)).toEqual(["r1/seg/2"]);
+    s.onReply(t!.id, { ok: false, reason: "x" }, 1);
+    s.replacePending([load(3n)], 200);
+    expect(s.pendingTasks().map((x) => x.key)).toEqual(["r1/seg/3"]);
+    expect(s.failures().size).toBe(0);
+  });
+
+  it("confirms a delegator sync by its reported version and segments (the version alone when the report omits segments)", () => {
+    const entry = { segmentId: 1n, partitionId: 1n, nodeId: "qn1", startPosition: 10n, endPosition: 19n, numRows: 1000 };
+    const sync = {
+      kind: "SyncLeader" as const,
+      nodeId: "qn1",
+      collectionId: COLL,
+      replicaId: 1n,
+      vchannel: "100v0",
+      address: `vb.dlg.${COLL}.100v0.1`,
+      targetVersion: 7,
+      sealed: [entry],
+    };
+    const at = (targetVersion: number, sealedSegmentIds: bigint[]) =>
+      new DistSnapshot([node("qn1", { delegators: [{ vchannel: "100v0", replicaId: 1n, targetVersion, sealedSegmentIds }] })]);
+    expect(effectVisible(sync, at(6, [1n]))).toBe(false);
+    expect(effectVisible(sync, at(7, [1n, 2n]))).toBe(false);
+    expect(effectVisible(sync, at(7, [1n]))).toBe(true);
+    expect(effectVisible(sync, at(7, []))).toBe(true);
+    expect(effectVisible({ ...sync, sealed: [] }, at(7, [1n]))).toBe(false);
+  });
+
+  it("counts the loads in flight per node for node choice", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([load(1n), load(2n), watch("100v0", "qn2")], 0);
+    s.dispatch(0);
+    expect(s.pendingLoads().get("qn1")).toEqual({ rows: 20, memoryBytes: 20, segments: 2, channels: 0 });
+    expect(s.pendingLoads().get("qn2")).toEqual({ rows: 0, memoryBytes: 0, segments: 0, channels: 1 });
+  });
+});
