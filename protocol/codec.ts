@@ -1,7 +1,8 @@
 /**
  * The wire codec: msgpack through msgpackr. 64-bit integers travel as `bigint`, vectors as typed arrays
  * (Float32Array, BigInt64Array, Uint8Array ...), never as arrays of numbers. Decoding is exact: what goes
- * in comes out with the same types.
+ * in comes out with the same types. One exception, on purpose: msgpackr renames a `__proto__` key
+ * (to `__proto_`) so that a payload cannot reach an object's prototype.
  */
 import { Packr, addExtension } from "msgpackr";
 import { ErrorCode, VbError } from "./errors.ts";

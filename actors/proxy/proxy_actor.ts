@@ -34,6 +34,8 @@ const ASK_MS = 30_000;
 const GRACEFUL_MS = 5_000;
 /** shard leaders are refreshed after this long even without errors */
 const LEADERS_TTL_MS = 10_000;
+/** how long a read keeps retrying transient shard failures (a leader moving after a node loss) */
+const READ_BUDGET_MS = 15_000;
 /** the share of the payload limit an encoded DML message may fill (the estimate is rough) */
 const PAYLOAD_SHARE = 0.7;
 
@@ -448,36 +450,48 @@ export class ProxyActor extends Actor {
   }
 
   /**
-   * Sends one shard's request to a leader; on a retriable failure tries the shard's other replicas,
-   * then refreshes the leaders once and tries again.
+   * Sends one shard's request to a leader. On a transient failure (no leader right now, a node gone,
+   * a segment being placed again) it tries the shard's other replicas, then refreshes the leaders and
+   * tries again with backoff until the request's time budget is spent: a read during node loss waits
+   * for the new leader instead of failing. Load states (101, 103) are answered at once.
    */
-  private async perShard<R>(info: CollectionInfo, verb: "Search" | "Query", make: (vchannel: string) => Promise<unknown>, timeoutMs: number): Promise<R[]> {
-    let shards = await this.shardLeaders(info.collectionId, false);
+  private async perShard<R>(info: CollectionInfo, verb: "Search" | "Query", make: (vchannel: string) => Promise<unknown>, timeoutMs: number, budgetMs: number): Promise<R[]> {
+    const deadline = Date.now() + budgetMs;
+    const transient = (err: unknown) =>
+      err instanceof VbError && err.retriable && err.code !== ErrorCode.CollectionNotFullyLoaded && err.code !== ErrorCode.CollectionNotLoaded;
     const run = async (vchannel: string): Promise<R> => {
       const body = await make(vchannel);
       let lastErr: unknown;
-      for (let attempt = 0; attempt < 2; attempt++) {
-        if (attempt > 0) shards = await this.shardLeaders(info.collectionId, true);
-        const shard = shards.find((s) => s.vchannel === vchannel);
-        const leaders = (shard?.leaders ?? []).filter((l) => l.serviceable);
-        // spread reads over replicas: start at a random leader
-        const start = leaders.length ? Math.floor(Math.random() * leaders.length) : 0;
-        for (let i = 0; i < leaders.length; i++) {
-          const l = leaders[(start + i) % leaders.length]!;
-          try {
-            return await this.ctx.ask<R>(l.address, `${DELEGATOR}.${verb}`, body, { timeoutMs });
-          } catch (err) {
-            lastErr = err;
-            if (!(err instanceof VbError) || !err.retriable) throw err;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const shards = await this.shardLeaders(info.collectionId, attempt > 0);
+          const shard = shards.find((s) => s.vchannel === vchannel);
+          const leaders = (shard?.leaders ?? []).filter((l) => l.serviceable);
+          // spread reads over replicas: start at a random leader
+          const start = leaders.length ? Math.floor(Math.random() * leaders.length) : 0;
+          for (let i = 0; i < leaders.length; i++) {
+            const l = leaders[(start + i) % leaders.length]!;
+            try {
+              return await this.ctx.ask<R>(l.address, `${DELEGATOR}.${verb}`, body, { timeoutMs });
+            } catch (err) {
+              if (!transient(err)) throw err;
+              lastErr = err;
+            }
           }
+          if (leaders.length === 0) {
+            lastErr = new VbError(
+              ErrorCode.ChannelNotAvailable,
+              `no serviceable shard leader for channel ${vchannel} of "${info.name}" (503): check vbus status; the load may still be in progress`,
+              { retriable: true },
+            );
+          }
+        } catch (err) {
+          if (!transient(err)) throw err;
+          lastErr = err;
         }
+        if (Date.now() + 50 > deadline) throw lastErr;
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt, Math.max(0, deadline - Date.now()))));
       }
-      if (lastErr) throw lastErr;
-      throw new VbError(
-        ErrorCode.ChannelNotAvailable,
-        `no serviceable shard leader for channel ${vchannel} of "${info.name}" (503): check vbus status; the load may still be in progress`,
-        { retriable: true },
-      );
     };
     return Promise.all(info.vchannels.map((v) => run(v.name)));
   }
@@ -493,6 +507,7 @@ export class ProxyActor extends Actor {
       "Search",
       async (vchannel) => ({ spec: prepared.spec, guarantee: await this.guarantee(info, vchannel, prepared.consistency, req.guaranteeTimestamp, waitMs) }),
       waitMs + ASK_MS,
+      READ_BUDGET_MS,
     );
     const pk = primaryField(info.schema);
     return { results: mergeSearch(results, prepared, pk.type === "Int64") };
@@ -509,6 +524,7 @@ export class ProxyActor extends Actor {
       "Query",
       async (vchannel) => ({ spec: prepared.spec, guarantee: await this.guarantee(info, vchannel, prepared.consistency, req.guaranteeTimestamp, waitMs) }),
       waitMs + ASK_MS,
+      READ_BUDGET_MS,
     );
     return { rows: mergeQuery(results, prepared, info) };
   }

@@ -16,7 +16,7 @@ const leaf = fc.oneof(
 );
 
 const value = fc.letrec((tie) => ({
-  node: fc.oneof({ depthSize: "small" }, leaf, fc.array(tie("node")), fc.dictionary(fc.string(), tie("node"))),
+  node: fc.oneof({ depthSize: "small" }, leaf, fc.array(tie("node")), fc.dictionary(fc.string().filter((k) => k !== "__proto__"), tie("node"))),
 })).node;
 
 function same(a: unknown, b: unknown): void {
@@ -47,6 +47,13 @@ function same(a: unknown, b: unknown): void {
 }
 
 describe("codec", () => {
+  it("renames a __proto__ key instead of letting it reach an object's prototype", () => {
+    const back = decode<Record<string, unknown>>(encode(JSON.parse('{"__proto__": {"polluted": 1}, "a": 1}')));
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
+    expect(back.a).toBe(1);
+  });
+
   it("round-trips bigint, Float32Array, BigInt64Array, nested objects and null exactly", () => {
     const v = {
       id: 2n ** 63n - 1n,

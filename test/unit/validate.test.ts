@@ -104,4 +104,26 @@ describe("insert validation", () => {
       /has 3 rows, other columns have 2/,
     );
   });
+
+  it("takes typed columns as they are, and still refuses NaN and overlong strings in them", () => {
+    const n = 3;
+    const cols = {
+      id: new BigInt64Array([1n, 2n, 3n]),
+      title: ["a", "b", "c"],
+      stock: [1, 2, 3],
+      meta: [{}, {}, {}],
+      tags: [[], [], []],
+      vec: new Float32Array(n * 4).fill(0.5),
+    };
+    const b = validateColumns(schema, cols);
+    expect(b.columns[0]!.data).toBe(cols.id);
+    expect(b.columns[6]!.data).toBe(cols.vec);
+    const nan = new Float32Array(n * 4).fill(0.5);
+    nan[9] = Number.NaN;
+    const err = refusal(() => validateColumns(schema, { ...cols, vec: nan }));
+    expect(err.message).toMatch(/field "vec" of row 2: element 1 is NaN/);
+    expect(refusal(() => validateColumns(schema, { ...cols, title: ["a", "far too long", "c"] })).message).toMatch(
+      /field "title" of row 1: .*max_length 8/,
+    );
+  });
 });
