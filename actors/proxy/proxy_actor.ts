@@ -21,6 +21,7 @@ import type { DmlBatchItem, DmlConsumption } from "../../runtime/dml_log.ts";
 import { followEvents, type VbEvent } from "../events.ts";
 import type { ClusterEnv } from "../env.ts";
 import { MetaCache } from "./meta_cache.ts";
+import { TimestampPool } from "./timestamp_pool.ts";
 import { splitByShard } from "./shard_split.ts";
 import { validateColumns, validateRows } from "./validate.ts";
 import { QUERYCOORD, type QuerycoordApi, type ShardLeader } from "../../protocol/messages/querycoord.ts";
@@ -80,6 +81,7 @@ export class ProxyActor extends Actor {
   /** vchannel ends read recently (Bounded reads), with when */
   private readonly ends = new Map<string, { position: bigint; at: number }>();
   private readonly leaders = new Map<bigint, { shards: { vchannel: string; leaders: ShardLeader[] }[]; at: number }>();
+  private readonly tso = new TimestampPool((count) => this.rootcoord("AllocTimestamp", { count }));
 
   constructor(private readonly env: ClusterEnv) {
     super();
@@ -245,7 +247,7 @@ export class ProxyActor extends Actor {
       for (let i = 0; i < batch.numRows; i++) pk[i] = ids.start + BigInt(i);
       batch.columns[batch.pkIndex] = { fieldId: batch.columns[batch.pkIndex]!.fieldId, data: pk };
     }
-    const { ts } = await this.rootcoord("AllocTimestamp", { count: 1 });
+    const ts = await this.tso.take();
     const parts = splitByShard(schema, batch.columns, batch.pkIndex, batch.numRows, info.shardsNum, {
       maxRows: this.env.config.maxRowsPerMessage,
       maxBytes: this.maxMessageBytes(),
@@ -290,7 +292,7 @@ export class ProxyActor extends Actor {
     }
     const pks = normalizePks(ids, pkField.type === "Int64");
     const partitionId = req.partitionName === undefined ? ALL_PARTITIONS : this.partitionId(info, req.partitionName);
-    const { ts } = await this.rootcoord("AllocTimestamp", { count: 1 });
+    const ts = await this.tso.take();
     const byShard: number[][] = Array.from({ length: info.shardsNum }, () => []);
     for (let i = 0; i < pks.length; i++) byShard[shardOfPk(pks[i]!, info.shardsNum)]!.push(i);
     const perMsg = 50_000;
