@@ -42,13 +42,21 @@ const scratch = new DataView(new ArrayBuffer(8));
 const scratchBytes = new Uint8Array(scratch.buffer);
 const utf8 = new TextEncoder();
 
+/** The bytes a pk is hashed as (for Int64 a shared scratch buffer: use it before the next call). */
+export function pkBytes(pk: bigint | string): Uint8Array {
+  if (typeof pk === "bigint") {
+    scratch.setBigInt64(0, pk, true);
+    return scratchBytes;
+  }
+  return utf8.encode(pk);
+}
+
 export function hashInt64Pk(pk: bigint): number {
-  scratch.setBigInt64(0, pk, true);
-  return murmur3(scratchBytes) & 0x7fffffff;
+  return murmur3(pkBytes(pk)) & 0x7fffffff;
 }
 
 export function hashVarCharPk(pk: string): number {
-  return murmur3(utf8.encode(pk)) & 0x7fffffff;
+  return murmur3(pkBytes(pk)) & 0x7fffffff;
 }
 
 export function shardOfPk(pk: bigint | string, shardsNum: number): number {
