@@ -382,6 +382,13 @@ connOptions(program.command("status"))
     await using vb = await client(opts);
     const st = await vb.getStatus({});
     if (opts.json) return print(st);
+    const names = new Map<string, string>();
+    for (const db of (await vb.listDatabases({})).databases) {
+      for (const name of (await vb.listCollections({ dbName: db })).collections) {
+        const info = await vb.describeCollection({ dbName: db, collectionName: name });
+        names.set(String(info.collectionId), db === "default" ? name : `${db}.${name}`);
+      }
+    }
     const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
     process.stdout.write("querynodes:\n");
     for (const n of st.nodes) {
@@ -391,14 +398,20 @@ connOptions(program.command("status"))
     }
     process.stdout.write("collections:\n");
     for (const c of st.collections) {
-      process.stdout.write(`  ${String(c.collectionId).padEnd(20)} ${c.state.padEnd(8)} ${c.progress}%  replicas ${c.replicas.map((r) => `${r.replicaId}:[${r.nodes.join(",")}]`).join(" ")}\n`);
+      process.stdout.write(`  ${(names.get(String(c.collectionId)) ?? String(c.collectionId)).padEnd(20)} ${c.state.padEnd(8)} ${c.progress}%  replicas ${c.replicas.map((r) => `${r.replicaId}:[${r.nodes.join(",")}]`).join(" ")}\n`);
       for (const b of c.blockers) process.stdout.write(`    waiting on ${b.kind} ${b.subject}: ${b.reason}\n`);
     }
   });
 
 // ---- demos ----
 
-const demo = program.command("demo").description("self-contained demonstrations on a standalone of their own");
+const demo = program
+  .command("demo")
+  .description("self-contained demonstrations on a standalone of their own")
+  .hook("preAction", () => {
+    // a demo prints its result; the actors it starts log only warnings unless asked
+    process.env.VB_LOG_LEVEL ??= "warn";
+  });
 demo
   .command("write")
   .description("create a collection, insert rows, flush; print what was written")
