@@ -30,6 +30,8 @@ export async function startTestCluster(
     dataDir?: string;
     natsUrl?: string;
     querynodes?: number;
+    /** an object store spec (default: files under the data directory) */
+    objectStore?: string;
   } = {},
 ): Promise<TestCluster> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "vbus-test-")));
@@ -40,6 +42,7 @@ export async function startTestCluster(
     dataDir,
     ...(opts.cluster ? { cluster: opts.cluster } : {}),
     ...(opts.querynodes ? { querynodes: opts.querynodes } : {}),
+    ...(opts.objectStore ? { objectStore: opts.objectStore } : {}),
   };
   const start = () => startStandalone(config, opts.roles ? { roles: opts.roles } : {});
   const tc = {
