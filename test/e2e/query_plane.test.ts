@@ -248,22 +248,18 @@ describe("query plane on standalone with 2 querynodes", () => {
     expect(notLoaded.code).toBe(ErrorCode.CollectionNotLoaded);
     await tc.client.loadCollection({ collectionName: "states", replicaNumber: 2 });
     const seen: number[] = [];
-    let answeredWhileLoading = 0;
     for (;;) {
       const p = await tc.client.getLoadingProgress({ collectionName: "states" });
       seen.push(p.progress);
       if (p.state === "Loaded") break;
       try {
         await tc.client.search({ collectionName: "states", data: [new Float32Array(DIM)], limit: 3, consistencyLevel: "Eventually" });
-        answeredWhileLoading++;
       } catch (err) {
         // a search during the load either answers or says the collection is not fully loaded yet
         expect((err as VbError).code).toBe(ErrorCode.CollectionNotFullyLoaded);
       }
     }
     expect(seen.at(-1)).toBe(100);
-    // every search during the load was answered or refused with 103 (checked above); after it, all answer
-    expect(answeredWhileLoading + seen.length).toBeGreaterThan(0);
     for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
     expect(await count(tc, "states")).toBe(20_000);
     await tc.client.releaseCollection({ collectionName: "states" });
