@@ -1,7 +1,8 @@
 /**
  * The insert benchmark: rows through the native API (client → proxy → DML channels) on a standalone of
  * its own, against a plain JetStream publish of the same encoded InsertMsg batches to a bare stream on
- * the same nats-server, in the same run.
+ * the same nats-server, in the same run. Both loads come from a worker thread with its own NATS
+ * connection (a client process); the main thread hosts the standalone.
  *
  * `npm run bench -- insert --rows 100000 --dim 128 --json` prints
  * `{insert_rows_per_s, raw_publish_rows_per_s, ratio, ...}`: `insert_rows_per_s` sends columns (typed
@@ -16,11 +17,11 @@ import { normalizeSchema } from "../protocol/schema.ts";
 import { clientOf } from "../actors/control/client.ts";
 import { validateRows } from "../actors/proxy/validate.ts";
 import { splitByShard } from "../actors/proxy/shard_split.ts";
-import { DmlLog } from "../runtime/dml_log.ts";
+import { Worker } from "node:worker_threads";
 import { defaultConfig } from "../ops/config.ts";
 import { startStandalone } from "../ops/standalone.ts";
 import { demoSchema, randomRows } from "../ops/random_rows.ts";
-import { option, rateConcurrent, report, round } from "./util.ts";
+import { option, report, round } from "./util.ts";
 
 export async function main(args: string[]): Promise<void> {
   const rows = option(args, "rows", 100_000);
@@ -50,12 +51,6 @@ export async function main(args: string[]): Promise<void> {
         payloads.push(encode(msg));
       }
     }
-    const dml = new DmlLog(sa.nc);
-    await dml.ensureChannel("BENCH_RAW_INSERT", "benchraw.>");
-    const t0 = performance.now();
-    await dml.publishBatch(payloads.map((payload, i) => ({ subject: `benchraw.v${i % 2}`, payload })));
-    const rawS = (performance.now() - t0) / 1000;
-
     // the same rows as columns: typed arrays for numbers and vectors
     const columnBatches = batches.map((b) => ({
       id: BigInt64Array.from(b, (r) => r.id as bigint),
@@ -68,14 +63,31 @@ export async function main(args: string[]): Promise<void> {
         return flat;
       })(),
     }));
-    const t1 = performance.now();
-    await rateConcurrent(columnBatches.length, clients, (i) => vb.insert({ collectionName: info.name, columns: columnBatches[i]! }));
-    const vbS = (performance.now() - t1) / 1000;
     // and as row objects, under other primary keys
     const rowBatches = batches.map((b, k) => b.map((r, i) => ({ ...r, id: BigInt(rows + k * batch + i) })));
-    const t2 = performance.now();
-    await rateConcurrent(rowBatches.length, clients, (i) => vb.insert({ collectionName: info.name, rows: rowBatches[i]! }));
-    const rowS = (performance.now() - t2) / 1000;
+
+    // The load generator runs in a worker thread with its own connection, as a client process would;
+    // this thread hosts the standalone (proxy, coordinators, datanode, querynode).
+    const timings = await new Promise<{ rawS: number; columnsS: number; rowsS: number }>((resolve, reject) => {
+      const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
+        workerData: {
+          module: new URL("./insert_client.ts", import.meta.url).href,
+          natsUrl: sa.natsUrl,
+          prefix: "bench",
+          collectionName: info.name,
+          clients,
+          rawPayloads: payloads,
+          columnBatches,
+          rowBatches,
+        },
+      });
+      w.once("message", resolve);
+      w.once("error", reject);
+      w.once("exit", (code) => (code === 0 ? undefined : reject(new Error(`insert client exited with ${code}`))));
+    });
+    const rawS = timings.rawS;
+    const vbS = timings.columnsS;
+    const rowS = timings.rowsS;
 
     report(args, {
       insert_rows_per_s: round(rows / vbS),

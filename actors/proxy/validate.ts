@@ -78,6 +78,16 @@ function scalar(type: DataTypeName, v: unknown, field: string, row: number, maxL
 }
 
 function jsonText(v: unknown, field: string, row: number): string {
+  // Fast path: the native stringify. A bigint makes it throw; NaN and Infinity silently become null,
+  // so only a text with "null" in it needs the careful pass below.
+  if (v !== undefined && typeof v !== "function" && typeof v !== "symbol") {
+    try {
+      const text = JSON.stringify(v);
+      if (text !== undefined && !text.includes("null")) return text;
+    } catch {
+      // fall through to the careful pass, which says what is wrong
+    }
+  }
   try {
     const text = JSON.stringify(v, (_k, x: unknown) => {
       if (typeof x === "bigint") {

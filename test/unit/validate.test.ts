@@ -126,4 +126,12 @@ describe("insert validation", () => {
       /field "title" of row 1: .*max_length 8/,
     );
   });
+
+  it("keeps JSON exact: null stays, NaN and Infinity are refused, safe bigints become numbers", () => {
+    const b = validateRows(schema, [{ ...good(1), meta: { a: null, b: [1, null] } }, { ...good(2), meta: { big: 5n } }]);
+    expect(b.columns[4]!.data).toEqual(['{"a":null,"b":[1,null]}', '{"big":5}']);
+    expect(refusal(() => validateRows(schema, [{ ...good(1), meta: { a: Number.NaN } }])).message).toMatch(/field "meta" of row 0: not a JSON value/);
+    expect(refusal(() => validateRows(schema, [{ ...good(1), meta: [Infinity] }])).message).toMatch(/field "meta" of row 0/);
+    expect(refusal(() => validateRows(schema, [{ ...good(1), meta: { x: 2n ** 60n } }])).message).toMatch(/does not fit a JSON number/);
+  });
 });
