@@ -4,3 +4,4 @@ export * from "./datacoord.ts";
 export * from "./proxy.ts";
 export * from "./querycoord.ts";
 export * from "./querynode.ts";
+export * from "./indexes.ts";

@@ -7,6 +7,7 @@ import type { CollectionRef, CreateCollectionReq } from "./rootcoord.ts";
 import type { ConsistencyLevel } from "../schema.ts";
 import type { LoadBlocker, LoadState, QuerycoordApi } from "./querycoord.ts";
 import type { MetricType } from "./querynode.ts";
+import type { IndexProgress } from "./indexes.ts";
 
 export interface ReadOptions {
   dbName?: string;
@@ -121,6 +122,14 @@ export type ProxyApi = {
   GetLoadingProgress: [CollectionRef, { progress: number; state: LoadState; blockers: LoadBlocker[] }];
   Search: [SearchReq, { results: SearchHits[] }];
   Query: [QueryReq, { rows: Record<string, unknown>[] }];
+  /** an index on a vector field: FLAT, HNSW, HNSW_SQ8, HNSW_FP16, IVF_FLAT or AUTOINDEX; L2, IP or COSINE */
+  CreateIndex: [
+    CollectionRef & { fieldName: string; indexName?: string; indexType: string; metricType: string; params?: Record<string, unknown> },
+    null,
+  ];
+  DescribeIndex: [CollectionRef & { indexName?: string }, { indexes: IndexProgress[] }];
+  DropIndex: [CollectionRef & { indexName?: string }, null];
+  GetIndexBuildProgress: [CollectionRef & { indexName?: string }, { totalRows: number; indexedRows: number; pendingBuilds: number }];
   /** nodes, replicas, per-node delegators/segments/rows/memory, load progress and what it waits on */
   GetStatus: [Record<string, never>, QuerycoordApi["GetStatus"][1]];
 };
@@ -160,4 +169,8 @@ export const PROXY_VERBS = [
   "Search",
   "Query",
   "GetStatus",
+  "CreateIndex",
+  "DescribeIndex",
+  "DropIndex",
+  "GetIndexBuildProgress",
 ] as const satisfies readonly (keyof ProxyApi)[];
