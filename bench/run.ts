@@ -10,6 +10,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   runtime: () => import("./runtime.ts"),
   insert: () => import("./insert.ts"),
   search_kernel: () => import("./search_kernel.ts"),
+  search: () => import("./search.ts"),
 };
 
 const [name, ...rest] = process.argv.slice(2);

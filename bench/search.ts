@@ -1,0 +1,200 @@
+/**
+ * The search benchmark. Seeded clustered data (the same every run), ground truth by exact search, and
+ * in one run:
+ *  - the raw library alone (usearch HNSW, same M / efConstruction / ef, one query at a time, one
+ *    thread, in this process): `raw_qps`, `raw_recall_at_10`;
+ *  - Vectorbus end to end through the native API on a standalone with 2 querynodes: insert, index
+ *    build, load, then 1 client and 16 clients (in a worker thread with its own connection):
+ *    `e2e_qps_1client`, `e2e_qps_16clients`, `e2e_p50_ms`, `e2e_p99_ms`, `recall_at_10`;
+ *  - filtered search at 50%, 10%, 1% and 0.1% of rows passing: `filtered: [{pass_ratio, recall_at_10, qps}]`;
+ *  - `insert_rows_per_s`, `index_build_s`, `load_s`, `process_rss_mb` (the standalone process, which
+ *    hosts both querynodes and every other role).
+ *
+ * `npm run bench -- search --rows 200000 --dim 128 --json`
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import usearch from "usearch";
+import { clientOf } from "../actors/control/client.ts";
+import { searchFlat } from "../actors/search/index.ts";
+import { defaultEf } from "../actors/index/index.ts";
+import { defaultConfig } from "../ops/config.ts";
+import { startStandalone } from "../ops/standalone.ts";
+import { rng } from "../ops/random_rows.ts";
+import { option, report, round } from "./util.ts";
+
+const K = 10;
+const M = 16;
+const EF_CONSTRUCTION = 128;
+
+/** n points around `clusters` seeded centers; `bucket` = i % 1000 drives the filters. */
+export function clusteredData(n: number, dim: number, clusters = 100, seed = 7): Float32Array {
+  const r = rng(seed);
+  const centers = new Float32Array(clusters * dim);
+  for (let i = 0; i < centers.length; i++) centers[i] = r() * 2 - 1;
+  const out = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const c = Math.floor(r() * clusters);
+    for (let j = 0; j < dim; j++) out[i * dim + j] = centers[c * dim + j]! + (r() - 0.5) * 0.4;
+  }
+  return out;
+}
+
+function recall(got: ArrayLike<bigint | number>, want: ArrayLike<number>): number {
+  const w = new Set(Array.from(want, Number));
+  let hit = 0;
+  for (const g of Array.from(got, Number)) if (w.has(g)) hit++;
+  return hit / Math.max(1, Math.min(K, want.length));
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const rows = option(args, "rows", 200_000);
+  const dim = option(args, "dim", 128);
+  const nq = option(args, "queries", 200);
+  const vectors = clusteredData(rows, dim);
+  const queries = clusteredData(nq, dim, 100, 7).map((x, i) => x + (((i * 2654435761) % 1000) / 1000 - 0.5) * 0.05);
+  const query = (i: number) => queries.subarray(i * dim, (i + 1) * dim);
+  const buckets = Int32Array.from({ length: rows }, (_, i) => i % 1000);
+
+  // ground truth: exact search, unfiltered and per filter
+  const ratios = [0.5, 0.1, 0.01, 0.001];
+  const truth = searchFlat({ vectors, dim, queries, k: K, metric: "L2" }).map((h) => h.rows);
+  const filteredTruth = ratios.map((ratio) => {
+    const cut = Math.round(ratio * 1000);
+    const filter = Uint8Array.from(buckets, (b) => (b < cut ? 1 : 0));
+    return searchFlat({ vectors, dim, queries, k: K, metric: "L2", filter }).map((h) => h.rows);
+  });
+  const ef = defaultEf("HNSW", K);
+
+  // the raw library alone
+  const t0 = performance.now();
+  const raw = new usearch.Index({ dimensions: dim, metric: usearch.MetricKind.L2sq, connectivity: M, expansion_add: EF_CONSTRUCTION, expansion_search: ef } as never);
+  raw.add(BigUint64Array.from({ length: rows }, (_, i) => BigInt(i)), vectors, 0);
+  const rawBuildS = (performance.now() - t0) / 1000;
+  let rawRecall = 0;
+  const t1 = performance.now();
+  for (let i = 0; i < nq; i++) {
+    const m = raw.search(query(i), K, 1);
+    rawRecall += recall(m.keys, truth[i]!);
+  }
+  const rawQps = nq / ((performance.now() - t1) / 1000);
+  rawRecall /= nq;
+
+  // Vectorbus end to end
+  const dir = await mkdtemp(join(tmpdir(), "vbus-bench-"));
+  try {
+    await using sa = await startStandalone({ ...defaultConfig({}), dataDir: dir, prefix: "bsearch", querynodes: 2 });
+    const vb = clientOf(sa.nc, { prefix: "bsearch" });
+    const name = "bench_search";
+    await vb.createCollection({
+      schema: {
+        name,
+        fields: [
+          { name: "id", type: "Int64", isPrimaryKey: true },
+          { name: "bucket", type: "Int32" },
+          { name: "vec", type: "FloatVector", dim },
+        ],
+      },
+      shardsNum: 2,
+    });
+    const t2 = performance.now();
+    const batch = 4_000;
+    for (let off = 0; off < rows; off += batch) {
+      const n = Math.min(batch, rows - off);
+      await vb.insert({
+        collectionName: name,
+        columns: {
+          id: BigInt64Array.from({ length: n }, (_, i) => BigInt(off + i)),
+          bucket: buckets.subarray(off, off + n),
+          vec: vectors.subarray(off * dim, (off + n) * dim),
+        },
+      });
+    }
+    const insertS = (performance.now() - t2) / 1000;
+    await vb.flush({ collectionNames: [name] });
+    const t3 = performance.now();
+    await vb.createIndex({ collectionName: name, fieldName: "vec", indexType: "HNSW", metricType: "L2", params: { M, efConstruction: EF_CONSTRUCTION } });
+    for (;;) {
+      const p = await vb.getIndexBuildProgress({ collectionName: name });
+      if (p.totalRows > 0 && p.indexedRows === p.totalRows) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const buildS = (performance.now() - t3) / 1000;
+    const t4 = performance.now();
+    await vb.loadCollection({ collectionName: name, wait: true });
+    const loadS = (performance.now() - t4) / 1000;
+
+    const search = (i: number, filter?: string) =>
+      vb.search({ collectionName: name, data: [query(i)], limit: K, metricType: "L2", consistencyLevel: "Eventually", ...(filter ? { filter } : {}) });
+    for (let i = 0; i < 20; i++) await search(i); // warm up
+    let e2eRecall = 0;
+    const lat: number[] = [];
+    const t5 = performance.now();
+    for (let i = 0; i < nq; i++) {
+      const s = performance.now();
+      const res = await search(i);
+      lat.push(performance.now() - s);
+      e2eRecall += recall(res.results[0]!.ids as BigInt64Array, truth[i]!);
+    }
+    const qps1 = nq / ((performance.now() - t5) / 1000);
+    e2eRecall /= nq;
+
+    const filtered: { pass_ratio: number; recall_at_10: number; qps: number }[] = [];
+    for (let f = 0; f < ratios.length; f++) {
+      const expr = `bucket < ${Math.round(ratios[f]! * 1000)}`;
+      let rec = 0;
+      const tf = performance.now();
+      for (let i = 0; i < nq; i++) rec += recall((await search(i, expr)).results[0]!.ids as BigInt64Array, filteredTruth[f]![i]!);
+      filtered.push({ pass_ratio: ratios[f]!, recall_at_10: round(rec / nq, 3), qps: round(nq / ((performance.now() - tf) / 1000)) });
+    }
+
+    // 16 clients from a worker thread with its own connection
+    const qps16 = await new Promise<number>((resolve, reject) => {
+      const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
+        workerData: {
+          module: new URL("./search_client.ts", import.meta.url).href,
+          natsUrl: sa.natsUrl,
+          prefix: "bsearch",
+          collectionName: name,
+          queries,
+          dim,
+          k: K,
+          clients: 16,
+          total: Math.max(nq * 4, 800),
+        },
+      });
+      w.once("message", (m: { qps: number }) => resolve(m.qps));
+      w.once("error", reject);
+    });
+
+    report(args, {
+      rows,
+      dim,
+      raw_qps: round(rawQps),
+      raw_recall_at_10: round(rawRecall, 3),
+      raw_build_s: round(rawBuildS, 2),
+      e2e_qps_1client: round(qps1),
+      e2e_qps_16clients: round(qps16),
+      e2e_p50_ms: round(percentile(lat, 50), 2),
+      e2e_p99_ms: round(percentile(lat, 99), 2),
+      recall_at_10: round(e2eRecall, 3),
+      filtered,
+      insert_rows_per_s: round(rows / insertS),
+      index_build_s: round(buildS, 2),
+      load_s: round(loadS, 2),
+      process_rss_mb: round(process.memoryUsage().rss / 1048576),
+      ef,
+      M,
+      efConstruction: EF_CONSTRUCTION,
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
