@@ -42,7 +42,17 @@ describe("a 3-node NATS cluster from the harness", () => {
       );
       expect(more).toBe(201n);
       const seen: number[] = [];
-      const reader = await dml.iterate("R3", "r3.v0", 0n);
+      // the stream may still be electing a new leader: reading is retriable, so retry it
+      const reader = await waitFor(
+        async () => {
+          try {
+            return await dml.iterate("R3", "r3.v0", 0n);
+          } catch {
+            return undefined;
+          }
+        },
+        { timeoutMs: 30_000, what: "a reader on the replicated stream" },
+      );
       for await (const m of reader) {
         seen.push(m.data[0]!);
         if (seen.length === 201) break;
