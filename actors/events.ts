@@ -1,15 +1,16 @@
 /**
- * The events stream (`VB_EVENTS`, subjects `vb.events.<kind>`): collection and segment events published
+ * The events stream (`VB_EVENTS`, subjects `vb.events.<kind>`): collection, segment and index events published
  * after the change is in KV, so that caches and observers react without polling.
  */
 import { decode, encode } from "../protocol/codec.ts";
 import type { DdlEvent } from "../protocol/messages/rootcoord.ts";
 import type { SegmentEvent } from "../protocol/messages/datacoord.ts";
+import type { IndexEvent } from "../protocol/messages/indexes.ts";
 import type { DmlConsumption } from "../runtime/dml_log.ts";
 import { jetstreamOf } from "../runtime/streams.ts";
 import type { ClusterEnv } from "./env.ts";
 
-export type VbEvent = DdlEvent | SegmentEvent;
+export type VbEvent = DdlEvent | SegmentEvent | IndexEvent;
 
 const ensured = new WeakMap<ClusterEnv, Promise<void>>();
 

@@ -270,6 +270,100 @@ connOptions(program.command("flush <collection>"))
     process.stdout.write(`flushed "${name}": ${r.segmentIds.length} segment(s) sealed in ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
   });
 
+// ---- indexes ----
+
+const index = program.command("index").description("create, describe and drop vector indexes");
+
+function parseParams(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw VbError.invalid(`--params must be a JSON object such as '{"M":16}': ${(err as Error).message}`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw VbError.invalid(`--params must be a JSON object such as '{"M":16}'`);
+  return v as Record<string, unknown>;
+}
+
+connOptions(index.command("create <collection>"))
+  .description("index a vector field (FLAT, HNSW, HNSW_SQ8, HNSW_FP16, IVF_FLAT or AUTOINDEX) and show the build progress")
+  .requiredOption("--field <name>", "the vector field")
+  .option("--type <type>", "index type", "AUTOINDEX")
+  .option("--metric <metric>", "L2, IP or COSINE", "COSINE")
+  .option("--params <json>", `build parameters, e.g. '{"M":16,"efConstruction":128}' (HNSW) or '{"nlist":128}' (IVF_FLAT)`)
+  .option("--name <name>", "index name (default: the field's name)")
+  .option("--no-wait", "create the index and return; the builds go on")
+  .action(async (name: string, opts: ConnOpts & { field: string; type: string; metric: string; params?: string; name?: string; wait: boolean }) => {
+    const params = parseParams(opts.params);
+    await using vb = await client(opts);
+    await vb.createIndex({
+      collectionName: name,
+      fieldName: opts.field,
+      indexType: opts.type,
+      metricType: opts.metric,
+      ...(params ? { params } : {}),
+      ...(opts.name ? { indexName: opts.name } : {}),
+    });
+    if (!opts.wait) {
+      process.stdout.write(`created index on "${name}".${opts.field}; building\n`);
+      return;
+    }
+    const bar = new cliProgress.SingleBar(
+      { format: "building [{bar}] {value}/{total} rows | {pending} build(s) pending", stream: process.stderr, hideCursor: true },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(0, 0, { pending: "?" });
+    let lastChange = Date.now();
+    let last = -1;
+    let rows = 0;
+    for (;;) {
+      const { indexes } = await vb.describeIndex({ collectionName: name });
+      const p = indexes.find((i) => i.fieldName === opts.field);
+      if (!p) {
+        bar.stop();
+        throw new VbError(ErrorCode.IndexNotFound, `the index on "${name}".${opts.field} is gone: was it dropped?`);
+      }
+      bar.setTotal(p.totalRows);
+      bar.update(p.indexedRows, { pending: p.pendingBuilds });
+      rows = p.indexedRows;
+      if (p.state === "Finished") break;
+      if (p.state === "Failed") {
+        bar.stop();
+        const why = p.failedBuilds.map((f) => `segment ${f.segmentId}: ${f.reason}`).join("; ");
+        throw new VbError(ErrorCode.IndexNotSupported, `index builds of "${name}".${opts.field} failed: ${why}; create the index again to retry them`);
+      }
+      if (p.indexedRows !== last) {
+        last = p.indexedRows;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > 600_000) {
+        bar.stop();
+        throw new VbError(ErrorCode.Timeout, `index build on "${name}".${opts.field} made no progress for 10 minutes: are datanodes up? (vbus index describe ${name})`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    bar.stop();
+    process.stdout.write(`indexed "${name}".${opts.field}: ${rows} rows\n`);
+  });
+
+connOptions(index.command("describe <collection>"))
+  .description("the collection's indexes: type, metric, params, rows indexed, builds pending or failed")
+  .option("--name <name>", "one index")
+  .action(async (name: string, opts: ConnOpts & { name?: string }) => {
+    await using vb = await client(opts);
+    const { indexes } = await vb.describeIndex({ collectionName: name, ...(opts.name ? { indexName: opts.name } : {}) });
+    print(indexes);
+  });
+
+connOptions(index.command("drop <collection>"))
+  .description("drop an index and remove its files")
+  .option("--name <name>", "the index (needed when the collection has several)")
+  .action(async (name: string, opts: ConnOpts & { name?: string }) => {
+    await using vb = await client(opts);
+    await vb.dropIndex({ collectionName: name, ...(opts.name ? { indexName: opts.name } : {}) });
+    process.stdout.write(`dropped the index${opts.name ? ` "${opts.name}"` : ""} of "${name}"\n`);
+  });
+
 // ---- reads ----
 
 connOptions(program.command("load <collection>"))
@@ -330,9 +424,11 @@ connOptions(program.command("search <collection>"))
   .option("--offset <n>", "skip this many", "0")
   .option("--filter <expr>", "boolean filter expression")
   .option("--output <fields>", "comma-separated output fields")
-  .option("--metric <m>", "L2, IP or COSINE")
+  .option("--metric <m>", "L2, IP or COSINE (default: the index's, or COSINE)")
+  .option("--params <json>", `search params, e.g. '{"ef":64}' (HNSW) or '{"nprobe":16}' (IVF_FLAT)`)
   .option("--consistency <level>", "Strong, Session, Bounded or Eventually")
-  .action(async (name: string, opts: ConnOpts & { vector?: string; random?: boolean; limit: string; offset: string; filter?: string; output?: string; metric?: string; consistency?: string }) => {
+  .action(async (name: string, opts: ConnOpts & { vector?: string; random?: boolean; limit: string; offset: string; filter?: string; output?: string; metric?: string; params?: string; consistency?: string }) => {
+    const searchParams = parseParams(opts.params);
     await using vb = await client(opts);
     let vector: number[];
     if (opts.vector) vector = parseVector(opts.vector);
@@ -349,6 +445,7 @@ connOptions(program.command("search <collection>"))
       ...(opts.filter ? { filter: opts.filter } : {}),
       ...(opts.output ? { outputFields: opts.output.split(",").map((x) => x.trim()) } : {}),
       ...(opts.metric ? { metricType: opts.metric as "L2" } : {}),
+      ...(searchParams ? { searchParams } : {}),
       ...(opts.consistency ? { consistencyLevel: opts.consistency as "Strong" } : {}),
     });
     const hits = res.results[0]!;

@@ -3,6 +3,7 @@
  * ListDatabases + ListCollections, then from the events stream), and the ones dropped since it started.
  */
 import type { CollectionInfo, VChannelInfo } from "../../protocol/meta.ts";
+import type { CollectionSchema } from "../../protocol/schema.ts";
 
 export interface KnownCollection {
   collectionId: bigint;
@@ -10,6 +11,8 @@ export interface KnownCollection {
   name: string;
   vchannels: VChannelInfo[];
   partitionIds: bigint[];
+  /** what index builds read a segment's vectors with */
+  schema: CollectionSchema;
 }
 
 export class Collections {
@@ -37,6 +40,7 @@ export class Collections {
       name: info.name,
       vchannels: info.vchannels,
       partitionIds: info.partitions.map((p) => p.partitionId),
+      schema: info.schema,
     });
     return true;
   }

@@ -1,21 +1,25 @@
 /**
  * The datacoord actor (DESIGN §1, §4): segment allocation and lifecycle, channel checkpoints, flush,
- * vchannel → datanode assignment, recovery info and garbage collection.
+ * vchannel → datanode assignment, recovery info, garbage collection, and indexes (Milvus 2.3+ folds
+ * IndexCoord into datacoord): index definitions and one build per (Flushed L1 segment, index), given to
+ * datanodes and retried when they fail or are lost.
  *
- * State lives in three KV buckets (segments, channel_watch, channel_checkpoints) and is loaded at start;
- * every change is written to KV before it is answered. It learns collections from rootcoord at start and
- * from the events stream after, and datanodes from their heartbeats on the dist feed. It never asks a
- * datanode: it tells them (WatchDmChannels, UnwatchDmChannels, FlushChannels) and re-tells from their
- * heartbeats what they missed, so its mailbox never waits on a peer that may be waiting on it.
+ * State lives in five KV buckets (segments, channel_watch, channel_checkpoints, indexes,
+ * segment_indexes) and is loaded at start; every change is written to KV before it is answered. It
+ * learns collections from rootcoord at start and from the events stream after, and datanodes from their
+ * heartbeats on the dist feed. It never asks a datanode: it tells them (WatchDmChannels,
+ * UnwatchDmChannels, FlushChannels, BuildIndex) and re-tells from their heartbeats what they missed, so
+ * its mailbox never waits on a peer that may be waiting on it.
  */
 import { ALL_PARTITIONS } from "../../protocol/dml.ts";
+import { indexFileKey, type IndexInfo, type IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import { ErrorCode, VbError, isVbError } from "../../protocol/errors.ts";
 import { asNodeId, composeTs } from "../../protocol/ids.ts";
 import type { ChannelCheckpoint, CollectionInfo, SegmentInfo, SegmentState } from "../../protocol/meta.ts";
 import { messageType, type Req, type Res } from "../../protocol/messages/api.ts";
 import { DATACOORD, type ChannelWatch, type DatacoordApi, type DatanodeApi, type DatanodeHeartbeat } from "../../protocol/messages/datacoord.ts";
 import { ROOTCOORD, type RootcoordApi } from "../../protocol/messages/rootcoord.ts";
-import { Actor, type Message } from "../../runtime/actor.ts";
+import { Actor, type DeferredReply, type Message } from "../../runtime/actor.ts";
 import type { DmlConsumption } from "../../runtime/dml_log.ts";
 import { Feed, type FeedFollower, type FeedMessage } from "../../runtime/feed.ts";
 import { DATANODE } from "../datanode/datanode_actor.ts";
@@ -26,17 +30,23 @@ import { CHECKPOINTS_BUCKET, ChannelCheckpoints } from "./channel_checkpoints.ts
 import { CHANNEL_WATCH_BUCKET, ChannelManager, planAssignments, type ChannelRecord } from "./channel_manager.ts";
 import { Collections } from "./collections.ts";
 import { PendingFlushes, isFlushed, segmentsToFlush } from "./flush.ts";
-import { collectGarbage, deleteObjects } from "./gc.ts";
+import { collectGarbage, collectIndexGarbage, deleteObjects, type IndexGcTarget } from "./gc.ts";
 import { IdPool } from "./id_pool.ts";
+import { validateIndexParams } from "../index/index_params.ts";
+import { assigned, failed, failedForGood, finished, indexProgress, isDue, lost, missingBuilds, planBuilds, rearmed } from "./index_builds.ts";
+import { INDEXES_BUCKET, IndexMeta, SEGMENT_INDEXES_BUCKET, type BuildRecord } from "./index_meta.ts";
 import {
   bigintOf,
   binlogsOf,
+  boolOf,
   checkpointOf,
+  indexNameOf,
   intOf,
   levelOf,
   list,
   nodeIdOf,
   obj,
+  optionalStringOf,
   reporterOf,
   statesOf,
   stringOf,
@@ -62,6 +72,10 @@ const I = {
   Follow: "datacoord.internal.Follow",
   Followed: "datacoord.internal.Followed",
   FollowEnded: "datacoord.internal.FollowEnded",
+  Continue: "datacoord.internal.Continue",
+  ScheduleBuilds: "datacoord.internal.ScheduleBuilds",
+  IndexGc: "datacoord.internal.IndexGc",
+  IndexGcDone: "datacoord.internal.IndexGcDone",
 } as const;
 
 class Internal<T = unknown> {
@@ -90,6 +104,28 @@ function settle<T, C>(work: Promise<T>, tag: C): Promise<Internal<{ tag: C; outc
 
 const LIVE_STATES: readonly SegmentState[] = ["Growing", "Sealed", "Flushing", "Flushed"];
 
+/** The rest of a request that waited for work off the mailbox (see `reenterAfter`). */
+interface Continuation {
+  run: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+interface CreateIndexReq {
+  collectionId: bigint;
+  fieldName: string;
+  indexName: string | undefined;
+  indexType: unknown;
+  metricType: unknown;
+  params: unknown;
+}
+
+function sameParams(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) if (a[k] !== b[k]) return false;
+  return true;
+}
+
 export class DatacoordActor extends Actor {
   private segments!: SegmentMeta;
   private channels!: ChannelManager;
@@ -110,6 +146,10 @@ export class DatacoordActor extends Actor {
   private followGen = 0;
   private followRetries = 0;
   private stopping = false;
+  private indexMeta!: IndexMeta;
+  /** build records a garbage-collection task is removing */
+  private readonly indexGcPending = new Set<bigint>();
+  private indexGcRetries = 0;
 
   constructor(private readonly env: ClusterEnv) {
     super();
@@ -120,15 +160,18 @@ export class DatacoordActor extends Actor {
   override async preStart(): Promise<void> {
     const env = this.env;
     this.startedAt = Date.now();
-    const [segKv, watchKv, cpKv] = await Promise.all([
+    const [segKv, watchKv, cpKv, indexKv, buildKv] = await Promise.all([
       env.meta(SEGMENTS_BUCKET),
       env.meta(CHANNEL_WATCH_BUCKET),
       env.meta(CHECKPOINTS_BUCKET),
+      env.meta(INDEXES_BUCKET),
+      env.meta(SEGMENT_INDEXES_BUCKET),
     ]);
-    [this.segments, this.channels, this.checkpoints] = await Promise.all([
+    [this.segments, this.channels, this.checkpoints, this.indexMeta] = await Promise.all([
       SegmentMeta.open(segKv),
       ChannelManager.open(watchKv),
       ChannelCheckpoints.open(cpKv),
+      IndexMeta.open(indexKv, buildKv),
     ]);
     this.ids = new IdPool((count) => this.askRootcoord("AllocId", { count }));
     this.knownAtStart = new Set([...this.channels.collectionIds(), ...this.segments.collectionIds()]);
@@ -141,8 +184,15 @@ export class DatacoordActor extends Actor {
     for (const id of new Set([...this.segments.all()].filter((s) => s.state === "Dropped").map((s) => s.collectionId))) {
       this.startGc(id);
     }
+    // builds of indexes dropped (or segments removed) while a previous run was collecting them
+    void this.startIndexGc();
     this.ctx.log.info(
-      { segments: [...this.segments.all()].length, vchannels: [...this.channels.all()].length },
+      {
+        segments: [...this.segments.all()].length,
+        vchannels: [...this.channels.all()].length,
+        indexes: [...this.indexMeta.allIndexes()].length,
+        builds: [...this.indexMeta.allBuilds()].length,
+      },
       "datacoord started",
     );
   }
@@ -244,6 +294,16 @@ export class DatacoordActor extends Actor {
         return this.getChannelCheckpoint(body);
       case messageType(DATACOORD, "GetChannelWatches"):
         return this.getChannelWatches(body);
+      case messageType(DATACOORD, "CreateIndex"):
+        return this.createIndex(body);
+      case messageType(DATACOORD, "DescribeIndex"):
+        return this.describeIndex(body);
+      case messageType(DATACOORD, "DropIndex"):
+        return this.dropIndex(body);
+      case messageType(DATACOORD, "GetIndexInfos"):
+        return this.getIndexInfos(body);
+      case messageType(DATACOORD, "IndexBuilt"):
+        return this.indexBuilt(body);
       default:
         throw VbError.invalid(`datacoord does not handle "${msg.type}"`);
     }
@@ -272,7 +332,8 @@ export class DatacoordActor extends Actor {
         return this.onHeartbeat(data as FeedMessage);
       case I.FeedReady:
         this.feedReady = true;
-        return this.assign();
+        await this.assign();
+        return this.scheduleBuildsSafely();
       case I.ListCollections:
         return this.listCollections();
       case I.Collections:
@@ -289,7 +350,44 @@ export class DatacoordActor extends Actor {
         return this.onFollowed(data as { tag: bigint | undefined; outcome: Outcome<{ events: DmlConsumption; feed: FeedFollower }> });
       case I.FollowEnded:
         return this.onFollowEnded(data as { generation: number; err: unknown });
+      case I.Continue: {
+        const c = data as Continuation;
+        try {
+          c.resolve(await c.run());
+        } catch (err) {
+          c.reject(err);
+        }
+        return;
+      }
+      case I.ScheduleBuilds:
+        return this.scheduleBuildsSafely();
+      case I.IndexGc:
+        return void this.startIndexGc(data as IndexGcTarget["dropped"]);
+      case I.IndexGcDone:
+        return this.onIndexGcDone(data as { tag: IndexGcTarget; outcome: Outcome<number> });
     }
+  }
+
+  /**
+   * Replies to the current ask once `work` (off the mailbox: asks to peers) is done and `then` has run
+   * in the mailbox with its value (Proto.Actor's ReenterAfter): the mailbox serves other messages while
+   * the work runs, and state changes only in the mailbox.
+   */
+  private reenterAfter<T, R>(work: Promise<T>, then: (value: T) => R | Promise<R>): DeferredReply<R> {
+    const reply = new Promise<R>((resolve, reject) => {
+      const cont = (run: () => unknown) => new Internal<Continuation>({ run, resolve: resolve as (v: unknown) => void, reject });
+      this.ctx.pipeToSelf(
+        work.then(
+          (value) => cont(() => then(value)),
+          (err: unknown) =>
+            cont(() => {
+              throw err;
+            }),
+        ),
+        I.Continue,
+      );
+    });
+    return this.ctx.reenter(reply);
   }
 
   // ---- collections ----
@@ -359,6 +457,7 @@ export class DatacoordActor extends Actor {
     try {
       if (ev.kind === "collection.created") await this.addCollection(ev.collection);
       else if (ev.kind === "collection.dropped") await this.dropCollection(ev.collectionId);
+      else if (ev.kind === "collection.altered" && this.collections.has(ev.collection.collectionId)) this.collections.add(ev.collection);
     } catch (err) {
       // a KV failure: the next tick (assignments) or the next start (listing) repairs what is missing
       this.ctx.log.error({ event: ev.kind, err: String(err) }, "could not apply an event");
@@ -379,8 +478,11 @@ export class DatacoordActor extends Actor {
     }
     for (const [nodeId, vchannels] of byNode) this.tellDatanode(nodeId, "UnwatchDmChannels", { vchannels });
     for (const s of this.segments.ofCollection(collectionId)) this.segments.markDropped(s.segmentId);
-    this.ctx.log.info({ collection: String(collectionId), vchannels: records.length }, "collection dropped; collecting its data");
+    const indexes = this.indexMeta.indexesOf(collectionId);
+    for (const i of indexes) await this.indexMeta.removeIndex(i);
+    this.ctx.log.info({ collection: String(collectionId), vchannels: records.length, indexes: indexes.length }, "collection dropped; collecting its data");
     this.startGc(collectionId);
+    void this.startIndexGc(indexes.map((i) => ({ collectionId, indexId: i.indexId })));
   }
 
   private startGc(collectionId: bigint): void {
@@ -439,8 +541,12 @@ export class DatacoordActor extends Actor {
       } catch (err) {
         this.ctx.log.error({ err: String(err) }, "assignment failed");
       }
+      await this.scheduleBuildsSafely();
     }
-    if (!m.initial) this.reconcileNode(hb.nodeId, now);
+    if (!m.initial) {
+      this.reconcileNode(hb.nodeId, now);
+      this.reconcileBuilds(hb, now);
+    }
   }
 
   /** Re-tells a datanode what its heartbeat shows it missed (watches, unwatches, flushes). */
@@ -507,6 +613,14 @@ export class DatacoordActor extends Actor {
     } catch (err) {
       this.ctx.log.error({ err: String(err) }, "assignment failed");
     }
+    try {
+      await this.checkLostBuilds(Date.now());
+    } catch (err) {
+      this.ctx.log.error({ err: String(err) }, "checking index builds failed");
+    }
+    await this.scheduleBuildsSafely();
+    // garbage found since (a failed collection backs off on its own timer)
+    if (this.indexGcRetries === 0) void this.startIndexGc();
   }
 
   private async getChannelWatches(body: unknown): Promise<Res<DatacoordApi, "GetChannelWatches">> {
@@ -614,6 +728,9 @@ export class DatacoordActor extends Actor {
       void publishEvent(this.env, { kind: "segment.flushed", segment: flushed }).catch((err: unknown) =>
         this.ctx.log.warn({ segment: String(seg.segmentId), err: String(err) }, "segment.flushed event not published"),
       );
+      if (flushed.level === "L1" && this.indexMeta.indexesOf(flushed.collectionId).length > 0) {
+        this.ctx.self(I.ScheduleBuilds, new Internal(null));
+      }
     }
     await this.advanceCheckpoint(checkpoint);
     return null;
@@ -733,5 +850,358 @@ export class DatacoordActor extends Actor {
       throw new VbError(ErrorCode.ChannelNotFound, `vchannel "${vchannel}" is not a vchannel of any collection datacoord serves`);
     }
     return this.checkpoints.get(vchannel);
+  }
+
+  // ---- indexes ----
+
+  private createIndex(body: unknown): DeferredReply<IndexInfo> {
+    const b = obj(body, "CreateIndex");
+    const req: CreateIndexReq = {
+      collectionId: bigintOf(b.collectionId, "collectionId"),
+      fieldName: stringOf(b.fieldName, "fieldName"),
+      indexName: indexNameOf(b.indexName, "indexName"),
+      indexType: b.indexType,
+      metricType: b.metricType,
+      params: b.params,
+    };
+    if (this.collections.wasDropped(req.collectionId)) {
+      throw new VbError(ErrorCode.CollectionNotFound, `collection ${req.collectionId} was dropped`);
+    }
+    // the schema comes from rootcoord (asked off the mailbox); the check and the write run in it
+    const work = Promise.all([
+      this.askRootcoord("DescribeCollection", { collectionId: req.collectionId }),
+      this.askRootcoord("AllocTimestamp", { count: 1 }).then(
+        (r) => r.ts,
+        () => composeTs(Date.now(), 0),
+      ),
+    ]);
+    return this.reenterAfter(work, ([info, ts]) => this.commitCreateIndex(req, info, ts));
+  }
+
+  private async commitCreateIndex(req: CreateIndexReq, info: CollectionInfo, createdTs: bigint): Promise<IndexInfo> {
+    if (info.state !== "Created" || this.collections.wasDropped(info.collectionId)) {
+      throw new VbError(ErrorCode.CollectionNotFound, `collection "${info.name}" (${info.collectionId}) is being dropped`);
+    }
+    const field = info.schema.fields.find((f) => f.name === req.fieldName && !f.isDynamic);
+    if (!field) {
+      const vectors = info.schema.fields.filter((f) => f.type === "FloatVector").map((f) => `"${f.name}"`);
+      throw VbError.invalid(`fieldName: collection "${info.name}" has no field "${req.fieldName}"; its vector fields are ${vectors.join(", ")}`);
+    }
+    const spec = validateIndexParams(req.indexType, req.metricType, req.params, field.type, field.dim ?? 0);
+    const indexes = this.indexMeta.indexesOf(info.collectionId);
+    const existing = indexes.find((i) => i.fieldId === field.fieldId);
+    if (existing) {
+      const same =
+        existing.indexType === spec.indexType &&
+        existing.metricType === spec.metric &&
+        sameParams(existing.params, { ...spec.params }) &&
+        (req.indexName === undefined || req.indexName === existing.indexName);
+      if (!same) {
+        throw VbError.invalid(
+          `fieldName: field "${field.name}" already has index "${existing.indexName}" (${existing.indexType}, ${existing.metricType}, ` +
+            `${JSON.stringify(existing.params)}); a field has one index: drop it first to index the field differently`,
+        );
+      }
+      // the same index again: nothing to create, but builds that failed for good get another round
+      const now = Date.now();
+      for (const b of this.indexMeta.buildsOfIndex(existing.indexId)) if (failedForGood(b)) await this.indexMeta.saveBuild(rearmed(b, now));
+      this.ctx.self(I.ScheduleBuilds, new Internal(null));
+      return existing;
+    }
+    const indexName = req.indexName ?? field.name;
+    const taken = indexes.find((i) => i.indexName === indexName);
+    if (taken) {
+      throw VbError.invalid(`indexName: "${indexName}" already names the index of field "${taken.fieldName}"; choose another name`);
+    }
+    await this.addCollection(info);
+    const index: IndexInfo = {
+      indexId: await this.ids.take(),
+      collectionId: info.collectionId,
+      fieldId: field.fieldId!,
+      fieldName: field.name,
+      indexName,
+      indexType: spec.indexType,
+      metricType: spec.metric,
+      params: { ...spec.params },
+      createdTs,
+    };
+    await this.indexMeta.saveIndex(index);
+    this.ctx.log.info(
+      { collection: String(index.collectionId), index: String(index.indexId), name: indexName, type: index.indexType, metric: index.metricType },
+      "index created",
+    );
+    void publishEvent(this.env, { kind: "index.created", index }).catch((err: unknown) =>
+      this.ctx.log.warn({ index: String(index.indexId), err: String(err) }, "index.created event not published"),
+    );
+    this.ctx.self(I.ScheduleBuilds, new Internal(null));
+    return index;
+  }
+
+  /** How messages name a collection: by name when datacoord knows it. */
+  private collectionLabel(collectionId: bigint): string {
+    const c = this.collections.get(collectionId);
+    return c ? `"${c.name}"` : String(collectionId);
+  }
+
+  /** The collection's indexes named by a request: the one named, or all of them; 700 when there is none. */
+  private indexesNamed(collectionId: bigint, indexName: string | undefined): IndexInfo[] {
+    const all = this.indexMeta.indexesOf(collectionId);
+    const out = indexName === undefined ? all : all.filter((i) => i.indexName === indexName);
+    if (out.length > 0) return out;
+    const coll = this.collectionLabel(collectionId);
+    throw new VbError(
+      ErrorCode.IndexNotFound,
+      indexName === undefined
+        ? `collection ${coll} has no index (700): create one with CreateIndex`
+        : `index "${indexName}" not found on collection ${coll} (700)${all.length ? `: its indexes are ${all.map((i) => `"${i.indexName}"`).join(", ")}` : ""}`,
+      { retriable: false },
+    );
+  }
+
+  private describeIndex(body: unknown): { indexes: ReturnType<typeof indexProgress>[] } {
+    const b = obj(body, "DescribeIndex");
+    const collectionId = bigintOf(b.collectionId, "collectionId");
+    const indexes = this.indexesNamed(collectionId, optionalStringOf(b.indexName, "indexName"));
+    const segments = this.segments.ofCollection(collectionId);
+    return { indexes: indexes.map((i) => indexProgress(i, segments, (s) => this.indexMeta.build(s, i))) };
+  }
+
+  private async dropIndex(body: unknown): Promise<DeferredReply<null>> {
+    const b = obj(body, "DropIndex");
+    const collectionId = bigintOf(b.collectionId, "collectionId");
+    const indexName = optionalStringOf(b.indexName, "indexName");
+    const named = this.indexesNamed(collectionId, indexName);
+    if (named.length > 1) {
+      throw VbError.invalid(`indexName: collection ${this.collectionLabel(collectionId)} has ${named.length} indexes (${named.map((i) => `"${i.indexName}"`).join(", ")}): name the one to drop`);
+    }
+    const index = named[0]!;
+    await this.indexMeta.removeIndex(index);
+    this.ctx.log.info({ collection: String(collectionId), index: String(index.indexId), name: index.indexName }, "index dropped; removing its files");
+    void publishEvent(this.env, { kind: "index.dropped", collectionId, indexId: index.indexId }).catch((err: unknown) =>
+      this.ctx.log.warn({ index: String(index.indexId), err: String(err) }, "index.dropped event not published"),
+    );
+    // answered once the files are gone (a failure is retried later: the index is dropped either way)
+    const gc = this.startIndexGc([{ collectionId, indexId: index.indexId }]);
+    return this.ctx.reenter(gc.then(() => null));
+  }
+
+  private getIndexInfos(body: unknown): { indexes: IndexInfo[]; builds: IndexLoadInfo[] } {
+    const b = obj(body, "GetIndexInfos");
+    const collectionId = bigintOf(b.collectionId, "collectionId");
+    const want =
+      b.segmentIds === undefined ? undefined : new Set(list(b.segmentIds, "segmentIds").map((v, i) => bigintOf(v, `segmentIds[${i}]`)));
+    const indexes = this.indexMeta.indexesOf(collectionId);
+    const builds: IndexLoadInfo[] = [];
+    for (const index of indexes) {
+      for (const r of this.indexMeta.buildsOfIndex(index.indexId)) {
+        if (r.state !== "Finished" || r.fileKey === undefined || (want && !want.has(r.segmentId))) continue;
+        const seg = this.segments.get(r.segmentId);
+        if (!seg || seg.state === "Dropped") continue;
+        builds.push({
+          segmentId: r.segmentId,
+          fieldId: index.fieldId,
+          indexId: index.indexId,
+          buildId: r.buildId,
+          fileKey: r.fileKey,
+          indexType: index.indexType,
+          metricType: index.metricType,
+          memorySize: r.memorySize ?? 0,
+        });
+      }
+    }
+    builds.sort((x, y) => (x.segmentId < y.segmentId ? -1 : x.segmentId > y.segmentId ? 1 : 0));
+    return { indexes, builds };
+  }
+
+  private async indexBuilt(body: unknown): Promise<null> {
+    const b = obj(body, "IndexBuilt");
+    const buildId = bigintOf(b.buildId, "buildId");
+    const nodeId = nodeIdOf(b.nodeId, "nodeId");
+    const ok = boolOf(b.ok, "ok");
+    const rec = this.indexMeta.buildById(buildId);
+    if (!rec || this.isIndexGarbage(rec)) {
+      // the index was dropped (or its segment removed) while the datanode built it: its file is garbage
+      const key = ok ? optionalStringOf(b.fileKey, "fileKey") : undefined;
+      if (key !== undefined && key.startsWith("index_files/") && key.split("/")[5] === String(buildId)) {
+        void this.env.objectStore.delete(key).catch((err: unknown) => this.ctx.log.warn({ key, err: String(err) }, "stray index file not removed"));
+      }
+      return null;
+    }
+    if (rec.state === "Finished") return null; // a repeated report
+    if (rec.nodeId !== nodeId) {
+      throw new VbError(ErrorCode.NodeNotMatch, `build ${buildId} is assigned to datanode ${rec.nodeId ?? "(none)"}, not ${nodeId}: drop it`, {
+        retriable: false,
+      });
+    }
+    const fields = { collection: String(rec.collectionId), segment: String(rec.segmentId), index: String(rec.indexId), node: nodeId };
+    if (ok) {
+      const expected = indexFileKey(rec.collectionId, rec.partitionId, rec.segmentId, rec.indexId, rec.buildId);
+      const fileKey = stringOf(b.fileKey, "fileKey");
+      if (fileKey !== expected) throw VbError.invalid(`fileKey: build ${buildId} writes "${expected}", not "${fileKey}"`);
+      const done = finished(rec, { fileKey, serializedSize: intOf(b.serializedSize, "serializedSize"), memorySize: intOf(b.memorySize, "memorySize") });
+      await this.indexMeta.saveBuild(done);
+      this.ctx.log.info({ ...fields, rows: rec.numRows, bytes: done.serializedSize }, "segment indexed");
+      void publishEvent(this.env, { kind: "segment.indexed", collectionId: rec.collectionId, segmentId: rec.segmentId, indexId: rec.indexId }).catch(
+        (err: unknown) => this.ctx.log.warn({ ...fields, err: String(err) }, "segment.indexed event not published"),
+      );
+    } else if (rec.state === "InProgress") {
+      const reason = optionalStringOf(b.failReason, "failReason") ?? "the datanode gave no reason";
+      const next = failed(rec, `datanode ${nodeId}: ${reason}`, Date.now());
+      await this.indexMeta.saveBuild(next);
+      if (failedForGood(next)) this.ctx.log.error({ ...fields, attempts: next.attempts, reason }, "index build failed for good");
+      else this.ctx.log.warn({ ...fields, attempts: next.attempts, reason, retryInMs: next.retryAt! - Date.now() }, "index build failed; retrying");
+    }
+    this.ctx.self(I.ScheduleBuilds, new Internal(null)); // a slot is free
+    return null;
+  }
+
+  /** A build whose index was dropped or whose segment is gone. */
+  private isIndexGarbage(b: BuildRecord): boolean {
+    const seg = this.segments.get(b.segmentId);
+    return !this.indexMeta.index(b.indexId) || !seg || seg.state === "Dropped";
+  }
+
+  private async scheduleBuildsSafely(): Promise<void> {
+    try {
+      await this.scheduleBuilds();
+    } catch (err) {
+      this.ctx.log.error({ err: String(err) }, "scheduling index builds failed; retrying on the next tick");
+    }
+  }
+
+  /**
+   * Gives out the builds that are due: a record for every (Flushed L1 segment, live index) that has
+   * none, then Unissued builds and Failed ones whose retry time came, to the live datanodes with the
+   * fewest builds in flight (at most BUILDS_PER_NODE each).
+   */
+  private async scheduleBuilds(): Promise<void> {
+    if (!this.feedReady) return;
+    const missing = missingBuilds(
+      [...this.indexMeta.allIndexes()],
+      (c) => this.segments.ofCollection(c),
+      (s, i) => this.indexMeta.build(s, i) !== undefined,
+    );
+    const records: BuildRecord[] = [];
+    for (const { segment, index } of missing) {
+      records.push({
+        segmentId: segment.segmentId,
+        collectionId: segment.collectionId,
+        partitionId: segment.partitionId,
+        indexId: index.indexId,
+        buildId: await this.ids.take(),
+        state: "Unissued",
+        numRows: segment.numRows,
+        attempts: 0,
+        lost: 0,
+      });
+    }
+    await Promise.all(records.map((r) => this.indexMeta.saveBuild(r)));
+    const now = Date.now();
+    const inFlight = new Map<string, number>();
+    for (const n of this.channels.liveNodes(now, this.env.config.heartbeatAvailableMs)) inFlight.set(n.nodeId, 0);
+    if (inFlight.size === 0) return;
+    const due: BuildRecord[] = [];
+    for (const b of this.indexMeta.allBuilds()) {
+      if (b.state === "InProgress" && b.nodeId !== undefined && inFlight.has(b.nodeId)) inFlight.set(b.nodeId, inFlight.get(b.nodeId)! + 1);
+      else if (isDue(b, now) && !this.isIndexGarbage(b) && !this.indexGcPending.has(b.buildId) && this.collections.has(b.collectionId)) due.push(b);
+    }
+    if (due.length === 0) return;
+    due.sort((x, y) => (x.buildId < y.buildId ? -1 : x.buildId > y.buildId ? 1 : 0));
+    const plan = planBuilds(
+      due.map((b) => b.buildId),
+      inFlight,
+    );
+    for (const b of due) {
+      const nodeId = plan.get(b.buildId);
+      if (nodeId === undefined) continue;
+      const next = assigned(b, nodeId, now);
+      await this.indexMeta.saveBuild(next);
+      this.tellBuild(next);
+      this.ctx.log.info(
+        { collection: String(b.collectionId), segment: String(b.segmentId), index: String(b.indexId), build: String(b.buildId), node: nodeId, retry: b.state === "Failed" },
+        "index build given to a datanode",
+      );
+    }
+  }
+
+  private tellBuild(b: BuildRecord): void {
+    const index = this.indexMeta.index(b.indexId);
+    const segment = this.segments.get(b.segmentId);
+    const coll = this.collections.get(b.collectionId);
+    if (!index || !segment || !coll || b.nodeId === undefined) return;
+    this.tellDatanode(b.nodeId, "BuildIndex", {
+      buildId: b.buildId,
+      collectionId: b.collectionId,
+      segment,
+      schema: coll.schema,
+      index,
+      fileKey: indexFileKey(b.collectionId, b.partitionId, b.segmentId, b.indexId, b.buildId),
+    });
+    this.channels.nodes.get(b.nodeId)?.sentAt.set(`build:${b.buildId}`, Date.now());
+  }
+
+  /** Builds whose datanode stopped heartbeating are lost: they are given out again after a backoff. */
+  private async checkLostBuilds(now: number): Promise<void> {
+    const available = this.env.config.heartbeatAvailableMs;
+    for (const b of [...this.indexMeta.allBuilds()]) {
+      if (b.state !== "InProgress" || b.nodeId === undefined || this.channels.isAlive(b.nodeId, now, available)) continue;
+      // a node not heard of since datacoord started gets the same grace as its vchannels
+      if (!this.channels.nodes.has(b.nodeId) && now < this.startedAt + available) continue;
+      const next = lost(b, `datanode ${b.nodeId} was lost during the build (no heartbeat for ${available} ms)`, now);
+      await this.indexMeta.saveBuild(next);
+      this.ctx.log.warn(
+        { collection: String(b.collectionId), segment: String(b.segmentId), build: String(b.buildId), node: b.nodeId, retryInMs: next.retryAt! - now },
+        "index build lost with its datanode; it will be given out again",
+      );
+    }
+  }
+
+  /** Re-tells a datanode the builds its heartbeat does not list (a lost tell, or a restarted node). */
+  private reconcileBuilds(hb: DatanodeHeartbeat, now: number): void {
+    if (!Array.isArray(hb.indexBuilds)) return;
+    const node = this.channels.nodes.get(hb.nodeId);
+    if (!node) return;
+    const held = new Set(hb.indexBuilds.map(String));
+    const gap = Math.max(1_000, 3 * this.env.config.heartbeatIntervalMs);
+    for (const b of this.indexMeta.allBuilds()) {
+      if (b.state !== "InProgress" || b.nodeId !== hb.nodeId || held.has(String(b.buildId))) continue;
+      const at = node.sentAt.get(`build:${b.buildId}`) ?? b.assignedAt ?? 0;
+      if (now - at < gap) continue;
+      this.ctx.log.info({ build: String(b.buildId), node: hb.nodeId }, "datanode does not hold a build given to it; telling it again");
+      this.tellBuild(b);
+    }
+  }
+
+  /**
+   * Removes the artifacts and records of builds whose index was dropped or whose segment is gone (off the
+   * mailbox), and sweeps the artifacts of `dropped` indexes. The promise settles when the task is done
+   * and never rejects; a failure is retried later.
+   */
+  private startIndexGc(dropped: IndexGcTarget["dropped"] = []): Promise<void> {
+    const builds = [...this.indexMeta.allBuilds()].filter((b) => !this.indexGcPending.has(b.buildId) && this.isIndexGarbage(b));
+    if (builds.length === 0 && dropped.length === 0) return Promise.resolve();
+    for (const b of builds) this.indexGcPending.add(b.buildId);
+    const target: IndexGcTarget = { builds, dropped };
+    const work = collectIndexGarbage(this.env.objectStore, this.indexMeta, target);
+    this.ctx.pipeToSelf(settle(work, target), I.IndexGcDone);
+    return work.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  private onIndexGcDone(r: { tag: IndexGcTarget; outcome: Outcome<number> }): void {
+    for (const b of r.tag.builds) this.indexGcPending.delete(b.buildId);
+    if (!r.outcome.ok) {
+      this.indexGcRetries++;
+      this.ctx.log.warn({ builds: r.tag.builds.length, err: String(r.outcome.error) }, "removing index files failed; retrying");
+      this.later(`index-gc:${this.indexGcRetries}`, this.indexGcRetries, I.IndexGc, r.tag.dropped);
+      return;
+    }
+    this.indexGcRetries = 0;
+    for (const b of r.tag.builds) this.indexMeta.forgetBuild(b);
+    if (r.outcome.value > 0 || r.tag.builds.length > 0) {
+      this.ctx.log.info({ builds: r.tag.builds.length, objects: r.outcome.value }, "index files removed");
+    }
   }
 }

@@ -88,3 +88,21 @@ export function checkpointOf(v: unknown, what: string): ChannelCheckpoint {
     ts: bigintOf(o.ts, `${what}.ts`),
   };
 }
+
+export function optionalStringOf(v: unknown, what: string): string | undefined {
+  return v === undefined || v === null || v === "" ? undefined : stringOf(v, what);
+}
+
+/** An index name: letters, digits and _, not starting with a digit, at most 255 characters (Milvus's rule). */
+export function indexNameOf(v: unknown, what: string): string | undefined {
+  const s = optionalStringOf(v, what);
+  if (s !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,254}$/.test(s)) {
+    throw VbError.invalid(`${what} "${s}": use letters, digits and _ (not starting with a digit), at most 255 characters`);
+  }
+  return s;
+}
+
+export function boolOf(v: unknown, what: string): boolean {
+  if (typeof v !== "boolean") throw VbError.invalid(`${what} must be true or false`);
+  return v;
+}

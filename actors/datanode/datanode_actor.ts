@@ -10,12 +10,19 @@
  * allocated; a checkpoint is computed when its report is sent). A sealed segment is written once its seal
  * is recorded, concurrently with the channel going on; its SaveBinlogPaths joins the queue when the
  * objects are in the store.
+ *
+ * Index builds (BuildIndex, from datacoord) also run off the mailbox: the segment's vector column is
+ * read, the index built in a worker thread (index_builder.ts), the artifact written to the key datacoord
+ * gave, and the outcome reported with datacoord.IndexBuilt (retried until datacoord answers). The
+ * heartbeat lists the builds the node holds, so datacoord re-tells one the node never got or forgot.
  */
 import { randomBytes } from "node:crypto";
 import { decode } from "../../protocol/codec.ts";
 import type { DmlMsg } from "../../protocol/dml.ts";
 import { ErrorCode, VbError, isVbError } from "../../protocol/errors.ts";
 import type { CollectionInfo, SegmentInfo } from "../../protocol/meta.ts";
+import type { IndexInfo } from "../../protocol/messages/indexes.ts";
+import type { CollectionSchema } from "../../protocol/schema.ts";
 import { messageType, type Req, type Res } from "../../protocol/messages/api.ts";
 import {
   DATACOORD,
@@ -30,9 +37,12 @@ import { Actor, type Message } from "../../runtime/actor.ts";
 import type { DmlMessage } from "../../runtime/dml_log.ts";
 import { Feed } from "../../runtime/feed.ts";
 import type { ClusterEnv } from "../env.ts";
+import { estimateIndexMemory } from "../index/memory.ts";
+import { readSegment } from "../storage/insert_log.ts";
 import { ChannelConsumer } from "./channel_consumer.ts";
 import { ensureDistStream, encodeHeartbeat, heartbeatSubject } from "./heartbeat.ts";
-import { bigintOf, channelWatchOf, list, obj, sealPolicyOf, vchannelOf } from "./requests.ts";
+import { buildParamsOf, IndexBuilder } from "./index_builder.ts";
+import { bigintOf, channelWatchOf, list, obj, sealPolicyOf, stringOf, vchannelOf } from "./requests.ts";
 import { writeDeltaSegment, writeInsertSegment, type WrittenSegment } from "./sync.ts";
 import { WriteBuffer, type BufferEvents, type BufferedSegment } from "./write_buffer.ts";
 
@@ -57,6 +67,9 @@ const I = {
   PumpOps: "datanode.internal.PumpOps",
   Written: "datanode.internal.Written",
   Write: "datanode.internal.Write",
+  Built: "datanode.internal.Built",
+  Report: "datanode.internal.Report",
+  Reported: "datanode.internal.Reported",
 } as const;
 
 /** Watch generations, unique in the process (also across restarts of the actor by its supervisor). */
@@ -120,6 +133,24 @@ interface Channel {
   flushWaiting: boolean;
 }
 
+/** An index build this node holds: running, or reporting its outcome to datacoord. */
+interface Build {
+  buildId: bigint;
+  collectionId: bigint;
+  segmentId: bigint;
+  indexId: bigint;
+  phase: "building" | "reporting";
+  report?: Req<DatacoordApi, "IndexBuilt">;
+  reportRetries: number;
+}
+
+interface BuildOrder {
+  segment: SegmentInfo;
+  schema: CollectionSchema;
+  index: IndexInfo;
+  fileKey: string;
+}
+
 interface Prepared {
   schema: CollectionInfo["schema"];
   checkpoint: { position: bigint; ts: bigint };
@@ -141,6 +172,8 @@ export class DatanodeActor extends Actor {
   private stopped = false;
   private readonly feed: Feed;
   private heartbeatInFlight = false;
+  private readonly builds = new Map<bigint, Build>();
+  private readonly builder = new IndexBuilder();
 
   constructor(
     private readonly env: ClusterEnv,
@@ -161,8 +194,12 @@ export class DatanodeActor extends Actor {
 
   override async postStop(): Promise<void> {
     this.stopped = true;
-    await Promise.all([...this.channels.values()].map((ch) => ch.consumer?.stop().catch(() => undefined)));
+    await Promise.all([
+      ...[...this.channels.values()].map((ch) => ch.consumer?.stop().catch(() => undefined)),
+      this.builder.close(),
+    ]);
     this.channels.clear();
+    this.builds.clear();
   }
 
   override receive(msg: Message): unknown {
@@ -179,6 +216,8 @@ export class DatanodeActor extends Actor {
         return this.flushChannels(msg.body);
       case messageType(DATANODE, "GetStatus"):
         return this.status();
+      case messageType(DATANODE, "BuildIndex"):
+        return this.buildIndex(msg.body);
       default:
         throw VbError.invalid(`datanode does not handle "${msg.type}"`);
     }
@@ -235,6 +274,12 @@ export class DatanodeActor extends Actor {
         return this.startWrite(data as { vchannel: string; gen: number; seg: BufferedSegment });
       case I.Written:
         return this.onWritten(data as { tag: { vchannel: string; gen: number; seg: BufferedSegment }; outcome: Outcome<WrittenSegment> });
+      case I.Built:
+        return this.onBuilt(data as { tag: { buildId: bigint; fileKey: string }; outcome: Outcome<{ serializedSize: number; memorySize: number }> });
+      case I.Report:
+        return this.sendReport(data as bigint);
+      case I.Reported:
+        return this.onReported(data as { tag: bigint; outcome: Outcome<unknown> });
     }
   }
 
@@ -706,6 +751,7 @@ export class DatanodeActor extends Actor {
         growing: ch.buffer?.growingCount() ?? 0,
         bufferedRows: ch.buffer?.bufferedRows() ?? 0,
       })),
+      indexBuilds: [...this.builds.keys()],
     };
   }
 
@@ -736,6 +782,90 @@ export class DatanodeActor extends Actor {
         bufferedRows: ch.buffer?.bufferedRows() ?? 0,
         checkpoint: ch.buffer?.checkpoint().position ?? ch.lastReportedCheckpoint,
       })),
+      indexBuilds: [...this.builds.values()].map((b) => ({ buildId: b.buildId, segmentId: b.segmentId, indexId: b.indexId, phase: b.phase })),
     };
+  }
+
+  // ---- index builds ----
+
+  private buildIndex(body: unknown): null {
+    const b = obj(body, "BuildIndex");
+    const buildId = bigintOf(b.buildId, "buildId");
+    const collectionId = bigintOf(b.collectionId, "collectionId");
+    const segment = obj(b.segment, "segment") as unknown as SegmentInfo;
+    const schema = obj(b.schema, "schema") as unknown as CollectionSchema;
+    const index = obj(b.index, "index") as unknown as IndexInfo;
+    const fileKey = stringOf(b.fileKey, "fileKey");
+    bigintOf(segment.segmentId, "segment.segmentId");
+    bigintOf(index.indexId, "index.indexId");
+    if (!Array.isArray(schema.fields)) throw VbError.invalid("schema.fields must be a list");
+    if (!fileKey.startsWith("index_files/")) throw VbError.invalid(`fileKey "${fileKey}": index artifacts live under index_files/`);
+    if (segment.collectionId !== collectionId || index.collectionId !== collectionId) {
+      throw VbError.invalid(`segment and index must belong to collection ${collectionId}`);
+    }
+    if (this.builds.has(buildId) || this.stopped) return null; // told again while it runs
+    this.builds.set(buildId, { buildId, collectionId, segmentId: segment.segmentId, indexId: index.indexId, phase: "building", reportRetries: 0 });
+    this.ctx.log.info(
+      { collection: String(collectionId), segment: String(segment.segmentId), build: String(buildId), type: index.indexType, rows: segment.numRows },
+      "building index",
+    );
+    this.ctx.pipeToSelf(settle(this.runBuild({ segment, schema, index, fileKey }), { buildId, fileKey }), I.Built);
+    return null;
+  }
+
+  /** Reads the segment's vectors, builds the index in a worker thread, writes the artifact (off the mailbox). */
+  private async runBuild(order: BuildOrder): Promise<{ serializedSize: number; memorySize: number }> {
+    const { segment, schema, index } = order;
+    const field = schema.fields.find((f) => f.fieldId === index.fieldId);
+    if (!field || field.type !== "FloatVector" || !field.dim) {
+      throw VbError.invalid(`index.fieldId: ${index.fieldId} is not a FloatVector field of collection ${index.collectionId}`);
+    }
+    // only the vector column is decoded
+    const data = await readSegment(this.env.objectStore, segment, { ...schema, fields: [field] });
+    const vectors = data.columns[0]!.data as Float32Array;
+    const params = buildParamsOf(index);
+    const bytes = await this.builder.build({ vectors, dim: field.dim, metric: index.metricType, indexType: index.indexType, params });
+    await this.env.objectStore.put(order.fileKey, bytes);
+    return { serializedSize: bytes.byteLength, memorySize: estimateIndexMemory(index.indexType, data.numRows, field.dim, params) };
+  }
+
+  private onBuilt(r: { tag: { buildId: bigint; fileKey: string }; outcome: Outcome<{ serializedSize: number; memorySize: number }> }): void {
+    const build = this.builds.get(r.tag.buildId);
+    if (!build || build.phase !== "building") return;
+    build.phase = "reporting";
+    const fields = { collection: String(build.collectionId), segment: String(build.segmentId), build: String(build.buildId) };
+    if (r.outcome.ok) {
+      build.report = { buildId: build.buildId, nodeId: this.nodeId, ok: true, fileKey: r.tag.fileKey, ...r.outcome.value };
+      this.ctx.log.info({ ...fields, bytes: r.outcome.value.serializedSize }, "index built");
+    } else {
+      const e = VbError.from(r.outcome.error);
+      build.report = { buildId: build.buildId, nodeId: this.nodeId, ok: false, failReason: `${e.codeName} (${e.code}): ${e.message}` };
+      this.ctx.log.warn({ ...fields, err: e.message }, "index build failed");
+    }
+    this.sendReport(build.buildId);
+  }
+
+  private sendReport(buildId: bigint): void {
+    const build = this.builds.get(buildId);
+    if (!build?.report || this.stopped) return;
+    this.ctx.pipeToSelf(settle(this.askDatacoord("IndexBuilt", build.report), buildId), I.Reported);
+  }
+
+  private onReported(r: { tag: bigint; outcome: Outcome<unknown> }): void {
+    const build = this.builds.get(r.tag);
+    if (!build) return;
+    if (r.outcome.ok) {
+      this.builds.delete(r.tag);
+      return;
+    }
+    const err = VbError.from(r.outcome.error);
+    if (!err.retriable) {
+      // datacoord gave the build to another node, or no longer has it: nothing more to do here
+      this.ctx.log.warn({ build: String(r.tag), err: err.message }, "datacoord refused an index build report; dropping the build");
+      this.builds.delete(r.tag);
+      return;
+    }
+    build.reportRetries++;
+    this.later(`report:${r.tag}`, build.reportRetries, I.Report, r.tag);
   }
 }

@@ -55,3 +55,8 @@ export function channelWatchOf(v: unknown, what: string): ChannelWatch {
     checkpoint: bigintOf(o.checkpoint, `${what}.checkpoint`),
   };
 }
+
+export function stringOf(v: unknown, what: string): string {
+  if (typeof v !== "string" || v.length === 0) throw VbError.invalid(`${what} must be a non-empty string`);
+  return v;
+}

@@ -1,10 +1,11 @@
 /**
  * The proxy: the front door of the native API (`vb.proxy`, a queue group shared by every proxy).
  * DDL is checked and forwarded to rootcoord; writes are validated against the schema, given ids and a
- * timestamp, split by shard and published to the DML channels; Flush goes through datacoord.
+ * timestamp, split by shard and published to the DML channels; Flush and the index verbs (CreateIndex,
+ * DescribeIndex, DropIndex, GetIndexBuildProgress) go through datacoord, names turned into ids.
  *
- * Requests run concurrently (`ctx.reenter`): a proxy is stateless but for its meta cache, which only the
- * mailbox changes (DDL events arrive as messages).
+ * Requests run concurrently (`ctx.reenter`): a proxy is stateless but for its caches (collections and
+ * their indexes), which only the mailbox changes (DDL and index events arrive as messages).
  */
 import { encode } from "../../protocol/codec.ts";
 import { ALL_PARTITIONS, type DeleteMsg, type InsertMsg, type PkColumn, type UpsertMsg } from "../../protocol/dml.ts";
@@ -21,6 +22,8 @@ import type { DmlBatchItem, DmlConsumption } from "../../runtime/dml_log.ts";
 import { followEvents, type VbEvent } from "../events.ts";
 import type { ClusterEnv } from "../env.ts";
 import { MetaCache } from "./meta_cache.ts";
+import { IndexCache } from "./index_cache.ts";
+import type { IndexInfo } from "../../protocol/messages/indexes.ts";
 import { TimestampPool } from "./timestamp_pool.ts";
 import { splitByShard } from "./shard_split.ts";
 import { validateColumns, validateRows } from "./validate.ts";
@@ -57,8 +60,18 @@ function requireString(body: Record<string, unknown>, field: string, verb: strin
 const DDL_VERBS = PROXY_VERBS.filter((v) => v.includes("Database") || v.includes("Alias") || /^(Create|Drop|Describe|Has|Rename)(Collection|Partition)$/.test(v));
 const PASS_THROUGH = new Set<string>(DDL_VERBS);
 
+/** A fetched answer for the index cache, posted to the proxy's own mailbox. */
+class CacheFill {
+  constructor(
+    readonly collectionId: bigint,
+    readonly indexes: IndexInfo[],
+    readonly generation: string,
+  ) {}
+}
+
 export class ProxyActor extends Actor {
   private readonly cache = new MetaCache();
+  private readonly indexCache = new IndexCache();
   private events: DmlConsumption | undefined;
   /** the last position this proxy's writes reached per vchannel (Session reads) */
   private readonly written = new Map<string, bigint>();
@@ -89,6 +102,15 @@ export class ProxyActor extends Actor {
     if (verb === "Forget") {
       const f = msg.body as { dbName?: string; name: string };
       return this.cache.invalidateName(f.dbName, f.name);
+    }
+    if (verb === "ForgetIndexes") {
+      if (typeof msg.body === "bigint") this.indexCache.invalidate(msg.body);
+      return;
+    }
+    if (verb === "IndexInfos") {
+      // only the proxy's own fetches fill the cache: the same type sent over NATS is not a CacheFill
+      if (msg.body instanceof CacheFill) this.indexCache.put(msg.body.collectionId, msg.body.indexes, msg.body.generation);
+      return;
     }
     if (PASS_THROUGH.has(verb)) return this.ctx.reenter(this.ddl(verb, msg.body));
     switch (verb) {
@@ -121,6 +143,14 @@ export class ProxyActor extends Actor {
         return this.ctx.reenter(this.search(msg.body));
       case "Query":
         return this.ctx.reenter(this.query(msg.body));
+      case "CreateIndex":
+        return this.ctx.reenter(this.createIndex(msg.body));
+      case "DescribeIndex":
+        return this.ctx.reenter(this.describeIndex(msg.body));
+      case "DropIndex":
+        return this.ctx.reenter(this.dropIndex(msg.body));
+      case "GetIndexBuildProgress":
+        return this.ctx.reenter(this.indexBuildProgress(msg.body));
       default:
         throw new VbError(ErrorCode.Unimplemented, `unknown request "${msg.type}": see ProxyApi for the verbs the proxy serves`);
     }
@@ -132,6 +162,13 @@ export class ProxyActor extends Actor {
     switch (ev.kind) {
       case "collection.dropped":
         this.cache.invalidate(ev.collectionId);
+        this.indexCache.invalidate(ev.collectionId);
+        break;
+      case "index.created":
+        this.indexCache.invalidate(ev.index.collectionId);
+        break;
+      case "index.dropped":
+        this.indexCache.invalidate(ev.collectionId);
         break;
       case "collection.altered":
         this.cache.invalidate(ev.collection.collectionId);
@@ -146,6 +183,7 @@ export class ProxyActor extends Actor {
         break;
       case "database.dropped":
         this.cache.clear();
+        this.indexCache.clear();
         break;
     }
   }
@@ -486,7 +524,7 @@ export class ProxyActor extends Actor {
     const req = requireObject(body, "Search") as unknown as SearchReq;
     const name = requireString(req as unknown as Record<string, unknown>, "collectionName", "Search");
     const info = await this.describe(req.dbName, name);
-    const prepared = prepareSearch(info, req);
+    const prepared = prepareSearch(info, req, await this.indexesOf(info.collectionId));
     const waitMs = 10_000;
     const results = await this.perShard<SearchResult>(
       info,
@@ -513,6 +551,79 @@ export class ProxyActor extends Actor {
       READ_BUDGET_MS,
     );
     return { rows: mergeQuery(results, prepared, info) };
+  }
+
+  // ---- indexes ----
+
+  /** The collection's indexes, from the cache or datacoord (the answer is cached in the mailbox). */
+  private async indexesOf(collectionId: bigint): Promise<IndexInfo[]> {
+    const hit = this.indexCache.get(collectionId);
+    if (hit) return hit;
+    const generation = this.indexCache.generation(collectionId);
+    const { indexes } = await this.datacoord("GetIndexInfos", { collectionId, segmentIds: [] });
+    this.ctx.self("proxy.IndexInfos", new CacheFill(collectionId, indexes, generation));
+    return indexes;
+  }
+
+  private async indexTarget(body: unknown, verb: string): Promise<{ info: CollectionInfo; indexName: string | undefined; req: Record<string, unknown> }> {
+    const req = requireObject(body, verb);
+    const name = requireString(req, "collectionName", verb);
+    const info = await this.describe(req.dbName as string | undefined, name);
+    if (req.indexName !== undefined && typeof req.indexName !== "string") throw VbError.invalid(`${verb}: "indexName" must be a string`);
+    return { info, indexName: (req.indexName as string | undefined) || undefined, req };
+  }
+
+  private async createIndex(body: unknown): Promise<null> {
+    const { info, indexName, req } = await this.indexTarget(body, "CreateIndex");
+    const fieldName = requireString(req, "fieldName", "CreateIndex");
+    if (!info.schema.fields.some((f) => f.name === fieldName && !f.isDynamic)) {
+      const vectors = info.schema.fields.filter((f) => f.type === "FloatVector").map((f) => `"${f.name}"`);
+      throw VbError.invalid(`CreateIndex: fieldName "${fieldName}" is not a field of collection "${info.name}"; its vector fields are ${vectors.join(", ")}`);
+    }
+    if (req.params !== undefined && (typeof req.params !== "object" || req.params === null || Array.isArray(req.params))) {
+      throw VbError.invalid(`CreateIndex: "params" must be an object of index parameters, such as {"M": 16, "efConstruction": 128}`);
+    }
+    try {
+      await this.datacoord("CreateIndex", {
+        collectionId: info.collectionId,
+        fieldName,
+        ...(indexName !== undefined ? { indexName } : {}),
+        indexType: req.indexType as string,
+        metricType: req.metricType as string,
+        ...(req.params !== undefined ? { params: req.params as Record<string, unknown> } : {}),
+      });
+    } finally {
+      this.ctx.self("proxy.ForgetIndexes", info.collectionId);
+    }
+    return null;
+  }
+
+  private async describeIndex(body: unknown): Promise<Res<ProxyApi, "DescribeIndex">> {
+    const { info, indexName } = await this.indexTarget(body, "DescribeIndex");
+    return this.datacoord("DescribeIndex", { collectionId: info.collectionId, ...(indexName !== undefined ? { indexName } : {}) });
+  }
+
+  private async dropIndex(body: unknown): Promise<null> {
+    const { info, indexName } = await this.indexTarget(body, "DropIndex");
+    try {
+      await this.datacoord("DropIndex", { collectionId: info.collectionId, ...(indexName !== undefined ? { indexName } : {}) });
+    } finally {
+      this.ctx.self("proxy.ForgetIndexes", info.collectionId);
+    }
+    return null;
+  }
+
+  private async indexBuildProgress(body: unknown): Promise<Res<ProxyApi, "GetIndexBuildProgress">> {
+    const { indexes } = await this.describeIndex(body);
+    let totalRows = 0;
+    let indexedRows = 0;
+    let pendingBuilds = 0;
+    for (const i of indexes) {
+      totalRows += i.totalRows;
+      indexedRows += i.indexedRows;
+      pendingBuilds += i.pendingBuilds;
+    }
+    return { totalRows, indexedRows, pendingBuilds };
   }
 
   private async statistics(body: unknown): Promise<Res<ProxyApi, "GetCollectionStatistics">> {

@@ -1,7 +1,8 @@
 /**
  * Search and Query in the proxy, as seed 001 lays them out:
  *  - PreExecute: resolve the collection and partitions, check the request (vectors, dims, limit +
- *    offset ≤ 16,384, output fields), compile the filter once, pick the guarantee per vchannel.
+ *    offset ≤ 16,384, output fields; against the anns field's index, if it has one: the metric, `ef`,
+ *    `nprobe`), compile the filter once, pick the guarantee per vchannel.
  *  - Execute: for each vchannel take a shard leader from querycoord's answer (cached, refreshed on
  *    error), send the request; on a retriable failure try the shard's next replica.
  *  - PostExecute: merge the shards' top-k lists (best first, skip offset, keep limit) or their rows.
@@ -14,7 +15,9 @@ import { CONSISTENCY_LEVELS, DYNAMIC_FIELD_NAME } from "../../protocol/schema.ts
 import type { ShardLeader } from "../../protocol/messages/querycoord.ts";
 import type { Guarantee, MetricType, QueryResult, QuerySpec, SearchResult, SearchSpec } from "../../protocol/messages/querynode.ts";
 import type { QueryReq, SearchHits, SearchReq } from "../../protocol/messages/proxy.ts";
+import type { IndexInfo } from "../../protocol/messages/indexes.ts";
 import { compileFilter } from "../expr/index.ts";
+import { type IndexSpec, resolveSearchKnobs } from "../index/index_params.ts";
 
 export const MAX_TOPK = 16_384;
 export const COUNT_STAR = "count(*)";
@@ -152,7 +155,35 @@ export interface PreparedSearch {
   outputFields: FieldSchema[];
 }
 
-export function prepareSearch(info: CollectionInfo, req: SearchReq): PreparedSearch {
+/**
+ * Checks a search against the anns field's index: the metric must be the index's (which is the default),
+ * `ef` (HNSW types) must be in limit + offset..32768 and `nprobe` (IVF_FLAT) in 1..nlist. Returns the
+ * metric and the search params to send, with the knobs the request gave as numbers.
+ */
+export function checkAgainstIndex(
+  index: IndexInfo,
+  field: FieldSchema,
+  metricType: unknown,
+  topk: number,
+  sp: Record<string, unknown>,
+): { metric: MetricType; searchParams: Record<string, unknown> } {
+  const metric = (metricType ?? index.metricType) as MetricType;
+  if (!METRICS.includes(metric)) throw invalid(`unknown metricType ${JSON.stringify(metricType)}: use L2, IP or COSINE`);
+  if (metric !== index.metricType) {
+    throw invalid(
+      `metricType: metric type ${metric} does not match the index's ${index.metricType} (index "${index.indexName}" on field "${field.name}"): ` +
+        `search with ${index.metricType}, or leave metricType out`,
+    );
+  }
+  const spec = { indexType: index.indexType, metric: index.metricType, params: index.params } as IndexSpec;
+  resolveSearchKnobs(spec, topk, { ef: sp.ef as number | undefined, nprobe: sp.nprobe as number | undefined });
+  const searchParams = { ...sp };
+  for (const k of ["ef", "nprobe"] as const) if (typeof sp[k] === "string") searchParams[k] = Number(sp[k]);
+  return { metric, searchParams };
+}
+
+/** `indexes`: the collection's indexes (the proxy's index cache); a search on an indexed field is checked against its index. */
+export function prepareSearch(info: CollectionInfo, req: SearchReq, indexes: readonly IndexInfo[] = []): PreparedSearch {
   const vectors = info.schema.fields.filter((f) => f.type === "FloatVector");
   let anns: FieldSchema | undefined;
   if (req.annsField !== undefined) {
@@ -164,11 +195,18 @@ export function prepareSearch(info: CollectionInfo, req: SearchReq): PreparedSea
     throw invalid(`collection "${info.name}" has ${vectors.length} vector fields: name one in "annsField"`);
   }
   const { limit, offset } = checkLimit(req.limit, req.offset, "Search", true);
-  const metric = (req.metricType ?? "COSINE") as MetricType;
-  if (!METRICS.includes(metric)) throw invalid(`unknown metricType ${JSON.stringify(req.metricType)}: use L2, IP or COSINE`);
+  const given = req.searchParams ?? {};
+  if (typeof given !== "object" || given === null || Array.isArray(given)) throw invalid(`"searchParams" must be an object`);
+  let sp = given as Record<string, unknown>;
+  const index = indexes.find((i) => i.fieldId === anns!.fieldId);
+  let metric: MetricType;
+  if (index) {
+    ({ metric, searchParams: sp } = checkAgainstIndex(index, anns!, req.metricType, limit! + offset, sp));
+  } else {
+    metric = (req.metricType ?? "COSINE") as MetricType;
+    if (!METRICS.includes(metric)) throw invalid(`unknown metricType ${JSON.stringify(req.metricType)}: use L2, IP or COSINE`);
+  }
   const { queries, nq } = toQueries(req.data, anns!.dim!, anns!.name);
-  const sp = (req.searchParams ?? {}) as Record<string, unknown>;
-  if (typeof sp !== "object" || sp === null) throw invalid(`"searchParams" must be an object`);
   const radius = sp.radius;
   const rangeFilter = sp.range_filter ?? sp.rangeFilter;
   if (radius !== undefined && typeof radius !== "number") throw invalid(`searchParams.radius must be a number`);

@@ -8,6 +8,7 @@
  * the start position. Replay from a checkpoint therefore cuts the same segments again.
  */
 import type { ChannelCheckpoint, SegmentInfo, SegmentLevel, SegmentState, BinlogRef } from "../meta.ts";
+import type { DatacoordIndexApi, DatanodeIndexApi } from "./indexes.ts";
 
 export const DATACOORD = "datacoord";
 
@@ -70,6 +71,8 @@ export interface DatanodeHeartbeat {
     growing: number;
     bufferedRows: number;
   }[];
+  /** index builds the node holds (building, or reporting): datacoord re-tells a build it does not list */
+  indexBuilds?: bigint[];
 }
 
 export type DatacoordApi = {
@@ -109,7 +112,7 @@ export type DatacoordApi = {
    * found nothing to seal); datacoord keeps the highest it was told
    */
   UpdateChannelCheckpoint: [ReporterRef & { checkpoint: ChannelCheckpoint }, null];
-};
+} & DatacoordIndexApi;
 
 export type DatanodeApi = {
   WatchDmChannels: [{ channels: ChannelWatch[]; sealPolicy: SealPolicy }, null];
@@ -121,9 +124,11 @@ export type DatanodeApi = {
     {
       nodeId: string;
       channels: { vchannel: string; consumed: bigint; growing: number; bufferedRows: number; checkpoint?: bigint }[];
+      /** index builds in progress (building, or reporting to datacoord) */
+      indexBuilds?: { buildId: bigint; segmentId: bigint; indexId: bigint; phase: "building" | "reporting" }[];
     },
   ];
-};
+} & DatanodeIndexApi;
 
 /** Published on the events stream after datacoord records it. */
 export type SegmentEvent =
