@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   insert: () => import("./insert.ts"),
   search_kernel: () => import("./search_kernel.ts"),
   search: () => import("./search.ts"),
+  vector_index: () => import("./vector_index.ts"),
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -92,6 +92,8 @@ export function decodeArtifact(bytes: Uint8Array): Artifact {
   if (
     typeof header !== "object" ||
     header === null ||
+    typeof header.indexType !== "string" ||
+    typeof header.metric !== "string" ||
     !Array.isArray(header.sections) ||
     typeof header.extra !== "object" ||
     header.extra === null ||

@@ -12,9 +12,10 @@
  * The choice is a cost comparison, in rows scored exactly: exact costs `passing`; the graph costs
  * `graphSearchCost + graphFetchCost × fetch`, and is never asked for more than `maxFetch` candidates
  * (past ≈ 1–2k usearch slows down per candidate). So the exact path wins when few rows pass, and the
- * share of rows where it stops winning falls as segments grow: measured on 100k × 128 (2 cores, L2, ef
- * 64, bench/vector_index.ts) the graph wins from ≈ 7% passing (631 vs 766 µs a query), loses at 5%
- * (1315 vs 632 µs); on 1M rows the same model sends 5% to the graph (fetch 1280) and 1% exact.
+ * share of rows where it stops winning falls as segments grow. Measured on 100k × 128 (2 cores, L2,
+ * ef 64, one query a call, bench/vector_index.ts): at 10% passing the graph answers 1,795 queries/s
+ * and the exact path 746; at 5%, 712 and 1,318; the crossing is near 7%, where the model puts it. On
+ * 1M rows the same model sends 5% to the graph (fetch 1,280 against 50k rows to score) and 1% exact.
  * IVF_FLAT applies the filter while it scans lists and scores only the passing rows, which never
  * costs more than the exact path, so it goes exact only when at most `exactMaxRows` rows pass; it
  * probes lists, nearest centroid first, until both `nprobe` lists and `listScanPassingPerHit × k`
