@@ -115,15 +115,9 @@ export function validateIndexParams(
     case "FLAT":
       rejectUnknown(type, given, []);
       return { indexType: type, metric: m, params: {} };
-    case "AUTOINDEX": {
-      // AUTOINDEX takes no parameters; its own normalized form (the defaults it chose) comes back
-      // through stored meta and is accepted as it is.
-      const own = Object.keys(given).every(
-        (k) => given[k] === undefined || (k in AUTOINDEX_PARAMS && Number(given[k]) === AUTOINDEX_PARAMS[k as keyof HnswParams]),
-      );
-      if (!own) rejectUnknown(type, given, []);
+    case "AUTOINDEX":
+      rejectUnknown(type, given, []);
       return { indexType: type, metric: m, params: { ...AUTOINDEX_PARAMS } };
-    }
     case "HNSW":
     case "HNSW_SQ8":
     case "HNSW_FP16": {
