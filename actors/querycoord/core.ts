@@ -8,6 +8,7 @@ import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asNodeId, type CollectionId, type ReplicaId } from "../../protocol/ids.ts";
 import type { CollectionInfo } from "../../protocol/meta.ts";
 import type { RecoveryInfo } from "../../protocol/messages/datacoord.ts";
+import type { DatacoordIndexApi } from "../../protocol/messages/indexes.ts";
 import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
 import type { LoadSegmentsReq, WatchChannelReq } from "../../protocol/messages/querynode.ts";
 import type { ActorContext } from "../../runtime/actor.ts";
@@ -15,7 +16,16 @@ import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
 import { nodeLoads, scoreOf } from "./balance/node_load.ts";
 import { rebalanceReplicaNodes } from "./balance/replica_assign.ts";
-import { addBlocker, formatBlocker, partitionKey, runCheckers, type CheckInput, type SyncedView } from "./checkers/index.ts";
+import {
+  addBlocker,
+  collectionIndexes,
+  formatBlocker,
+  partitionKey,
+  runCheckers,
+  type CheckInput,
+  type CollectionIndexes,
+  type SyncedView,
+} from "./checkers/index.ts";
 import { DistManager } from "./dist/dist_manager.ts";
 import { DistSnapshot } from "./dist/dist_snapshot.ts";
 import { MSG } from "./messages.ts";
@@ -52,6 +62,10 @@ export class QuerycoordCore {
   readonly dist: DistManager;
   readonly scheduler: TaskScheduler;
   readonly refreshes: TargetRefreshes;
+  /** fetches of the collections' vector indexes (datacoord.GetIndexInfos) */
+  readonly indexRefreshes: TargetRefreshes;
+  /** per collection, its live indexes and Finished builds as datacoord last said */
+  readonly indexes = new Map<bigint, CollectionIndexes>();
   /** what each delegator acknowledged last, by address */
   readonly synced = new Map<string, SyncedView & { collectionId: bigint }>();
   /** the partitions each delegator was watched with (checkers' `partitionKey`), by address */
@@ -85,6 +99,7 @@ export class QuerycoordCore {
       retryMaxMs: params.retryMaxMs,
     });
     this.refreshes = new TargetRefreshes({ refreshMs: params.targetRefreshMs, retryMs: 1_000 });
+    this.indexRefreshes = new TargetRefreshes({ refreshMs: params.indexRefreshMs, retryMs: params.indexRefreshMs });
   }
 
   /** The distribution of the alive querynodes as of the last round. */
@@ -144,6 +159,51 @@ export class QuerycoordCore {
 
   requestTarget(collectionId: bigint): void {
     this.refreshes.request(collectionId);
+    this.indexRefreshes.request(collectionId);
+    this.kick();
+  }
+
+  /** The collection's indexes changed (an `index.*` or `segment.indexed` event): fetch them soon. */
+  requestIndexes(collectionId: bigint): void {
+    this.indexRefreshes.request(collectionId);
+    this.kick();
+  }
+
+  private fetchIndexes(now: number): void {
+    const ids = this.meta.allCollections().map((c) => c.collectionId);
+    for (const collectionId of this.indexRefreshes.due(ids, now)) {
+      const work = this.ctx.ask<DatacoordIndexApi["GetIndexInfos"][1]>(
+        this.env.subjects.datacoord(),
+        "datacoord.GetIndexInfos",
+        { collectionId },
+        { timeoutMs: this.params.requestTimeoutMs },
+      );
+      this.pipe(work, MSG.indexesFetched, { collectionId });
+    }
+  }
+
+  onIndexesFetched(r: Tagged<{ collectionId: bigint }, DatacoordIndexApi["GetIndexInfos"][1]>): void {
+    const now = Date.now();
+    if (!r.ok) {
+      // what was known stays (no index is released for want of an answer); a datacoord without
+      // indexes (an older one) answers 1100 or 10: nothing to load then
+      const e = VbError.from(r.error);
+      const quiet = e.code === ErrorCode.ParameterInvalid || e.code === ErrorCode.Unimplemented;
+      this.indexRefreshes.finished(r.collectionId, `datacoord GetIndexInfos failed: ${e.message}`, now);
+      if (!quiet && this.meta.collection(r.collectionId)) {
+        this.log.warn({ collection: r.collectionId, err: e.message }, "could not refresh the collection's indexes");
+      }
+      return;
+    }
+    this.indexRefreshes.finished(r.collectionId, undefined, now);
+    if (!this.meta.collection(r.collectionId)) return;
+    const before = this.indexes.get(r.collectionId);
+    const next = collectionIndexes(r.value);
+    this.indexes.set(r.collectionId, next);
+    const count = (x: CollectionIndexes | undefined) => [...(x?.builds.values() ?? [])].reduce((n, l) => n + l.length, 0);
+    if (!before || before.indexes.length !== next.indexes.length || count(before) !== count(next)) {
+      this.log.info({ collection: r.collectionId, indexes: next.indexes.length, builds: count(next) }, "collection indexes refreshed");
+    }
     this.kick();
   }
 
@@ -213,9 +273,16 @@ export class QuerycoordCore {
       case "LoadSegment": {
         const req = this.loadRequest(a.collectionId, a.segmentId, a.replicaId);
         if (!req) return this.scheduler.cancel(t.id);
+        if (a.indexes && a.indexes.length > 0) req.indexes = a.indexes;
         [address, type, body, timeoutMs] = [qn(), "querynode.LoadSegments", req, this.params.loadTimeoutMs];
         break;
       }
+      case "LoadIndex":
+        [address, type, body, timeoutMs] = [qn(), "querynode.LoadIndex", { collectionId: a.collectionId, infos: [a.info] }, this.params.loadTimeoutMs];
+        break;
+      case "ReleaseIndex":
+        [address, type, body] = [qn(), "querynode.ReleaseIndex", { collectionId: a.collectionId, segmentId: a.segmentId, indexId: a.indexId }];
+        break;
       case "UnsubChannel":
         [address, type, body] = [qn(), "querynode.UnsubDmChannel", { collectionId: a.collectionId, vchannel: a.vchannel, replicaId: a.replicaId }];
         break;
@@ -289,6 +356,8 @@ export class QuerycoordCore {
   forgetCollection(collectionId: bigint): Promise<void> {
     const writes = [this.meta.removeCollection(collectionId), this.targets.remove(collectionId)];
     this.refreshes.forget(collectionId);
+    this.indexRefreshes.forget(collectionId);
+    this.indexes.delete(collectionId);
     this.scheduler.forgetCollection(collectionId);
     for (const [address, v] of this.synced) if (v.collectionId === collectionId) this.synced.delete(address);
     for (const [address, w] of this.watched) if (w.collectionId === collectionId) this.watched.delete(address);
@@ -362,6 +431,7 @@ export class QuerycoordCore {
       this.log.info({ collection: c.collectionId, version: p.target.version, segments: p.target.segments.size }, "next target promoted to current");
     }
     this.fetchTargets(now);
+    this.fetchIndexes(now);
 
     // checkers → tasks
     const input: CheckInput = {
@@ -373,6 +443,7 @@ export class QuerycoordCore {
       synced: this.viewsForCheck(),
       pending: this.scheduler.pendingLoads(),
       watched: new Map([...this.watched].map(([address, w]) => [address, w.partitions])),
+      indexes: this.indexes,
     };
     const result = runCheckers(input);
     this.scheduler.replacePending(result.tasks, now);

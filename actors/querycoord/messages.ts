@@ -16,6 +16,8 @@ export const MSG = {
   taskReply: "querycoord.internal.TaskReply",
   /** datacoord's recovery info for a next target came back */
   targetFetched: "querycoord.internal.TargetFetched",
+  /** datacoord's index infos for a collection came back */
+  indexesFetched: "querycoord.internal.IndexesFetched",
   /** a job's work or writes came back */
   jobStep: "querycoord.internal.JobStep",
 } as const;

@@ -20,6 +20,8 @@ export interface QuerycoordParams {
   retryMaxMs: number;
   /** how often the next target is refreshed from datacoord without an event (ms) */
   targetRefreshMs: number;
+  /** how often a collection's vector indexes are refreshed from datacoord without an event (ms) */
+  indexRefreshMs: number;
   /** how long ReleaseCollection waits for the querynodes to drop the collection before it answers (ms) */
   releaseWaitMs: number;
   /** how long preStart waits for the distribution feed's snapshot (ms) */
@@ -41,6 +43,7 @@ export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   retryBaseMs: 500,
   retryMaxMs: 10_000,
   targetRefreshMs: 10_000,
+  indexRefreshMs: 10_000,
   releaseWaitMs: 10_000,
   distReadyTimeoutMs: 10_000,
   startupGraceMs: 3_000,

@@ -8,6 +8,7 @@
  */
 import { VbError } from "../../protocol/errors.ts";
 import { messageType } from "../../protocol/messages/api.ts";
+import type { IndexEvent } from "../../protocol/messages/indexes.ts";
 import { QUERYCOORD, type QuerycoordApi } from "../../protocol/messages/querycoord.ts";
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
 import { Actor, type Message, type PipeResult } from "../../runtime/actor.ts";
@@ -146,6 +147,9 @@ export class QuerycoordActor extends Actor {
       case MSG.targetFetched:
         core.onTargetFetched(unwrap(msg.body));
         return undefined;
+      case MSG.indexesFetched:
+        core.onIndexesFetched(unwrap(msg.body));
+        return undefined;
       case MSG.jobStep:
         this.onJobStep(unwrap(msg.body));
         return undefined;
@@ -215,8 +219,9 @@ export class QuerycoordActor extends Actor {
 
   // ---- events ----
 
-  private onEvent(ev: VbEvent): void {
+  private onEvent(event: VbEvent): void {
     const core = this.core!;
+    const ev = event as VbEvent | IndexEvent;
     switch (ev.kind) {
       case "collection.dropped":
         if (core.meta.collection(ev.collectionId)) this.background(new ReleaseJob(ev.collectionId, { wait: false, why: "collection dropped" }));
@@ -234,6 +239,13 @@ export class QuerycoordActor extends Actor {
         return;
       case "segment.dropped":
         if (core.meta.collection(ev.collectionId)) core.requestTarget(ev.collectionId);
+        return;
+      case "index.created":
+        if (core.meta.collection(ev.index.collectionId)) core.requestIndexes(ev.index.collectionId);
+        return;
+      case "index.dropped":
+      case "segment.indexed":
+        if (core.meta.collection(ev.collectionId)) core.requestIndexes(ev.collectionId);
         return;
       default:
         return;

@@ -1,5 +1,5 @@
 /**
- * Memory accounting of a querynode: the bytes of its loaded segments' columns (indexes later) and of the
+ * Memory accounting of a querynode: the bytes of its loaded segments' columns and vector indexes and of the
  * loads in progress (reserved at their estimate), against the node's limit. A load that would pass the
  * limit is refused before it reads anything (Milvus's segment loader checks the same way).
  */

@@ -7,6 +7,13 @@
  * Nothing heavy runs in the mailbox: loads read the object store in `pipeToSelf` work and the segment
  * enters the store when its load message comes back; searches and queries run in `reenter` work over
  * segment objects that only change by monotonic delete stamps (see sealed_segment.ts).
+ *
+ * Vector indexes (LoadIndex, or LoadSegments with `indexes`): the artifact is read from the object
+ * store and loaded on a search thread (search_threads.ts), its memory reserved first (a refusal is 3,
+ * shown in the dist's loading list like a segment's); it is attached to the segment when the load
+ * message comes back, and the dist lists it under the segment. Searches of sealed segments
+ * (sealed_search.ts) go through an index of the searched field and metric, with the visibility and
+ * filter mask; the scans run on the search threads, so the mailbox and the heartbeats stay on time.
  */
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asCollectionId, asReplicaId } from "../../protocol/ids.ts";
@@ -18,15 +25,17 @@ import {
   type SearchResult,
   type WatchChannelReq,
 } from "../../protocol/messages/querynode.ts";
+import type { IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
+import type { CollectionSchema } from "../../protocol/schema.ts";
 import { ACTOR_STOPPED, Actor, type ActorStopped, type Message } from "../../runtime/actor.ts";
 import type { ActorHost } from "../../runtime/host.ts";
 import type { ClusterEnv } from "../env.ts";
 import type { DeltaData } from "../storage/delta_log.ts";
 import { DelegatorActor } from "../delegator/delegator_actor.ts";
 import { DistPublisher, ensureDistStream } from "./dist_publisher.ts";
-import { MemoryBudget } from "./memory.ts";
-import { querySources, readContext, searchResultOf, searchSources } from "./read_kernel.ts";
+import { formatBytes, MemoryBudget } from "./memory.ts";
+import { querySources, readContext, searchResultOf } from "./read_kernel.ts";
 import {
   bigintField,
   bigintList,
@@ -34,6 +43,7 @@ import {
   checkSchema,
   checkSearchSpec,
   checkSegmentInfo,
+  indexLoadInfos,
   intField,
   invalid,
   obj,
@@ -41,12 +51,16 @@ import {
   stringField,
 } from "./requests.ts";
 import { estimateSegmentBytes, loadSealedSegment, readL0, type SealedSegment } from "./sealed_segment.ts";
+import { searchSealed } from "./sealed_search.ts";
+import { type IndexHandle, SearchThreads } from "./search_threads.ts";
 import { SegmentStore } from "./segment_store.ts";
 import { Local, localBody } from "./self_message.ts";
 
 export interface QuerynodeOptions {
   nodeId: string;
   memoryLimitBytes: number;
+  /** search threads (0: searches run on the actor's thread); see search_threads.ts */
+  searchThreads: number;
 }
 
 interface DelegatorEntry {
@@ -58,9 +72,24 @@ interface DelegatorEntry {
   report?: DelegatorReport;
 }
 
+/** An index load's outcome: the handle on its search thread, or why it failed. */
+interface IndexResult {
+  info: IndexLoadInfo;
+  /** bytes reserved for it */
+  reserved: number;
+  handle?: IndexHandle;
+  error?: unknown;
+}
+
 interface LoadOutcome {
   reservations: Map<bigint, number>;
-  results: { id: bigint; seg?: SealedSegment; error?: unknown }[];
+  results: { id: bigint; seg?: SealedSegment; error?: unknown; indexes: IndexResult[] }[];
+  resolve: (v: null) => void;
+  reject: (e: Error) => void;
+}
+
+interface IndexLoadOutcome {
+  results: IndexResult[];
   resolve: (v: null) => void;
   reject: (e: Error) => void;
 }
@@ -75,7 +104,11 @@ export class QuerynodeActor extends Actor {
   private readonly delegators = new Map<string, DelegatorEntry>();
   /** loads in progress: segment id → the promise of its outcome (a repeated LoadSegments waits on it) */
   private readonly loadsInFlight = new Map<bigint, Promise<void>>();
+  /** index loads in progress: `segment/index` → the promise of its outcome */
+  private readonly indexLoadsInFlight = new Map<string, Promise<void>>();
   private publisher!: DistPublisher;
+  private threads!: SearchThreads;
+  private readonly searchThreads: number;
 
   constructor(
     private readonly host: ActorHost,
@@ -85,9 +118,15 @@ export class QuerynodeActor extends Actor {
     super();
     this.nodeId = opts.nodeId;
     this.memory = new MemoryBudget(opts.memoryLimitBytes);
+    this.searchThreads = opts.searchThreads;
   }
 
   override async preStart(): Promise<void> {
+    this.threads = new SearchThreads({
+      threads: this.searchThreads,
+      log: this.ctx.log,
+      onLost: (worker) => this.ctx.self("querynode.SearchThreadLost", new Local(worker)),
+    });
     this.publisher = new DistPublisher(this.env, this.nodeId, this.ctx.log);
     await ensureDistStream(this.env);
     // on the feed before it takes requests: a querycoord that looks right after the spawn sees it
@@ -97,6 +136,7 @@ export class QuerynodeActor extends Actor {
 
   override async postStop(): Promise<void> {
     await Promise.all([...this.delegators.keys()].map((a) => this.host.stopActor(a).catch(() => undefined)));
+    await this.threads?.close();
   }
 
   override receive(msg: Message): unknown {
@@ -111,6 +151,10 @@ export class QuerynodeActor extends Actor {
         return this.releaseSegments(msg.body);
       case "querynode.ReleaseCollection":
         return this.releaseCollection(msg.body);
+      case "querynode.LoadIndex":
+        return this.loadIndex(msg.body);
+      case "querynode.ReleaseIndex":
+        return this.releaseIndex(msg.body);
       case "querynode.SearchSegments":
         return this.searchSegments(msg.body);
       case "querynode.QuerySegments":
@@ -123,6 +167,10 @@ export class QuerynodeActor extends Actor {
         return this.onReport(msg.body);
       case "querynode.LoadDone":
         return this.onLoadDone(localBody<LoadOutcome>(msg));
+      case "querynode.IndexLoadDone":
+        return this.onIndexLoadDone(localBody<IndexLoadOutcome>(msg));
+      case "querynode.SearchThreadLost":
+        return this.onSearchThreadLost(localBody<number>(msg));
       case "querynode.DelegatorGone":
         return this.onDelegatorGone(localBody<string>(msg));
       case "querynode.PublishDist":
@@ -273,6 +321,7 @@ export class QuerynodeActor extends Actor {
     if (!Array.isArray(b.l0Segments)) throw invalid(verb, `"l0Segments" must be a list of segments`);
     const segments = (b.segments as unknown[]).map((s, i) => checkSegmentInfo(s, verb, `segments[${i}]`));
     const l0Segments = (b.l0Segments as unknown[]).map((s, i) => checkSegmentInfo(s, verb, `l0Segments[${i}]`));
+    const indexInfos = indexLoadInfos(b, "indexes", verb, true);
     for (const s of [...segments, ...l0Segments]) {
       if (s.collectionId !== collectionId) throw invalid(verb, `segment ${s.segmentId} is of collection ${s.collectionId}, not ${collectionId}`);
     }
@@ -281,36 +330,75 @@ export class QuerynodeActor extends Actor {
       if (s.state !== "Flushed") throw invalid(verb, `segment ${s.segmentId} is ${s.state}: only Flushed segments load`);
     }
     for (const s of l0Segments) if (s.level !== "L0") throw invalid(verb, `l0Segments: segment ${s.segmentId} is not an L0 segment`);
+    const indexesOf = new Map<bigint, IndexLoadInfo[]>();
+    for (const i of indexInfos) {
+      if (!segments.some((s) => s.segmentId === i.segmentId)) throw invalid(verb, `indexes: segment ${i.segmentId} is not one of the segments to load`);
+      checkIndexField(schema, i, verb);
+      let list = indexesOf.get(i.segmentId);
+      if (!list) indexesOf.set(i.segmentId, (list = []));
+      if (!list.some((x) => x.indexId === i.indexId)) list.push(i);
+    }
 
-    const waits: Promise<void>[] = [];
+    const waits: Promise<unknown>[] = [];
     const todo: SegmentInfo[] = [];
     const seen = new Set<bigint>();
     for (const s of segments) {
       if (seen.has(s.segmentId)) continue;
       seen.add(s.segmentId);
-      if (this.store.get(s.segmentId)) continue;
+      if (this.store.get(s.segmentId)) {
+        // loaded already: its indexes load on their own (their outcome shows in the dist)
+        const more = indexesOf.get(s.segmentId);
+        if (more) {
+          try {
+            this.startIndexLoads(more)?.catch(() => undefined);
+          } catch {
+            // refused (memory): the dist's loading list says so
+          }
+        }
+        continue;
+      }
       const inflight = this.loadsInFlight.get(s.segmentId);
       if (inflight) waits.push(inflight);
       else todo.push(s);
     }
-    // memory: reserve every load of the request, or refuse the request as a whole
+    // memory: reserve every segment of the request, or refuse the request as a whole; a segment's
+    // indexes when they fit too (a segment is searchable without them: exactly)
     const reservations = new Map<bigint, number>();
+    const indexReservations = new Map<bigint, IndexLoadInfo[]>();
     for (const s of todo) {
       const bytes = estimateSegmentBytes(s, schema);
       try {
         this.memory.reserve(bytes, `segment ${s.segmentId} of collection ${collectionId}`, this.nodeId);
       } catch (err) {
         for (const [, r] of reservations) this.memory.settle(r, 0);
+        for (const list of indexReservations.values()) for (const i of list) this.memory.settle(i.memorySize, 0);
         this.store.failLoad(s.segmentId, (err as Error).message);
         this.ctx.log.warn({ collection: String(collectionId), segment: String(s.segmentId), bytes }, "segment load refused: memory limit");
         this.changed();
         throw err;
       }
       reservations.set(s.segmentId, bytes);
+      const fit: IndexLoadInfo[] = [];
+      for (const i of indexesOf.get(s.segmentId) ?? []) {
+        try {
+          this.memory.reserve(i.memorySize, indexWhat(i), this.nodeId);
+          fit.push(i);
+        } catch (err) {
+          this.store.failIndexLoad(s.segmentId, i.indexId, (err as Error).message);
+          this.ctx.log.warn({ segment: String(s.segmentId), index: String(i.indexId), bytes: i.memorySize }, "index load refused: memory limit");
+        }
+      }
+      indexReservations.set(s.segmentId, fit);
     }
-    if (todo.length === 0) return waits.length === 0 ? null : this.ctx.reenter(Promise.all(waits).then(() => null));
+    if (todo.length === 0) {
+      this.changed();
+      return waits.length === 0 ? null : this.ctx.reenter(Promise.all(waits).then(() => null));
+    }
 
-    for (const s of todo) this.store.startLoad(s.segmentId);
+    for (const s of todo) {
+      this.store.startLoad(s.segmentId);
+      for (const i of indexReservations.get(s.segmentId)!) this.store.startIndexLoad(s.segmentId, i.indexId);
+    }
     this.changed();
     const l0 = l0Segments.map((info) => {
       const data: Promise<DeltaData> = readL0(this.env.objectStore, info);
@@ -319,12 +407,16 @@ export class QuerynodeActor extends Actor {
     });
     const store = this.env.objectStore;
     const work = Promise.all(
-      todo.map((s) =>
-        loadSealedSegment(store, s, schema, l0).then(
-          (seg) => ({ id: s.segmentId, seg }),
-          (error: unknown) => ({ id: s.segmentId, error }),
-        ),
-      ),
+      todo.map(async (s) => {
+        const [seg, indexes] = await Promise.all([
+          loadSealedSegment(store, s, schema, l0).then(
+            (seg) => ({ seg }),
+            (error: unknown) => ({ error }),
+          ),
+          Promise.all(indexReservations.get(s.segmentId)!.map((info) => this.readIndex(info))),
+        ]);
+        return { id: s.segmentId, ...seg, indexes };
+      }),
     );
     const reply = new Promise<null>((resolve, reject) => {
       void work.then((results) => this.ctx.self("querynode.LoadDone", new Local<LoadOutcome>({ reservations, results, resolve, reject })));
@@ -334,7 +426,10 @@ export class QuerynodeActor extends Actor {
       () => undefined,
     );
     for (const s of todo) this.loadsInFlight.set(s.segmentId, settled);
-    this.ctx.log.info({ collection: String(collectionId), segments: todo.map((s) => String(s.segmentId)) }, "loading segments");
+    this.ctx.log.info(
+      { collection: String(collectionId), segments: todo.map((s) => String(s.segmentId)), indexes: indexInfos.length },
+      "loading segments",
+    );
     return this.ctx.reenter(Promise.all([reply, ...waits]).then(() => null));
   }
 
@@ -351,11 +446,15 @@ export class QuerynodeActor extends Actor {
             { collection: String(r.seg.collectionId), segment: String(r.id), rows: r.seg.numRows, bytes: r.seg.memoryBytes },
             "segment loaded",
           );
+          // an index that fails leaves the segment searchable exactly; the dist says why
+          for (const i of r.indexes) this.attachIndex(r.seg, i);
         } else {
           this.memory.settle(reserved, 0);
+          for (const i of r.indexes) this.dropIndexResult(i);
         }
       } else {
         this.memory.settle(reserved, 0);
+        for (const i of r.indexes) this.dropIndexResult(i);
         const e = VbError.from(r.error);
         firstError ??= e;
         errors.push(`segment ${r.id}: ${e.message}`);
@@ -391,11 +490,203 @@ export class QuerynodeActor extends Actor {
   }
 
   private releaseOne(id: bigint): void {
+    this.store.forgetIndexesOf(id);
     const seg = this.store.remove(id);
     if (seg) {
       this.memory.release(seg.memoryBytes);
+      for (const a of seg.indexes.values()) {
+        this.threads.release(a.handle);
+        this.memory.release(a.memoryBytes);
+      }
+      seg.indexes.clear();
       this.ctx.log.info({ collection: String(seg.collectionId), segment: String(id) }, "segment released");
     }
+  }
+
+  // ---- vector indexes ----
+
+  private loadIndex(body: unknown): unknown {
+    const verb = "querynode.LoadIndex";
+    const b = obj(body, verb);
+    const collectionId = bigintField(b, "collectionId", verb);
+    const infos = indexLoadInfos(b, "infos", verb);
+    const missing: bigint[] = [];
+    for (const info of infos) {
+      const seg = this.store.get(info.segmentId);
+      if (!seg) {
+        missing.push(info.segmentId);
+        continue;
+      }
+      if (seg.collectionId !== collectionId) throw invalid(verb, `segment ${info.segmentId} belongs to collection ${seg.collectionId}, not ${collectionId}`);
+      checkIndexField(seg.schema, info, verb);
+    }
+    if (missing.length > 0) {
+      throw new VbError(
+        ErrorCode.SegmentNotLoaded,
+        `segments ${missing.join(", ")} are not loaded on querynode ${this.nodeId}: load a segment before its index (LoadSegments can carry it)`,
+        { retriable: true },
+      );
+    }
+    const done = this.startIndexLoads(infos);
+    return done === null ? null : this.ctx.reenter(done);
+  }
+
+  /**
+   * Starts loading the indexes of loaded segments that are neither loaded (this build) nor loading;
+   * throws 3 when they do not fit (none starts then). Resolves when they and the loads already in
+   * flight are done; null when there is nothing to wait for.
+   */
+  private startIndexLoads(infos: readonly IndexLoadInfo[]): Promise<null> | null {
+    const waits: Promise<void>[] = [];
+    const todo: IndexLoadInfo[] = [];
+    const seen = new Set<string>();
+    for (const info of infos) {
+      const key = indexKey(info);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (this.store.get(info.segmentId)?.indexes.get(info.indexId)?.info.buildId === info.buildId) continue;
+      const inflight = this.indexLoadsInFlight.get(key);
+      if (inflight) waits.push(inflight);
+      else todo.push(info);
+    }
+    const reserved: IndexLoadInfo[] = [];
+    for (const info of todo) {
+      try {
+        this.memory.reserve(info.memorySize, indexWhat(info), this.nodeId);
+      } catch (err) {
+        for (const r of reserved) this.memory.settle(r.memorySize, 0);
+        this.store.failIndexLoad(info.segmentId, info.indexId, (err as Error).message);
+        this.ctx.log.warn({ segment: String(info.segmentId), index: String(info.indexId), bytes: info.memorySize }, "index load refused: memory limit");
+        this.changed();
+        throw err;
+      }
+      reserved.push(info);
+    }
+    if (todo.length === 0) return waits.length === 0 ? null : Promise.all(waits).then(() => null);
+    for (const info of todo) this.store.startIndexLoad(info.segmentId, info.indexId);
+    this.changed();
+    const work = Promise.all(todo.map((info) => this.readIndex(info)));
+    const reply = new Promise<null>((resolve, reject) => {
+      void work.then((results) => this.ctx.self("querynode.IndexLoadDone", new Local<IndexLoadOutcome>({ results, resolve, reject })));
+    });
+    const settled = reply.then(
+      () => undefined,
+      () => undefined,
+    );
+    for (const info of todo) this.indexLoadsInFlight.set(indexKey(info), settled);
+    this.ctx.log.info({ indexes: todo.map((i) => `${i.segmentId}/${i.indexId}`) }, "loading indexes");
+    return Promise.all([reply, ...waits]).then(() => null);
+  }
+
+  /** Reads an index artifact and loads it on a search thread (off the mailbox). Never rejects. */
+  private async readIndex(info: IndexLoadInfo): Promise<IndexResult> {
+    try {
+      const bytes = await this.env.objectStore.get(info.fileKey);
+      return { info, reserved: info.memorySize, handle: await this.threads.loadIndex(bytes) };
+    } catch (err) {
+      const e = VbError.from(err);
+      const error = new VbError(e.code, `loading ${indexWhat(info)} from ${info.fileKey} failed: ${e.message}`, {
+        retriable: e.retriable,
+        cause: err,
+      });
+      return { info, reserved: info.memorySize, error };
+    }
+  }
+
+  private onIndexLoadDone(x: IndexLoadOutcome): void {
+    const errors: string[] = [];
+    let firstError: VbError | undefined;
+    for (const r of x.results) {
+      this.indexLoadsInFlight.delete(indexKey(r.info));
+      const seg = this.store.get(r.info.segmentId);
+      const err = seg ? this.attachIndex(seg, r) : this.dropIndexResult(r);
+      if (err) {
+        firstError ??= err;
+        errors.push(err.message);
+      }
+    }
+    this.changed();
+    if (firstError) x.reject(new VbError(firstError.code, errors.join("; "), { retriable: firstError.retriable, cause: firstError }));
+    else x.resolve(null);
+  }
+
+  /**
+   * An index load came back for a loaded segment: attaches the index (replacing an earlier build of
+   * it), unless it failed, does not fit the segment, or was released meanwhile. Returns the failure.
+   */
+  private attachIndex(seg: SealedSegment, r: IndexResult): VbError | undefined {
+    const { info } = r;
+    const wanted = this.store.finishIndexLoad(info.segmentId, info.indexId);
+    let error: VbError | undefined;
+    if (!r.handle) error = VbError.from(r.error);
+    else if (wanted) {
+      const mismatch = indexMismatch(seg, info, r.handle) ?? (this.threads.isLost(r.handle) ? "its search thread died" : undefined);
+      if (mismatch) error = VbError.invalid(`${indexWhat(info)} from ${info.fileKey} cannot serve the segment: ${mismatch}`);
+    }
+    if (error || !wanted || !r.handle) {
+      if (r.handle) this.threads.release(r.handle);
+      this.memory.settle(r.reserved, 0);
+      if (error && wanted) {
+        this.store.failIndexLoad(info.segmentId, info.indexId, error.message);
+        this.ctx.log.warn({ segment: String(info.segmentId), index: String(info.indexId), err: error.message }, "index load failed");
+      }
+      return wanted ? error : undefined;
+    }
+    const old = seg.indexes.get(info.indexId);
+    if (old) {
+      this.threads.release(old.handle);
+      this.memory.release(old.memoryBytes);
+    }
+    const bytes = r.handle.info.memoryBytes;
+    seg.indexes.set(info.indexId, { info, handle: r.handle, memoryBytes: bytes });
+    this.memory.settle(r.reserved, bytes);
+    this.ctx.log.info(
+      { collection: String(seg.collectionId), segment: String(seg.segmentId), index: String(info.indexId), type: info.indexType, bytes },
+      "index loaded",
+    );
+    return undefined;
+  }
+
+  /** An index load whose segment is gone (released, or failed to load): frees what it took. */
+  private dropIndexResult(r: IndexResult): undefined {
+    this.store.finishIndexLoad(r.info.segmentId, r.info.indexId);
+    if (r.handle) this.threads.release(r.handle);
+    this.memory.settle(r.reserved, 0);
+    return undefined;
+  }
+
+  private releaseIndex(body: unknown): null {
+    const verb = "querynode.ReleaseIndex";
+    const b = obj(body, verb);
+    const collectionId = bigintField(b, "collectionId", verb);
+    const segmentId = bigintField(b, "segmentId", verb);
+    const indexId = bigintField(b, "indexId", verb);
+    const seg = this.store.get(segmentId);
+    if (seg && seg.collectionId !== collectionId) throw invalid(verb, `segment ${segmentId} belongs to collection ${seg.collectionId}, not ${collectionId}`);
+    this.store.forgetIndex(segmentId, indexId);
+    const a = seg?.indexes.get(indexId);
+    if (seg && a) {
+      seg.indexes.delete(indexId);
+      this.threads.release(a.handle);
+      this.memory.release(a.memoryBytes);
+      this.ctx.log.info({ collection: String(collectionId), segment: String(segmentId), index: String(indexId) }, "index released");
+    }
+    this.changed();
+    return null;
+  }
+
+  /** A search thread died: the indexes it held are gone (querycoord loads them again). */
+  private onSearchThreadLost(worker: number): void {
+    for (const seg of this.store.all()) {
+      for (const [id, a] of [...seg.indexes]) {
+        if (!this.threads.isLost(a.handle)) continue;
+        seg.indexes.delete(id);
+        this.memory.release(a.memoryBytes);
+        this.store.failIndexLoad(seg.segmentId, id, `the search thread holding it (${worker}) died; it loads again`);
+        this.ctx.log.warn({ segment: String(seg.segmentId), index: String(id), worker }, "index lost with its search thread");
+      }
+    }
+    this.changed();
   }
 
   private releaseCollection(body: unknown): unknown {
@@ -445,7 +736,8 @@ export class QuerynodeActor extends Actor {
     const schema = segs[0]!.schema;
     const spec = checkSearchSpec(b.spec, verb, schema);
     const ctx = readContext(schema);
-    const work = async (): Promise<SearchResult> => searchResultOf(ctx, await searchSources(ctx, segs, spec, readPosition), spec.outputFieldIds);
+    const work = async (): Promise<SearchResult> =>
+      searchResultOf(ctx, await searchSealed(ctx, segs, spec, readPosition, this.threads), spec.outputFieldIds);
     return this.ctx.reenter(work());
   }
 
@@ -489,4 +781,29 @@ export class QuerynodeActor extends Actor {
     }
     return null;
   }
+}
+
+function indexKey(i: { segmentId: bigint; indexId: bigint }): string {
+  return `${i.segmentId}/${i.indexId}`;
+}
+
+function indexWhat(i: IndexLoadInfo): string {
+  return `index ${i.indexId} (${i.indexType}, ${formatBytes(i.memorySize)}) of segment ${i.segmentId}`;
+}
+
+/** 1100 unless the index is on a FloatVector field of the schema. */
+function checkIndexField(schema: CollectionSchema, i: IndexLoadInfo, verb: string): void {
+  const f = schema.fields.find((x) => x.fieldId === i.fieldId);
+  if (!f || f.type !== "FloatVector") {
+    throw invalid(verb, `index ${i.indexId} of segment ${i.segmentId}: field ${i.fieldId} is not a FloatVector field of "${schema.name}"`);
+  }
+}
+
+/** Why a loaded index cannot serve a segment's field, or undefined when it can. */
+function indexMismatch(seg: SealedSegment, i: IndexLoadInfo, h: IndexHandle): string | undefined {
+  const f = seg.schema.fields.find((x) => x.fieldId === i.fieldId);
+  if (h.info.rows !== seg.numRows) return `it covers ${h.info.rows} rows, the segment holds ${seg.numRows}`;
+  if (h.info.dim !== (f?.dim ?? 0)) return `it has dim ${h.info.dim}, field ${i.fieldId} has dim ${f?.dim}`;
+  if (h.info.metric !== i.metricType) return `it was built for ${h.info.metric}, the index says ${i.metricType}`;
+  return undefined;
 }

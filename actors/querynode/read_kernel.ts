@@ -1,9 +1,11 @@
 /**
  * Reading rows as they were at a position: the search and query kernels shared by sealed segments (on
- * a querynode) and growing rows (at a delegator). A source is a set of rows held column by column, each
- * with the position that inserted it and `deletedAt`, the position of the first delete of its pk after
- * it (0n: none). A row is visible to a read at r when position ≤ r and (deletedAt = 0 or deletedAt > r);
- * then the filter plan (actors/expr) and the exact kernels and merges (actors/search) do the rest.
+ * a querynode) and growing rows (at a delegator). A source is a set of rows held column by column,
+ * each with the position that inserted it and `deletedAt`, the position of the first delete of its pk
+ * after it (0n: none). A row is visible to a read at r when position ≤ r and (deletedAt = 0 or deletedAt > r);
+ * then the filter plan (actors/expr) and the exact kernels and merges (actors/search) do the rest. A
+ * querynode searches its sealed segments with sealed_search.ts (indexes, search threads) on the masks
+ * made here.
  *
  * Values of output fields travel per hit/row as plain values: Bool → boolean, Int8..Int32/Float/Double →
  * number, Int64 → bigint, VarChar/JSON → string (JSON text), Array → array, FloatVector → Float32Array,
@@ -93,7 +95,7 @@ export function readableMask(ctx: ReadContext, src: RowSource, r: bigint, filter
   return mask;
 }
 
-function vectorField(ctx: ReadContext, fieldId: number): { field: FieldSchema; index: number } {
+export function vectorField(ctx: ReadContext, fieldId: number): { field: FieldSchema; index: number } {
   const index = ctx.fieldIndex.get(fieldId);
   const field = index === undefined ? undefined : ctx.schema.fields[index];
   if (!field || field.type !== "FloatVector") {
@@ -110,9 +112,14 @@ export interface LocalHits {
   rows: Int32Array;
 }
 
+/** Multiply-adds of exact search between two turns of the event loop (≈ 10 ms of the JS kernel). */
+const YIELD_EVERY_COST = 4_000_000;
+
 /**
  * Exact top-k of every query of `spec` over the rows of `sources` visible at `r` (sources `skip` says
- * to leave out are not read), yielding to the event loop between chunks of work.
+ * to leave out are not read), yielding to the event loop after every `YIELD_EVERY_COST` multiply-adds
+ * (a source is scanned whole: the delegator's growing batches are at most one insert message each).
+ * The querynode's sealed segments are searched by sealed_search.ts, on its search threads.
  */
 export async function searchSources(
   ctx: ReadContext,
@@ -165,8 +172,8 @@ export async function searchSources(
       slot.srcs.push(src);
       slot.rows.push(h.rows);
     });
-    work += passing * spec.nq;
-    if (work > 2_000_000) {
+    work += passing * spec.nq * dim;
+    if (work > YIELD_EVERY_COST) {
       work = 0;
       await yieldToLoop();
     }
@@ -185,7 +192,7 @@ export async function searchSources(
   });
 }
 
-function pksAt(pks: PkColumn, rows: Int32Array): PkColumn {
+export function pksAt(pks: PkColumn, rows: Int32Array): PkColumn {
   if (pks instanceof BigInt64Array) return BigInt64Array.from(rows, (r) => pks[r]!);
   return Array.from(rows, (r) => pks[r]!);
 }

@@ -5,6 +5,7 @@
  */
 import type { PkColumn } from "../../protocol/dml.ts";
 import { VbError } from "../../protocol/errors.ts";
+import type { IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import type { Guarantee, QuerySpec, SearchSpec, SealedEntry } from "../../protocol/messages/querynode.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
 import { CONSISTENCY_LEVELS, type CollectionSchema } from "../../protocol/schema.ts";
@@ -98,6 +99,34 @@ export function checkSegmentInfo(v: unknown, verb: string, field: string): Segme
   }
   if (s.endPosition !== undefined && typeof s.endPosition !== "bigint") throw invalid(verb, `${field}.endPosition must be a bigint`);
   return s as unknown as SegmentInfo;
+}
+
+const INDEX_TYPE_NAMES = ["FLAT", "HNSW", "HNSW_SQ8", "HNSW_FP16", "IVF_FLAT", "AUTOINDEX"];
+
+/** Checks one IndexLoadInfo (what LoadIndex and LoadSegments carry); 1100 naming the field at fault. */
+export function checkIndexLoadInfo(v: unknown, verb: string, field: string): IndexLoadInfo {
+  const i = obj(v, `${verb} ${field}`);
+  for (const k of ["segmentId", "indexId", "buildId"]) {
+    if (typeof i[k] !== "bigint") throw invalid(verb, `${field}.${k} must be a bigint`);
+  }
+  if (typeof i.fieldId !== "number" || !Number.isSafeInteger(i.fieldId)) throw invalid(verb, `${field}.fieldId must be a field id`);
+  if (typeof i.fileKey !== "string" || i.fileKey.length === 0) throw invalid(verb, `${field}.fileKey must be the artifact's object key`);
+  if (typeof i.indexType !== "string" || !INDEX_TYPE_NAMES.includes(i.indexType)) {
+    throw invalid(verb, `${field}.indexType must be one of ${INDEX_TYPE_NAMES.join(", ")}`);
+  }
+  if (i.metricType !== "L2" && i.metricType !== "IP" && i.metricType !== "COSINE") throw invalid(verb, `${field}.metricType must be L2, IP or COSINE`);
+  if (typeof i.memorySize !== "number" || !Number.isFinite(i.memorySize) || i.memorySize < 0) {
+    throw invalid(verb, `${field}.memorySize must be a number of bytes ≥ 0`);
+  }
+  return i as unknown as IndexLoadInfo;
+}
+
+/** A list of IndexLoadInfo (`field` of the body), checked; [] when absent and `optional`. */
+export function indexLoadInfos(b: Record<string, unknown>, field: string, verb: string, optional = false): IndexLoadInfo[] {
+  const v = b[field];
+  if (v === undefined && optional) return [];
+  if (!Array.isArray(v)) throw invalid(verb, `"${field}" must be a list of index load infos`);
+  return v.map((x, i) => checkIndexLoadInfo(x, verb, `${field}[${i}]`));
 }
 
 export function checkSealedEntry(v: unknown, verb: string, i: number): SealedEntry {

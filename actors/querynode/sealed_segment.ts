@@ -6,15 +6,29 @@
  *
  * Data never changes after load but for those stamps, and a stamp is a fact (that delete exists), so a
  * read can run off the mailbox on a segment object while deletes arrive or the segment is released.
+ *
+ * Vector columns live in shared memory (the insert log is read into a SharedArrayBuffer, which Arrow
+ * views without copying), so search threads read them in place. Loaded vector indexes hang off the
+ * segment by index id; they change only in the querynode's mailbox.
  */
 import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
+import type { IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import type { CollectionSchema, Column } from "../../protocol/schema.ts";
 import type { ObjectStore } from "../../runtime/object_store.ts";
 import { readDeltaLog, type DeltaData } from "../storage/delta_log.ts";
 import { readSegment } from "../storage/insert_log.ts";
 import type { RowSource } from "./read_kernel.ts";
+import type { IndexHandle } from "./search_threads.ts";
+
+/** A vector index loaded for one field of a segment. */
+export interface AttachedIndex {
+  info: IndexLoadInfo;
+  handle: IndexHandle;
+  /** bytes accounted for it in the node's memory budget */
+  memoryBytes: number;
+}
 
 export class SealedSegment implements RowSource {
   readonly segmentId: bigint;
@@ -30,6 +44,10 @@ export class SealedSegment implements RowSource {
   readonly deletedAt: BigInt64Array;
   readonly memoryBytes: number;
   readonly norms = new Map<number, Float64Array>();
+  /** COSINE norms being computed, by field id */
+  readonly normsPending = new Map<number, Promise<Float64Array>>();
+  /** loaded vector indexes, by index id */
+  readonly indexes = new Map<bigint, AttachedIndex>();
   /** pk → row (rows when a pk occurs more than once) */
   private readonly pkRows = new Map<bigint | string, number | number[]>();
 
@@ -45,8 +63,8 @@ export class SealedSegment implements RowSource {
     this.startPosition = info.startPosition;
     this.endPosition = info.endPosition ?? info.startPosition;
     this.numRows = data.numRows;
-    this.columns = data.columns;
     this.positions = data.positions;
+    this.columns = data.columns.map((c, i) => (schema.fields[i]?.type === "FloatVector" ? sharedColumn(c) : c));
     this.deletedAt = new BigInt64Array(data.numRows);
     const pkIdx = schema.fields.findIndex((f) => f.isPrimaryKey);
     this.pks = data.columns[pkIdx]!.data as PkColumn;
@@ -80,6 +98,16 @@ export class SealedSegment implements RowSource {
     return changed;
   }
 
+  /** The loaded index to search `fieldId` by `metric` with: the newest one of that field and metric. */
+  indexFor(fieldId: number, metric: string): AttachedIndex | undefined {
+    let best: AttachedIndex | undefined;
+    for (const a of this.indexes.values()) {
+      if (a.info.fieldId !== fieldId || a.handle.info.metric !== metric) continue;
+      if (!best || a.info.indexId > best.info.indexId) best = a;
+    }
+    return best;
+  }
+
   private stamp(row: number, d: bigint): number {
     if (this.positions[row]! >= d) return 0;
     const cur = this.deletedAt[row]!;
@@ -87,6 +115,37 @@ export class SealedSegment implements RowSource {
     this.deletedAt[row] = d;
     return 1;
   }
+}
+
+/** The column with its values in shared memory (as it is when it is already there). */
+function sharedColumn(c: Column): Column {
+  const d = c.data as unknown;
+  if (!(d instanceof Float32Array) || d.buffer instanceof SharedArrayBuffer) return c;
+  const shared = new Float32Array(new SharedArrayBuffer(d.byteLength));
+  shared.set(d);
+  return { ...c, data: shared };
+}
+
+/**
+ * The store as a segment load reads it: whole objects come back in shared memory, so the columns Arrow
+ * views over them (vectors above all) can be read by search threads in place.
+ */
+export function sharedReads(store: ObjectStore): ObjectStore {
+  return {
+    put: (k, d) => store.put(k, d),
+    get: async (k) => {
+      const bytes = await store.get(k);
+      const out = new Uint8Array(new SharedArrayBuffer(bytes.byteLength));
+      out.set(bytes);
+      return out;
+    },
+    getRange: (k, o, l) => store.getRange(k, o, l),
+    stat: (k) => store.stat(k),
+    list: (p) => store.list(p),
+    delete: (k) => store.delete(k),
+    deletePrefix: (p) => store.deletePrefix(p),
+    exists: (k) => store.exists(k),
+  };
 }
 
 /** Bytes the columns take in memory (strings counted as UTF-16 plus a header). */
@@ -151,7 +210,7 @@ export async function loadSealedSegment(
 ): Promise<SealedSegment> {
   let data;
   try {
-    data = await readSegment(store, info, schema);
+    data = await readSegment(sharedReads(store), info, schema);
   } catch (err) {
     const e = VbError.from(err);
     throw new VbError(

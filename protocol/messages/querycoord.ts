@@ -27,8 +27,9 @@ export interface ReplicaInfo {
 
 /** What a load waits on, said so that a person can act on it. */
 export interface LoadBlocker {
-  kind: "channel" | "segment" | "node" | "replica" | "target";
-  /** the vchannel, segment id, node id, replica id, or collection id (its target) it concerns */
+  /** `index`: a segment's index does not load (searches on it stay exact); it does not hold a load back */
+  kind: "channel" | "segment" | "index" | "node" | "replica" | "target";
+  /** the vchannel, segment id (also of an index), node id, replica id, or collection id (its target) it concerns */
   subject: string;
   reason: string;
 }

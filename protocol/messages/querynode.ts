@@ -8,6 +8,7 @@
 import type { CollectionSchema, ConsistencyLevel } from "../schema.ts";
 import type { SegmentInfo } from "../meta.ts";
 import type { PkColumn } from "../dml.ts";
+import type { IndexLoadInfo, QuerynodeIndexApi } from "./indexes.ts";
 
 export const QUERYNODE = "querynode";
 export const DELEGATOR = "delegator";
@@ -46,6 +47,11 @@ export interface LoadSegmentsReq {
   segments: SegmentInfo[];
   /** L0 delete logs to apply to them */
   l0Segments: SegmentInfo[];
+  /**
+   * Finished index builds of these segments, loaded with them (best effort: a segment loads without an
+   * index that fails or does not fit, and the dist's loading list says why)
+   */
+  indexes?: IndexLoadInfo[];
 }
 
 /** One search of a request: what proxy → delegator → querynode carry. */
@@ -120,7 +126,7 @@ export type QuerynodeApi = {
   GetDist: [Record<string, never>, QueryNodeDist];
   /** a hosted delegator tells its querynode its state (on change and every heartbeat interval) */
   DelegatorReport: [DelegatorReport, null];
-};
+} & QuerynodeIndexApi;
 
 /** What a delegator tells the querynode that hosts it (the querynode's dist carries it on). */
 export interface DelegatorReport {
@@ -157,7 +163,17 @@ export interface QueryNodeDist {
   memoryBytes: number;
   memoryLimitBytes: number;
   rows: number;
-  segments: { segmentId: bigint; collectionId: bigint; partitionId: bigint; vchannel: string; rows: number; memoryBytes: number }[];
+  segments: {
+    segmentId: bigint;
+    collectionId: bigint;
+    partitionId: bigint;
+    vchannel: string;
+    rows: number;
+    /** the segment's own bytes (its indexes' are in the node's total only) */
+    memoryBytes: number;
+    /** the indexes loaded for it (searches on their field and metric go through them) */
+    indexIds: bigint[];
+  }[];
   delegators: {
     collectionId: bigint;
     vchannel: string;
@@ -168,6 +184,6 @@ export interface QueryNodeDist {
     tSafe: bigint;
     sealedSegmentIds: bigint[];
   }[];
-  /** loads in progress and why a load was refused */
-  loading: { segmentId: bigint; state: "loading" | "failed"; reason?: string }[];
+  /** loads in progress and why a load was refused: of a segment, or of one of its indexes (`indexId`) */
+  loading: { segmentId: bigint; indexId?: bigint; state: "loading" | "failed"; reason?: string }[];
 }

@@ -1,7 +1,8 @@
 /** Plain-data fixtures for querycoord's checker, scheduler and observer tests (no NATS). */
 import type { SegmentInfo } from "../../protocol/meta.ts";
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
-import type { CheckInput, SyncedView } from "../../actors/querycoord/checkers/types.ts";
+import type { IndexInfo, IndexLoadInfo } from "../../protocol/messages/indexes.ts";
+import { collectionIndexes, type CheckInput, type SyncedView } from "../../actors/querycoord/checkers/types.ts";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
 import type { TargetPair } from "../../actors/querycoord/meta/target_manager.ts";
 import type { CollectionLoad, CollectionTarget, Replica } from "../../actors/querycoord/meta/types.ts";
@@ -69,7 +70,7 @@ type DelegatorInput = Partial<QueryNodeDist["delegators"][number]> & { vchannel:
 export function node(
   nodeId: string,
   opts: {
-    segments?: (SegmentInfo | { segmentId: bigint; collectionId?: bigint; vchannel?: string; rows?: number })[];
+    segments?: (SegmentInfo | { segmentId: bigint; collectionId?: bigint; vchannel?: string; rows?: number; indexIds?: bigint[] })[];
     delegators?: DelegatorInput[];
     memoryBytes?: number;
     memoryLimitBytes?: number;
@@ -84,6 +85,7 @@ export function node(
     vchannel: s.vchannel ?? "100v0",
     rows: "numRows" in s ? s.numRows : ((s as { rows?: number }).rows ?? 1000),
     memoryBytes: MiB,
+    indexIds: (s as { indexIds?: bigint[] }).indexIds ?? [],
   }));
   return {
     nodeId,
@@ -112,6 +114,8 @@ export function input(opts: {
   nodes?: QueryNodeDist[];
   failures?: TaskFailure[];
   synced?: [string, SyncedView][];
+  /** per collection: GetIndexInfos' answer */
+  indexes?: [bigint, { indexes: IndexInfo[]; builds: IndexLoadInfo[] }][];
 }): CheckInput {
   return {
     collections: opts.collections ?? [load()],
@@ -121,6 +125,36 @@ export function input(opts: {
     failures: new Map((opts.failures ?? []).map((f) => [f.key, f])),
     synced: new Map(opts.synced ?? []),
     pending: new Map(),
+    ...(opts.indexes ? { indexes: new Map(opts.indexes.map(([c, r]) => [c, collectionIndexes(r)])) } : {}),
+  };
+}
+
+/** A live HNSW index on field 101. */
+export function indexInfo(indexId: bigint, indexName = `idx${indexId}`): IndexInfo {
+  return {
+    indexId,
+    collectionId: COLL,
+    fieldId: 101,
+    fieldName: "vec",
+    indexName,
+    indexType: "HNSW",
+    metricType: "L2",
+    params: { M: 16, efConstruction: 128 },
+    createdTs: 0n,
+  };
+}
+
+/** The Finished build of `indexId` for a segment. */
+export function build(segmentId: bigint, indexId: bigint, memorySize = 2 * MiB): IndexLoadInfo {
+  return {
+    segmentId,
+    fieldId: 101,
+    indexId,
+    buildId: indexId * 1000n + segmentId,
+    fileKey: `index_files/${COLL}/1/${segmentId}/${indexId}/${indexId * 1000n + segmentId}/index.bin`,
+    indexType: "HNSW",
+    metricType: "L2",
+    memorySize,
   };
 }
 

@@ -210,6 +210,7 @@ describe("memory and the dist", () => {
         vchannel: "1v0",
         rows: 100,
         memoryBytes: 1000,
+        indexIds: [],
       })),
       delegators: [
         { collectionId: 1n, vchannel: "1v0", replicaId: 1n, address: "vb.dlg.1.1v0.1", serviceable: true, targetVersion: 1, tSafe: 5n, sealedSegmentIds: Array.from({ length: 20_000 }, (_, i) => BigInt(i)) },

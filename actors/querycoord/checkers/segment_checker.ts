@@ -3,7 +3,9 @@
  * targets (current ∪ next: the next one is loaded before it becomes current) is loaded once per
  * replica, on one of the replica's alive querynodes, once the replica has a delegator for its channel.
  * Extra copies and segments of neither target are released, but never while a delegator's view still
- * points at them: the LeaderChecker first moves the view, then the copy goes.
+ * points at them: the LeaderChecker first moves the view, then the copy goes. A load carries the
+ * Finished builds of the segment's live indexes known so far (the IndexChecker sees to the rest), and
+ * its memory counts them.
  */
 import type { SegmentInfo } from "../../../protocol/meta.ts";
 import { addLoad, nodeLoads, pickSegmentNode } from "../balance/node_load.ts";
@@ -29,6 +31,7 @@ export function checkSegments(input: CheckInput): CheckResult {
     const wantedIds = [...wanted.keys()].sort(byBigint);
     const replicas = reps.get(coll.collectionId) ?? [];
     const inDist = input.dist.segmentsOf(coll.collectionId);
+    const builds = input.indexes?.get(coll.collectionId)?.builds;
     const dels = input.dist.delegatorsOf(coll.collectionId);
     const keys = new Set<string>();
     const emit = (t: TaskSpec) => {
@@ -80,8 +83,10 @@ export function checkSegments(input: CheckInput): CheckResult {
             const why = input.dist.loadFailure(n, segId);
             if (why) addBlocker(out, coll.collectionId, { kind: "segment", subject: `${segId}`, reason: `node ${n} refused: ${why}` });
           }
-          const node = pickSegmentNode(loads, { rows: info.numRows, memoryBytes: info.memorySize }, failure ? new Set([failure.nodeId]) : undefined)!;
-          addLoad(node, { rows: info.numRows, memoryBytes: info.memorySize, segments: 1 });
+          const indexes = [...(builds?.get(segId) ?? [])];
+          const memoryBytes = info.memorySize + indexes.reduce((n, b) => n + b.memorySize, 0);
+          const node = pickSegmentNode(loads, { rows: info.numRows, memoryBytes }, failure ? new Set([failure.nodeId]) : undefined)!;
+          addLoad(node, { rows: info.numRows, memoryBytes, segments: 1 });
           emit({
             key,
             priority: Priority.Normal,
@@ -93,7 +98,8 @@ export function checkSegments(input: CheckInput): CheckResult {
               segmentId: segId,
               vchannel: info.vchannel,
               rows: info.numRows,
-              memoryBytes: info.memorySize,
+              memoryBytes,
+              ...(indexes.length > 0 ? { indexes } : {}),
             },
           });
         } else if (copies.length > 1 && !unknownViews.has(r.replicaId)) {

@@ -3,6 +3,7 @@
  * is in flight) → tasks, plus the blockers it sees: what a load waits on and why, in words a person
  * can act on.
  */
+import type { IndexInfo, IndexLoadInfo } from "../../../protocol/messages/indexes.ts";
 import type { LoadBlocker } from "../../../protocol/messages/querycoord.ts";
 import type { SealedEntry } from "../../../protocol/messages/querynode.ts";
 import type { PendingLoad } from "../balance/node_load.ts";
@@ -16,6 +17,26 @@ import type { TaskSpec } from "../task/task.ts";
 export interface SyncedView {
   targetVersion: number;
   sealed: SealedEntry[];
+}
+
+/** A collection's live vector indexes and their Finished builds, as datacoord last said (GetIndexInfos). */
+export interface CollectionIndexes {
+  indexes: readonly IndexInfo[];
+  /** Finished builds of the live indexes, by segment */
+  builds: ReadonlyMap<bigint, readonly IndexLoadInfo[]>;
+}
+
+/** Groups GetIndexInfos' answer by segment (builds of indexes it does not list as live are left out). */
+export function collectionIndexes(r: { indexes: readonly IndexInfo[]; builds: readonly IndexLoadInfo[] }): CollectionIndexes {
+  const live = new Set(r.indexes.map((i) => i.indexId));
+  const builds = new Map<bigint, IndexLoadInfo[]>();
+  for (const b of r.builds) {
+    if (!live.has(b.indexId)) continue;
+    let list = builds.get(b.segmentId);
+    if (!list) builds.set(b.segmentId, (list = []));
+    if (!list.some((x) => x.indexId === b.indexId)) list.push(b);
+  }
+  return { indexes: [...r.indexes], builds };
 }
 
 export interface CheckInput {
@@ -32,6 +53,11 @@ export interface CheckInput {
   pending: ReadonlyMap<string, PendingLoad>;
   /** the partitions each delegator was watched with (`partitionKey`), by address, when known */
   watched?: ReadonlyMap<string, string>;
+  /**
+   * per collection, its vector indexes as datacoord last said; a collection absent here (never fetched)
+   * has its indexes neither loaded nor released
+   */
+  indexes?: ReadonlyMap<bigint, CollectionIndexes>;
 }
 
 /**

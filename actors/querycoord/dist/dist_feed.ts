@@ -39,6 +39,7 @@ export function decodeQueryNodeDist(data: Uint8Array): QueryNodeDist {
     throw VbError.invalid("not a querynode distribution: nodeId, segments and delegators are required");
   }
   d.loading ??= [];
+  for (const s of d.segments) s.indexIds ??= [];
   return d;
 }
 

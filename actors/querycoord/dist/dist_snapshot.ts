@@ -22,6 +22,7 @@ export class DistSnapshot {
   private readonly segments = new Map<bigint, Map<bigint, SegmentCopy[]>>();
   private readonly delegators = new Map<bigint, DelegatorView[]>();
   private readonly loadFailures = new Map<string, string>();
+  private readonly indexLoads = new Map<string, { state: "loading" | "failed"; reason?: string }>();
 
   constructor(alive: Iterable<QueryNodeDist>) {
     const nodes = new Map<string, QueryNodeDist>();
@@ -32,7 +33,7 @@ export class DistSnapshot {
         if (!bySeg) this.segments.set(s.collectionId, (bySeg = new Map()));
         let copies = bySeg.get(s.segmentId);
         if (!copies) bySeg.set(s.segmentId, (copies = []));
-        copies.push({ ...s, nodeId: d.nodeId });
+        copies.push({ ...s, indexIds: s.indexIds ?? [], nodeId: d.nodeId });
       }
       for (const g of d.delegators) {
         let list = this.delegators.get(g.collectionId);
@@ -40,7 +41,11 @@ export class DistSnapshot {
         list.push({ ...g, nodeId: d.nodeId });
       }
       for (const l of d.loading ?? []) {
-        if (l.state === "failed" && l.reason) this.loadFailures.set(`${d.nodeId}/${l.segmentId}`, l.reason);
+        if (l.indexId !== undefined) {
+          this.indexLoads.set(`${d.nodeId}/${l.segmentId}/${l.indexId}`, { state: l.state, ...(l.reason === undefined ? {} : { reason: l.reason }) });
+        } else if (l.state === "failed" && l.reason) {
+          this.loadFailures.set(`${d.nodeId}/${l.segmentId}`, l.reason);
+        }
       }
     }
     this.nodes = nodes;
@@ -86,6 +91,17 @@ export class DistSnapshot {
       this.delegatorsOf(collectionId).some((d) => d.nodeId === nodeId) ||
       [...this.segmentsOf(collectionId).values()].some((cs) => cs.some((c) => c.nodeId === nodeId))
     );
+  }
+
+  /** Why a querynode says it could not load a segment's index, when it says so. */
+  indexLoadFailure(nodeId: string, segmentId: bigint, indexId: bigint): string | undefined {
+    const l = this.indexLoads.get(`${nodeId}/${segmentId}/${indexId}`);
+    return l?.state === "failed" ? (l.reason ?? "failed") : undefined;
+  }
+
+  /** Whether a querynode says it is loading a segment's index. */
+  indexLoading(nodeId: string, segmentId: bigint, indexId: bigint): boolean {
+    return this.indexLoads.get(`${nodeId}/${segmentId}/${indexId}`)?.state === "loading";
   }
 
   /** Why a querynode says it could not load a segment, when it says so. */

@@ -35,6 +35,15 @@ export function effectVisible(a: TaskAction, dist: DistSnapshot): boolean {
       return dist.hasSegment(a.nodeId, a.collectionId, a.segmentId);
     case "ReleaseSegment":
       return !dist.isAlive(a.nodeId) || !dist.hasSegment(a.nodeId, a.collectionId, a.segmentId);
+    case "LoadIndex": {
+      // done when the copy lists the index, or moot when the copy is gone
+      const c = dist.copies(a.collectionId, a.segmentId).find((x) => x.nodeId === a.nodeId);
+      return c === undefined || c.indexIds.includes(a.indexId);
+    }
+    case "ReleaseIndex": {
+      const c = dist.copies(a.collectionId, a.segmentId).find((x) => x.nodeId === a.nodeId);
+      return !dist.isAlive(a.nodeId) || c === undefined || !c.indexIds.includes(a.indexId);
+    }
     case "SyncLeader": {
       const d = dist.delegatorOn(a.nodeId, a.collectionId, a.vchannel, a.replicaId);
       return d !== undefined && reportShows(d, { targetVersion: a.targetVersion, segmentIds: a.sealed.map((e) => e.segmentId) });

@@ -189,6 +189,8 @@ export class TaskScheduler {
         p.segments++;
       } else if (a.kind === "WatchChannel") {
         get(a.nodeId).channels++;
+      } else if (a.kind === "LoadIndex") {
+        get(a.nodeId).memoryBytes += a.info.memorySize;
       }
     }
     return out;

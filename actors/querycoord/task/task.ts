@@ -2,8 +2,10 @@
  * Tasks (Milvus's querycoordv2/task): one action on one querynode or delegator, with a key that
  * deduplicates it per (replica, segment | channel) and a priority (channel > segment > balance).
  */
+import type { IndexLoadInfo } from "../../../protocol/messages/indexes.ts";
 import type { SealedEntry } from "../../../protocol/messages/querynode.ts";
 
+/** channel > segment > index and balance */
 export const Priority = { High: 0, Normal: 1, Low: 2 } as const;
 export type Priority = (typeof Priority)[keyof typeof Priority];
 
@@ -18,9 +20,14 @@ export type TaskAction =
       segmentId: bigint;
       vchannel: string;
       rows: number;
+      /** the segment's and its indexes' */
       memoryBytes: number;
+      /** Finished builds of the segment's live indexes, loaded with it */
+      indexes?: IndexLoadInfo[];
     }
   | { kind: "ReleaseSegment"; nodeId: string; collectionId: bigint; replicaId: bigint; segmentId: bigint }
+  | { kind: "LoadIndex"; nodeId: string; collectionId: bigint; replicaId: bigint; segmentId: bigint; indexId: bigint; info: IndexLoadInfo }
+  | { kind: "ReleaseIndex"; nodeId: string; collectionId: bigint; replicaId: bigint; segmentId: bigint; indexId: bigint }
   | {
       kind: "SyncLeader";
       /** the delegator's querynode */
@@ -60,6 +67,8 @@ export const segmentKey = (replicaId: bigint, segmentId: bigint): string => `r${
 export const leaderKey = (replicaId: bigint, vchannel: string, nodeId: string): string => `r${replicaId}/leader/${vchannel}@${nodeId}`;
 /** a segment of a loaded collection on a node outside its replicas */
 export const straySegmentKey = (nodeId: string, segmentId: bigint): string => `n${nodeId}/seg/${segmentId}`;
+/** one index of one segment copy (a node holds at most one copy of a segment) */
+export const indexKey = (nodeId: string, segmentId: bigint, indexId: bigint): string => `n${nodeId}/idx/${segmentId}/${indexId}`;
 /** a collection that is not loaded, still on a node */
 export const strayCollectionKey = (nodeId: string, collectionId: bigint): string => `n${nodeId}/coll/${collectionId}`;
 
@@ -74,6 +83,10 @@ export function describeAction(a: TaskAction): string {
       return `load segment ${a.segmentId} on ${a.nodeId} (replica ${a.replicaId})`;
     case "ReleaseSegment":
       return `release segment ${a.segmentId} on ${a.nodeId}`;
+    case "LoadIndex":
+      return `load index ${a.indexId} (${a.info.indexType}) of segment ${a.segmentId} on ${a.nodeId}`;
+    case "ReleaseIndex":
+      return `release index ${a.indexId} of segment ${a.segmentId} on ${a.nodeId}`;
     case "SyncLeader":
       return `sync delegator ${a.vchannel} on ${a.nodeId} (replica ${a.replicaId}) to target ${a.targetVersion} with ${a.sealed.length} sealed segments`;
     case "ReleaseCollection":
