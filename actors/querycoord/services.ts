@@ -59,12 +59,14 @@ export function showCollections(core: QuerycoordCore): Res<"ShowCollections"> {
 }
 
 /** Every delegator of the replica on its alive querynodes (serviceable or not). */
-function leadersOf(core: QuerycoordCore, collectionId: bigint, replicaId: bigint, nodes: readonly string[]): ShardLeader[] {
+function leadersOf(core: QuerycoordCore, collectionId: bigint, replicaId: bigint, nodes: readonly string[], readable = false): ShardLeader[] {
   const members = new Set(nodes);
   return core.snapshot
     .delegatorsOf(collectionId)
     .filter((d) => d.replicaId === replicaId && members.has(d.nodeId))
-    .map((d) => ({ vchannel: d.vchannel, replicaId, nodeId: d.nodeId, address: d.address, serviceable: d.serviceable }))
+    // a leader reads only once querycoord has synced its sealed view (targetVersion > 0): before that
+    // it would answer without the flushed segments (after a restart, for one)
+    .map((d) => ({ vchannel: d.vchannel, replicaId, nodeId: d.nodeId, address: d.address, serviceable: d.serviceable && (!readable || d.targetVersion > 0) }))
     .sort((a, b) => (a.vchannel < b.vchannel ? -1 : a.vchannel > b.vchannel ? 1 : 0));
 }
 
@@ -76,7 +78,7 @@ export function getShardLeaders(core: QuerycoordCore, collectionId: bigint): Res
   const names = channels.length > 0 ? channels : c.vchannels.map((v) => v.name).sort();
   const leaders = core.meta
     .replicasOf(collectionId)
-    .flatMap((r) => leadersOf(core, collectionId, r.replicaId, r.nodes))
+    .flatMap((r) => leadersOf(core, collectionId, r.replicaId, r.nodes, true))
     .filter((l) => l.serviceable);
   const shards = names.map((vchannel) => ({ vchannel, leaders: leaders.filter((l) => l.vchannel === vchannel) }));
   const missing = shards.filter((s) => s.leaders.length === 0).map((s) => s.vchannel);

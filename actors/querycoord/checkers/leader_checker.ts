@@ -48,6 +48,9 @@ export function checkLeaders(input: CheckInput): CheckResult {
         const prev = input.synced.get(d.address);
         const prevNode = new Map((prev?.sealed ?? []).map((e) => [e.segmentId, e]));
         const sealed: SealedEntry[] = [];
+        // A view missing a current-target segment would hide its rows (they are neither sealed nor, past
+        // the seek position, growing): such a delegator is not synced until every segment has a copy.
+        let incomplete = false;
         for (const s of segs) {
           if (s.vchannel !== d.vchannel) continue;
           const nodes = input.dist
@@ -59,6 +62,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
           const node = was && nodes.includes(was.nodeId) ? was.nodeId : nodes.includes(d.nodeId) ? d.nodeId : nodes[0];
           if (node === undefined) {
             if (was) sealed.push(was);
+            else incomplete = true;
             continue;
           }
           sealed.push({
@@ -70,6 +74,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
             numRows: s.numRows,
           });
         }
+        if (incomplete) continue;
         const want = { targetVersion: cur.version, sealed };
         if (upToDate(d, prev, want)) continue;
         out.tasks.push({
