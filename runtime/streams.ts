@@ -423,7 +423,9 @@ export interface Follower extends AsyncDisposable {
  * consumer's pending counts do not say when the snapshot is complete. Deliveries stay in non-decreasing
  * sequence order, so a message at or below the last delivered sequence is dropped here; and the subjects
  * that exist are listed before the consumer is made: the snapshot is complete once each of them has been
- * delivered (a replaced one comes later with its newer value), or once a message reports nothing pending.
+ * delivered (a replaced one comes later with its newer value). Pending counts are not trusted for
+ * that; when one says nothing is pending, the subjects are listed again, and a listed subject that no
+ * longer exists (removed by age) stops being waited for.
  */
 export async function followLastPerSubject(
   js: JetStreamClient,
@@ -455,6 +457,21 @@ export async function followLastPerSubject(
   };
   if (missing.size === 0) markReady();
 
+  let rechecking = false;
+  const recheck = async (): Promise<void> => {
+    if (rechecking) return;
+    rechecking = true;
+    try {
+      const now = await subjectsOf(js, stream, filter);
+      for (const subject of [...missing]) if (!now.has(subject)) missing.delete(subject);
+      if (missing.size === 0) markReady();
+    } catch {
+      // the next message that reports nothing pending tries again
+    } finally {
+      rechecking = false;
+    }
+  };
+
   const messages = await consumer.consume({ max_messages: 256 });
   let stopped = false;
   let lastSeq = 0;
@@ -472,7 +489,10 @@ export async function followLastPerSubject(
             opts.log?.error({ stream, subject: m.subject, err: errorText(err) }, "follower handler failed; message skipped");
           }
         }
-        if (!isReady && (missing.size === 0 || m.info.pending === 0)) markReady();
+        if (!isReady) {
+          if (missing.size === 0) markReady();
+          else if (m.info.pending === 0) void recheck();
+        }
       }
     } catch (err) {
       rejectReady(err);
