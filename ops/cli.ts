@@ -502,13 +502,8 @@ connOptions(program.command("status"))
 
 // ---- demos ----
 
-const demo = program
-  .command("demo")
-  .description("self-contained demonstrations on a standalone of their own")
-  .hook("preAction", () => {
-    // a demo prints its result; the actors it starts log only warnings unless asked
-    process.env.VB_LOG_LEVEL ??= "warn";
-  });
+// (ops/vbus.mjs quiets the actors' logs for demos: they print their result)
+const demo = program.command("demo").description("self-contained demonstrations on a standalone of their own");
 demo
   .command("write")
   .description("create a collection, insert rows, flush; print what was written")
