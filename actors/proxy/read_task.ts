@@ -153,7 +153,13 @@ export interface PreparedSearch {
   metric: MetricType;
   consistency: ConsistencyLevel;
   outputFields: FieldSchema[];
+  /** group_by_field: one hit per distinct value of this field */
+  groupBy?: FieldSchema;
 }
+
+/** With group_by_field, shards return this many times limit + offset hits to draw the groups from. */
+export const GROUP_OVERFETCH = 10;
+const GROUPABLE = new Set(["Bool", "Int8", "Int16", "Int32", "Int64", "VarChar"]);
 
 /**
  * Checks a search against the anns field's index: the metric must be the index's (which is the default),
@@ -197,11 +203,24 @@ export function prepareSearch(info: CollectionInfo, req: SearchReq, indexes: rea
   const { limit, offset } = checkLimit(req.limit, req.offset, "Search", true);
   const given = req.searchParams ?? {};
   if (typeof given !== "object" || given === null || Array.isArray(given)) throw invalid(`"searchParams" must be an object`);
-  let sp = given as Record<string, unknown>;
+  let sp = { ...(given as Record<string, unknown>) };
+  const groupName = req.groupByField ?? sp.group_by_field;
+  delete sp.group_by_field;
+  let groupBy: FieldSchema | undefined;
+  if (groupName !== undefined) {
+    groupBy = info.schema.fields.find((f) => f.name === groupName && !f.isDynamic);
+    if (!groupBy) throw invalid(`group_by_field "${String(groupName)}" is not a field of collection "${info.name}"`);
+    if (!GROUPABLE.has(groupBy.type)) {
+      throw invalid(`group_by_field "${groupBy.name}" is a ${groupBy.type} field: group by a Bool, integer or VarChar field`);
+    }
+  }
+  const topk = groupBy ? Math.min(MAX_TOPK, (limit! + offset) * GROUP_OVERFETCH) : limit! + offset;
   const index = indexes.find((i) => i.fieldId === anns!.fieldId);
   let metric: MetricType;
   if (index) {
     ({ metric, searchParams: sp } = checkAgainstIndex(index, anns!, req.metricType, limit! + offset, sp));
+    // the shards fetch `topk` candidates when grouping: an explicit ef must cover them
+    if (groupBy && typeof sp.ef === "number" && sp.ef < topk) sp = { ...sp, ef: topk };
   } else {
     metric = (req.metricType ?? "COSINE") as MetricType;
     if (!METRICS.includes(metric)) throw invalid(`unknown metricType ${JSON.stringify(req.metricType)}: use L2, IP or COSINE`);
@@ -212,13 +231,15 @@ export function prepareSearch(info: CollectionInfo, req: SearchReq, indexes: rea
   if (radius !== undefined && typeof radius !== "number") throw invalid(`searchParams.radius must be a number`);
   if (rangeFilter !== undefined && typeof rangeFilter !== "number") throw invalid(`searchParams.range_filter must be a number`);
   const outputFields = outputFieldsOf(info, req.outputFields);
+  // the group field's value comes back with every hit (the merge needs it, and so does the caller)
+  if (groupBy && !outputFields.includes(groupBy)) outputFields.push(groupBy);
   const spec: SearchSpec = {
     collectionId: info.collectionId,
     annsFieldId: anns!.fieldId!,
     metric,
     queries,
     nq,
-    topk: limit! + offset,
+    topk,
     filter: compileReadFilter(info, req),
     partitionIds: partitionIdsOf(info, req.partitionNames),
     outputFieldIds: outputFields.map((f) => f.fieldId!),
@@ -226,7 +247,7 @@ export function prepareSearch(info: CollectionInfo, req: SearchReq, indexes: rea
     ...(rangeFilter !== undefined ? { rangeFilter } : {}),
     searchParams: sp,
   };
-  return { spec, limit: limit!, offset, metric, consistency: consistencyOf(req, info), outputFields };
+  return { spec, limit: limit!, offset, metric, consistency: consistencyOf(req, info), outputFields, ...(groupBy ? { groupBy } : {}) };
 }
 
 export interface PreparedQuery {
@@ -299,11 +320,20 @@ export function mergeSearch(results: SearchResult[], p: PreparedSearch, pkIsInt:
     });
     cand.sort((a, b) => (a.score === b.score ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : better ? b.score - a.score : a.score - b.score));
     const seen = new Set<string>();
+    const groups = new Set<string>();
+    const groupId = p.groupBy?.fieldId;
     const keep: typeof cand = [];
     for (const c of cand) {
       const k = idKey(c.id);
       if (seen.has(k)) continue;
       seen.add(k);
+      if (groupId !== undefined) {
+        // the best hit of each group value only (hits are sorted best first)
+        const v = results[c.shard]!.hits[q]!.fields[groupId]?.[c.pos];
+        const g = `${typeof v}:${String(v)}`;
+        if (groups.has(g)) continue;
+        groups.add(g);
+      }
       keep.push(c);
     }
     const page = keep.slice(p.offset, p.offset + p.limit);

@@ -34,6 +34,11 @@ export interface SearchReq extends ReadOptions {
   metricType?: MetricType;
   /** radius / range_filter for range search; ef / nprobe for indexes */
   searchParams?: Record<string, unknown>;
+  /**
+   * Group the hits by this scalar field (Bool, Int8–Int64, VarChar): each query returns the best hit of
+   * up to `limit` distinct values (Milvus's group_by_field; also accepted as searchParams.group_by_field).
+   */
+  groupByField?: string;
 }
 
 export interface SearchHits {

@@ -285,4 +285,55 @@ describe("query plane on standalone with 2 querynodes", () => {
       expect(err.message).toMatch(re);
     }
   });
+
+  it("groups hits by a field (the best hit of each of the best `limit` groups), and searches a range", async () => {
+    await using tc = await startTestCluster();
+    const rows = Array.from({ length: 6_000 }, (_, i) => makeRow(i));
+    await tc.client.createCollection({ schema: schema("grouped"), shardsNum: 2 });
+    await insertRows(tc, "grouped", rows.slice(0, 3_000));
+    await tc.client.flush({ collectionNames: ["grouped"] });
+    await tc.client.loadCollection({ collectionName: "grouped", wait: true });
+    await insertRows(tc, "grouped", rows.slice(3_000));
+    for (const qi of [1, 2, 3]) {
+      const r = rng(4_000 + qi);
+      const q = Float32Array.from({ length: DIM }, () => r() * 2 - 1);
+      const res = await tc.client.search({
+        collectionName: "grouped",
+        data: [q],
+        limit: 3,
+        metricType: "L2",
+        groupByField: "category",
+        consistencyLevel: "Strong",
+      });
+      const best = new Map<number, { id: bigint; score: number }>();
+      for (const row of rows) {
+        const sc = score("L2", q, row.vec);
+        const b = best.get(row.category);
+        if (!b || sc < b.score) best.set(row.category, { id: row.id, score: sc });
+      }
+      const want = [...best.entries()].sort((a, b) => a[1].score - b[1].score).slice(0, 3);
+      const hits = res.results[0]!;
+      expect(Array.from(hits.ids as BigInt64Array)).toEqual(want.map(([, b]) => b.id));
+      expect(hits.entities.map((e) => e.category)).toEqual(want.map(([c]) => c));
+    }
+    // range search: L2 keeps range_filter <= distance < radius
+    const rq = rows[42]!.vec;
+    const dists = rows.map((row) => ({ id: row.id, d: score("L2", rq, row.vec) })).sort((a, b) => a.d - b.d);
+    const radius = (dists[20]!.d + dists[21]!.d) / 2;
+    const rangeFilter = (dists[4]!.d + dists[5]!.d) / 2;
+    const ranged = await tc.client.search({
+      collectionName: "grouped",
+      data: [rq],
+      limit: 100,
+      metricType: "L2",
+      searchParams: { radius, range_filter: rangeFilter },
+      consistencyLevel: "Strong",
+    });
+    expect(Array.from(ranged.results[0]!.ids as BigInt64Array)).toEqual(dists.slice(5, 21).map((x) => x.id));
+    const bad = await refusal(
+      tc.client.search({ collectionName: "grouped", data: [new Float32Array(DIM)], limit: 3, groupByField: "price" }),
+    );
+    expect(bad.code).toBe(ErrorCode.ParameterInvalid);
+    expect(bad.message).toMatch(/group_by_field "price" is a Float field/);
+  });
 });
