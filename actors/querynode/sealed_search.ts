@@ -19,11 +19,14 @@ import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { SearchSpec } from "../../protocol/messages/querynode.ts";
 import type { SearchKnobs } from "../index/index.ts";
 import { countPassing } from "../search/bitset.ts";
+import { passesAll, type FilterPlan } from "../expr/index.ts";
 import type { FlatHits } from "../search/flat.ts";
 import { mergeTopK, type TopKList } from "../search/reduce.ts";
 import { emptyPks, type LocalHits, pksAt, type ReadContext, readableMask, type RowSource, vectorField, yieldToLoop } from "./read_kernel.ts";
 import type { SealedSegment } from "./sealed_segment.ts";
 import type { SearchThreads } from "./search_threads.ts";
+
+const NO_MASK = new Uint8Array(0);
 
 /** Rows masked between two turns of the event loop. */
 const YIELD_EVERY_ROWS = 1_000_000;
@@ -66,8 +69,10 @@ export async function searchSealed(
   let rows = 0;
   for (const seg of segs) {
     if (seg.numRows === 0 || (partitions && !partitions.has(seg.partitionId))) continue;
-    const mask = readableMask(ctx, seg, r, spec.filter);
-    const passing = countPassing(mask);
+    // no delete stamped, read past its end, no filter: every row passes, no mask to build or count
+    const all = seg.deletedRows === 0 && r >= seg.endPosition && (spec.filter == null || passesAll(spec.filter as FilterPlan));
+    const mask = all ? NO_MASK : readableMask(ctx, seg, r, spec.filter);
+    const passing = all ? seg.numRows : countPassing(mask);
     if (passing > 0) {
       const job = searchSegment(seg, mask, passing, spec, col, dim, knobs, threads);
       job.catch(() => undefined); // observed by Promise.all below; not unhandled while masks are built

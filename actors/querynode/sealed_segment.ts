@@ -37,6 +37,8 @@ export class SealedSegment implements RowSource {
   readonly vchannel: string;
   readonly startPosition: bigint;
   readonly endPosition: bigint;
+  /** rows with a delete stamp: while 0, every row is visible to a read at or after endPosition */
+  deletedRows = 0;
   readonly numRows: number;
   readonly columns: Column[];
   readonly pks: PkColumn;
@@ -112,6 +114,7 @@ export class SealedSegment implements RowSource {
     if (this.positions[row]! >= d) return 0;
     const cur = this.deletedAt[row]!;
     if (cur !== 0n && cur <= d) return 0;
+    if (cur === 0n) this.deletedRows++;
     this.deletedAt[row] = d;
     return 1;
   }
