@@ -1,4 +1,5 @@
 /** Checks of the bodies datacoord receives: anything malformed is a VbError 1100 naming the field. */
+import { bigintOf, list, obj, stringOf } from "../request_fields.ts";
 import { VbError } from "../../protocol/errors.ts";
 import type { BinlogRef, ChannelCheckpoint, SegmentLevel, SegmentState } from "../../protocol/meta.ts";
 import type { ReporterRef } from "../../protocol/messages/datacoord.ts";
@@ -6,30 +7,11 @@ import { assertToken } from "../../protocol/subjects.ts";
 import { isValidNodeId } from "../../protocol/ids.ts";
 import { SEGMENT_STATES } from "./segment_meta.ts";
 
-export function obj(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw VbError.invalid(`${what} must be an object`);
-  return v as Record<string, unknown>;
-}
-
-export function list(v: unknown, what: string): unknown[] {
-  if (!Array.isArray(v)) throw VbError.invalid(`${what} must be a list`);
-  return v;
-}
-
-export function bigintOf(v: unknown, what: string, min = 0n): bigint {
-  if (typeof v === "number" && Number.isSafeInteger(v)) v = BigInt(v);
-  if (typeof v !== "bigint" || v < min) throw VbError.invalid(`${what} must be an integer ≥ ${min}`);
-  return v;
-}
+export { bigintOf, list, obj, stringOf };
 
 export function intOf(v: unknown, what: string): number {
   if (typeof v === "bigint") v = Number(v);
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw VbError.invalid(`${what} must be an integer ≥ 0`);
-  return v;
-}
-
-export function stringOf(v: unknown, what: string): string {
-  if (typeof v !== "string" || v.length === 0) throw VbError.invalid(`${what} must be a non-empty string`);
   return v;
 }
 

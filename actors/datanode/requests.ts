@@ -1,23 +1,10 @@
 /** Checks of the bodies the datanode receives: anything malformed is a VbError 1100 naming the field. */
+import { bigintOf, list, obj, stringOf } from "../request_fields.ts";
 import { VbError } from "../../protocol/errors.ts";
 import type { ChannelWatch, SealPolicy } from "../../protocol/messages/datacoord.ts";
 import { assertToken } from "../../protocol/subjects.ts";
 
-export function obj(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw VbError.invalid(`${what} must be an object`);
-  return v as Record<string, unknown>;
-}
-
-export function list(v: unknown, what: string): unknown[] {
-  if (!Array.isArray(v)) throw VbError.invalid(`${what} must be a list`);
-  return v;
-}
-
-export function bigintOf(v: unknown, what: string, min = 0n): bigint {
-  if (typeof v === "number" && Number.isSafeInteger(v)) v = BigInt(v);
-  if (typeof v !== "bigint" || v < min) throw VbError.invalid(`${what} must be an integer ≥ ${min}`);
-  return v;
-}
+export { bigintOf, list, obj, stringOf };
 
 export function vchannelOf(v: unknown, what: string): string {
   if (typeof v !== "string") throw VbError.invalid(`${what} must be a vchannel name`);
@@ -56,7 +43,3 @@ export function channelWatchOf(v: unknown, what: string): ChannelWatch {
   };
 }
 
-export function stringOf(v: unknown, what: string): string {
-  if (typeof v !== "string" || v.length === 0) throw VbError.invalid(`${what} must be a non-empty string`);
-  return v;
-}

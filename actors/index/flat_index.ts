@@ -7,7 +7,7 @@ import type { Metric } from "../search/metric.ts";
 import { type ArtifactHeader, encodeArtifact } from "./artifact.ts";
 import { exactSearch } from "./exact.ts";
 import type { IndexSpec } from "./index_params.ts";
-import { countPass } from "./pass_count.ts";
+import { countPassing } from "../search/bitset.ts";
 import { checkSearch, type IndexSearchParams, type LoadedIndex, newSearchStats } from "./loaded_index.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 
@@ -37,7 +37,7 @@ export class LoadedFlatIndex implements LoadedIndex {
     const nq = checkSearch(p, this.dim, this.rows);
     this.stats.queries += nq;
     this.stats.exactQueries += nq;
-    const passing = p.filter === undefined ? this.rows : countPass(p.filter);
+    const passing = p.filter === undefined ? this.rows : countPassing(p.filter);
     return exactSearch({
       vectors: p.vectors,
       dim: this.dim,

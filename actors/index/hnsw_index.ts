@@ -16,7 +16,7 @@ import { exactSearch, rescore } from "./exact.ts";
 import { type FilterPolicy, nextFetch, planFilteredSearch } from "./filter_policy.ts";
 import { type HnswIndexType, type HnswParams, type IndexSpec, resolveSearchKnobs } from "./index_params.ts";
 import { usearchLoadedBytes } from "./memory.ts";
-import { countPass } from "./pass_count.ts";
+import { countPassing } from "../search/bitset.ts";
 import { checkSearch, type IndexSearchParams, type LoadedIndex, newSearchStats } from "./loaded_index.ts";
 import { buildEngine, Engine, type EngineConfig } from "./usearch_engine.ts";
 import { type Quantization, VectorCodec } from "./vector_codec.ts";
@@ -110,7 +110,7 @@ export class LoadedHnswIndex implements LoadedIndex {
     const empty = () => Array.from({ length: nq }, () => ({ rows: new Int32Array(0), scores: new Float32Array(0) }));
     if (rows === 0 || nq === 0) return empty();
     const base = Math.min(rows, Math.max(k, ef));
-    const passing = filter === undefined ? rows : countPass(filter);
+    const passing = filter === undefined ? rows : countPassing(filter);
     const plan = planFilteredSearch(this.policy, rows, passing, k, Math.max(k, ef));
     const query = (q: number) => p.queries.subarray(q * dim, (q + 1) * dim);
     const stats = this.stats;

@@ -21,7 +21,7 @@ import { type FilterPolicy, planListScan } from "./filter_policy.ts";
 import type { IndexSpec, IvfParams } from "./index_params.ts";
 import { resolveSearchKnobs } from "./index_params.ts";
 import { DEFAULT_KMEANS, nearestCentroids, normalizeRows, trainKMeans } from "./kmeans.ts";
-import { countPass } from "./pass_count.ts";
+import { countPassing } from "../search/bitset.ts";
 import { checkSearch, type IndexSearchParams, type LoadedIndex, newSearchStats } from "./loaded_index.ts";
 
 /** Rows assigned to lists per native call (a turn of the event loop between calls). */
@@ -125,7 +125,7 @@ export class LoadedIvfFlatIndex implements LoadedIndex {
     const nprobe = Math.min(resolveSearchKnobs(this.spec, k, p.params).nprobe, lists);
     const empty = () => Array.from({ length: nq }, () => ({ rows: new Int32Array(0), scores: new Float32Array(0) }));
     if (rows === 0 || nq === 0) return empty();
-    const passing = filter === undefined ? rows : countPass(filter);
+    const passing = filter === undefined ? rows : countPassing(filter);
     const plan = planListScan(this.policy, rows, passing, k);
     this.stats.queries += nq;
     if (plan.kind === "none") return empty();

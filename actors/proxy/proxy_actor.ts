@@ -14,7 +14,7 @@ import { shardOfPk } from "../../protocol/hash.ts";
 import { DEFAULT_PARTITION, type CollectionInfo } from "../../protocol/meta.ts";
 import { DATACOORD, type DatacoordApi, type FlushResult } from "../../protocol/messages/datacoord.ts";
 import type { Req, Res } from "../../protocol/messages/api.ts";
-import { PROXY_VERBS, type DeleteReq, type FlushRes, type InsertReq, type InsertRes, type ProxyApi } from "../../protocol/messages/proxy.ts";
+import { FORWARDED_DDL, type DeleteReq, type FlushRes, type InsertReq, type InsertRes, type ProxyApi } from "../../protocol/messages/proxy.ts";
 import { ROOTCOORD, type RootcoordApi } from "../../protocol/messages/rootcoord.ts";
 import { primaryField } from "../../protocol/schema.ts";
 import { Actor, type Message } from "../../runtime/actor.ts";
@@ -56,9 +56,7 @@ function requireString(body: Record<string, unknown>, field: string, verb: strin
   return v;
 }
 
-/** rootcoord answers these as they are; the proxy only checks the body is an object */
-const DDL_VERBS = PROXY_VERBS.filter((v) => v.includes("Database") || v.includes("Alias") || /^(Create|Drop|Describe|Has|Rename)(Collection|Partition)$/.test(v));
-const PASS_THROUGH = new Set<string>(DDL_VERBS);
+const PASS_THROUGH = new Set<string>(FORWARDED_DDL);
 
 /** A fetched answer for the index cache, posted to the proxy's own mailbox. */
 class CacheFill {

@@ -2,8 +2,7 @@
  * The native API: what clients send to the proxy subject (`vb.proxy`, a queue group). DDL calls take
  * the same bodies as rootcoord's; writes take rows (objects) or columns.
  */
-import type { CollectionInfo, PartitionInfo, DatabaseInfo } from "../meta.ts";
-import type { CollectionRef, CreateCollectionReq } from "./rootcoord.ts";
+import type { CollectionRef, RootcoordApi } from "./rootcoord.ts";
 import type { ConsistencyLevel } from "../schema.ts";
 import type { LoadBlocker, LoadState, QuerycoordApi } from "./querycoord.ts";
 import type { MetricType } from "./querynode.ts";
@@ -92,25 +91,31 @@ export interface FlushRes {
   collections: Record<string, { segmentIds: bigint[]; flushTs: bigint; flushed: boolean }>;
 }
 
-export type ProxyApi = {
-  CreateDatabase: [{ dbName: string }, DatabaseInfo];
-  DropDatabase: [{ dbName: string }, null];
-  ListDatabases: [Record<string, never>, { databases: string[] }];
-  CreateCollection: [CreateCollectionReq, CollectionInfo];
-  DropCollection: [CollectionRef, null];
-  DescribeCollection: [CollectionRef, CollectionInfo];
-  HasCollection: [CollectionRef, { has: boolean }];
+/** DDL the proxy forwards to rootcoord as it is (same bodies, same replies). */
+export const FORWARDED_DDL = [
+  "CreateDatabase",
+  "DropDatabase",
+  "ListDatabases",
+  "CreateCollection",
+  "DropCollection",
+  "DescribeCollection",
+  "HasCollection",
+  "RenameCollection",
+  "CreatePartition",
+  "DropPartition",
+  "HasPartition",
+  "CreateAlias",
+  "DropAlias",
+  "AlterAlias",
+  "DescribeAlias",
+  "ListAliases",
+] as const;
+export type ForwardedDdl = (typeof FORWARDED_DDL)[number];
+
+export type ProxyApi = Pick<RootcoordApi, ForwardedDdl> & {
+  /** names only (rootcoord answers with the infos) */
   ListCollections: [{ dbName?: string }, { collections: string[] }];
-  RenameCollection: [{ dbName?: string; oldName: string; newName: string; newDbName?: string }, null];
-  CreatePartition: [CollectionRef & { partitionName: string }, PartitionInfo];
-  DropPartition: [CollectionRef & { partitionName: string }, null];
-  HasPartition: [CollectionRef & { partitionName: string }, { has: boolean }];
   ListPartitions: [CollectionRef, { partitions: string[] }];
-  CreateAlias: [{ dbName?: string; alias: string; collectionName: string }, null];
-  DropAlias: [{ dbName?: string; alias: string }, null];
-  AlterAlias: [{ dbName?: string; alias: string; collectionName: string }, null];
-  DescribeAlias: [{ dbName?: string; alias: string }, { alias: string; collectionName: string; dbName: string }];
-  ListAliases: [{ dbName?: string; collectionName?: string }, { aliases: string[] }];
   Insert: [InsertReq, InsertRes];
   Upsert: [InsertReq, InsertRes];
   Delete: [DeleteReq, { deleteCount: number; timestamp: bigint }];
