@@ -72,8 +72,8 @@ export interface BufferedSegment {
   lastAddAt: number;
   /** L1 */
   chunks: Chunk[];
-  /** L1: pk → (chunk index, row) pairs of live rows */
-  pkIndex: Map<bigint | string, number[]>;
+  /** L1: key of a pk (`pkKey`) → the refs (`chunk index * 2^24 + row`) of its live rows: one number, or a list for repeats */
+  pkIndex: Map<PkKey, number | number[]>;
   /** L0 */
   deletes: DeleteEntry[];
 }
@@ -333,12 +333,16 @@ export class WriteBuffer {
     const ci = seg.chunks.length;
     seg.chunks.push(chunk);
     let bytes = 0;
+    for (let r = 0; r < rows.numRows; r++) bytes += rowBytes[r]!;
+    const index = seg.pkIndex;
+    const base = ci * REF_CHUNK;
+    const keys = pkKeys(rows.pks);
     for (let r = 0; r < rows.numRows; r++) {
-      bytes += rowBytes[r]!;
-      const pk = rows.pks[r]!;
-      const refs = seg.pkIndex.get(pk);
-      if (refs) refs.push(ci, r);
-      else seg.pkIndex.set(pk, [ci, r]);
+      const key = keys(r);
+      const refs = index.get(key);
+      if (refs === undefined) index.set(key, base + r);
+      else if (typeof refs === "number") index.set(key, [refs, base + r]);
+      else refs.push(base + r);
     }
     seg.numRows += rows.numRows;
     seg.bytes += bytes;
@@ -539,15 +543,44 @@ export class WriteBuffer {
   }
 }
 
+/** A row ref in a segment's pk index: chunk index × 2^24 + row (a message holds far fewer than 2^24 rows). */
+const REF_CHUNK = 1 << 24;
+
+/** What a pk index is keyed by: a number for an Int64 key within ±2^53 (no bigint made a row), else the key itself. */
+type PkKey = number | bigint | string;
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+function pkKey(pk: bigint | string): PkKey {
+  return typeof pk === "bigint" && pk <= SAFE && pk >= -SAFE ? Number(pk) : pk;
+}
+
+/** The keys of a pk column, read from an Int64 column's two 32-bit halves so that no bigint is made per row. */
+function pkKeys(pks: PkColumn): (r: number) => PkKey {
+  if (!(pks instanceof BigInt64Array)) return (r) => (pks as string[])[r]!;
+  const words = new Int32Array(pks.buffer, pks.byteOffset, pks.length * 2);
+  return (r) => {
+    const hi = words[2 * r + 1]!;
+    // within ±2^53 the high word is in [-2^21, 2^21), and hi·2^32 + lo is exact
+    if (hi >= -0x200000 && hi < 0x200000) {
+      const key = hi * 4294967296 + (words[2 * r]! >>> 0);
+      if (key <= Number.MAX_SAFE_INTEGER && key >= -Number.MAX_SAFE_INTEGER) return key;
+    }
+    return pks[r]!;
+  };
+}
+
 function dropPk(seg: BufferedSegment, pk: bigint | string, position: bigint): void {
-  const refs = seg.pkIndex.get(pk);
-  if (!refs) return;
+  const key = pkKey(pk);
+  const found = seg.pkIndex.get(key);
+  if (found === undefined) return;
+  const refs = typeof found === "number" ? [found] : found;
   let kept: number[] | undefined;
-  for (let i = 0; i < refs.length; i += 2) {
-    const chunk = seg.chunks[refs[i]!]!;
-    const r = refs[i + 1]!;
+  for (const ref of refs) {
+    const chunk = seg.chunks[Math.floor(ref / REF_CHUNK)]!;
+    const r = ref % REF_CHUNK;
     if (chunk.position >= position) {
-      (kept ??= []).push(refs[i]!, r);
+      (kept ??= []).push(ref);
       continue;
     }
     if (chunk.alive[r]) {
@@ -556,6 +589,6 @@ function dropPk(seg: BufferedSegment, pk: bigint | string, position: bigint): vo
       seg.bytes -= chunk.rowBytes[r]!;
     }
   }
-  if (kept) seg.pkIndex.set(pk, kept);
-  else seg.pkIndex.delete(pk);
+  if (!kept) seg.pkIndex.delete(key);
+  else seg.pkIndex.set(key, kept.length === 1 ? kept[0]! : kept);
 }

@@ -165,6 +165,30 @@ describe("write buffer", () => {
     expect(Array.from(buf.materializeDeletes(l0).positions)).toEqual([3n, 3n]);
   });
 
+  it("tells every Int64 key apart, beyond ±2^53 and negative, and deletes each repeat of a key", () => {
+    const big = [2n ** 63n - 1n, 2n ** 53n, 2n ** 53n + 1n, -(2n ** 63n), -(2n ** 53n) - 1n, -1n, 0n, 4294967296n, -4294967297n];
+    const msg = (pks: bigint[], v: number): DmlMsg => ({
+      k: "insert",
+      collectionId: COLL,
+      partitionId: 10n,
+      ts: BigInt(v) * 1000n,
+      numRows: pks.length,
+      pks: BigInt64Array.from(pks),
+      columns: [
+        { fieldId: 100, data: BigInt64Array.from(pks) },
+        { fieldId: 101, data: Int32Array.from(pks.map(() => v)) },
+        { fieldId: 102, data: new Float32Array(pks.length * 2) },
+      ],
+    });
+    const buf = newBuffer();
+    buf.apply(1n, msg(big, 1), 0);
+    buf.apply(2n, msg([2n ** 53n + 1n, -1n], 2), 0); // repeats of two keys
+    buf.apply(3n, { k: "delete", collectionId: COLL, partitionId: -1n, ts: 3000n, pks: BigInt64Array.from([2n ** 53n + 1n, -1n, 2n ** 63n - 1n]) }, 0);
+    const ev = buf.requestFlush(3n);
+    const seg = ev.sealed.find((s) => s.level === "L1")!;
+    expect(rowsOf(buf, seg).map((r) => r[0])).toEqual([2n ** 53n, -(2n ** 63n), -(2n ** 53n) - 1n, 0n, 4294967296n, -4294967297n]);
+  });
+
   it("waits for the flush position before sealing; segments that start after it are left growing", () => {
     const buf = newBuffer();
     buf.apply(1n, insert([1], 1, 10n), 0);
