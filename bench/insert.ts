@@ -7,6 +7,9 @@
  * `npm run bench -- insert --rows 100000 --dim 128 --json` prints
  * `{insert_rows_per_s, raw_publish_rows_per_s, ratio, ...}`: `insert_rows_per_s` sends columns (typed
  * arrays, as a bulk loader does); `insert_rows_per_s_row_objects` sends the same rows as objects.
+ * `pipeline_floor_rows_per_s` is the same path with no work at its ends (the same request bytes to a bare
+ * subscriber that publishes pre-encoded messages, and a consumer that drops them): the most the shape of
+ * the path (a request hop, the stream, one reader) allows on this machine.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -34,41 +37,45 @@ export async function main(args: string[]): Promise<void> {
     const vb = clientOf(sa.nc, { prefix: "bench" });
     const schema = demoSchema("bench_insert", dim);
     const info = await vb.createCollection({ schema, shardsNum: 2 });
-    const batches: Record<string, unknown>[][] = [];
-    for (let off = 0; off < rows; off += batch) batches.push(randomRows(schema, off, Math.min(batch, rows - off)));
-
-    // Raw: the same rows, encoded as the proxy encodes them, published to a bare stream.
+    // Raw: the rows, encoded as the proxy encodes them, for the bare stream. The rows themselves are
+    // made again in the load generator's thread: this thread (the standalone's) keeps none of them, so
+    // its garbage collector does not walk the benchmark's data.
     const norm = normalizeSchema(schema);
+    const maxBytes = Math.floor((sa.nc.info?.max_payload ?? 1 << 20) * 0.7);
     const payloads: Uint8Array[] = [];
-    for (const b of batches) {
-      const v = validateRows(norm, b);
-      const parts = splitByShard(norm, v.columns, v.pkIndex, v.numRows, 2, {
-        maxRows: sa.env.config.maxRowsPerMessage,
-        maxBytes: Math.floor((sa.nc.info?.max_payload ?? 1 << 20) * 0.7),
-      });
-      for (const p of parts) {
+    const payloadsOfBatch: Uint8Array[][] = [];
+    for (let off = 0; off < rows; off += batch) {
+      const v = validateRows(norm, randomRows(schema, off, Math.min(batch, rows - off)));
+      const parts = splitByShard(norm, v.columns, v.pkIndex, v.numRows, 2, { maxRows: sa.env.config.maxRowsPerMessage, maxBytes });
+      const mine = parts.map((p) => {
         const msg: InsertMsg = { k: "insert", collectionId: 1n, partitionId: 1n, ts: 1n, numRows: p.numRows, pks: p.pks, columns: p.columns };
-        payloads.push(encode(msg));
-      }
+        return encode(msg);
+      });
+      payloads.push(...mine);
+      payloadsOfBatch.push(mine);
     }
-    // the same rows as columns: typed arrays for numbers and vectors
-    const columnBatches = batches.map((b) => ({
-      id: BigInt64Array.from(b, (r) => r.id as bigint),
-      title: b.map((r) => r.title as string),
-      price: Float32Array.from(b, (r) => r.price as number),
-      meta: b.map((r) => r.meta),
-      vec: (() => {
-        const flat = new Float32Array(b.length * dim);
-        b.forEach((r, i) => flat.set(r.vec as Float32Array, i * dim));
-        return flat;
-      })(),
-    }));
-    // and as row objects, under other primary keys
-    const rowBatches = batches.map((b, k) => b.map((r, i) => ({ ...r, id: BigInt(rows + k * batch + i) })));
+
+    // The pipeline floor: what the path client → request → publish to the DML stream → one consumer costs
+    // with no work at either end: a bare subscriber that publishes the batch's pre-encoded InsertMsgs and
+    // replies, and a consumer that drops what it reads. Vectorbus cannot insert faster than this.
+    const floorStream = "BENCH_FLOOR_INSERT";
+    await sa.env.dml.ensureChannel(floorStream, "benchfloor.dml.>");
+    const floorSub = sa.nc.subscribe("benchfloor.req.*", {
+      callback: (_err, m) => {
+        const i = Number(m.subject.slice("benchfloor.req.".length));
+        const parts = payloadsOfBatch[i]!;
+        void sa.env.dml
+          .publishBatch(parts.map((payload, k) => ({ subject: `benchfloor.dml.v${k % 2}`, payload })))
+          .then(() => m.respond(encode({ ok: true })));
+      },
+    });
+    const floorReaders = await Promise.all(
+      [0, 1].map((k) => sa.env.dml.consume(floorStream, `benchfloor.dml.v${k}`, 0n, () => undefined)),
+    );
 
     // The load generator runs in a worker thread with its own connection, as a client process would;
     // this thread hosts the standalone (proxy, coordinators, datanode, querynode).
-    const timings = await new Promise<{ rawS: number; columnsS: number; rowsS: number }>((resolve, reject) => {
+    const timings = await new Promise<{ rawS: number; floorS: number; columnsS: number; rowsS: number }>((resolve, reject) => {
       const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
         workerData: {
           module: new URL("./insert_client.ts", import.meta.url).href,
@@ -77,14 +84,17 @@ export async function main(args: string[]): Promise<void> {
           collectionName: info.name,
           clients,
           rawPayloads: payloads,
-          columnBatches,
-          rowBatches,
+          rows,
+          dim,
+          batch,
         },
       });
       w.once("message", resolve);
       w.once("error", reject);
       w.once("exit", (code) => (code === 0 ? undefined : reject(new Error(`insert client exited with ${code}`))));
     });
+    floorSub.unsubscribe();
+    await Promise.all(floorReaders.map((r) => r.stop()));
     const rawS = timings.rawS;
     const vbS = timings.columnsS;
     const rowS = timings.rowsS;
@@ -93,6 +103,7 @@ export async function main(args: string[]): Promise<void> {
       insert_rows_per_s: round(rows / vbS),
       insert_rows_per_s_row_objects: round(rows / rowS),
       raw_publish_rows_per_s: round(rows / rawS),
+      pipeline_floor_rows_per_s: round(rows / timings.floorS),
       ratio: round(rows / vbS / (rows / rawS), 3),
       rows,
       dim,
