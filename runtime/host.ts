@@ -1,7 +1,8 @@
 /**
  * The process host: one NATS connection per process, one subscription per hosted actor kind (a wildcard
  * route such as `vb.seg.n1.*`), and a serial mailbox per actor. Incoming messages are routed to the
- * mailbox of the actor whose address is the message's subject.
+ * mailbox of the actor whose address is the message's subject. Asks and tells between actors of one
+ * host skip nats-server: the envelope's bytes go straight to the receiver's mailbox (see `ask`).
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decode, encode } from "../protocol/codec.ts";
@@ -20,7 +21,7 @@ import {
   type SupervisorStrategy,
   type Timers,
 } from "./actor.ts";
-import { ask, tell, type AskOptions } from "./ask.ts";
+import { ask, DEFAULT_ASK_TIMEOUT_MS, tell, unwrapReply, type AskOptions } from "./ask.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { Mailbox } from "./mailbox.ts";
 
@@ -357,11 +358,57 @@ export class ActorHost implements AsyncDisposable {
   }
 
   tell(address: string, type: string, body?: unknown): void {
-    tell(this.nc, address, type, body);
+    if (!this.isLocal(address)) {
+      tell(this.nc, address, type, body);
+      return;
+    }
+    const bytes = encode({ t: type, d: 0, b: body });
+    queueMicrotask(() => this.deliverLocal(address, bytes, undefined));
   }
 
-  ask<R = unknown>(address: string, type: string, body?: unknown, opts?: AskOptions): Promise<R> {
-    return ask<R>(this.nc, address, type, body, opts);
+  /**
+   * Asks an actor. One hosted in this process gets the message without a trip through nats-server: the
+   * same envelope bytes are decoded into its mailbox on a later microtask (so the asker and the actor
+   * never share objects, and the actor never runs inside the asker's call), and its reply comes back
+   * the same way. Deadlines, timeouts and errors are those of an ask over NATS.
+   */
+  ask<R = unknown>(address: string, type: string, body?: unknown, opts: AskOptions = {}): Promise<R> {
+    if (!this.isLocal(address)) return ask<R>(this.nc, address, type, body, opts);
+    const timeout = opts.timeoutMs ?? DEFAULT_ASK_TIMEOUT_MS;
+    const bytes = encode({ t: type, d: Date.now() + timeout, b: body });
+    return new Promise<R>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new VbError(ErrorCode.Timeout, `${type} to ${address} timed out after ${timeout} ms`, { retriable: true }));
+      }, timeout);
+      const respond = (data: Uint8Array) => {
+        if (settled) return; // late: the ask already timed out
+        settled = true;
+        clearTimeout(timer);
+        try {
+          resolve(unwrapReply<R>(data, address, type));
+        } catch (err) {
+          reject(err);
+        }
+      };
+      queueMicrotask(() => this.deliverLocal(address, bytes, respond));
+    });
+  }
+
+  /** Whether an actor hosted here takes messages at `address`. */
+  private isLocal(address: string): boolean {
+    return !this.closing && this.cells.has(address);
+  }
+
+  private deliverLocal(address: string, bytes: Uint8Array, respond: ((data: Uint8Array) => void) | undefined): void {
+    // looked up again: the actor may have stopped (or been replaced) since the message was sent
+    const cell = this.cells.get(address);
+    if (!cell) {
+      respond?.(replyError(new VbError(ErrorCode.ServiceUnavailable, `no actor at ${address}`, { retriable: true })));
+      return;
+    }
+    this.dispatch(cell, bytes, respond);
   }
 
   /** Graceful stop: stop taking messages, let every mailbox drain, stop every actor. */
@@ -418,9 +465,14 @@ export class ActorHost implements AsyncDisposable {
       );
       return;
     }
+    this.dispatch(cell, m.data, respond);
+  }
+
+  /** Decodes an envelope into the cell's mailbox; what cannot be read is answered with 1100. */
+  private dispatch(cell: ActorCell, data: Uint8Array, respond: ((data: Uint8Array) => void) | undefined): void {
     let env: unknown;
     try {
-      env = decode(m.data);
+      env = decode(data);
     } catch (err) {
       respond?.(replyError(VbError.from(err)));
       return;

@@ -33,7 +33,11 @@ export interface FlushResult {
   collectionId: bigint;
   /** per vchannel: the position every acknowledged write of the request is at or before */
   flushPositions: Record<string, bigint>;
-  /** the L1 segments sealed by this flush (they become Flushed) */
+  /**
+   * the L1 segments datacoord knew at the flush that it seals (they become Flushed). A datanode opens a
+   * segment when it reads the segment's first row, so rows it has not read yet at the flush go to
+   * segments this list does not name; `flushPositions` is what covers every acknowledged write.
+   */
   segmentIds: bigint[];
   flushTs: bigint;
 }

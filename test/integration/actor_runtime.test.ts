@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { decode, encode } from "../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { Actor, ACTOR_STOPPED, type ActorStopped, type Message, type PipeResult } from "../../runtime/actor.ts";
+import { ask } from "../../runtime/ask.ts";
 import { ActorHost } from "../../runtime/host.ts";
 import { connectTest, uniquePrefix, waitFor } from "../harness/index.ts";
 
@@ -266,5 +267,54 @@ describe("actor runtime on a real nats-server", () => {
     expect(await slow).toBe("slow-done");
     expect((await askError(host.ask(addr, "f.Fail"))).code).toBe(ErrorCode.ParameterInvalid);
     expect(await host.ask(addr, "f.Fast")).toBe("fast-done");
+  });
+
+  it("delivers an ask between actors of one host without nats-server, with the replies, errors and isolation of one over NATS", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.keeper`;
+    class Keeper extends Actor {
+      items: number[] = [];
+      override receive(msg: Message): unknown {
+        if (msg.type === "k.Add") {
+          const body = msg.body as { xs: number[] };
+          body.xs.push(99); // changes the actor's copy only
+          this.items.push(...body.xs);
+          return this.items;
+        }
+        if (msg.type === "k.Fail") throw new VbError(ErrorCode.CollectionNotFound, "no such collection");
+        if (msg.type === "k.Slow") return new Promise((r) => setTimeout(() => r("late"), 300));
+        return this.items;
+      }
+    }
+    await host.spawn({ address: addr, create: () => new Keeper() });
+    // a plain subscriber on the address counts what crosses nats-server
+    await using spy = await connectTest();
+    let crossed = 0;
+    const spySub = spy.subscribe(addr, { callback: () => void crossed++ });
+    await spy.flush();
+
+    const body = { xs: [1, 2] };
+    const reply = await host.ask<number[]>(addr, "k.Add", body);
+    expect(reply).toEqual([1, 2, 99]);
+    expect(body.xs).toEqual([1, 2]);
+    reply.push(7); // the asker's copy
+    expect(await host.ask(addr, "k.Get")).toEqual([1, 2, 99]);
+    const err = await askError(host.ask(addr, "k.Fail"));
+    expect([err.code, err.message]).toEqual([ErrorCode.CollectionNotFound, "no such collection"]);
+    expect((await askError(host.ask(addr, "k.Slow", null, { timeoutMs: 50 }))).code).toBe(ErrorCode.Timeout);
+    host.tell(addr, "k.Add", { xs: [5] });
+    await waitFor(async () => (await host.ask<number[]>(addr, "k.Get")).length === 5, { what: "the local tell" });
+    expect(crossed).toBe(0);
+
+    // the same actor asked from another connection: over NATS, with the same answers
+    expect(await ask(spy, addr, "k.Get", null)).toEqual([1, 2, 99, 5, 99]);
+    expect((await askError(ask(spy, addr, "k.Fail", null))).code).toBe(ErrorCode.CollectionNotFound);
+    expect(crossed).toBe(2);
+
+    // once the actor is gone the address answers as an empty one does
+    spySub.unsubscribe();
+    await spy.flush();
+    await host.stopActor(addr);
+    expect((await askError(host.ask(addr, "k.Get", null, { timeoutMs: 5_000 }))).code).toBe(ErrorCode.ServiceUnavailable);
   });
 });
