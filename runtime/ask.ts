@@ -62,13 +62,11 @@ class RequestMux {
         reject(new VbError(ErrorCode.Timeout, `${type} to ${address} timed out after ${timeout} ms`, { retriable: true }));
       }, timeout);
       this.pending.set(id, { resolve, reject, timer, address, type, timeout });
-      try {
-        this.nc.publish(address, data, { reply: `${this.prefix}.${id}` });
-      } catch (err) {
+      outboxOf(this.nc).publish(address, data, `${this.prefix}.${id}`, (err) => {
         clearTimeout(timer);
         this.pending.delete(id);
         reject(requestFailure(err, address, type, timeout));
-      }
+      });
     });
   }
 
@@ -104,7 +102,63 @@ function muxOf(nc: NatsConnection): RequestMux {
 
 export function tell(nc: NatsConnection, address: string, type: string, body: unknown): void {
   const env: Envelope = { t: type, d: 0, b: body };
-  nc.publish(address, encode(env));
+  outboxOf(nc).publish(address, encode(env));
+}
+
+interface Outgoing {
+  subject: string;
+  data: Uint8Array;
+  reply: string | undefined;
+  onError: ((err: unknown) => void) | undefined;
+}
+
+/**
+ * The messages a connection sends for asks, tells and replies, handed to nats.js together at the end of
+ * the event loop's turn. nats.js writes to its socket once for what it was given within one microtask,
+ * and a write to a loopback socket costs tens of microseconds of CPU (the receiver's side of TCP runs
+ * in the sender's call): under load, replies and requests made in one turn share a write instead of
+ * paying one each. Order is kept.
+ */
+class Outbox {
+  private queue: Outgoing[] = [];
+  private scheduled = false;
+
+  constructor(private readonly nc: NatsConnection) {}
+
+  publish(subject: string, data: Uint8Array, reply?: string, onError?: (err: unknown) => void): void {
+    this.queue.push({ subject, data, reply, onError });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Hands every queued message to nats.js now. */
+  flush(): void {
+    this.scheduled = false;
+    const queue = this.queue;
+    this.queue = [];
+    for (const m of queue) {
+      try {
+        this.nc.publish(m.subject, m.data, m.reply === undefined ? undefined : { reply: m.reply });
+      } catch (err) {
+        m.onError?.(err);
+      }
+    }
+  }
+}
+
+const outboxes = new WeakMap<NatsConnection, Outbox>();
+
+export function outboxOf(nc: NatsConnection): Outbox {
+  let o = outboxes.get(nc);
+  if (!o) outboxes.set(nc, (o = new Outbox(nc)));
+  return o;
+}
+
+/** Sends what the connection's asks, tells and replies have queued (before closing or draining it). */
+export function flushOutbox(nc: NatsConnection): void {
+  outboxes.get(nc)?.flush();
 }
 
 export function unwrapReply<R>(data: Uint8Array, address: string, type: string): R {

@@ -21,7 +21,7 @@ import {
   type SupervisorStrategy,
   type Timers,
 } from "./actor.ts";
-import { ask, DEFAULT_ASK_TIMEOUT_MS, tell, unwrapReply, type AskOptions } from "./ask.ts";
+import { ask, DEFAULT_ASK_TIMEOUT_MS, flushOutbox, outboxOf, tell, unwrapReply, type AskOptions } from "./ask.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { Mailbox } from "./mailbox.ts";
 
@@ -418,6 +418,7 @@ export class ActorHost implements AsyncDisposable {
     for (const { sub } of this.routes.values()) sub.unsubscribe();
     this.routes.clear();
     await Promise.all([...this.cells.values()].map((c) => c.requestStop()));
+    flushOutbox(this.nc);
     if (opts.closeConnection && !this.nc.isClosed()) await this.nc.drain();
   }
 
@@ -457,7 +458,11 @@ export class ActorHost implements AsyncDisposable {
   }
 
   private route(m: Msg): void {
-    const respond = m.reply ? (data: Uint8Array) => void m.respond(data) : undefined;
+    const reply = m.reply;
+    const respond = reply
+      ? (data: Uint8Array) =>
+          outboxOf(this.nc).publish(reply, data, undefined, (err) => this.log.warn({ err, subject: m.subject }, "a reply could not be sent"))
+      : undefined;
     const cell = this.cells.get(m.subject);
     if (!cell) {
       respond?.(

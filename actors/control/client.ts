@@ -8,7 +8,7 @@ import { encode } from "../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { PROXY, PROXY_VERBS, type InsertReq, type InsertRes, type ProxyApi } from "../../protocol/messages/proxy.ts";
 import { Subjects } from "../../protocol/subjects.ts";
-import { ask } from "../../runtime/ask.ts";
+import { ask, flushOutbox } from "../../runtime/ask.ts";
 import { connectNats } from "../../runtime/transport.ts";
 
 export interface ConnectOptions {
@@ -96,6 +96,7 @@ export function clientOf(nc: NatsConnection, opts: Omit<ConnectOptions, "servers
     nc,
     call,
     close: async () => {
+      flushOutbox(nc);
       if (!nc.isClosed()) await nc.close();
     },
   } as Record<string, unknown>;
