@@ -25,7 +25,10 @@ export interface ClusterConfig {
 export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
   dmlChannelNum: 4,
   defaultShardsNum: 1,
-  sealPolicy: { maxRows: 100_000, maxBytes: 64 * 1024 * 1024, idleMs: 10 * 60_000 },
+  // A segment is searched through its own graph, so a query costs about one graph search per segment:
+  // segments seal by size (128 MiB of rows, ~240k vectors of 128 dims), not at a small row count. The
+  // datanode holds a growing segment in memory up to this size.
+  sealPolicy: { maxRows: 1_000_000, maxBytes: 128 * 1024 * 1024, idleMs: 10 * 60_000 },
   heartbeatAvailableMs: 10_000,
   heartbeatIntervalMs: 1_000,
   maxRowsPerMessage: 4_096,

@@ -3,10 +3,14 @@
  * in one run:
  *  - the raw library alone (usearch HNSW, same M / efConstruction / ef, one query at a time, one
  *    thread, in this process): `raw_qps` (the median of 7 rounds over the queries), `raw_recall_at_10`;
- *  - Vectorbus end to end through the native API on a standalone with 2 querynodes: insert, index
- *    build, load, then 1 client and 16 clients (in a worker thread with its own connection; 4,000
- *    searches, `--queries16`):
- *    `e2e_qps_1client`, `e2e_qps_16clients`, `e2e_p50_ms`, `e2e_p99_ms`, `recall_at_10`;
+ *  - Vectorbus end to end through the native API on a standalone with 2 querynodes and its default
+ *    settings (a collection of one shard; the 200k vectors fit one segment): insert, index build, load,
+ *    then 1 client and 16 clients (in a worker thread with its own connection; 4,000 searches,
+ *    `--queries16`): `e2e_qps_1client`, `e2e_qps_16clients`, `e2e_p50_ms`, `e2e_p99_ms`,
+ *    `recall_at_10`, `segments`;
+ *  - the same data in a collection of two shards (two graphs a query, one on each querynode):
+ *    `e2e_qps_16clients_2shards`. Two graphs searched in turn miss the CPU caches more than one
+ *    searched back to back, so this costs more CPU a query than the one-shard collection;
  *  - filtered search at 50%, 10%, 1% and 0.1% of rows passing: `filtered: [{pass_ratio, recall_at_10, qps}]`;
  *  - `insert_rows_per_s`, `index_build_s`, `load_s`, `process_rss_mb` (the standalone process, which
  *    hosts both querynodes and every other role).
@@ -97,45 +101,71 @@ export async function main(args: string[]): Promise<void> {
   try {
     await using sa = await startStandalone({ ...defaultConfig({}), dataDir: dir, prefix: "bsearch", querynodes: 2 });
     const vb = clientOf(sa.nc, { prefix: "bsearch" });
-    const name = "bench_search";
-    await vb.createCollection({
-      schema: {
-        name,
-        fields: [
-          { name: "id", type: "Int64", isPrimaryKey: true },
-          { name: "bucket", type: "Int32" },
-          { name: "vec", type: "FloatVector", dim },
-        ],
-      },
-      shardsNum: 2,
-    });
-    const t2 = performance.now();
-    const batch = 4_000;
-    for (let off = 0; off < rows; off += batch) {
-      const n = Math.min(batch, rows - off);
-      await vb.insert({
-        collectionName: name,
-        columns: {
-          id: BigInt64Array.from({ length: n }, (_, i) => BigInt(off + i)),
-          bucket: buckets.subarray(off, off + n),
-          vec: vectors.subarray(off * dim, (off + n) * dim),
+    /** a collection of the data: insert, flush, HNSW build, load; returns the timings */
+    const prepare = async (name: string, shardsNum?: number) => {
+      await vb.createCollection({
+        schema: {
+          name,
+          fields: [
+            { name: "id", type: "Int64", isPrimaryKey: true },
+            { name: "bucket", type: "Int32" },
+            { name: "vec", type: "FloatVector", dim },
+          ],
         },
+        ...(shardsNum === undefined ? {} : { shardsNum }),
       });
-    }
-    const insertS = (performance.now() - t2) / 1000;
-    await vb.flush({ collectionNames: [name] });
-    const t3 = performance.now();
-    await vb.createIndex({ collectionName: name, fieldName: "vec", indexType: "HNSW", metricType: "L2", params: { M, efConstruction: EF_CONSTRUCTION } });
-    for (;;) {
-      const p = await vb.getIndexBuildProgress({ collectionName: name });
-      if (p.totalRows > 0 && p.indexedRows === p.totalRows) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const buildS = (performance.now() - t3) / 1000;
-    const t4 = performance.now();
-    await vb.loadCollection({ collectionName: name, wait: true });
-    const loadS = (performance.now() - t4) / 1000;
+      const t2 = performance.now();
+      const batch = 4_000;
+      for (let off = 0; off < rows; off += batch) {
+        const n = Math.min(batch, rows - off);
+        await vb.insert({
+          collectionName: name,
+          columns: {
+            id: BigInt64Array.from({ length: n }, (_, i) => BigInt(off + i)),
+            bucket: buckets.subarray(off, off + n),
+            vec: vectors.subarray(off * dim, (off + n) * dim),
+          },
+        });
+      }
+      const insertS = (performance.now() - t2) / 1000;
+      await vb.flush({ collectionNames: [name] });
+      const t3 = performance.now();
+      await vb.createIndex({ collectionName: name, fieldName: "vec", indexType: "HNSW", metricType: "L2", params: { M, efConstruction: EF_CONSTRUCTION } });
+      for (;;) {
+        const p = await vb.getIndexBuildProgress({ collectionName: name });
+        if (p.totalRows > 0 && p.indexedRows === p.totalRows) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const buildS = (performance.now() - t3) / 1000;
+      const t4 = performance.now();
+      await vb.loadCollection({ collectionName: name, wait: true });
+      const loadS = (performance.now() - t4) / 1000;
+      const segments = (await vb.getCollectionStatistics({ collectionName: name })).segments;
+      return { insertS, buildS, loadS, segments };
+    };
+    /** 16 clients from a worker thread with its own connection */
+    const qps16 = (name: string) =>
+      new Promise<number>((resolve, reject) => {
+        const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
+          workerData: {
+            module: new URL("./search_client.ts", import.meta.url).href,
+            natsUrl: sa.natsUrl,
+            prefix: "bsearch",
+            collectionName: name,
+            queries,
+            dim,
+            k: K,
+            clients: 16,
+            total: option(args, "queries16", 4_000),
+          },
+        });
+        w.once("message", (m: { qps: number }) => resolve(m.qps));
+        w.once("error", reject);
+      });
 
+    // the collection as created by default: one shard
+    const name = "bench_search";
+    const { insertS, buildS, loadS, segments } = await prepare(name);
     const search = (i: number, filter?: string) =>
       vb.search({ collectionName: name, data: [query(i)], limit: K, metricType: "L2", consistencyLevel: "Eventually", ...(filter ? { filter } : {}) });
     for (let i = 0; i < 20; i++) await search(i); // warm up
@@ -160,24 +190,16 @@ export async function main(args: string[]): Promise<void> {
       filtered.push({ pass_ratio: ratios[f]!, recall_at_10: round(rec / nq, 3), qps: round(nq / ((performance.now() - tf) / 1000)) });
     }
 
-    // 16 clients from a worker thread with its own connection
-    const qps16 = await new Promise<number>((resolve, reject) => {
-      const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
-        workerData: {
-          module: new URL("./search_client.ts", import.meta.url).href,
-          natsUrl: sa.natsUrl,
-          prefix: "bsearch",
-          collectionName: name,
-          queries,
-          dim,
-          k: K,
-          clients: 16,
-          total: option(args, "queries16", 4_000),
-        },
-      });
-      w.once("message", (m: { qps: number }) => resolve(m.qps));
-      w.once("error", reject);
-    });
+    const e2eQps16 = await qps16(name);
+    const rss = process.memoryUsage().rss;
+    await vb.releaseCollection({ collectionName: name });
+
+    // the same data in a collection of two shards: two graphs a query, searched in parallel
+    const name2 = "bench_search_2shards";
+    const two = await prepare(name2, 2);
+    for (let i = 0; i < 20; i++) await vb.search({ collectionName: name2, data: [query(i)], limit: K, metricType: "L2", consistencyLevel: "Eventually" });
+    const e2eQps16TwoShards = await qps16(name2);
+    await vb.releaseCollection({ collectionName: name2 });
 
     report(args, {
       rows,
@@ -186,7 +208,8 @@ export async function main(args: string[]): Promise<void> {
       raw_recall_at_10: round(rawRecall, 3),
       raw_build_s: round(rawBuildS, 2),
       e2e_qps_1client: round(qps1),
-      e2e_qps_16clients: round(qps16),
+      e2e_qps_16clients: round(e2eQps16),
+      ratio_16clients: round(e2eQps16 / rawQps, 3),
       e2e_p50_ms: round(percentile(lat, 50), 2),
       e2e_p99_ms: round(percentile(lat, 99), 2),
       recall_at_10: round(e2eRecall, 3),
@@ -194,7 +217,10 @@ export async function main(args: string[]): Promise<void> {
       insert_rows_per_s: round(rows / insertS),
       index_build_s: round(buildS, 2),
       load_s: round(loadS, 2),
-      process_rss_mb: round(process.memoryUsage().rss / 1048576),
+      process_rss_mb: round(rss / 1048576),
+      segments,
+      e2e_qps_16clients_2shards: round(e2eQps16TwoShards),
+      segments_2shards: two.segments,
       ef,
       M,
       efConstruction: EF_CONSTRUCTION,
