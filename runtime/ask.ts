@@ -13,6 +13,13 @@ export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
 export interface AskOptions {
   /** How long to wait for the reply; the message carries the deadline so the receiver can drop it. */
   timeoutMs?: number;
+  /**
+   * When the actor lives in the asker's process, hand the body and the reply over as they are instead
+   * of encoding and decoding them (reads on the hot path). Only for messages whose body the asker
+   * never changes after the ask and whose reply the actor builds fresh for it, keeping no reference;
+   * the receiver must not change the body. Over NATS this changes nothing.
+   */
+  share?: boolean;
 }
 
 export async function ask<R = unknown>(

@@ -25,12 +25,20 @@ import { ask, DEFAULT_ASK_TIMEOUT_MS, flushOutbox, outboxOf, tell, unwrapReply, 
 import { createLogger, type Logger } from "./logger.ts";
 import { Mailbox } from "./mailbox.ts";
 
+/** What an asker gets back: the actor's value or its error. */
+type Answer = { ok: true; value: unknown } | { ok: false; error: VbError };
+
 interface Item {
   msg: Message;
-  /** respond to the asker (NATS) */
-  respond?: (data: Uint8Array) => void;
+  /** answers the asker: encoded onto NATS, or handed over in process (a shared local ask) */
+  answer?: (a: Answer) => void;
   /** an internal stop marker */
   stop?: boolean;
+}
+
+/** An answer channel that sends the encoded reply through `respond`. */
+function encodedAnswer(respond: ((data: Uint8Array) => void) | undefined): ((a: Answer) => void) | undefined {
+  return respond && ((a) => respond(a.ok ? replyOk(a.value) : replyError(a.error)));
 }
 
 const OK_EMPTY = encode({ ok: true, body: null } satisfies Reply);
@@ -131,9 +139,7 @@ class ActorCell implements ActorContext {
 
   deliver(item: Item): void {
     if (this.state === "stopping" || this.state === "stopped") {
-      item.respond?.(
-        replyError(new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} is stopping`, { retriable: true })),
-      );
+      item.answer?.({ ok: false, error: new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} is stopping`, { retriable: true }) });
       return;
     }
     this.mailbox.post(item);
@@ -169,33 +175,30 @@ class ActorCell implements ActorContext {
 
   private succeeded(item: Item, result: unknown): void {
     if (result instanceof DeferredReply) {
-      const respond = item.respond;
+      const answer = item.answer;
       const type = item.msg.type;
       result.work.then(
-        (value) => respond?.(replyOk(value)),
+        (value) => answer?.({ ok: true, value }),
         (err: unknown) => {
           const e = VbError.from(err);
           if (e.code === ErrorCode.Unexpected) this.log.error({ err, type }, "deferred work failed");
-          respond?.(replyError(e));
+          answer?.({ ok: false, error: e });
         },
       );
       return;
     }
-    item.respond?.(replyOk(result));
+    item.answer?.({ ok: true, value: result });
   }
 
   private failed(item: Item, err: unknown): void {
     if (err instanceof VbError) {
-      item.respond?.(replyError(err));
+      item.answer?.({ ok: false, error: err });
       return;
     }
-    item.respond?.(
-      replyError(
-        new VbError(ErrorCode.Unexpected, `actor ${this.address} failed on ${item.msg.type}: ${errText(err)}`, {
-          cause: err,
-        }),
-      ),
-    );
+    item.answer?.({
+      ok: false,
+      error: new VbError(ErrorCode.Unexpected, `actor ${this.address} failed on ${item.msg.type}: ${errText(err)}`, { cause: err }),
+    });
     this.crashed(err, item.msg.type);
   }
 
@@ -257,9 +260,7 @@ class ActorCell implements ActorContext {
     this.state = "stopped";
     this.timers.cancelAll();
     for (const rest of this.mailbox.clear()) {
-      rest.respond?.(
-        replyError(new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} stopped`, { retriable: true })),
-      );
+      rest.answer?.({ ok: false, error: new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} stopped`, { retriable: true }) });
     }
     try {
       await this.instance.postStop();
@@ -370,29 +371,49 @@ export class ActorHost implements AsyncDisposable {
    * Asks an actor. One hosted in this process gets the message without a trip through nats-server: the
    * same envelope bytes are decoded into its mailbox on a later microtask (so the asker and the actor
    * never share objects, and the actor never runs inside the asker's call), and its reply comes back
-   * the same way. Deadlines, timeouts and errors are those of an ask over NATS.
+   * the same way. Deadlines, timeouts and errors are those of an ask over NATS. With `share`, the body
+   * and the reply are handed over without encoding (see AskOptions).
    */
   ask<R = unknown>(address: string, type: string, body?: unknown, opts: AskOptions = {}): Promise<R> {
     if (!this.isLocal(address)) return ask<R>(this.nc, address, type, body, opts);
     const timeout = opts.timeoutMs ?? DEFAULT_ASK_TIMEOUT_MS;
-    const bytes = encode({ t: type, d: Date.now() + timeout, b: body });
+    const deadline = Date.now() + timeout;
+    const bytes = opts.share ? undefined : encode({ t: type, d: deadline, b: body });
     return new Promise<R>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
         settled = true;
         reject(new VbError(ErrorCode.Timeout, `${type} to ${address} timed out after ${timeout} ms`, { retriable: true }));
       }, timeout);
-      const respond = (data: Uint8Array) => {
+      const settle = (fn: () => R) => {
         if (settled) return; // late: the ask already timed out
         settled = true;
         clearTimeout(timer);
         try {
-          resolve(unwrapReply<R>(data, address, type));
+          resolve(fn());
         } catch (err) {
           reject(err);
         }
       };
-      queueMicrotask(() => this.deliverLocal(address, bytes, respond));
+      if (bytes) {
+        queueMicrotask(() => this.deliverLocal(address, bytes, (data) => settle(() => unwrapReply<R>(data, address, type))));
+        return;
+      }
+      // shared: the body and the answer are handed over as they are
+      const answer = (a: Answer) =>
+        settle(() => {
+          // the error the asker would read off the wire: code, message, retriable
+          if (!a.ok) throw VbError.fromWire(a.error.toWire());
+          return a.value as R;
+        });
+      queueMicrotask(() => {
+        const cell = this.cells.get(address);
+        if (!cell) {
+          answer({ ok: false, error: new VbError(ErrorCode.ServiceUnavailable, `no actor at ${address}`, { retriable: true }) });
+          return;
+        }
+        cell.deliver({ msg: { type, body, replyable: true, deadline }, answer });
+      });
     });
   }
 
@@ -488,6 +509,6 @@ export class ActorHost implements AsyncDisposable {
       );
       return;
     }
-    cell.deliver({ msg: { type: env.t, body: env.b, replyable: respond !== undefined, deadline: env.d }, respond });
+    cell.deliver({ msg: { type: env.t, body: env.b, replyable: respond !== undefined, deadline: env.d }, answer: encodedAnswer(respond) });
   }
 }

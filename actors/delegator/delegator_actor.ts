@@ -704,7 +704,8 @@ export class DelegatorActor extends Actor {
           this.env.subjects.querynode(asNodeId(nodeId)),
           `${QUERYNODE}.${kind}Segments`,
           { segmentIds, spec, readPosition: r },
-          { timeoutMs },
+          // shared in process: querynodes only read the spec and build their results for this read
+          { timeoutMs, share: true },
         )
         .catch((err: unknown) => {
           const e = VbError.from(err);

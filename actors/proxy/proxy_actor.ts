@@ -494,7 +494,9 @@ export class ProxyActor extends Actor {
           for (let i = 0; i < leaders.length; i++) {
             const l = leaders[(start + i) % leaders.length]!;
             try {
-              return await this.ctx.ask<R>(l.address, `${DELEGATOR}.${verb}`, body, { timeoutMs });
+              // shared when the leader is in this process: the body is not changed after this, the
+              // delegator builds its result for this read
+              return await this.ctx.ask<R>(l.address, `${DELEGATOR}.${verb}`, body, { timeoutMs, share: true });
             } catch (err) {
               if (!transient(err)) throw err;
               lastErr = err;

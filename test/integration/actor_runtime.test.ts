@@ -317,4 +317,30 @@ describe("actor runtime on a real nats-server", () => {
     await host.stopActor(addr);
     expect((await askError(host.ask(addr, "k.Get", null, { timeoutMs: 5_000 }))).code).toBe(ErrorCode.ServiceUnavailable);
   });
+
+  it("hands a shared ask's body and reply over without copies in process, with the errors and timeouts of any ask", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.echo`;
+    class Echo extends Actor {
+      override receive(msg: Message): unknown {
+        if (msg.type === "e.Fail") throw new VbError(ErrorCode.IndexNotFound, "no index here", { retriable: true });
+        if (msg.type === "e.Slow") return new Promise((r) => setTimeout(() => r("late"), 300));
+        if (msg.type === "e.Later") return this.ctx.reenter(Promise.resolve({ later: msg.body }));
+        return { got: msg.body };
+      }
+    }
+    await host.spawn({ address: addr, create: () => new Echo() });
+    const body = { queries: new Float32Array([1, 2, 3]), k: 10n };
+    const reply = await host.ask<{ got: typeof body }>(addr, "e.Echo", body, { share: true });
+    expect(reply.got).toBe(body); // the same object: nothing was encoded
+    expect((await host.ask<{ later: typeof body }>(addr, "e.Later", body, { share: true })).later).toBe(body);
+    const copied = await host.ask<{ got: typeof body }>(addr, "e.Echo", body);
+    expect(copied.got).not.toBe(body);
+    expect(copied.got).toEqual(body);
+    const err = await askError(host.ask(addr, "e.Fail", null, { share: true }));
+    expect([err.code, err.message, err.retriable]).toEqual([ErrorCode.IndexNotFound, "no index here", true]);
+    expect((await askError(host.ask(addr, "e.Slow", null, { share: true, timeoutMs: 50 }))).code).toBe(ErrorCode.Timeout);
+    await host.stopActor(addr);
+    expect((await askError(host.ask(addr, "e.Echo", body, { share: true, timeoutMs: 5_000 }))).code).toBe(ErrorCode.ServiceUnavailable);
+  });
 });
