@@ -30,6 +30,10 @@ export interface RowSource {
   /** each row's position, or one position for every row (a growing batch) */
   readonly positions: BigInt64Array | bigint;
   readonly deletedAt: BigInt64Array;
+  /** rows with a delete stamp, when the source counts them (a sealed segment) */
+  readonly deletedRows?: number;
+  /** the position of the source's last row, when it has one (a sealed segment) */
+  readonly endPosition?: bigint;
   /** COSINE norms of a vector field, cached by the owner of a long-lived source */
   norms?: Map<number, Float64Array>;
 }
@@ -62,36 +66,61 @@ export function yieldToLoop(): Promise<void> {
 export function visibleMask(src: RowSource, r: bigint): Uint8Array {
   const n = src.numRows;
   const out = new Uint8Array(n);
-  const del = src.deletedAt;
+  // positions are read as numbers from the two 32-bit halves of each value: no bigint made a row
+  const R = r > SAFE ? Infinity : Number(r);
+  const del = new Int32Array(src.deletedAt.buffer, src.deletedAt.byteOffset, n * 2);
+  const visibleAfterDelete = (i: number): number => {
+    const d = wordsToNumber(del, i);
+    return (d === d ? d > R : src.deletedAt[i]! > r) ? 1 : 0;
+  };
   if (typeof src.positions === "bigint") {
     if (src.positions > r) return out;
-    for (let i = 0; i < n; i++) {
-      const d = del[i]!;
-      out[i] = d === 0n || d > r ? 1 : 0;
-    }
+    for (let i = 0; i < n; i++) out[i] = (del[2 * i]! | del[2 * i + 1]!) === 0 ? 1 : visibleAfterDelete(i);
     return out;
   }
-  const pos = src.positions;
+  const big = src.positions;
+  const pos = new Int32Array(big.buffer, big.byteOffset, n * 2);
   for (let i = 0; i < n; i++) {
-    const d = del[i]!;
-    out[i] = pos[i]! <= r && (d === 0n || d > r) ? 1 : 0;
+    const p = wordsToNumber(pos, i);
+    if (p === p ? p > R : big[i]! > r) continue;
+    out[i] = (del[2 * i]! | del[2 * i + 1]!) === 0 ? 1 : visibleAfterDelete(i);
   }
   return out;
 }
 
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** Value `i` of a BigInt64Array seen as 32-bit words, as a number when it is within [0, 2^53); else NaN. */
+function wordsToNumber(words: Int32Array, i: number): number {
+  const hi = words[2 * i + 1]!;
+  return hi >= 0 && hi < 0x200000 ? hi * 4294967296 + (words[2 * i]! >>> 0) : NaN;
+}
+
+/** Whether every row of `src` is visible at `r`: a sealed segment with no delete stamped, read past its end. */
+export function everyRowVisible(src: RowSource, r: bigint): boolean {
+  return src.deletedRows === 0 && src.endPosition !== undefined && src.endPosition <= r;
+}
+
 /** The rows of `src` visible at `r` that pass the filter: 1 a row. */
 export function readableMask(ctx: ReadContext, src: RowSource, r: bigint, filter: unknown): Uint8Array {
-  const mask = visibleMask(src, r);
-  if (filter === undefined || filter === null || src.numRows === 0) return mask;
-  if (passesAll(filter as FilterPlan) || countPassing(mask) === 0) return mask;
+  const n = src.numRows;
+  const every = everyRowVisible(src, r);
+  const noFilter = filter === undefined || filter === null || n === 0 || passesAll(filter as FilterPlan);
+  if (noFilter) return every ? new Uint8Array(n).fill(1) : visibleMask(src, r);
+  let mask: Uint8Array | undefined;
+  if (!every) {
+    mask = visibleMask(src, r);
+    if (countPassing(mask) === 0) return mask;
+  }
   let pass: Uint8Array;
   try {
-    pass = evaluateFilter(filter as FilterPlan, src.columns, src.numRows);
+    pass = evaluateFilter(filter as FilterPlan, src.columns, n);
   } catch (err) {
     if (err instanceof VbError) throw err;
     throw VbError.invalid(`filter: the plan cannot be evaluated: ${err instanceof Error ? err.message : String(err)}`, err);
   }
-  for (let i = 0; i < mask.length; i++) if (pass[i] === 0) mask[i] = 0;
+  if (!mask) return pass; // a fresh array of 0s and 1s
+  for (let i = 0; i < n; i++) mask[i] = mask[i]! & pass[i]!;
   return mask;
 }
 

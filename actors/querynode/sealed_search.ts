@@ -22,7 +22,17 @@ import { countPassing } from "../search/bitset.ts";
 import { passesAll, type FilterPlan } from "../expr/index.ts";
 import type { FlatHits } from "../search/flat.ts";
 import { mergeTopK, type TopKList } from "../search/reduce.ts";
-import { emptyPks, type LocalHits, pksAt, type ReadContext, readableMask, type RowSource, vectorField, yieldToLoop } from "./read_kernel.ts";
+import {
+  emptyPks,
+  everyRowVisible,
+  type LocalHits,
+  pksAt,
+  type ReadContext,
+  readableMask,
+  type RowSource,
+  vectorField,
+  yieldToLoop,
+} from "./read_kernel.ts";
 import type { SealedSegment } from "./sealed_segment.ts";
 import type { SearchThreads } from "./search_threads.ts";
 
@@ -70,7 +80,7 @@ export async function searchSealed(
   for (const seg of segs) {
     if (seg.numRows === 0 || (partitions && !partitions.has(seg.partitionId))) continue;
     // no delete stamped, read past its end, no filter: every row passes, no mask to build or count
-    const all = seg.deletedRows === 0 && r >= seg.endPosition && (spec.filter == null || passesAll(spec.filter as FilterPlan));
+    const all = everyRowVisible(seg, r) && (spec.filter == null || passesAll(spec.filter as FilterPlan));
     const mask = all ? NO_MASK : readableMask(ctx, seg, r, spec.filter);
     const passing = all ? seg.numRows : countPassing(mask);
     if (passing > 0) {

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { encodeDist, MAX_DIST_BYTES } from "../../actors/querynode/dist_publisher.ts";
 import { MemoryBudget } from "../../actors/querynode/memory.ts";
@@ -105,6 +106,26 @@ describe("sealed segment deletes", () => {
     expect(Array.from(visibleMask(s, 3n))).toEqual([1, 1, 1, 0, 0, 0]);
     expect(Array.from(visibleMask(s, 4n))).toEqual([1, 0, 1, 1, 0, 0]);
     expect(Array.from(visibleMask(s, 100n))).toEqual([1, 0, 1, 1, 1, 1]);
+  });
+
+  it("reads positions and deletes exactly at every size, beyond 2^53 too (growing and sealed rows)", () => {
+    const position = fc.oneof(fc.bigInt({ min: 1n, max: 1000n }), fc.bigInt({ min: 2n ** 52n, max: 2n ** 63n - 1n }));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(position, fc.option(position, { nil: 0n })), { minLength: 1, maxLength: 40 }),
+        position,
+        fc.boolean(),
+        (rows, r, sealed) => {
+          const positions = BigInt64Array.from(rows, ([p]) => p);
+          const deletedAt = BigInt64Array.from(rows, ([, d]) => d);
+          const start = rows.reduce((m, [p]) => (p > m ? p : m), 0n);
+          const src = { numRows: rows.length, positions: sealed ? start : positions, deletedAt } as unknown as Parameters<typeof visibleMask>[0];
+          const want = rows.map(([p, d]) => ((sealed ? start : p) <= r && (d === 0n || d > r) ? 1 : 0));
+          expect(Array.from(visibleMask(src, r))).toEqual(want);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 
