@@ -48,8 +48,13 @@ export class Subjects {
   querynode(node: NodeId): string {
     return `${this.prefix}.qn.${this.node(node)}`;
   }
-  delegator(collection: CollectionId, vchannel: string, replica: ReplicaId): string {
-    return `${this.prefix}.dlg.${collection}.${assertToken("vchannel", vchannel)}.${replica}`;
+  /**
+   * A shard delegator: one per (collection, vchannel, replica) on the querynode that leads the shard.
+   * The node is part of the address, so a querynode cut off from the cluster while still running never
+   * answers for the leader that replaced it on another node.
+   */
+  delegator(collection: CollectionId, vchannel: string, replica: ReplicaId, node: NodeId): string {
+    return `${this.prefix}.dlg.${collection}.${assertToken("vchannel", vchannel)}.${replica}.${this.node(node)}`;
   }
   /** One wildcard for every delegator of a collection: a process subscribes once per kind. */
   delegatorKind(): string {

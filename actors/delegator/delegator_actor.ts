@@ -1,6 +1,6 @@
 /**
  * The shard delegator (Milvus's shardDelegator): one per (collection, vchannel, replica), hosted by a
- * querynode at `vb.dlg.<collection>.<vchannel>.<replica>`.
+ * querynode at `vb.dlg.<collection>.<vchannel>.<replica>.<node>`.
  *
  * - It consumes its vchannel after the seek position. Each message goes through the mailbox: inserts
  *   become growing batches, deletes stamp growing rows, join the delete buffer and are forwarded to the

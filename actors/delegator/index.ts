@@ -1,6 +1,6 @@
 /**
  * Shard delegators. A querynode spawns them (querynode.WatchDmChannels), each at its own address
- * `vb.dlg.<collection>.<vchannel>.<replica>` (no wildcard route: delegators of one collection live in
+ * `vb.dlg.<collection>.<vchannel>.<replica>.<node>` (no wildcard route: delegators of one collection live in
  * several processes).
  */
 export { DelegatorActor, type DelegatorOptions } from "./delegator_actor.ts";

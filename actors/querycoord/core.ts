@@ -342,7 +342,7 @@ export class QuerycoordCore {
       this.synced.set(a.address, { collectionId: a.collectionId, targetVersion: a.targetVersion, sealed: a.sealed });
     } else if (t.action.kind === "WatchChannel" || t.action.kind === "UnsubChannel") {
       const a = t.action;
-      const address = this.env.subjects.delegator(a.collectionId as CollectionId, a.vchannel, a.replicaId as ReplicaId);
+      const address = this.env.subjects.delegator(a.collectionId as CollectionId, a.vchannel, a.replicaId as ReplicaId, asNodeId(a.nodeId));
       this.synced.delete(address); // a new delegator knows nothing of its predecessor's view
       if (a.kind === "WatchChannel") this.watched.set(address, { collectionId: a.collectionId, partitions: r.partitions });
       else this.watched.delete(address);

@@ -16,7 +16,7 @@
  * filter mask; the scans run on the search threads, so the mailbox and the heartbeats stay on time.
  */
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
-import { asCollectionId, asReplicaId } from "../../protocol/ids.ts";
+import { asCollectionId, asNodeId, asReplicaId } from "../../protocol/ids.ts";
 import {
   DELEGATOR,
   type DelegatorReport,
@@ -239,7 +239,7 @@ export class QuerynodeActor extends Actor {
     if (!Array.isArray(b.l0Segments)) throw invalid(verb, `"l0Segments" must be a list of segments`);
     const l0Segments = (b.l0Segments as unknown[]).map((s, i) => checkSegmentInfo(s, verb, `l0Segments[${i}]`));
     const req: WatchChannelReq = { collectionId, vchannel, pchannel, replicaId, schema, seekPosition, partitionIds, l0Segments };
-    const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId));
+    const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId), asNodeId(this.nodeId));
     const existing = this.delegators.get(address);
     if (existing) return this.ctx.reenter(existing.started.then(() => null));
     const started = this.host
@@ -269,7 +269,7 @@ export class QuerynodeActor extends Actor {
     const vchannel = stringField(b, "vchannel", verb);
     if (!/^[A-Za-z0-9_-]+$/.test(vchannel)) throw invalid(verb, `"vchannel" must hold letters, digits, _ and - only`);
     const replicaId = bigintField(b, "replicaId", verb);
-    const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId));
+    const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId), asNodeId(this.nodeId));
     if (!this.delegators.has(address)) return null;
     return this.ctx.reenter(this.stopDelegator(address));
   }

@@ -182,7 +182,7 @@ class QueryPlane {
       this.shards.push({
         vchannel: ch.vchannel,
         pchannel: ch.pchannel,
-        address: this.env.subjects.delegator(asCollectionId(this.info.collectionId), ch.vchannel, asReplicaId(1n)),
+        address: this.env.subjects.delegator(asCollectionId(this.info.collectionId), ch.vchannel, asReplicaId(1n), asNodeId(nodeId)),
       });
     }
     for (const s of this.shards) await waitFor(async () => (await this.dlg(s, "GetStatus", {})).serviceable, { what: "serviceable" });
