@@ -311,6 +311,8 @@ export class DelegatorActor extends Actor {
       targetVersion: this.dist.current.targetVersion,
       tSafe: this.tsafe.position,
       sealedSegmentIds: this.dist.current.sealed.map((e) => e.segmentId),
+      growingRows: this.growing.numRows,
+      growingBytes: this.growing.numBytes,
     };
     try {
       this.ctx.tell(parent, `${QUERYNODE}.DelegatorReport`, r);

@@ -15,6 +15,19 @@ import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
 import type { Column } from "../../protocol/schema.ts";
 import type { RowSource } from "../querynode/read_kernel.ts";
 
+/** An estimate of the memory of a batch's columns: typed arrays as they are, strings at two bytes a character. */
+export function estimateBatchBytes(columns: readonly Column[]): number {
+  let bytes = 0;
+  for (const c of columns) {
+    if (ArrayBuffer.isView(c.data)) {
+      bytes += c.data.byteLength;
+      continue;
+    }
+    for (const v of c.data as unknown[]) bytes += typeof v === "string" ? 16 + 2 * v.length : 32;
+  }
+  return bytes;
+}
+
 export interface GrowingBatch extends RowSource {
   /** the message's position: the version of every row of the batch */
   readonly position: bigint;
@@ -40,9 +53,16 @@ export class GrowingRows {
   /** pk → its rows not yet deleted */
   private readonly alive = new Map<bigint | string, RowRef | RowRef[]>();
   private rows = 0;
+  private bytes = 0;
+  private readonly bytesOf = new WeakMap<GrowingBatch, number>();
 
   get numRows(): number {
     return this.rows;
+  }
+
+  /** An estimate of the memory the batches hold (`estimateBatchBytes`, plus the delete stamps). */
+  get numBytes(): number {
+    return this.bytes;
   }
 
   get numBatches(): number {
@@ -58,6 +78,9 @@ export class GrowingRows {
     const b: GrowingBatch = { ...batch, positions: batch.position, deletedAt: new BigInt64Array(batch.numRows) };
     this.batches.push(b);
     this.rows += b.numRows;
+    const bytes = estimateBatchBytes(b.columns) + b.deletedAt.byteLength;
+    this.bytesOf.set(b, bytes);
+    this.bytes += bytes;
     for (let i = 0; i < b.numRows; i++) {
       const pk = b.pks[i]!;
       const ref = { b, i };
@@ -108,6 +131,7 @@ export class GrowingRows {
     let dropped = 0;
     for (const b of gone) {
       dropped += b.numRows;
+      this.bytes -= this.bytesOf.get(b) ?? 0;
       for (let i = 0; i < b.numRows; i++) {
         if (b.deletedAt[i] !== 0n) continue; // not in the index any more
         const pk = b.pks[i]!;

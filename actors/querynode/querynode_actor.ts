@@ -202,12 +202,19 @@ export class QuerynodeActor extends Actor {
   }
 
   private buildDist(): QueryNodeDist {
+    // growing rows count like sealed ones for placement (Milvus's row-count balancer counts them too)
+    let growingRows = 0;
+    let growingBytes = 0;
+    for (const d of this.delegators.values()) {
+      growingRows += d.report?.growingRows ?? 0;
+      growingBytes += d.report?.growingBytes ?? 0;
+    }
     return {
       nodeId: this.nodeId,
       at: Date.now(),
-      memoryBytes: this.memory.usedBytes,
+      memoryBytes: this.memory.usedBytes + growingBytes,
       memoryLimitBytes: this.memory.limit,
-      rows: this.store.numRows,
+      rows: this.store.numRows + growingRows,
       segments: this.store.distSegments(),
       delegators: [...this.delegators.values()].map((d) => ({
         collectionId: d.collectionId,
@@ -304,6 +311,7 @@ export class QuerynodeActor extends Actor {
       !before ||
       before.serviceable !== r.serviceable ||
       before.targetVersion !== r.targetVersion ||
+      before.growingRows !== r.growingRows ||
       before.sealedSegmentIds.length !== r.sealedSegmentIds.length ||
       before.sealedSegmentIds.some((id, i) => r.sealedSegmentIds[i] !== id);
     if (moved) this.changed();

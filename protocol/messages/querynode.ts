@@ -140,6 +140,10 @@ export interface DelegatorReport {
   targetVersion: number;
   tSafe: bigint;
   sealedSegmentIds: bigint[];
+  /** rows consumed from the channel that no sealed segment of the distribution holds yet */
+  growingRows: number;
+  /** an estimate of their memory */
+  growingBytes: number;
 }
 
 export type DelegatorApi = {
@@ -160,8 +164,10 @@ export interface QueryNodeDist {
   nodeId: string;
   /** ms since the epoch, the node's clock */
   at: number;
+  /** loaded segments and indexes, plus the growing rows its delegators hold (an estimate) */
   memoryBytes: number;
   memoryLimitBytes: number;
+  /** rows of its sealed segments plus its delegators' growing rows */
   rows: number;
   segments: {
     segmentId: bigint;

@@ -232,6 +232,31 @@ describe("query plane on standalone with 2 querynodes", () => {
       { timeoutMs: 30_000, what: "sealed copies of every row in both replicas and no growing rows left" },
     );
     expect(await count(tc, "handoff")).toBe(acked);
+    // the nodes' row counts (what placement weighs) hold every row once a replica, growing or sealed
+    await waitFor(async () => (await tc.client.getStatus({})).nodes.reduce((s, n) => s + n.rows, 0) === acked * 2, {
+      what: "node rows to settle at two copies of every row",
+    });
+  });
+
+  it("counts a delegator's growing rows and their memory in its node's load, once", async () => {
+    await using tc = await startTestCluster({ querynodes: 2 });
+    await tc.client.createCollection({ schema: schema("growing_load"), shardsNum: 2 });
+    await tc.client.loadCollection({ collectionName: "growing_load", wait: true });
+    const sum = async () => {
+      const st = await tc.client.getStatus({});
+      return { rows: st.nodes.reduce((s, n) => s + n.rows, 0), bytes: st.nodes.reduce((s, n) => s + n.memoryBytes, 0) };
+    };
+    const before = await sum();
+    expect(before.rows).toBe(0);
+    await tc.client.insert({ collectionName: "growing_load", rows: Array.from({ length: 1_500 }, (_, i) => makeRow(i)) as unknown as Record<string, unknown>[] });
+    await waitFor(async () => (await sum()).rows === 1_500, { what: "the growing rows in the nodes' row counts" });
+    // 1,500 rows of a 64-dim vector and a few scalars: well over 48 KB
+    expect((await sum()).bytes - before.bytes).toBeGreaterThan(1_500 * 32);
+    await tc.client.flush({ collectionNames: ["growing_load"] });
+    await waitFor(async () => {
+      const st = await tc.client.getStatus({});
+      return st.nodes.reduce((s, n) => s + n.segments, 0) > 0 && (await sum()).rows === 1_500;
+    }, { timeoutMs: 30_000, what: "the rows counted once after the handoff to sealed segments" });
   });
 
   it("reports load states: 101 after release, Loaded for an empty collection, monotonic progress", async () => {
