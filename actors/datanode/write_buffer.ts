@@ -21,7 +21,7 @@ import { VbError } from "../../protocol/errors.ts";
 import type { SegmentInfo, SegmentLevel } from "../../protocol/meta.ts";
 import type { SealPolicy } from "../../protocol/messages/datacoord.ts";
 import type { CollectionSchema, Column, FieldSchema } from "../../protocol/schema.ts";
-import { batchRowBytes, checkColumn, checkPks, concatColumns } from "../storage/columns.ts";
+import { batchRowBytes, checkColumn, checkPks, concatColumns, pkKey, pkKeyReader, type PkKey } from "../storage/columns.ts";
 import type { DeltaData } from "../storage/delta_log.ts";
 import type { SegmentData } from "../storage/insert_log.ts";
 import { computeCheckpoint, type Checkpoint, type Pending } from "./checkpoint.ts";
@@ -336,7 +336,7 @@ export class WriteBuffer {
     for (let r = 0; r < rows.numRows; r++) bytes += rowBytes[r]!;
     const index = seg.pkIndex;
     const base = ci * REF_CHUNK;
-    const keys = pkKeys(rows.pks);
+    const keys = pkKeyReader(rows.pks);
     for (let r = 0; r < rows.numRows; r++) {
       const key = keys(r);
       const refs = index.get(key);
@@ -545,30 +545,6 @@ export class WriteBuffer {
 
 /** A row ref in a segment's pk index: chunk index × 2^24 + row (a message holds far fewer than 2^24 rows). */
 const REF_CHUNK = 1 << 24;
-
-/** What a pk index is keyed by: a number for an Int64 key within ±2^53 (no bigint made a row), else the key itself. */
-type PkKey = number | bigint | string;
-
-const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-function pkKey(pk: bigint | string): PkKey {
-  return typeof pk === "bigint" && pk <= SAFE && pk >= -SAFE ? Number(pk) : pk;
-}
-
-/** The keys of a pk column, read from an Int64 column's two 32-bit halves so that no bigint is made per row. */
-function pkKeys(pks: PkColumn): (r: number) => PkKey {
-  if (!(pks instanceof BigInt64Array)) return (r) => (pks as string[])[r]!;
-  const words = new Int32Array(pks.buffer, pks.byteOffset, pks.length * 2);
-  return (r) => {
-    const hi = words[2 * r + 1]!;
-    // within ±2^53 the high word is in [-2^21, 2^21), and hi·2^32 + lo is exact
-    if (hi >= -0x200000 && hi < 0x200000) {
-      const key = hi * 4294967296 + (words[2 * r]! >>> 0);
-      if (key <= Number.MAX_SAFE_INTEGER && key >= -Number.MAX_SAFE_INTEGER) return key;
-    }
-    return pks[r]!;
-  };
-}
 
 function dropPk(seg: BufferedSegment, pk: bigint | string, position: bigint): void {
   const key = pkKey(pk);

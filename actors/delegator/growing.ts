@@ -13,6 +13,7 @@
  */
 import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
 import type { Column } from "../../protocol/schema.ts";
+import { pkKeyReader, type PkKey } from "../storage/columns.ts";
 import type { RowSource } from "../querynode/read_kernel.ts";
 
 /** An estimate of the memory of a batch's columns: typed arrays as they are, strings at two bytes a character. */
@@ -50,8 +51,8 @@ interface RowRef {
 
 export class GrowingRows {
   private batches: GrowingBatch[] = [];
-  /** pk → its rows not yet deleted */
-  private readonly alive = new Map<bigint | string, RowRef | RowRef[]>();
+  /** key of a pk (`pkKey`) → its rows not yet deleted */
+  private readonly alive = new Map<PkKey, RowRef | RowRef[]>();
   private rows = 0;
   private bytes = 0;
   private readonly bytesOf = new WeakMap<GrowingBatch, number>();
@@ -81,13 +82,14 @@ export class GrowingRows {
     const bytes = estimateBatchBytes(b.columns) + b.deletedAt.byteLength;
     this.bytesOf.set(b, bytes);
     this.bytes += bytes;
+    const keyAt = pkKeyReader(b.pks);
     for (let i = 0; i < b.numRows; i++) {
-      const pk = b.pks[i]!;
+      const key = keyAt(i);
       const ref = { b, i };
-      const cur = this.alive.get(pk);
-      if (cur === undefined) this.alive.set(pk, ref);
+      const cur = this.alive.get(key);
+      if (cur === undefined) this.alive.set(key, ref);
       else if (Array.isArray(cur)) cur.push(ref);
-      else this.alive.set(pk, [cur, ref]);
+      else this.alive.set(key, [cur, ref]);
     }
     return b;
   }
@@ -98,9 +100,10 @@ export class GrowingRows {
    */
   applyDelete(pks: PkColumn, position: bigint, partitionId: bigint): number {
     let hidden = 0;
+    const keyAt = pkKeyReader(pks);
     for (let k = 0; k < pks.length; k++) {
-      const pk = pks[k]!;
-      const cur = this.alive.get(pk);
+      const key = keyAt(k);
+      const cur = this.alive.get(key);
       if (cur === undefined) continue;
       const refs = Array.isArray(cur) ? cur : [cur];
       const keep: RowRef[] = [];
@@ -113,8 +116,8 @@ export class GrowingRows {
           keep.push(r);
         }
       }
-      if (keep.length === 0) this.alive.delete(pk);
-      else this.alive.set(pk, keep.length === 1 ? keep[0]! : keep);
+      if (keep.length === 0) this.alive.delete(key);
+      else this.alive.set(key, keep.length === 1 ? keep[0]! : keep);
     }
     return hidden;
   }
@@ -132,17 +135,19 @@ export class GrowingRows {
     for (const b of gone) {
       dropped += b.numRows;
       this.bytes -= this.bytesOf.get(b) ?? 0;
+      const keyAt = pkKeyReader(b.pks);
+      const stamps = new Int32Array(b.deletedAt.buffer, b.deletedAt.byteOffset, b.numRows * 2);
       for (let i = 0; i < b.numRows; i++) {
-        if (b.deletedAt[i] !== 0n) continue; // not in the index any more
-        const pk = b.pks[i]!;
-        const cur = this.alive.get(pk);
+        if ((stamps[2 * i]! | stamps[2 * i + 1]!) !== 0) continue; // deleted: not in the index any more
+        const key = keyAt(i);
+        const cur = this.alive.get(key);
         if (cur === undefined) continue;
         if (Array.isArray(cur)) {
           const keep = cur.filter((r) => r.b !== b);
-          if (keep.length === 0) this.alive.delete(pk);
-          else this.alive.set(pk, keep.length === 1 ? keep[0]! : keep);
+          if (keep.length === 0) this.alive.delete(key);
+          else this.alive.set(key, keep.length === 1 ? keep[0]! : keep);
         } else if (cur.b === b) {
-          this.alive.delete(pk);
+          this.alive.delete(key);
         }
       }
     }

@@ -237,6 +237,34 @@ export function utf8Length(s: string): number {
   return Buffer.byteLength(s, "utf8");
 }
 
+/**
+ * What an index of primary keys is keyed by: a number for an Int64 key within ±2^53 (so no bigint is
+ * made a row, and the map hashes a number), else the key itself. `pkKey(p)` and `pkKeyReader(col)(r)`
+ * agree for every key.
+ */
+export type PkKey = number | bigint | string;
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+export function pkKey(pk: bigint | string): PkKey {
+  return typeof pk === "bigint" && pk <= SAFE && pk >= -SAFE ? Number(pk) : pk;
+}
+
+/** The keys of a pk column, an Int64 column's read from its two 32-bit halves (no bigint made a row). */
+export function pkKeyReader(pks: PkColumn): (r: number) => PkKey {
+  if (!(pks instanceof BigInt64Array)) return (r) => (pks as string[])[r]!;
+  const words = new Int32Array(pks.buffer, pks.byteOffset, pks.length * 2);
+  return (r) => {
+    const hi = words[2 * r + 1]!;
+    // within ±2^53 the high word is in [-2^21, 2^21), and hi·2^32 + lo is exact
+    if (hi >= -0x200000 && hi < 0x200000) {
+      const key = hi * 4294967296 + (words[2 * r]! >>> 0);
+      if (key <= Number.MAX_SAFE_INTEGER && key >= -Number.MAX_SAFE_INTEGER) return key;
+    }
+    return pks[r]!;
+  };
+}
+
 /** The pk at `row` of a pk column. */
 export function pkAt(pks: PkColumn, row: number): bigint | string {
   return pks[row]!;

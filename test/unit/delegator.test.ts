@@ -94,6 +94,18 @@ describe("growing rows", () => {
     expect(g.snapshot()).toEqual([b]);
   });
 
+  it("tells Int64 keys apart beyond ±2^53 and negative, and counts the bytes it holds", () => {
+    const keys = [2n ** 63n - 1n, 2n ** 53n, 2n ** 53n + 1n, -(2n ** 63n), -1n, 0n, 4294967296n];
+    const g = new GrowingRows();
+    const a = g.add(batch(3n, 10n, keys));
+    expect(g.numBytes).toBeGreaterThanOrEqual(keys.length * (8 + 8 + 8)); // pks, the 2-dim vector, the stamps
+    expect(g.applyDelete(BigInt64Array.of(2n ** 53n + 1n, -1n, 2n ** 63n - 2n), 4n, -1n)).toBe(2);
+    expect(Array.from(a.deletedAt)).toEqual([0n, 0n, 4n, 0n, 4n, 0n, 0n]);
+    expect(g.dropWhere(() => true)).toBe(keys.length);
+    expect(g.numBytes).toBe(0);
+    expect(g.applyDelete(BigInt64Array.from(keys), 9n, -1n)).toBe(0);
+  });
+
   it("reads a snapshot at a position while later messages are applied", async () => {
     const g = new GrowingRows();
     g.add(batch(2n, 10n, [1n, 2n, 3n]));
