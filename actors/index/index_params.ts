@@ -115,9 +115,19 @@ export function validateIndexParams(
     case "FLAT":
       rejectUnknown(type, given, []);
       return { indexType: type, metric: m, params: {} };
-    case "AUTOINDEX":
-      rejectUnknown(type, given, []);
+    case "AUTOINDEX": {
+      // AUTOINDEX chooses its own build parameters; what DescribeIndex shows of them may be given back
+      // (a script that copies an index definition), any other value is refused
+      rejectUnknown(type, given, ["M", "efConstruction"]);
+      for (const k of ["M", "efConstruction"] as const) {
+        if (given[k] !== undefined && Number(given[k]) !== AUTOINDEX_PARAMS[k]) {
+          throw VbError.invalid(
+            `${k}: AUTOINDEX builds with M=${AUTOINDEX_PARAMS.M}, efConstruction=${AUTOINDEX_PARAMS.efConstruction}; got ${k}=${JSON.stringify(given[k])}: use index type HNSW to choose them`,
+          );
+        }
+      }
       return { indexType: type, metric: m, params: { ...AUTOINDEX_PARAMS } };
+    }
     case "HNSW":
     case "HNSW_SQ8":
     case "HNSW_FP16": {

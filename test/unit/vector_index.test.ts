@@ -325,6 +325,10 @@ describe("index params", () => {
     expect(resolveSearchKnobs(hnsw, 10, undefined).ef).toBe(128);
     expect(resolveSearchKnobs(hnsw, 300, undefined).ef).toBe(300);
     expect(resolveSearchKnobs(validateIndexParams("AUTOINDEX", "L2", {}, "FloatVector", 8), 100, {}).ef).toBe(200);
+    // what DescribeIndex shows of an AUTOINDEX may be given back as it is
+    const auto = validateIndexParams("AUTOINDEX", "L2", {}, "FloatVector", 8);
+    expect(validateIndexParams("AUTOINDEX", "L2", auto.params, "FloatVector", 8)).toEqual(auto);
+    expect(validateIndexParams("AUTOINDEX", "L2", { M: "16" }, "FloatVector", 8)).toEqual(auto);
     expect(resolveSearchKnobs(validateIndexParams("IVF_FLAT", "L2", { nlist: 4 }, "FloatVector", 8), 10, {}).nprobe).toBe(4);
   });
 
@@ -342,7 +346,9 @@ describe("index params", () => {
     expectInvalid(v(undefined, "L2", {}), "index_type");
     expectInvalid(v("HNSW", "L1", {}), "metric_type");
     expectInvalid(v("HNSW", "L2", { nlist: 16 }), "nlist");
-    expectInvalid(v("AUTOINDEX", "L2", { M: 16 }), "M");
+    expectInvalid(v("AUTOINDEX", "L2", { M: 32 }), "M");
+    expectInvalid(v("AUTOINDEX", "L2", { efConstruction: "64" }), "efConstruction");
+    expectInvalid(v("AUTOINDEX", "L2", { nlist: 16 }), "nlist");
     expectInvalid(v("FLAT", "L2", { M: 16 }), "M");
     expectInvalid(v("HNSW", "L2", [16]), "params");
     expectInvalid(v("HNSW", "L2", {}, "Int64"), "metric_type");
