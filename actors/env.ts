@@ -20,6 +20,11 @@ export interface ClusterConfig {
   heartbeatIntervalMs: number;
   /** rows of one InsertMsg at most (big inserts are split so each message fits the payload limit) */
   maxRowsPerMessage: number;
+  /**
+   * A coordinator (rootcoord, datacoord, querycoord) runs only while its process holds the role's lease:
+   * a standby process takes over this long after the leader stops refreshing it (at once when it resigns).
+   */
+  coordinatorLeaseMs: number;
 }
 
 export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
@@ -32,6 +37,7 @@ export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
   heartbeatAvailableMs: 10_000,
   heartbeatIntervalMs: 1_000,
   maxRowsPerMessage: 4_096,
+  coordinatorLeaseMs: 10_000,
 };
 
 export interface ClusterEnv {

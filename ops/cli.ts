@@ -4,6 +4,7 @@
  */
 import { createReadStream } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Command, Option } from "commander";
@@ -138,7 +139,9 @@ connOptions(program.command("serve"))
         : role === "querynode"
           ? { querynodes: [opts.nodeId ?? "qn1"] }
           : { [role]: true };
-    const sa = await startStandalone(config, { roles });
+    // a pod's lease identity is its process: a restarted coordinator pod waits for its old lease to
+    // expire (or to be resigned), so two pods on one host can never take each other's lease
+    const sa = await startStandalone(config, { roles, holderId: `${hostname()}:${process.pid}:${role}` });
     process.stdout.write(`vectorbus ${role} ready nats=${sa.natsUrl}\n`);
     await until();
     await sa.stop();

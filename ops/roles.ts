@@ -1,8 +1,17 @@
 /**
  * Which actors a process hosts. Standalone hosts every role; a pod hosts one (`vbus serve --role R`).
- * Nothing else differs: every message goes through NATS either way.
+ * Nothing else differs: every message goes through NATS either way (or straight to the mailbox when
+ * both actors live in the process).
+ *
+ * Coordinators are active-standby: each runs only in the process that holds its role's lease (a KV key
+ * with a TTL, runtime/lease.ts). A second process started with the role waits as a standby and starts
+ * the coordinator when the leader stops (at once when it resigns on a graceful stop, after the lease's
+ * TTL when it dies); a leader that loses its lease (cut off from NATS) stops its coordinator. The
+ * coordinator recovers its state from KV when it starts, as after a restart.
  */
 import type { ActorHost } from "../runtime/host.ts";
+import { LeaderLease } from "../runtime/lease.ts";
+import type { Logger } from "../runtime/logger.ts";
 import type { ClusterEnv } from "../actors/env.ts";
 import { spawnRootcoord } from "../actors/rootcoord/index.ts";
 import { spawnDatacoord } from "../actors/datacoord/index.ts";
@@ -34,14 +43,82 @@ export const ALL_ROLES = (datanodes = 1, querynodes = 1): RoleSet => ({
   proxy: true,
 });
 
-/** Spawns the roles in dependency order (rootcoord first: the others ask it at start). */
-export async function spawnRoles(host: ActorHost, env: ClusterEnv, roles: RoleSet): Promise<string[]> {
+export const COORDINATOR_LEASE_BUCKET = "COORD_LEASE";
+
+/** What `spawnRoles` started: the addresses of the actors, and the coordinator leases this process holds. */
+export interface SpawnedRoles {
+  addresses: string[];
+  /** Stops the coordinators this process leads and gives their leases up (call after the host stops). */
+  resign(): Promise<void>;
+}
+
+/**
+ * Spawns the roles in dependency order (rootcoord first: the others ask it at start). A coordinator
+ * role first wins its lease (waiting as a standby while another process leads it); `holderId` names
+ * this process in the lease (unique per live process: a restarted process with the same id takes its
+ * lease back at once).
+ */
+export async function spawnRoles(host: ActorHost, env: ClusterEnv, roles: RoleSet, opts: { holderId: string }): Promise<SpawnedRoles> {
   const started: string[] = [];
-  if (roles.rootcoord) started.push(await spawnRootcoord(host, env));
-  if (roles.datacoord) started.push(await spawnDatacoord(host, env));
-  for (const nodeId of roles.datanodes ?? []) started.push(await spawnDatanode(host, env, { nodeId }));
-  if (roles.querycoord) started.push(await spawnQuerycoord(host, env));
-  for (const nodeId of roles.querynodes ?? []) started.push(await spawnQuerynode(host, env, { nodeId }));
-  if (roles.proxy) started.push(await spawnProxy(host, env));
-  return started;
+  const leases: LeaderLease[] = [];
+  const coordinator = async (role: "rootcoord" | "datacoord" | "querycoord", spawn: () => Promise<string>) => {
+    const { lease, address } = await leadThenSpawn(host, env, role, opts.holderId, spawn);
+    leases.push(lease);
+    started.push(address);
+  };
+  const resign = async () => {
+    await Promise.all(leases.map((l) => l.resign().then(() => l.stop())));
+  };
+  try {
+    if (roles.rootcoord) await coordinator("rootcoord", () => spawnRootcoord(host, env));
+    if (roles.datacoord) await coordinator("datacoord", () => spawnDatacoord(host, env));
+    for (const nodeId of roles.datanodes ?? []) started.push(await spawnDatanode(host, env, { nodeId }));
+    if (roles.querycoord) await coordinator("querycoord", () => spawnQuerycoord(host, env));
+    for (const nodeId of roles.querynodes ?? []) started.push(await spawnQuerynode(host, env, { nodeId }));
+    if (roles.proxy) started.push(await spawnProxy(host, env));
+  } catch (err) {
+    await resign().catch(() => undefined);
+    throw err;
+  }
+  return { addresses: started, resign };
+}
+
+/** Wins the role's lease, then spawns the coordinator; stops it on a demotion and spawns it again when re-elected. */
+async function leadThenSpawn(
+  host: ActorHost,
+  env: ClusterEnv,
+  role: string,
+  holderId: string,
+  spawn: () => Promise<string>,
+): Promise<{ lease: LeaderLease; address: string }> {
+  const log: Logger = host.log.child({ role, lease: holderId });
+  let address: string | undefined;
+  let stopping: Promise<void> = Promise.resolve();
+  const lease = new LeaderLease(env.nc, {
+    bucket: env.subjects.bucket(COORDINATOR_LEASE_BUCKET),
+    key: role,
+    holderId,
+    ttlMs: env.config.coordinatorLeaseMs,
+    reclaimOwnIdentity: true,
+    log,
+    onDemoted: (d) => {
+      if (d.reason === "resigned" || d.reason === "stopped" || address === undefined || !host.has(address)) return;
+      log.warn({ reason: d.reason, term: d.term }, `lost the ${role} lease: stopping the ${role} until this process leads again`);
+      stopping = host.stopActor(address);
+    },
+    onElected: (t) => {
+      if (address === undefined) return; // the first election: spawned below
+      void stopping.then(async () => {
+        if (!lease.isLeader() || host.has(address!)) return;
+        log.info({ term: t.term }, `leads ${role} again: starting it`);
+        await spawn().catch((err: unknown) => log.error({ err }, `${role} did not start`));
+      });
+    },
+  });
+  const waiting = setTimeout(() => log.info(`another process leads ${role}: waiting as its standby`), 500);
+  const term = await lease.campaign().finally(() => clearTimeout(waiting));
+  if (term === undefined) throw new Error(`${role}: the lease stopped before this process led`);
+  address = await spawn();
+  log.info({ term: term.term }, `leads ${role}`);
+  return { lease, address };
 }

@@ -4,7 +4,8 @@
  * Stopping it stops the actors, drains the connection and stops the nats-server child; the data
  * directory is kept.
  */
-import { join } from "node:path";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
 import { mkdir } from "node:fs/promises";
 import { ActorHost } from "../runtime/host.ts";
 import { connectNats, type NatsConnection } from "../runtime/transport.ts";
@@ -12,7 +13,7 @@ import { createLogger } from "../runtime/logger.ts";
 import { openObjectStore, describeObjectStore } from "../runtime/object_store_url.ts";
 import { createClusterEnv, type ClusterEnv } from "../actors/env.ts";
 import { startNatsServer, type NatsServer } from "./nats_server.ts";
-import { spawnRoles, ALL_ROLES, type RoleSet } from "./roles.ts";
+import { spawnRoles, ALL_ROLES, type RoleSet, type SpawnedRoles } from "./roles.ts";
 import type { VbConfig } from "./config.ts";
 
 export interface Standalone extends AsyncDisposable {
@@ -29,6 +30,11 @@ export interface Standalone extends AsyncDisposable {
 export interface StandaloneOptions {
   /** which roles this process hosts (default: all, one datanode) */
   roles?: RoleSet;
+  /**
+   * This process in the coordinator leases (default: host name and data directory). Two live processes
+   * must not share one; a restarted process with the same id takes its leases back at once.
+   */
+  holderId?: string;
 }
 
 export async function startStandalone(config: VbConfig, opts: StandaloneOptions = {}): Promise<Standalone> {
@@ -56,15 +62,18 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
   const env = createClusterEnv(nc, openObjectStore(storeSpec), { prefix: config.prefix, config: config.cluster ?? {} });
   log.info({ objectStore: describeObjectStore(storeSpec), prefix: config.prefix }, "object store");
   const host = new ActorHost(nc, { nodeId: "standalone" });
+  let spawned: SpawnedRoles | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       await host.stop();
+      await spawned?.resign().catch((err: unknown) => log.warn({ err }, "could not give the coordinator leases up"));
       if (!nc.isClosed()) await nc.drain().catch(() => undefined);
       await server?.stop({ keepStore: true });
     })());
   try {
-    await spawnRoles(host, env, opts.roles ?? ALL_ROLES(config.datanodes ?? 1, config.querynodes ?? 1));
+    const holderId = opts.holderId ?? `${hostname()}:${resolve(config.dataDir)}`;
+    spawned = await spawnRoles(host, env, opts.roles ?? ALL_ROLES(config.datanodes ?? 1, config.querynodes ?? 1), { holderId });
   } catch (err) {
     await stop();
     throw err;

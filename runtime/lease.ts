@@ -39,6 +39,12 @@ export interface LeaseOptions {
   storage?: "file" | "memory";
   /** Watch the key for deletes so a resign is taken over at once. Default true. */
   watchReleases?: boolean;
+  /**
+   * Take the key at once when it holds this `holderId` written by another instance: a previous run of
+   * the same holder (a restarted process) whose lease has not expired yet. Only safe when no two live
+   * processes share a holder id. Default false.
+   */
+  reclaimOwnIdentity?: boolean;
   onElected?: (t: LeaderTerm) => void;
   onDemoted?: (d: Demotion) => void;
   log?: Logger;
@@ -285,9 +291,13 @@ export class LeaderLease implements AsyncDisposable {
         this.log.warn({ err: errorText(err) }, "lease acquire failed");
         return false;
       }
-      if (this.owned === undefined) return false;
-      this.owned = await this.ownRevision(kv);
-      return false;
+      if (this.owned !== undefined) {
+        this.owned = await this.ownRevision(kv);
+        return false;
+      }
+      const taken = this.opts.reclaimOwnIdentity ? await this.reclaim(kv) : undefined;
+      if (taken === undefined) return false;
+      rev = taken;
     }
     this.owned = rev;
     if (!this.campaigning) return false; // resigned (resign() releases the key) or stopped (the key expires)
@@ -317,6 +327,31 @@ export class LeaderLease implements AsyncDisposable {
         this.log.warn({ err: errorText(err), term: tenure.term }, "lease refresh failed; retrying until the deadline");
       }
       this.nextRefreshAt = now() + Math.min(this.refreshMs, Math.max(5, (tenure.deadline - now()) / 4));
+    }
+  }
+
+  /**
+   * Takes the key over, in one revision-checked update, when a previous run of this holder wrote it
+   * (see `reclaimOwnIdentity`); the new revision, or undefined. An update, not a delete: a standby
+   * watching for deletes cannot slip in between.
+   */
+  private async reclaim(kv: KvMeta): Promise<number | undefined> {
+    const e = await kv.get(this.key);
+    if (!e) return undefined;
+    let held: Held;
+    try {
+      held = decode<Held>(e.value);
+    } catch {
+      return undefined;
+    }
+    if (held.h !== this.holderId || held.n === this.nonce) return undefined;
+    try {
+      const rev = await kv.update(this.key, this.value, e.revision);
+      this.log.info({ revision: e.revision }, "took back the lease a previous run of this holder left");
+      return rev;
+    } catch (err) {
+      if (isCasConflict(err)) return undefined;
+      throw err;
     }
   }
 

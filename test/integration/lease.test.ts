@@ -78,6 +78,29 @@ describe("leader lease on a KV bucket with a TTL", () => {
     t.check();
   });
 
+  it("lets a restarted holder (same id, new instance) take its unexpired lease back at once, and no one else", async () => {
+    const ttl = 3_000;
+    const bucket = uniquePrefix("lease_");
+    await using nc = await connectTest();
+    const first = new LeaderLease(nc, { bucket, holderId: "coord-a", ttlMs: ttl });
+    const termA = (await first.campaign())!.term;
+    await first.stop(); // a crash: the key stays until the TTL
+    const other = new LeaderLease(nc, { bucket, holderId: "coord-b", ttlMs: ttl, reclaimOwnIdentity: true });
+    const again = new LeaderLease(nc, { bucket, holderId: "coord-a", ttlMs: ttl, reclaimOwnIdentity: true });
+    try {
+      void other.campaign();
+      const t0 = performance.now();
+      const term = await again.campaign();
+      expect(performance.now() - t0).toBeLessThan(ttl / 2);
+      expect(term!.term).toBeGreaterThan(termA);
+      expect(other.isLeader()).toBe(false);
+      expect(await other.currentHolder()).toMatchObject({ holderId: "coord-a" });
+    } finally {
+      await again.stop();
+      await other.stop();
+    }
+  });
+
   it("hands over at once on resign, long before the TTL would expire", async () => {
     const ttl = 6000;
     const bucket = uniquePrefix("lease_");
