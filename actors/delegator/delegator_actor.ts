@@ -70,6 +70,8 @@ const FORWARD_TIMEOUT_MS = 15_000;
 const DEFAULT_WAIT_MS = 30_000;
 const RECONSUME_MS = 1_000;
 const SYNC_PROBE_MS = 100;
+/** Rows of dropped growing batches whose keys leave the index in one turn of the mailbox (a few ms). */
+const SWEEP_ROWS = 20_000;
 
 interface DmlItem {
   m: DmlMessage;
@@ -282,6 +284,9 @@ export class DelegatorActor extends Actor {
       case "delegator.Report":
         localBody(msg);
         return this.report();
+      case "delegator.SweepGrowing":
+        localBody(msg);
+        return this.sweepGrowing();
       default:
         throw new VbError(ErrorCode.Unimplemented, `unknown request "${msg.type}": see DelegatorApi for the verbs a delegator serves`);
     }
@@ -593,8 +598,16 @@ export class DelegatorActor extends Actor {
     if (!this.gcPending) return;
     const live = this.dist.liveVersions();
     const dropped = this.growing.dropWhere((b) => live.every((v) => v.covers(b.partitionId, b.position)));
-    if (dropped > 0) this.ctx.log.debug({ ...this.logFields, rows: dropped }, "dropped growing rows the sealed segments hold");
+    if (dropped > 0) {
+      this.ctx.log.debug({ ...this.logFields, rows: dropped }, "dropped growing rows the sealed segments hold");
+      this.sweepGrowing();
+    }
     if (live.length === 1) this.gcPending = false;
+  }
+
+  /** Takes the dropped rows' keys out of the growing index a chunk a turn of the mailbox. */
+  private sweepGrowing(): void {
+    if (this.growing.sweep(SWEEP_ROWS)) this.ctx.self("delegator.SweepGrowing", new Local(null));
   }
 
   // ---- reads ----

@@ -9,7 +9,9 @@
  * the batch list off the mailbox while new messages are applied.
  *
  * Batches covered by the sealed segments of every live version of the distribution are dropped
- * (`dropWhere`): the sealed copy answers for those rows.
+ * (`dropWhere`): the sealed copy answers for those rows. Dropping takes them off the list at once; their
+ * keys leave the pk index in chunks (`sweep`), so a handoff of many rows never holds the mailbox long,
+ * and until then the index skips rows of dropped batches.
  */
 import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
 import type { Column } from "../../protocol/schema.ts";
@@ -55,6 +57,9 @@ export class GrowingRows {
   private readonly alive = new Map<PkKey, RowRef | RowRef[]>();
   private rows = 0;
   private bytes = 0;
+  /** dropped batches whose keys may still be in `alive` */
+  private readonly gone = new WeakSet<GrowingBatch>();
+  private sweepQueue: { b: GrowingBatch; next: number }[] = [];
   private readonly bytesOf = new WeakMap<GrowingBatch, number>();
 
   get numRows(): number {
@@ -108,6 +113,7 @@ export class GrowingRows {
       const refs = Array.isArray(cur) ? cur : [cur];
       const keep: RowRef[] = [];
       for (const r of refs) {
+        if (this.gone.has(r.b)) continue; // dropped: leaves the index now
         const hit = r.b.position < position && (partitionId === ALL_PARTITIONS || r.b.partitionId === partitionId);
         if (hit) {
           r.b.deletedAt[r.i] = position;
@@ -122,22 +128,44 @@ export class GrowingRows {
     return hidden;
   }
 
-  /** Drops the batches `drop` selects (and their keys from the index); returns the rows dropped. */
+  /**
+   * Drops the batches `drop` selects; returns the rows dropped. Their keys leave the index through
+   * `sweep`.
+   */
   dropWhere(drop: (b: GrowingBatch) => boolean): number {
     const kept: GrowingBatch[] = [];
-    const gone = new Set<GrowingBatch>();
-    for (const b of this.batches) {
-      if (drop(b)) gone.add(b);
-      else kept.push(b);
-    }
-    if (gone.size === 0) return 0;
     let dropped = 0;
-    for (const b of gone) {
+    for (const b of this.batches) {
+      if (!drop(b)) {
+        kept.push(b);
+        continue;
+      }
       dropped += b.numRows;
       this.bytes -= this.bytesOf.get(b) ?? 0;
+      this.gone.add(b);
+      this.sweepQueue.push({ b, next: 0 });
+    }
+    if (dropped === 0) return 0;
+    this.batches = kept;
+    this.rows -= dropped;
+    return dropped;
+  }
+
+  /** Whether dropped batches still have keys in the index (call `sweep` until false). */
+  get sweeping(): boolean {
+    return this.sweepQueue.length > 0;
+  }
+
+  /** Takes the keys of up to `maxRows` rows of dropped batches out of the index; true while some remain. */
+  sweep(maxRows: number): boolean {
+    let budget = maxRows;
+    while (budget > 0 && this.sweepQueue.length > 0) {
+      const job = this.sweepQueue[0]!;
+      const b = job.b;
       const keyAt = pkKeyReader(b.pks);
       const stamps = new Int32Array(b.deletedAt.buffer, b.deletedAt.byteOffset, b.numRows * 2);
-      for (let i = 0; i < b.numRows; i++) {
+      const end = Math.min(b.numRows, job.next + budget);
+      for (let i = job.next; i < end; i++) {
         if ((stamps[2 * i]! | stamps[2 * i + 1]!) !== 0) continue; // deleted: not in the index any more
         const key = keyAt(i);
         const cur = this.alive.get(key);
@@ -145,14 +173,20 @@ export class GrowingRows {
         if (Array.isArray(cur)) {
           const keep = cur.filter((r) => r.b !== b);
           if (keep.length === 0) this.alive.delete(key);
-          else this.alive.set(key, keep.length === 1 ? keep[0]! : keep);
+          else if (keep.length !== cur.length) this.alive.set(key, keep.length === 1 ? keep[0]! : keep);
         } else if (cur.b === b) {
           this.alive.delete(key);
         }
       }
+      budget -= end - job.next;
+      job.next = end;
+      if (end >= b.numRows) this.sweepQueue.shift();
     }
-    this.batches = kept;
-    this.rows -= dropped;
-    return dropped;
+    return this.sweepQueue.length > 0;
+  }
+
+  /** Keys in the index (rows of dropped batches included until swept). For tests. */
+  get indexedKeys(): number {
+    return this.alive.size;
   }
 }

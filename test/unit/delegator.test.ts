@@ -94,6 +94,24 @@ describe("growing rows", () => {
     expect(g.snapshot()).toEqual([b]);
   });
 
+  it("drops batches at once and takes their keys out of the index in chunks, hiding nothing dropped meanwhile", () => {
+    const g = new GrowingRows();
+    const ids = (from: number, n: number) => Array.from({ length: n }, (_, i) => BigInt(from + i));
+    g.add(batch(1n, 10n, ids(0, 15_000)));
+    g.add(batch(2n, 10n, ids(15_000, 15_000)));
+    const kept = g.add(batch(3n, 10n, [7n, ...ids(30_000, 99)])); // pk 7 again, in a batch that stays
+    expect(g.dropWhere((b) => b.position < 3n)).toBe(30_000);
+    expect([g.numRows, g.sweeping]).toEqual([100, true]);
+    // before any sweep: deletes of dropped keys hide nothing, the kept copy of 7 is hidden
+    expect(g.applyDelete(BigInt64Array.of(3n, 7n, 20_000n), 9n, -1n)).toBe(1);
+    expect(kept.deletedAt[0]).toBe(9n);
+    let rounds = 0;
+    while (g.sweep(10_000)) rounds++;
+    expect(rounds).toBe(2);
+    expect(g.indexedKeys).toBe(99);
+    expect(g.applyDelete(BigInt64Array.of(30_000n), 10n, -1n)).toBe(1);
+  });
+
   it("tells Int64 keys apart beyond ±2^53 and negative, and counts the bytes it holds", () => {
     const keys = [2n ** 63n - 1n, 2n ** 53n, 2n ** 53n + 1n, -(2n ** 63n), -1n, 0n, 4294967296n];
     const g = new GrowingRows();
