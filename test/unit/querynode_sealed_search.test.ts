@@ -87,8 +87,26 @@ describe("sealed segment search", () => {
     const viaIndex = await run(indexed, spec(queries));
     expect(exact.path).toBe("exact");
     expect(viaIndex.path).toBe("index");
-    // same hits here (HNSW finds them all on this data), with the very same scores
-    expect(viaIndex).toEqual({ ...exact, path: "index" });
+    // the same hits but for what the graph misses (its build is multithreaded, so not the same graph
+    // every run), each with the very score the exact kernel gives it, best first
+    let found = 0;
+    let total = 0;
+    viaIndex.ids.forEach((ids, q) => {
+      const exactScore = new Map(exact.ids[q]!.map((id, i) => [id, exact.scores[q]![i]!]));
+      const scores = viaIndex.scores[q]!;
+      expect(ids.length).toBe(exact.ids[q]!.length);
+      ids.forEach((id, i) => {
+        total++;
+        if (exactScore.has(id)) {
+          found++;
+          expect(scores[i]).toBe(exactScore.get(id));
+        } else {
+          expect(scores[i]).toBeGreaterThanOrEqual(exact.scores[q]!.at(-1)!); // a miss is replaced by a worse row
+        }
+        if (i > 0) expect(scores[i]).toBeGreaterThanOrEqual(scores[i - 1]!);
+      });
+    });
+    expect(found / total).toBeGreaterThanOrEqual(0.95);
     // another metric: exact; a range search: exact
     expect((await run(indexed, spec(queries, { metric: "IP" }))).path).toBe("exact");
     const radius = exact.scores[0]![9]!;
