@@ -12,7 +12,7 @@ import { loadavg } from "node:os";
 import { passingRows } from "../actors/search/bitset.ts";
 import { searchFlat, type FlatSearchParams } from "../actors/search/flat.ts";
 import { rowNorms } from "../actors/search/metric.ts";
-import { option, report, round } from "./util.ts";
+import { option, rateFor, report, round } from "./util.ts";
 
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -39,24 +39,6 @@ function naiveL2(vectors: Float32Array, dim: number, query: Float32Array, k: num
   const order = Array.from({ length: n }, (_, i) => i);
   order.sort((a, b) => scores[a]! - scores[b]! || a - b);
   return order.slice(0, k);
-}
-
-/**
- * Calls `op` (which answers `perCall` queries) for at least `seconds`; returns queries per second of
- * wall time and per second of this process's CPU time (the steadier figure on a shared machine).
- */
-function qps(seconds: number, perCall: number, op: (i: number) => unknown): { wall: number; cpu: number } {
-  op(0); // warm up
-  let calls = 0;
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  let elapsed = 0;
-  while (elapsed < seconds * 1000) {
-    op(++calls);
-    elapsed = performance.now() - t0;
-  }
-  const c = process.cpuUsage(c0);
-  return { wall: (calls * perCall) / (elapsed / 1000), cpu: (calls * perCall) / ((c.user + c.system) / 1e6) };
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -90,18 +72,18 @@ export async function main(args: string[]): Promise<void> {
     same &&= JSON.stringify(Array.from(hits!.rows)) === JSON.stringify(naiveL2(vectors, dim, query(i), k));
   }
 
-  const flat = qps(seconds, 1, one({}));
-  const naive = qps(seconds, 1, (i) => naiveL2(vectors, dim, query(i), k));
+  const flat = rateFor(seconds, 1, one({}));
+  const naive = rateFor(seconds, 1, (i) => naiveL2(vectors, dim, query(i), k));
   const batch = 16;
-  const flatBatch = qps(seconds, batch, (i) => {
+  const flatBatch = rateFor(seconds, batch, (i) => {
     const o = (i * batch) % (nq - batch + 1);
     return searchFlat({ ...base, queries: queries.subarray(o * dim, (o + batch) * dim) });
   });
-  const ip = qps(seconds, 1, one({ metric: "IP" }));
-  const cosine = qps(seconds, 1, one({ metric: "COSINE", norms }));
-  const f50 = qps(seconds, 1, one({ filter: filter50 }));
-  const f1 = qps(seconds, 1, one({ filter: filter1 }));
-  const ids1 = qps(seconds, 1, one({ rowIds: rowIds1 }));
+  const ip = rateFor(seconds, 1, one({ metric: "IP" }));
+  const cosine = rateFor(seconds, 1, one({ metric: "COSINE", norms }));
+  const f50 = rateFor(seconds, 1, one({ filter: filter50 }));
+  const f1 = rateFor(seconds, 1, one({ filter: filter1 }));
+  const ids1 = rateFor(seconds, 1, one({ rowIds: rowIds1 }));
 
   report(args, {
     bench: "search_kernel",

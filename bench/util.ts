@@ -33,6 +33,25 @@ export async function rateConcurrent(
   return total / ((performance.now() - t0) / 1000);
 }
 
+/**
+ * Calls `op` (each call answers `perCall` queries) for at least `seconds` after `warmup` calls; returns
+ * queries per second of wall time and per second of this process's CPU time (steadier on a shared
+ * machine; only meaningful for work on one thread).
+ */
+export function rateFor(seconds: number, perCall: number, op: (i: number) => unknown, warmup = 1): { wall: number; cpu: number } {
+  for (let i = 0; i < warmup; i++) op(i);
+  let calls = 0;
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  let elapsed = 0;
+  while (elapsed < seconds * 1000) {
+    op(++calls);
+    elapsed = performance.now() - t0;
+  }
+  const c = process.cpuUsage(c0);
+  return { wall: (calls * perCall) / (elapsed / 1000), cpu: (calls * perCall) / ((c.user + c.system) / 1e6) };
+}
+
 export function report(args: string[], result: Record<string, unknown>): void {
   if (flag(args, "json")) {
     process.stdout.write(JSON.stringify(result) + "\n");

@@ -25,7 +25,7 @@ import {
 import { mulberry32 } from "../actors/index/kmeans.ts";
 import { countPassing } from "../actors/search/bitset.ts";
 import { type FlatHits, searchFlat } from "../actors/search/flat.ts";
-import { option, report, round } from "./util.ts";
+import { option, rateFor, report, round } from "./util.ts";
 
 function gaussian(rand: () => number): number {
   let u = 0;
@@ -66,26 +66,7 @@ function recall(got: { rows: ArrayLike<number> }[], truth: FlatHits[]): number {
   return total === 0 ? 1 : hit / total;
 }
 
-/**
- * Calls `op` (which answers `perCall` queries) for at least `seconds`; queries per second of wall time,
- * and per second of this process's CPU time (steadier on a shared machine; only meaningful for work on
- * one thread).
- */
-function rate(seconds: number, perCall: number, op: (i: number) => unknown): { wall: number; cpu: number } {
-  for (let i = 0; i < 20; i++) op(i);
-  let calls = 0;
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  let elapsed = 0;
-  while (elapsed < seconds * 1000) {
-    op(++calls);
-    elapsed = performance.now() - t0;
-  }
-  const c = process.cpuUsage(c0);
-  return { wall: (calls * perCall) / (elapsed / 1000), cpu: (calls * perCall) / ((c.user + c.system) / 1e6) };
-}
-
-const qps = (seconds: number, perCall: number, op: (i: number) => unknown) => rate(seconds, perCall, op).wall;
+const qps = (seconds: number, perCall: number, op: (i: number) => unknown) => rateFor(seconds, perCall, op, 20).wall;
 
 export async function main(args: string[]): Promise<void> {
   const n = option(args, "rows", 100_000);
@@ -111,7 +92,7 @@ export async function main(args: string[]): Promise<void> {
   const rssLoad = process.memoryUsage().rss - rss1;
   const search1 = (idx: LoadedIndex, filter?: Uint8Array) => (i: number) =>
     idx.search({ queries: query(i), nq: 1, k, vectors, ...(filter ? { filter } : {}) });
-  const layer = rate(seconds, 1, search1(index));
+  const layer = rateFor(seconds, 1, search1(index), 20);
   const layerRecall = recall(index.search({ queries, nq, k, vectors }), truth);
   const batch = 64;
   const layerBatchQps = qps(seconds, batch, (i) => {
@@ -132,7 +113,7 @@ export async function main(args: string[]): Promise<void> {
   });
   raw.add(BigUint64Array.from({ length: n }, (_, i) => BigInt(i)), vectors, 0);
   const rawBuildS = (performance.now() - t0) / 1000;
-  const rawRate = rate(seconds, 1, (i) => raw.search(query(i), k, 1));
+  const rawRate = rateFor(seconds, 1, (i) => raw.search(query(i), k, 1), 20);
   const rawRecall = recall(
     Array.from({ length: nq }, (_, q) => ({ rows: Array.from(raw.search(query(q), k, 1).keys, Number) })),
     truth,

@@ -67,7 +67,8 @@ export async function spawnRoles(host: ActorHost, env: ClusterEnv, roles: RoleSe
     started.push(address);
   };
   const resign = async () => {
-    await Promise.all(leases.map((l) => l.resign().then(() => l.stop())));
+    // stop() even when the resign fails (NATS gone): no refresh loop outlives the process's roles
+    await Promise.all(leases.map((l) => l.resign().finally(() => l.stop())));
   };
   try {
     if (roles.rootcoord) await coordinator("rootcoord", () => spawnRootcoord(host, env));

@@ -364,7 +364,7 @@ export class ActorHost implements AsyncDisposable {
       return;
     }
     const bytes = encode({ t: type, d: 0, b: body });
-    queueMicrotask(() => this.deliverLocal(address, bytes, undefined));
+    queueMicrotask(() => this.deliverLocal(address, (cell) => this.dispatch(cell, bytes, undefined)));
   }
 
   /**
@@ -396,7 +396,10 @@ export class ActorHost implements AsyncDisposable {
         }
       };
       if (bytes) {
-        queueMicrotask(() => this.deliverLocal(address, bytes, (data) => settle(() => unwrapReply<R>(data, address, type))));
+        const respond = (data: Uint8Array) => settle(() => unwrapReply<R>(data, address, type));
+        queueMicrotask(() =>
+          this.deliverLocal(address, (cell) => this.dispatch(cell, bytes, respond), (err) => respond(replyError(err))),
+        );
         return;
       }
       // shared: the body and the answer are handed over as they are
@@ -406,14 +409,13 @@ export class ActorHost implements AsyncDisposable {
           if (!a.ok) throw VbError.fromWire(a.error.toWire());
           return a.value as R;
         });
-      queueMicrotask(() => {
-        const cell = this.cells.get(address);
-        if (!cell) {
-          answer({ ok: false, error: new VbError(ErrorCode.ServiceUnavailable, `no actor at ${address}`, { retriable: true }) });
-          return;
-        }
-        cell.deliver({ msg: { type, body, replyable: true, deadline }, answer });
-      });
+      queueMicrotask(() =>
+        this.deliverLocal(
+          address,
+          (cell) => cell.deliver({ msg: { type, body, replyable: true, deadline }, answer }),
+          (error) => answer({ ok: false, error }),
+        ),
+      );
     });
   }
 
@@ -422,14 +424,14 @@ export class ActorHost implements AsyncDisposable {
     return !this.closing && this.cells.has(address);
   }
 
-  private deliverLocal(address: string, bytes: Uint8Array, respond: ((data: Uint8Array) => void) | undefined): void {
-    // looked up again: the actor may have stopped (or been replaced) since the message was sent
+  /**
+   * Hands a local message to the cell at `address`, looked up again (the actor may have stopped, or been
+   * replaced, since the message was sent); without one, `missing` gets the error an empty address gives.
+   */
+  private deliverLocal(address: string, deliver: (cell: ActorCell) => void, missing?: (err: VbError) => void): void {
     const cell = this.cells.get(address);
-    if (!cell) {
-      respond?.(replyError(new VbError(ErrorCode.ServiceUnavailable, `no actor at ${address}`, { retriable: true })));
-      return;
-    }
-    this.dispatch(cell, bytes, respond);
+    if (cell) deliver(cell);
+    else missing?.(new VbError(ErrorCode.ServiceUnavailable, `no actor at ${address}`, { retriable: true }));
   }
 
   /** Graceful stop: stop taking messages, let every mailbox drain, stop every actor. */

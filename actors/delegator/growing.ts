@@ -15,7 +15,7 @@
  */
 import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
 import type { Column } from "../../protocol/schema.ts";
-import { pkKeyReader, type PkKey } from "../storage/columns.ts";
+import { int64Words, pkKeyReader, type PkKey } from "../storage/columns.ts";
 import type { RowSource } from "../querynode/read_kernel.ts";
 
 /** An estimate of the memory of a batch's columns: typed arrays as they are, strings at two bytes a character. */
@@ -163,7 +163,7 @@ export class GrowingRows {
       const job = this.sweepQueue[0]!;
       const b = job.b;
       const keyAt = pkKeyReader(b.pks);
-      const stamps = new Int32Array(b.deletedAt.buffer, b.deletedAt.byteOffset, b.numRows * 2);
+      const stamps = int64Words(b.deletedAt);
       const end = Math.min(b.numRows, job.next + budget);
       for (let i = job.next; i < end; i++) {
         if ((stamps[2 * i]! | stamps[2 * i + 1]!) !== 0) continue; // deleted: not in the index any more

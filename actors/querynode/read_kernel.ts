@@ -20,6 +20,7 @@ import { countPassing, passingRows } from "../search/bitset.ts";
 import { searchFlat } from "../search/flat.ts";
 import { rowNorms } from "../search/metric.ts";
 import { mergeQueryRows, mergeTopK, type TopKList } from "../search/reduce.ts";
+import { int64At, int64Words } from "../storage/columns.ts";
 
 export interface RowSource {
   readonly numRows: number;
@@ -68,9 +69,9 @@ export function visibleMask(src: RowSource, r: bigint): Uint8Array {
   const out = new Uint8Array(n);
   // positions are read as numbers from the two 32-bit halves of each value: no bigint made a row
   const R = r > SAFE ? Infinity : Number(r);
-  const del = new Int32Array(src.deletedAt.buffer, src.deletedAt.byteOffset, n * 2);
+  const del = int64Words(src.deletedAt);
   const visibleAfterDelete = (i: number): number => {
-    const d = wordsToNumber(del, i);
+    const d = int64At(del, i);
     return (d === d ? d > R : src.deletedAt[i]! > r) ? 1 : 0;
   };
   if (typeof src.positions === "bigint") {
@@ -79,9 +80,9 @@ export function visibleMask(src: RowSource, r: bigint): Uint8Array {
     return out;
   }
   const big = src.positions;
-  const pos = new Int32Array(big.buffer, big.byteOffset, n * 2);
+  const pos = int64Words(big);
   for (let i = 0; i < n; i++) {
-    const p = wordsToNumber(pos, i);
+    const p = int64At(pos, i);
     if (p === p ? p > R : big[i]! > r) continue;
     out[i] = (del[2 * i]! | del[2 * i + 1]!) === 0 ? 1 : visibleAfterDelete(i);
   }
@@ -89,12 +90,6 @@ export function visibleMask(src: RowSource, r: bigint): Uint8Array {
 }
 
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-/** Value `i` of a BigInt64Array seen as 32-bit words, as a number when it is within [0, 2^53); else NaN. */
-function wordsToNumber(words: Int32Array, i: number): number {
-  const hi = words[2 * i + 1]!;
-  return hi >= 0 && hi < 0x200000 ? hi * 4294967296 + (words[2 * i]! >>> 0) : NaN;
-}
 
 /** Whether every row of `src` is visible at `r`: a sealed segment with no delete stamped, read past its end. */
 export function everyRowVisible(src: RowSource, r: bigint): boolean {

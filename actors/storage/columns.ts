@@ -250,18 +250,27 @@ export function pkKey(pk: bigint | string): PkKey {
   return typeof pk === "bigint" && pk <= SAFE && pk >= -SAFE ? Number(pk) : pk;
 }
 
+/** A BigInt64Array seen as 32-bit words (little-endian halves), to read values without making bigints. */
+export function int64Words(values: BigInt64Array): Int32Array {
+  return new Int32Array(values.buffer, values.byteOffset, values.length * 2);
+}
+
+/** Value `i` of `int64Words(...)` as a number when it lies within ±(2^53 - 1), else NaN. */
+export function int64At(words: Int32Array, i: number): number {
+  const hi = words[2 * i + 1]!;
+  // within ±2^53 the high word is in [-2^21, 2^21), and hi·2^32 + lo is exact
+  if (hi < -0x200000 || hi >= 0x200000) return NaN;
+  const v = hi * 4294967296 + (words[2 * i]! >>> 0);
+  return v <= Number.MAX_SAFE_INTEGER && v >= -Number.MAX_SAFE_INTEGER ? v : NaN;
+}
+
 /** The keys of a pk column, an Int64 column's read from its two 32-bit halves (no bigint made a row). */
 export function pkKeyReader(pks: PkColumn): (r: number) => PkKey {
   if (!(pks instanceof BigInt64Array)) return (r) => (pks as string[])[r]!;
-  const words = new Int32Array(pks.buffer, pks.byteOffset, pks.length * 2);
+  const words = int64Words(pks);
   return (r) => {
-    const hi = words[2 * r + 1]!;
-    // within ±2^53 the high word is in [-2^21, 2^21), and hi·2^32 + lo is exact
-    if (hi >= -0x200000 && hi < 0x200000) {
-      const key = hi * 4294967296 + (words[2 * r]! >>> 0);
-      if (key <= Number.MAX_SAFE_INTEGER && key >= -Number.MAX_SAFE_INTEGER) return key;
-    }
-    return pks[r]!;
+    const key = int64At(words, r);
+    return key === key ? key : pks[r]!;
   };
 }
 

@@ -40,6 +40,7 @@ describe("coordinator leases", () => {
         running.push(s);
         return (bStarted = s);
       });
+      // a negative to show: b has not started after a's lease refreshed more than once (every 500 ms)
       await new Promise((r) => setTimeout(r, 700));
       expect(bStarted).toBeUndefined();
       expect(a.host.has(address)).toBe(true);
@@ -59,7 +60,6 @@ describe("coordinator leases", () => {
         running.push(s);
         return s;
       });
-      await new Promise((r) => setTimeout(r, 300));
       await b.nc.close();
       const c = await cStarting;
       expect(c.host.has(address)).toBe(true);
