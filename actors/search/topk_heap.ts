@@ -50,22 +50,7 @@ export class TopKHeap {
     const rk = keys[0]!;
     if (key > rk || (key === rk && row >= rows[0]!)) return rk;
     // replace the root and sift down
-    const n = this.n;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      let c = l;
-      const r = l + 1;
-      if (r < n && (keys[r]! > keys[l]! || (keys[r] === keys[l] && rows[r]! > rows[l]!))) c = r;
-      const ck = keys[c]!;
-      if (ck < key || (ck === key && rows[c]! < row)) break;
-      keys[i] = ck;
-      rows[i] = rows[c]!;
-      i = c;
-    }
-    keys[i] = key;
-    rows[i] = row;
+    this.siftDown(key, row, this.n);
     return keys[0]!;
   }
 
@@ -86,11 +71,14 @@ export class TopKHeap {
 
   /** Moves the element at `last` to the root and restores the heap over [0, last). */
   private popRoot(last: number): void {
+    if (last > 0) this.siftDown(this.keys[last]!, this.rows[last]!, last);
+    this.n = last;
+  }
+
+  /** Puts (key, row) at the root of the heap over [0, n) and sifts it down to its place. */
+  private siftDown(key: number, row: number, n: number): void {
     const keys = this.keys;
     const rows = this.rows;
-    const key = keys[last]!;
-    const row = rows[last]!;
-    const n = last;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
@@ -104,10 +92,7 @@ export class TopKHeap {
       rows[i] = rows[c]!;
       i = c;
     }
-    if (n > 0) {
-      keys[i] = key;
-      rows[i] = row;
-    }
-    this.n = n;
+    keys[i] = key;
+    rows[i] = row;
   }
 }
