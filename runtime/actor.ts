@@ -17,6 +17,16 @@ export interface Message<B = unknown> {
   deadline: number;
 }
 
+/**
+ * Private messages: an actor's own (`ctx.self`, timers, `pipeToSelf`, continuations) and the runtime's
+ * (`actor.*`, such as a child's `actor.Stopped`). Their types are `<kind>.internal.<Verb>` or `actor.<Verb>`;
+ * one that arrives from any other sender (over NATS, or an ask or tell from another actor) is refused
+ * with 1100 before the actor sees it, so no client can reach an actor's internals.
+ */
+export function isInternalType(type: string): boolean {
+  return type.startsWith("actor.") || type.includes(".internal.");
+}
+
 export interface Timers {
   /** Delivers `type`/`body` to the actor's own mailbox once after `ms`. Replaces a timer with the same key. */
   startSingle(key: string, ms: number, type: string, body?: unknown): void;
@@ -44,6 +54,26 @@ export interface ActorContext {
   pipeToSelf<T>(work: Promise<T>, type: string): void;
   /** Posts a message to this actor's own mailbox without going through NATS. */
   self(type: string, body?: unknown): void;
+  /**
+   * Runs `then` back inside this actor's mailbox once `work` settles (Proto.Actor's ReenterAfter): the
+   * mailbox serves other messages meanwhile, and `then` may change the actor's state. When `work` fails,
+   * `onError` runs in the mailbox instead (without it the error is the answer). What the continuation
+   * returns or throws answers the current ask when `receive` returns the DeferredReply this gives.
+   */
+  reenterAfter<T, R>(
+    work: Promise<T>,
+    then: (value: T) => R | Promise<R>,
+    onError?: (err: unknown) => R | Promise<R>,
+  ): DeferredReply<Awaited<R>>;
+  /**
+   * Starts a child actor: its parent is this actor, it stops (before this actor's `postStop`) when this
+   * actor stops, and this actor gets `actor.Stopped` when it stops for good.
+   */
+  spawn(props: Omit<Props, "parent">): Promise<string>;
+  /** Stops a child gracefully (queued messages first); resolves when it has stopped. */
+  stopChild(address: string): Promise<void>;
+  /** The addresses of this actor's children that are alive. */
+  children(): ReadonlySet<string>;
   /** Stops this actor after the current message: what is queued is handled first. */
   stop(): void;
   /**
@@ -99,6 +129,10 @@ export interface Props {
   supervisor?: Partial<SupervisorStrategy>;
   /** Extra log fields. */
   logFields?: Record<string, unknown>;
+  /** The actor's kind (`querynode`, `segment`, ...) for discovery; defaults to the address's second token. */
+  kind?: string;
+  /** What discovery shows of the actor beside its address (string values: collection, rows, ...). */
+  describe?: () => Record<string, string>;
 }
 
 /** Told to a parent when its child stops for good. */

@@ -15,6 +15,7 @@ import {
   type Actor,
   type ActorContext,
   type ActorStopped,
+  isInternalType,
   type Message,
   type PipeResult,
   type Props,
@@ -34,6 +35,10 @@ interface Item {
   answer?: (a: Answer) => void;
   /** an internal stop marker */
   stop?: boolean;
+  /** sent by the actor itself or by the runtime: may carry an internal type */
+  private?: boolean;
+  /** a continuation (reenterAfter): run in the mailbox instead of `receive` */
+  run?: () => unknown;
 }
 
 /** An answer channel that sends the encoded reply through `respond`. */
@@ -100,6 +105,9 @@ class ActorCell implements ActorContext {
   readonly timers: ActorTimers;
   restarts = 0;
   state: CellState = "starting";
+  /** requests handled and failed (for discovery's STATS) */
+  readonly stats = { requests: 0, errors: 0, lastError: "" };
+  private readonly kids = new Set<string>();
   private instance: Actor;
   private readonly mailbox: Mailbox<Item>;
   private readonly strategy: SupervisorStrategy;
@@ -138,6 +146,15 @@ class ActorCell implements ActorContext {
   }
 
   deliver(item: Item): void {
+    if (!item.private && isInternalType(item.msg.type)) {
+      this.stats.errors++;
+      item.answer?.({
+        ok: false,
+        error: VbError.invalid(`${item.msg.type} is internal to ${this.address}: only the actor itself sends it`),
+      });
+      if (!item.answer) this.log.warn({ type: item.msg.type }, "refused an internal message sent from outside the actor");
+      return;
+    }
     if (this.state === "stopping" || this.state === "stopped") {
       item.answer?.({ ok: false, error: new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} is stopping`, { retriable: true }) });
       return;
@@ -157,9 +174,10 @@ class ActorCell implements ActorContext {
       this.log.debug({ type: msg.type }, "dropped a message past its deadline");
       return;
     }
+    if (!item.private) this.stats.requests++;
     let result: unknown;
     try {
-      result = this.instance.receive(msg);
+      result = item.run ? item.run() : this.instance.receive(msg);
     } catch (err) {
       this.failed(item, err);
       return;
@@ -191,6 +209,10 @@ class ActorCell implements ActorContext {
   }
 
   private failed(item: Item, err: unknown): void {
+    if (!item.private) {
+      this.stats.errors++;
+      this.stats.lastError = errText(err);
+    }
     if (err instanceof VbError) {
       item.answer?.({ ok: false, error: err });
       return;
@@ -262,6 +284,9 @@ class ActorCell implements ActorContext {
     for (const rest of this.mailbox.clear()) {
       rest.answer?.({ ok: false, error: new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} stopped`, { retriable: true }) });
     }
+    // children stop before their parent's postStop (Proto.Actor's order)
+    await Promise.all([...this.kids].map((a) => this.host.stopActor(a).catch(() => undefined)));
+    this.kids.clear();
     try {
       await this.instance.postStop();
     } catch (e) {
@@ -271,12 +296,29 @@ class ActorCell implements ActorContext {
     if (this.parent) {
       const note: ActorStopped = { address: this.address, reason, ...(err ? { error: errText(err) } : {}) };
       try {
-        this.host.tell(this.parent, ACTOR_STOPPED, note);
+        this.host.notifyParent(this.parent, note);
       } catch (e) {
         this.log.warn({ err: e }, "could not tell the parent that the actor stopped");
       }
     }
     this.resolveStopped();
+  }
+
+  /** Posts a private message (from the actor itself or the runtime) to this mailbox. */
+  post(type: string, body: unknown): void {
+    if (this.state === "stopped") return;
+    this.mailbox.post({ msg: { type, body, replyable: false, deadline: 0 }, private: true });
+  }
+
+  /** A child of this actor stopped for good. */
+  childStopped(note: ActorStopped): void {
+    this.kids.delete(note.address);
+    this.post(ACTOR_STOPPED, note);
+  }
+
+  /** @internal a child spawned at this actor's address as parent */
+  adopt(address: string): void {
+    this.kids.add(address);
   }
 
   // ---- ActorContext ----
@@ -287,8 +329,70 @@ class ActorCell implements ActorContext {
     return this.host.ask<R>(address, type, body, opts);
   }
   self(type: string, body?: unknown): void {
-    if (this.state === "stopped") return;
-    this.mailbox.post({ msg: { type, body, replyable: false, deadline: 0 } });
+    this.post(type, body);
+  }
+  reenterAfter<T, R>(
+    work: Promise<T>,
+    then: (value: T) => R | Promise<R>,
+    onError?: (err: unknown) => R | Promise<R>,
+  ): DeferredReply<Awaited<R>> {
+    const reply = new Promise<Awaited<R>>((resolve, reject) => {
+      const continueWith = (run: () => R | Promise<R>) => {
+        if (this.state === "stopped") {
+          reject(new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} stopped`, { retriable: true }));
+          return;
+        }
+        const item: Item = {
+          msg: { type: "actor.Continue", body: null, replyable: false, deadline: 0 },
+          private: true,
+          run: () => {
+            // what the continuation throws answers the ask; a throw that is not a VbError is also a crash
+            const fail = (err: unknown) => {
+              reject(err);
+              if (!(err instanceof VbError)) throw err;
+            };
+            let out: R | Promise<R>;
+            try {
+              out = run();
+            } catch (err) {
+              return fail(err);
+            }
+            // the mailbox waits for an async continuation, as it does for an async receive
+            if (isThenable(out)) return Promise.resolve(out).then(resolve, fail);
+            resolve(out as Awaited<R>);
+          },
+        };
+        this.mailbox.post(item);
+      };
+      work.then(
+        (value) => continueWith(() => then(value)),
+        (err: unknown) =>
+          continueWith(() => {
+            if (onError) return onError(err);
+            throw err;
+          }),
+      );
+    });
+    return new DeferredReply(reply);
+  }
+  async spawn(props: Omit<Props, "parent">): Promise<string> {
+    if (this.state === "stopping" || this.state === "stopped") {
+      throw new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} is stopping: it starts no child`, { retriable: true });
+    }
+    this.kids.add(props.address);
+    try {
+      return await this.host.spawn({ ...props, parent: this.address });
+    } catch (err) {
+      this.kids.delete(props.address);
+      throw err;
+    }
+  }
+  stopChild(address: string): Promise<void> {
+    if (!this.kids.has(address)) return Promise.resolve();
+    return this.host.stopActor(address);
+  }
+  children(): ReadonlySet<string> {
+    return this.kids;
   }
   pipeToSelf<T>(work: Promise<T>, type: string): void {
     work.then(
@@ -310,6 +414,26 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** An actor as discovery shows it. */
+export interface HostedActor {
+  address: string;
+  kind: string;
+  /** the subscription it is reached through (a wildcard shared by its kind) */
+  route: string;
+  queue?: string;
+  parent?: string;
+  state: string;
+  info: Record<string, string>;
+  requests: number;
+  errors: number;
+  lastError: string;
+}
+
+/** The kind of an actor by its address: the token after the prefix (`vb.seg.n1.7` → `seg`). */
+function kindOf(address: string): string {
+  return address.split(".")[1] ?? address;
 }
 
 export interface HostOptions {
@@ -339,6 +463,7 @@ export class ActorHost implements AsyncDisposable {
     }
     const cell = new ActorCell(this, props);
     this.cells.set(props.address, cell);
+    if (props.parent) this.cells.get(props.parent)?.adopt(props.address);
     this.addRoute(props.route ?? props.address, props.queue);
     await cell.start();
     return props.address;
@@ -346,6 +471,43 @@ export class ActorHost implements AsyncDisposable {
 
   has(address: string): boolean {
     return this.cells.has(address);
+  }
+
+  /** The actors hosted here, for discovery: address, kind, what they show, requests served. */
+  actors(): HostedActor[] {
+    const out: HostedActor[] = [];
+    for (const c of this.cells.values()) {
+      if (c.state === "stopped") continue;
+      let info: Record<string, string> = {};
+      try {
+        info = c.props.describe?.() ?? {};
+      } catch (err) {
+        info = { error: errText(err) };
+      }
+      out.push({
+        address: c.address,
+        kind: c.props.kind ?? kindOf(c.address),
+        route: c.props.route ?? c.address,
+        ...(c.props.queue ? { queue: c.props.queue } : {}),
+        ...(c.parent ? { parent: c.parent } : {}),
+        state: c.state,
+        info,
+        requests: c.stats.requests,
+        errors: c.stats.errors,
+        lastError: c.stats.lastError,
+      });
+    }
+    return out;
+  }
+
+  /** Tells a parent that its child stopped: privately when the parent lives here. */
+  notifyParent(parent: string, note: ActorStopped): void {
+    const cell = this.cells.get(parent);
+    if (cell) {
+      queueMicrotask(() => cell.childStopped(note));
+      return;
+    }
+    tell(this.nc, parent, ACTOR_STOPPED, note);
   }
 
   addresses(): string[] {
