@@ -41,7 +41,7 @@ import {
   searchSources,
   type ReadContext,
   type RowSource,
-} from "../querynode/read_kernel.ts";
+} from "../segment/read_kernel.ts";
 import {
   checkGuarantee,
   checkQuerySpec,
@@ -50,12 +50,12 @@ import {
   intField,
   invalid,
   obj,
-} from "../querynode/requests.ts";
+} from "../segment/requests.ts";
 import { Local, localBody } from "../querynode/self_message.ts";
 import { chunkDeletes, DeleteBuffer, type DeleteSlice } from "./delete_buffer.ts";
 import { decodeDml } from "./dml_decode.ts";
 import { Distribution, entryKey, type Version } from "./distribution.ts";
-import { GrowingRows, type GrowingBatch } from "./growing.ts";
+import { GrowingRows, type GrowingBatch } from "../segment/growing.ts";
 import { TSafe } from "./tsafe.ts";
 
 export interface DelegatorOptions {

@@ -5,6 +5,6 @@
  */
 export { DelegatorActor, type DelegatorOptions } from "./delegator_actor.ts";
 export { Distribution, Version, entryKey } from "./distribution.ts";
-export { GrowingRows, type GrowingBatch } from "./growing.ts";
+export { GrowingRows, type GrowingBatch } from "../segment/growing.ts";
 export { DeleteBuffer, chunkDeletes } from "./delete_buffer.ts";
 export { TSafe } from "./tsafe.ts";

@@ -5,11 +5,11 @@ import type { ActorHost } from "../../runtime/host.ts";
 import type { ClusterEnv } from "../env.ts";
 import { defaultMemoryLimit } from "./memory.ts";
 import { QuerynodeActor } from "./querynode_actor.ts";
-import { defaultSearchThreads } from "./search_threads.ts";
+import { defaultSearchThreads } from "../segment/search_threads.ts";
 
 export { QuerynodeActor, type QuerynodeOptions } from "./querynode_actor.ts";
 export { defaultMemoryLimit } from "./memory.ts";
-export { defaultSearchThreads } from "./search_threads.ts";
+export { defaultSearchThreads } from "../segment/search_threads.ts";
 export { ensureDistStream, encodeDist } from "./dist_publisher.ts";
 
 /**

@@ -35,7 +35,7 @@ import type { DeltaData } from "../storage/delta_log.ts";
 import { DelegatorActor } from "../delegator/delegator_actor.ts";
 import { DistPublisher, ensureDistStream } from "./dist_publisher.ts";
 import { formatBytes, MemoryBudget } from "./memory.ts";
-import { querySources, readContext, searchResultOf } from "./read_kernel.ts";
+import { querySources, readContext, searchResultOf } from "../segment/read_kernel.ts";
 import {
   bigintField,
   bigintList,
@@ -49,10 +49,10 @@ import {
   obj,
   pkColumn,
   stringField,
-} from "./requests.ts";
-import { estimateSegmentBytes, loadSealedSegment, readL0, type SealedSegment } from "./sealed_segment.ts";
-import { searchSealed } from "./sealed_search.ts";
-import { type IndexHandle, SearchThreads } from "./search_threads.ts";
+} from "../segment/requests.ts";
+import { estimateSegmentBytes, loadSealedSegment, readL0, type SealedSegment } from "../segment/sealed_segment.ts";
+import { searchSealed } from "../segment/sealed_search.ts";
+import { type IndexHandle, SearchThreads } from "../segment/search_threads.ts";
 import { SegmentStore } from "./segment_store.ts";
 import { Local, localBody } from "./self_message.ts";
 

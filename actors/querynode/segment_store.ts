@@ -5,7 +5,7 @@
  * by (segment, index).
  */
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
-import type { SealedSegment } from "./sealed_segment.ts";
+import type { SealedSegment } from "../segment/sealed_segment.ts";
 
 interface LoadState {
   state: "loading" | "failed";

@@ -13,7 +13,7 @@ import { createClusterEnv, type ClusterEnv } from "../../actors/env.ts";
 import { compileFilter } from "../../actors/expr/index.ts";
 import { buildIndex } from "../../actors/index/index.ts";
 import { spawnQuerynode } from "../../actors/querynode/index.ts";
-import { estimateSegmentBytes } from "../../actors/querynode/sealed_segment.ts";
+import { estimateSegmentBytes } from "../../actors/segment/sealed_segment.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asNodeId } from "../../protocol/ids.ts";
 import { indexFileKey, type IndexLoadInfo, type IndexMetric, type IndexTypeName } from "../../protocol/messages/indexes.ts";

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { chunkDeletes, DeleteBuffer } from "../../actors/delegator/delete_buffer.ts";
 import { Distribution, Version } from "../../actors/delegator/distribution.ts";
-import { GrowingRows } from "../../actors/delegator/growing.ts";
+import { GrowingRows } from "../../actors/segment/growing.ts";
 import { TSafe } from "../../actors/delegator/tsafe.ts";
-import { querySources, readContext, type RowSource } from "../../actors/querynode/read_kernel.ts";
+import { querySources, readContext, type RowSource } from "../../actors/segment/read_kernel.ts";
 import type { QuerySpec, SealedEntry } from "../../protocol/messages/querynode.ts";
 import type { CollectionSchema } from "../../protocol/schema.ts";
 

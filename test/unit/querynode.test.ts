@@ -10,8 +10,8 @@ import {
   searchResultOf,
   searchSources,
   visibleMask,
-} from "../../actors/querynode/read_kernel.ts";
-import { estimateSegmentBytes, SealedSegment } from "../../actors/querynode/sealed_segment.ts";
+} from "../../actors/segment/read_kernel.ts";
+import { estimateSegmentBytes, SealedSegment } from "../../actors/segment/sealed_segment.ts";
 import { compileFilter } from "../../actors/expr/index.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { QueryNodeDist, QuerySpec, SearchSpec } from "../../protocol/messages/querynode.ts";

@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { compileFilter } from "../../actors/expr/index.ts";
 import { buildIndex } from "../../actors/index/index.ts";
-import { readContext } from "../../actors/querynode/read_kernel.ts";
-import { knobsOf, searchSealed, type SegmentPath } from "../../actors/querynode/sealed_search.ts";
-import { SealedSegment } from "../../actors/querynode/sealed_segment.ts";
-import { SearchThreads } from "../../actors/querynode/search_threads.ts";
+import { readContext } from "../../actors/segment/read_kernel.ts";
+import { knobsOf, searchSealed, type SegmentPath } from "../../actors/segment/sealed_search.ts";
+import { SealedSegment } from "../../actors/segment/sealed_segment.ts";
+import { SearchThreads } from "../../actors/segment/search_threads.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import type { SearchSpec } from "../../protocol/messages/querynode.ts";

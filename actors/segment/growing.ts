@@ -16,7 +16,7 @@
 import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
 import type { Column } from "../../protocol/schema.ts";
 import { int64Words, pkKeyReader, type PkKey } from "../storage/columns.ts";
-import type { RowSource } from "../querynode/read_kernel.ts";
+import type { RowSource } from "./read_kernel.ts";
 
 /** An estimate of the memory of a batch's columns: typed arrays as they are, strings at two bytes a character. */
 export function estimateBatchBytes(columns: readonly Column[]): number {
