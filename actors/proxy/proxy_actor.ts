@@ -58,13 +58,28 @@ function requireString(body: Record<string, unknown>, field: string, verb: strin
 
 const PASS_THROUGH = new Set<string>(FORWARDED_DDL);
 
-/** A fetched answer for the index cache, posted to the proxy's own mailbox. */
-class CacheFill {
-  constructor(
-    readonly collectionId: bigint,
-    readonly indexes: IndexInfo[],
-    readonly generation: string,
-  ) {}
+/**
+ * The messages the proxy sends itself. Their types are internal (`proxy.internal.*`): the runtime refuses
+ * them from any other sender, so no client can fill or empty the caches.
+ */
+const SELF = {
+  /** a DDL or index event: VbEvent */
+  event: "proxy.internal.Event",
+  /** positions this proxy's writes reached: [vchannel, position][] */
+  written: "proxy.internal.Written",
+  /** a collection name to look up again after our own DDL: { dbName?, name } */
+  forget: "proxy.internal.Forget",
+  /** a collection's indexes to fetch again after our own index DDL: collectionId */
+  forgetIndexes: "proxy.internal.ForgetIndexes",
+  /** a fetched answer for the index cache: CacheFill */
+  indexInfos: "proxy.internal.IndexInfos",
+} as const;
+
+/** A fetched answer for the index cache. */
+interface CacheFill {
+  collectionId: bigint;
+  indexes: IndexInfo[];
+  generation: string;
 }
 
 export class ProxyActor extends Actor {
@@ -83,7 +98,7 @@ export class ProxyActor extends Actor {
   }
 
   override async preStart(): Promise<void> {
-    this.events = await followEvents(this.env, (ev) => this.ctx.self("proxy.Event", ev));
+    this.events = await followEvents(this.env, (ev) => this.ctx.self(SELF.event, ev));
   }
 
   override async postStop(): Promise<void> {
@@ -91,25 +106,24 @@ export class ProxyActor extends Actor {
   }
 
   override receive(msg: Message): unknown {
+    switch (msg.type) {
+      case SELF.event:
+        return this.onEvent(msg.body as VbEvent);
+      case SELF.written:
+        for (const [v, pos] of msg.body as [string, bigint][]) if ((this.written.get(v) ?? 0n) < pos) this.written.set(v, pos);
+        return;
+      case SELF.forget: {
+        const f = msg.body as { dbName?: string; name: string };
+        return this.cache.invalidateName(f.dbName, f.name);
+      }
+      case SELF.forgetIndexes:
+        return this.indexCache.invalidate(msg.body as bigint);
+      case SELF.indexInfos: {
+        const fill = msg.body as CacheFill;
+        return this.indexCache.put(fill.collectionId, fill.indexes, fill.generation);
+      }
+    }
     const verb = msg.type.startsWith("proxy.") ? msg.type.slice(6) : msg.type;
-    if (verb === "Event") return this.onEvent(msg.body as VbEvent);
-    if (verb === "Written") {
-      for (const [v, pos] of msg.body as [string, bigint][]) if ((this.written.get(v) ?? 0n) < pos) this.written.set(v, pos);
-      return;
-    }
-    if (verb === "Forget") {
-      const f = msg.body as { dbName?: string; name: string };
-      return this.cache.invalidateName(f.dbName, f.name);
-    }
-    if (verb === "ForgetIndexes") {
-      if (typeof msg.body === "bigint") this.indexCache.invalidate(msg.body);
-      return;
-    }
-    if (verb === "IndexInfos") {
-      // only the proxy's own fetches fill the cache: the same type sent over NATS is not a CacheFill
-      if (msg.body instanceof CacheFill) this.indexCache.put(msg.body.collectionId, msg.body.indexes, msg.body.generation);
-      return;
-    }
     if (PASS_THROUGH.has(verb)) return this.ctx.reenter(this.ddl(verb, msg.body));
     switch (verb) {
       case "ListCollections":
@@ -214,7 +228,7 @@ export class ProxyActor extends Actor {
     // our own DDL must be seen by our next request, before the event comes round
     const db = typeof b.dbName === "string" ? b.dbName : undefined;
     for (const k of ["collectionName", "oldName", "alias"]) {
-      if (typeof b[k] === "string") this.ctx.self("proxy.Forget", { dbName: db, name: b[k] });
+      if (typeof b[k] === "string") this.ctx.self(SELF.forget, { dbName: db, name: b[k] });
     }
     return result;
   }
@@ -387,7 +401,7 @@ export class ProxyActor extends Actor {
     vchannels.forEach((v, i) => {
       if ((best.get(v) ?? 0n) < positions[i]!) best.set(v, positions[i]!);
     });
-    this.ctx.self("proxy.Written", [...best]);
+    this.ctx.self(SELF.written, [...best]);
   }
 
   // ---- load / release ----
@@ -561,7 +575,7 @@ export class ProxyActor extends Actor {
     if (hit) return hit;
     const generation = this.indexCache.generation(collectionId);
     const { indexes } = await this.datacoord("GetIndexInfos", { collectionId, segmentIds: [] });
-    this.ctx.self("proxy.IndexInfos", new CacheFill(collectionId, indexes, generation));
+    this.ctx.self(SELF.indexInfos, { collectionId, indexes, generation } satisfies CacheFill);
     return indexes;
   }
 
@@ -593,7 +607,7 @@ export class ProxyActor extends Actor {
         ...(req.params !== undefined ? { params: req.params as Record<string, unknown> } : {}),
       });
     } finally {
-      this.ctx.self("proxy.ForgetIndexes", info.collectionId);
+      this.ctx.self(SELF.forgetIndexes, info.collectionId);
     }
     return null;
   }
@@ -608,7 +622,7 @@ export class ProxyActor extends Actor {
     try {
       await this.datacoord("DropIndex", { collectionId: info.collectionId, ...(indexName !== undefined ? { indexName } : {}) });
     } finally {
-      this.ctx.self("proxy.ForgetIndexes", info.collectionId);
+      this.ctx.self(SELF.forgetIndexes, info.collectionId);
     }
     return null;
   }
