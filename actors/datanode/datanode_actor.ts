@@ -525,7 +525,8 @@ export class DatanodeActor extends Actor {
         { collection: String(ch.collectionId), vchannel: ch.vchannel, position: String(d.msg.position), err: err.message },
         "malformed DML message skipped",
       );
-      return;
+      // apply changed nothing; moving past the message may seal segments, which are reported as usual
+      ev = buf.skip(d.msg.position);
     }
     this.onEvents(ch, ev);
   }

@@ -208,20 +208,15 @@ export class WriteBuffer {
 
   /**
    * Applies the DML message at `position`. A message at or before the consumed position is ignored (a
-   * redelivery). A malformed message throws VbError 1100 and changes nothing but the consumed position.
+   * redelivery). A malformed message throws VbError 1100 before anything changes (no segment is sealed,
+   * the consumed position stays): move past it with `skip`, which returns what that seals.
    */
   apply(position: bigint, msg: DmlMsg, now: number): BufferEvents {
     const ev: BufferEvents = { opened: [], sealed: [] };
     if (position <= this.consumed) return ev;
+    // every check comes before the first seal: a throw never leaves sealed segments nobody reports
+    const checked = this.check(msg);
     this.sealRefilled(position - 1n, ev);
-    let checked: { columns: Column[]; pks: PkColumn; numRows: number } | undefined;
-    try {
-      checked = this.check(msg);
-    } catch (err) {
-      this.advance(position, typeof msg?.ts === "bigint" ? msg.ts : this.consumedTs);
-      this.afterMessage(ev);
-      throw err;
-    }
     if (msg.k === "delete" || msg.k === "upsert") {
       const partition = msg.k === "delete" ? msg.partitionId : ALL_PARTITIONS;
       this.applyDelete(position, msg.ts, msg.pks, partition, now);

@@ -7,25 +7,10 @@ import { PendingFlushes, isFlushed, segmentsToFlush } from "../../actors/datacoo
 import { SEGMENT_STATES, canTransition, transition } from "../../actors/datacoord/segment_meta.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { SegmentInfo, SegmentState } from "../../protocol/meta.ts";
+import { segmentInfo } from "./segment_fixture.ts";
 
 function seg(id: bigint, over: Partial<SegmentInfo> = {}): SegmentInfo {
-  return {
-    segmentId: id,
-    collectionId: 1n,
-    partitionId: 10n,
-    vchannel: "1v0",
-    level: "L1",
-    state: "Growing",
-    numRows: 0,
-    startPosition: 1n,
-    binlogs: [],
-    deltalogs: [],
-    statslogs: [],
-    memorySize: 0,
-    createdAt: 0,
-    updatedAt: 0,
-    ...over,
-  };
+  return segmentInfo(id, over);
 }
 
 describe("segment state machine", () => {

@@ -12,6 +12,7 @@ import type { SegmentInfo, SegmentLevel, SegmentState } from "../../protocol/met
 import type { CollectionSchema } from "../../protocol/schema.ts";
 import { computeCheckpoint } from "../../actors/datanode/checkpoint.ts";
 import { WriteBuffer, type BufferEvents, type BufferedSegment } from "../../actors/datanode/write_buffer.ts";
+import { segmentInfo } from "./segment_fixture.ts";
 
 const SCHEMA: CollectionSchema = {
   name: "c",
@@ -54,6 +55,16 @@ function newBuffer(opts: { policy?: typeof POLICY; checkpoint?: bigint; known?: 
     checkpoint: { position: opts.checkpoint ?? 0n, ts: 0n },
     ...(opts.known ? { known: opts.known } : {}),
   });
+}
+
+/** The error `apply` throws for a message it refuses. */
+function applyError(buf: WriteBuffer, position: bigint, msg: DmlMsg): VbError | undefined {
+  try {
+    buf.apply(position, msg, 0);
+  } catch (e) {
+    return e as VbError;
+  }
+  return undefined;
 }
 
 function rowsOf(buf: WriteBuffer, seg: BufferedSegment): Array<[bigint, number, bigint]> {
@@ -205,28 +216,44 @@ describe("write buffer", () => {
     expect(buf.growingCount()).toBe(1);
   });
 
-  it("refuses malformed messages with 1100 naming the field, and still moves past them", () => {
+  it("refuses malformed messages with 1100 naming the field, changing nothing; skip moves past them", () => {
     const buf = newBuffer();
     const bad = insert([1, 2], 1);
     (bad as { columns: unknown[] }).columns = [bad.k === "insert" ? bad.columns[0] : null, { fieldId: 101, data: new Int32Array(1) }];
-    const err = (() => {
-      try {
-        buf.apply(1n, bad, 0);
-      } catch (e) {
-        return e as VbError;
-      }
-      return undefined;
-    })();
+    const err = applyError(buf, 1n, bad);
     expect(err).toBeInstanceOf(VbError);
     expect(err!.code).toBe(ErrorCode.ParameterInvalid);
     expect(err!.message).toMatch(/"v"/);
+    expect(buf.consumed).toBe(0n);
+    buf.skip(1n);
     expect(buf.consumed).toBe(1n);
     expect(() => buf.apply(2n, { ...insert([1], 1), collectionId: 5n }, 0)).toThrow(/collectionId/);
     expect(() => buf.apply(3n, { ...insert([1], 1), pks: ["a"] }, 0)).toThrow(/pks/);
     expect(() => buf.apply(4n, { ...insert([1], 1), partitionId: -1n }, 0)).toThrow(/partitionId/);
     expect(() => buf.apply(5n, { k: "nope" } as unknown as DmlMsg, 0)).toThrow(VbError);
+    buf.skip(5n);
     expect(buf.consumed).toBe(5n);
     expect(buf.bufferedRows()).toBe(0);
+  });
+
+  it("seals nothing on a malformed message: the seals it would cause come from skip, so they are reported", () => {
+    // a Sealed segment being refilled up to 5, and a flush asked at 5 with a growing segment open
+    const refill: SegmentInfo = segmentInfo(7n, { state: "Sealed", numRows: 1, endPosition: 5n, endTs: 5000n });
+    const buf = newBuffer({ known: [refill] });
+    buf.apply(1n, insert([1], 1, 10n), 0);
+    buf.apply(4n, insert([4], 4, 20n), 0);
+    expect(buf.requestFlush(5n).sealed).toEqual([]);
+    const err = applyError(buf, 5n, { ...insert([5], 5, 20n), pks: ["x"] });
+    expect(err?.code).toBe(ErrorCode.ParameterInvalid);
+    expect(buf.consumed).toBe(4n);
+    expect(buf.unflushed().map((s) => s.state)).toEqual(["growing", "growing"]);
+    const ev = buf.skip(5n);
+    expect(ev.sealed.map((s) => [s.partitionId, s.end])).toEqual([
+      [10n, 5n],
+      [20n, 5n],
+    ]);
+    expect(ev.sealed[0]!.segmentId).toBe(7n);
+    expect(buf.consumed).toBe(5n);
   });
 });
 
@@ -250,24 +277,7 @@ class DatacoordModel {
       if (i.partitionId === partitionId && i.level === level && i.startPosition === start) return i.segmentId;
     }
     const id = this.nextId++;
-    this.segments.set(id, {
-      info: {
-        segmentId: id,
-        collectionId: COLL,
-        partitionId,
-        vchannel: VCH,
-        level,
-        state: "Growing",
-        numRows: 0,
-        startPosition: start,
-        binlogs: [],
-        deltalogs: [],
-        statslogs: [],
-        memorySize: 0,
-        createdAt: 0,
-        updatedAt: 0,
-      },
-    });
+    this.segments.set(id, { info: segmentInfo(id, { collectionId: COLL, vchannel: VCH, partitionId, level, startPosition: start }) });
     return id;
   }
   sealed(id: bigint, end: bigint): void {

@@ -25,6 +25,7 @@ import { prepareSearch } from "../../actors/proxy/read_task.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { CollectionInfo, SegmentInfo } from "../../protocol/meta.ts";
 import { indexFileKey, type IndexInfo } from "../../protocol/messages/indexes.ts";
+import { segmentInfo } from "./segment_fixture.ts";
 
 const index: IndexInfo = {
   indexId: 50n,
@@ -39,23 +40,7 @@ const index: IndexInfo = {
 };
 
 function segment(id: bigint, over: Partial<SegmentInfo> = {}): SegmentInfo {
-  return {
-    segmentId: id,
-    collectionId: 1n,
-    partitionId: 2n,
-    vchannel: "1v0",
-    level: "L1",
-    state: "Flushed",
-    numRows: 100,
-    startPosition: 1n,
-    binlogs: [],
-    deltalogs: [],
-    statslogs: [],
-    memorySize: 0,
-    createdAt: 0,
-    updatedAt: 0,
-    ...over,
-  };
+  return segmentInfo(id, { partitionId: 2n, state: "Flushed", numRows: 100, ...over });
 }
 
 function build(segmentId: bigint, over: Partial<BuildRecord> = {}): BuildRecord {
