@@ -2,7 +2,7 @@
  * querycoord's state and its reconcile loop (Milvus's querycoordv2/server.go wiring the managers,
  * checkers, scheduler and observers together). Everything here runs inside the actor's mailbox; work
  * that waits on a peer (asks to querynodes, delegators, rootcoord, datacoord) is started here and
- * comes back as a message (`pipe`).
+ * continues back in the mailbox (`after`, the runtime's reenterAfter).
  */
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asNodeId, type CollectionId, type ReplicaId } from "../../protocol/ids.ts";
@@ -11,7 +11,7 @@ import type { RecoveryInfo } from "../../protocol/messages/datacoord.ts";
 import type { DatacoordIndexApi } from "../../protocol/messages/indexes.ts";
 import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
 import type { LoadSegmentsReq, WatchChannelReq } from "../../protocol/messages/querynode.ts";
-import type { ActorContext } from "../../runtime/actor.ts";
+import type { ActorContext, PipeResult } from "../../runtime/actor.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
 import { nodeLoads, scoreOf } from "./balance/node_load.ts";
@@ -39,9 +39,6 @@ import type { QuerycoordParams } from "./params.ts";
 import { effectVisible } from "./task/effects.ts";
 import { TaskScheduler } from "./task/scheduler.ts";
 import { describeAction, type Task } from "./task/task.ts";
-
-/** What a pipe delivers: the tag it was started with and the outcome of its work. */
-export type Tagged<T, V> = T & ({ ok: true; value: V } | { ok: false; error: unknown });
 
 interface LoadWaiter {
   deadline: number;
@@ -81,6 +78,8 @@ export class QuerycoordCore {
   private snap: DistSnapshot;
   private readonly loadWaiters = new Map<bigint, LoadWaiter[]>();
   private readonly releaseWaiters = new Map<bigint, ReleaseWaiter[]>();
+  /** set when the actor stops or restarts: this state is gone, continuations of its work are dropped */
+  private retired = false;
 
   constructor(
     readonly env: ClusterEnv,
@@ -109,15 +108,27 @@ export class QuerycoordCore {
 
   // ---- plumbing ----
 
-  /** Runs `work` off the mailbox; its outcome comes back as message `type` with `tag`. */
-  pipe<T extends object, V>(work: Promise<V>, type: string, tag: T): void {
-    this.ctx.pipeToSelf(
-      work.then(
-        (value) => ({ ...tag, ok: true as const, value }),
-        (error: unknown) => ({ ...tag, ok: false as const, error }),
-      ),
-      type,
-    );
+  /**
+   * Runs `then` back inside the mailbox with the outcome of `work` (ctx.reenterAfter) when no ask waits
+   * for it. After a restart the continuations of the old state are dropped: the new one starts over from
+   * KV. What `then` throws is handled as a throw in `receive` (a VbError is dropped, anything else crashes).
+   */
+  after<T>(work: Promise<T>, then: (outcome: PipeResult<T>) => void): void {
+    const run = (outcome: PipeResult<T>) => {
+      if (!this.retired) then(outcome);
+    };
+    this.ctx
+      .reenterAfter(
+        work,
+        (value) => run({ ok: true, value }),
+        (error: unknown) => run({ ok: false, error }),
+      )
+      .work.catch(() => undefined);
+  }
+
+  /** The actor stopped or is restarting: work still in flight no longer changes this state. */
+  retire(): void {
+    this.retired = true;
   }
 
   /** A reconcile round soon (changes come in bursts: one round for the burst). */
@@ -178,31 +189,31 @@ export class QuerycoordCore {
         { collectionId },
         { timeoutMs: this.params.requestTimeoutMs },
       );
-      this.pipe(work, MSG.indexesFetched, { collectionId });
+      this.after(work, (r) => this.onIndexesFetched(collectionId, r));
     }
   }
 
-  onIndexesFetched(r: Tagged<{ collectionId: bigint }, DatacoordIndexApi["GetIndexInfos"][1]>): void {
+  private onIndexesFetched(collectionId: bigint, r: PipeResult<DatacoordIndexApi["GetIndexInfos"][1]>): void {
     const now = Date.now();
     if (!r.ok) {
       // what was known stays (no index is released for want of an answer); a datacoord without
       // indexes (an older one) answers 1100 or 10: nothing to load then
       const e = VbError.from(r.error);
       const quiet = e.code === ErrorCode.ParameterInvalid || e.code === ErrorCode.Unimplemented;
-      this.indexRefreshes.finished(r.collectionId, `datacoord GetIndexInfos failed: ${e.message}`, now);
-      if (!quiet && this.meta.collection(r.collectionId)) {
-        this.log.warn({ collection: r.collectionId, err: e.message }, "could not refresh the collection's indexes");
+      this.indexRefreshes.finished(collectionId, `datacoord GetIndexInfos failed: ${e.message}`, now);
+      if (!quiet && this.meta.collection(collectionId)) {
+        this.log.warn({ collection: collectionId, err: e.message }, "could not refresh the collection's indexes");
       }
       return;
     }
-    this.indexRefreshes.finished(r.collectionId, undefined, now);
-    if (!this.meta.collection(r.collectionId)) return;
-    const before = this.indexes.get(r.collectionId);
+    this.indexRefreshes.finished(collectionId, undefined, now);
+    if (!this.meta.collection(collectionId)) return;
+    const before = this.indexes.get(collectionId);
     const next = collectionIndexes(r.value);
-    this.indexes.set(r.collectionId, next);
+    this.indexes.set(collectionId, next);
     const count = (x: CollectionIndexes | undefined) => [...(x?.builds.values() ?? [])].reduce((n, l) => n + l.length, 0);
     if (!before || before.indexes.length !== next.indexes.length || count(before) !== count(next)) {
-      this.log.info({ collection: r.collectionId, indexes: next.indexes.length, builds: count(next) }, "collection indexes refreshed");
+      this.log.info({ collection: collectionId, indexes: next.indexes.length, builds: count(next) }, "collection indexes refreshed");
     }
     this.kick();
   }
@@ -218,30 +229,31 @@ export class QuerycoordCore {
         { collectionId, partitionIds },
         { timeoutMs: this.params.requestTimeoutMs },
       );
-      this.pipe(work, MSG.targetFetched, { collectionId, partitionKey: partitionIds.join(",") });
+      const partitionKey = partitionIds.join(",");
+      this.after(work, (r) => this.onTargetFetched(collectionId, partitionKey, r));
     }
   }
 
-  onTargetFetched(r: Tagged<{ collectionId: bigint; partitionKey: string }, RecoveryInfo>): void {
+  private onTargetFetched(collectionId: bigint, partitionKey: string, r: PipeResult<RecoveryInfo>): void {
     const now = Date.now();
-    const c = this.meta.collection(r.collectionId);
+    const c = this.meta.collection(collectionId);
     if (!r.ok) {
-      this.refreshes.finished(r.collectionId, `datacoord GetRecoveryInfo failed: ${errorText(r.error)}`, now);
-      if (c) this.log.warn({ collection: r.collectionId, err: errorText(r.error) }, "could not refresh the next target");
+      this.refreshes.finished(collectionId, `datacoord GetRecoveryInfo failed: ${errorText(r.error)}`, now);
+      if (c) this.log.warn({ collection: collectionId, err: errorText(r.error) }, "could not refresh the next target");
       return;
     }
-    this.refreshes.finished(r.collectionId, undefined, now);
+    this.refreshes.finished(collectionId, undefined, now);
     if (!c) return;
-    if (c.partitionIds.join(",") !== r.partitionKey) {
-      this.requestTarget(r.collectionId); // the load changed meanwhile: this answer is for the old one
+    if (c.partitionIds.join(",") !== partitionKey) {
+      this.requestTarget(collectionId); // the load changed meanwhile: this answer is for the old one
       return;
     }
-    const before = this.targets.next(r.collectionId);
+    const before = this.targets.next(collectionId);
     const { version: _v, ...candidate } = targetFromRecovery(r.value, c, 0);
     const next = this.targets.offerNext(candidate);
     if (next && next !== before && next.version !== before?.version) {
       this.log.info(
-        { collection: r.collectionId, version: next.version, segments: next.segments.size, channels: next.channels.size },
+        { collection: collectionId, version: next.version, segments: next.segments.size, channels: next.channels.size },
         "new next target",
       );
     }
@@ -298,7 +310,7 @@ export class QuerycoordCore {
     }
     this.log.debug({ task: t.id, collection: a.collectionId, node: a.nodeId, attempt: t.attempt }, describeAction(a));
     const partitions = a.kind === "WatchChannel" ? (body as WatchChannelReq).partitionIds.map(String).join(",") : "";
-    this.pipe(this.ctx.ask(address, type, body, { timeoutMs }), MSG.taskReply, { taskId: t.id, timeoutMs, partitions });
+    this.after(this.ctx.ask(address, type, body, { timeoutMs }), (r) => this.onTaskReply(t.id, timeoutMs, partitions, r));
   }
 
   private watchRequest(collectionId: bigint, vchannel: string, replicaId: bigint): WatchChannelReq | undefined {
@@ -328,12 +340,12 @@ export class QuerycoordCore {
     return { collectionId, replicaId, schema: c.schema, segments: [info], l0Segments: l0Of(t, info.vchannel) };
   }
 
-  onTaskReply(r: Tagged<{ taskId: string; timeoutMs: number; partitions: string }, unknown>): void {
+  private onTaskReply(taskId: string, timeoutMs: number, partitions: string, r: PipeResult<unknown>): void {
     const now = Date.now();
-    const task = this.scheduler.get(r.taskId);
+    const task = this.scheduler.get(taskId);
     if (!task) return;
-    const reason = r.ok ? "" : failureReason(task, r.error, r.timeoutMs);
-    const t = this.scheduler.onReply(r.taskId, r.ok ? { ok: true } : { ok: false, reason }, now);
+    const reason = r.ok ? "" : failureReason(task, r.error, timeoutMs);
+    const t = this.scheduler.onReply(taskId, r.ok ? { ok: true } : { ok: false, reason }, now);
     if (!t) return;
     if (!r.ok) {
       this.log.warn({ task: t.id, collection: t.action.collectionId, node: t.action.nodeId, attempt: t.attempt }, `${describeAction(t.action)} failed: ${reason}`);
@@ -344,7 +356,7 @@ export class QuerycoordCore {
       const a = t.action;
       const address = this.env.subjects.delegator(a.collectionId as CollectionId, a.vchannel, a.replicaId as ReplicaId, asNodeId(a.nodeId));
       this.synced.delete(address); // a new delegator knows nothing of its predecessor's view
-      if (a.kind === "WatchChannel") this.watched.set(address, { collectionId: a.collectionId, partitions: r.partitions });
+      if (a.kind === "WatchChannel") this.watched.set(address, { collectionId: a.collectionId, partitions });
       else this.watched.delete(address);
     }
     this.kick();

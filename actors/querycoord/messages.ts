@@ -1,4 +1,7 @@
-/** The messages querycoord sends itself (the API verbs are `querycoord.<Verb>` of QuerycoordApi). */
+/**
+ * The messages querycoord sends itself (the API verbs are `querycoord.<Verb>` of QuerycoordApi): private,
+ * the runtime refuses them from any other sender. Work it waits on continues in the mailbox (`core.after`).
+ */
 export const MSG = {
   /** the periodic reconcile round */
   tick: "querycoord.internal.Tick",
@@ -12,12 +15,6 @@ export const MSG = {
   distLost: "querycoord.internal.DistLost",
   /** a DDL or segment event: { ev } */
   event: "querycoord.internal.Event",
-  /** a task's ask came back */
-  taskReply: "querycoord.internal.TaskReply",
-  /** datacoord's recovery info for a next target came back */
-  targetFetched: "querycoord.internal.TargetFetched",
-  /** datacoord's index infos for a collection came back */
-  indexesFetched: "querycoord.internal.IndexesFetched",
-  /** a job's work or writes came back */
-  jobStep: "querycoord.internal.JobStep",
+  /** follow the distribution feed again (after it was lost) */
+  refollow: "querycoord.internal.Refollow",
 } as const;

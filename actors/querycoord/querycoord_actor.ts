@@ -4,7 +4,7 @@
  * and runs a reconcile round every `reconcileIntervalMs` and soon after any change. Jobs (load/release)
  * change meta one at a time per collection; checkers turn the difference between targets and the
  * distribution into tasks; observers promote targets and report progress. Nothing in `receive` waits on
- * a peer: asks are started here and their outcomes come back as messages.
+ * a peer: asks are started here and continue back in the mailbox when they settle (ctx.reenterAfter).
  */
 import { VbError } from "../../protocol/errors.ts";
 import { messageType } from "../../protocol/messages/api.ts";
@@ -16,7 +16,7 @@ import type { FeedFollower } from "../../runtime/feed.ts";
 import type { DmlConsumption } from "../../runtime/dml_log.ts";
 import type { ClusterEnv } from "../env.ts";
 import { followEvents, type VbEvent } from "../events.ts";
-import { errorText, QuerycoordCore, type Tagged } from "./core.ts";
+import { errorText, QuerycoordCore } from "./core.ts";
 import { followQueryNodeDists } from "./dist/dist_feed.ts";
 import { JobQueues, type Job, type JobStep } from "./job/job.ts";
 import { AddPartitionJob, LoadJob, nodeLackError } from "./job/load_job.ts";
@@ -39,15 +39,8 @@ import {
 } from "./services.ts";
 
 const MAX_REPLICAS = 64;
-const REFOLLOW = "querycoord.internal.Refollow";
 
 type Verb = keyof QuerycoordApi;
-
-function unwrap<T>(body: unknown): T {
-  const r = body as PipeResult<T>;
-  if (!r.ok) throw r.error;
-  return r.value;
-}
 
 export class QuerycoordActor extends Actor {
   private core: QuerycoordCore | undefined;
@@ -105,6 +98,7 @@ export class QuerycoordActor extends Actor {
   }
 
   override async postStop(): Promise<void> {
+    this.core?.retire();
     await Promise.allSettled([this.follower?.stop(), this.events?.stop()]);
     await Promise.race([Promise.allSettled(this.writers.map((w) => w.flush())), new Promise((r) => setTimeout(r, 2_000))]);
   }
@@ -129,29 +123,16 @@ export class QuerycoordActor extends Actor {
         }
         return undefined;
       case MSG.distLost:
-        this.ctx.timers.startSingle("refollow", 1_000, REFOLLOW);
+        this.ctx.timers.startSingle("refollow", 1_000, MSG.refollow);
         return undefined;
-      case REFOLLOW:
+      case MSG.refollow:
         void this.follower?.stop();
-        core.pipe(this.follow(), REFOLLOW + ".done", {});
-        return undefined;
-      case REFOLLOW + ".done":
-        if (!unwrap<{ ok: boolean }>(msg.body).ok) this.ctx.self(MSG.distLost);
+        core.after(this.follow(), (r) => {
+          if (!r.ok) this.ctx.self(MSG.distLost);
+        });
         return undefined;
       case MSG.event:
         this.onEvent((msg.body as { ev: VbEvent }).ev);
-        return undefined;
-      case MSG.taskReply:
-        core.onTaskReply(unwrap(msg.body));
-        return undefined;
-      case MSG.targetFetched:
-        core.onTargetFetched(unwrap(msg.body));
-        return undefined;
-      case MSG.indexesFetched:
-        core.onIndexesFetched(unwrap(msg.body));
-        return undefined;
-      case MSG.jobStep:
-        this.onJobStep(unwrap(msg.body));
         return undefined;
     }
     const verb = msg.type.startsWith(`${QUERYCOORD}.`) ? (msg.type.slice(QUERYCOORD.length + 1) as Verb) : undefined;
@@ -178,17 +159,12 @@ export class QuerycoordActor extends Actor {
       this.failJob(job, err);
       return;
     }
-    if ("wait" in s) this.core!.pipe(s.wait, MSG.jobStep, { jobId: job.id, phase: "resume" });
-    else this.core!.pipe(s.stored, MSG.jobStep, { jobId: job.id, phase: "stored" });
+    const core = this.core!;
+    if ("wait" in s) core.after(s.wait, (r) => this.runJob(job, () => job.resume(core, r)));
+    else core.after(s.stored, (r) => this.onJobStored(job, r));
   }
 
-  private onJobStep(r: Tagged<{ jobId: string; phase: "resume" | "stored" }, unknown>): void {
-    const job = this.jobs.get(r.jobId);
-    if (!job) return;
-    if (r.phase === "resume") {
-      this.runJob(job, () => job.resume(this.core!, r.ok ? { ok: true, value: r.value } : { ok: false, error: r.error }));
-      return;
-    }
+  private onJobStored(job: Job, r: PipeResult<unknown>): void {
     if (!r.ok) {
       this.failJob(job, r.error);
       return;

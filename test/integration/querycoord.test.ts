@@ -15,7 +15,8 @@ import type { QuerycoordApi } from "../../protocol/messages/querycoord.ts";
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
 import type { CollectionSchema } from "../../protocol/schema.ts";
 import { Feed } from "../../runtime/feed.ts";
-import { waitFor } from "../harness/index.ts";
+import { ask } from "../../runtime/ask.ts";
+import { connectTest, waitFor } from "../harness/index.ts";
 import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
 
 const DIM = 8;
@@ -292,6 +293,19 @@ describe("querycoord", () => {
     expect((await h.qc("GetShardLeaders", { collectionId: id })).shards.map((s) => s.leaders.length)).toEqual([1, 1]);
     expect(await h.count("empty")).toBe(0);
     expect((await refusal(h.qc("LoadCollection", { collectionId: id, replicaNumber: 2 }))).code).toBe(ErrorCode.ParameterInvalid);
+
+    // its self-messages are private: a NATS client cannot release the collection with a forged event
+    // nor make its querynode look gone with a forged distribution
+    await using nc = await connectTest();
+    const forged: [string, unknown][] = [
+      ["querycoord.internal.Event", { ev: { kind: "collection.dropped", collectionId: id } }],
+      ["querycoord.internal.Dist", { dist: { nodeId: "qn1", segments: [], delegators: [] }, seenAt: 0 }],
+      ["querycoord.internal.Tick", null],
+    ];
+    for (const [type, body] of forged) {
+      expect((await refusal(ask(nc, h.tc.sa.env.subjects.querycoord(), type, body, { timeoutMs: 5_000 }))).code, type).toBe(ErrorCode.ParameterInvalid);
+    }
+    expect(await h.qc("GetLoadState", { collectionId: id })).toEqual({ state: "Loaded", progress: 100 });
 
     // restart: the load, its replica and the delegators' view survive; nothing is watched again
     const delegatorsBefore = [...(await h.dists()).values()].flatMap((d) => d.delegators.map((g) => `${g.address}@${d.nodeId}`)).sort();

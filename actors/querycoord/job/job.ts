@@ -12,10 +12,7 @@ import type { QuerycoordCore } from "../core.ts";
 
 export type JobStep = { wait: Promise<unknown> } | { stored: Promise<unknown> };
 
-let jobSeq = 0;
-
 export abstract class Job {
-  readonly id = `job-${++jobSeq}`;
   readonly result: Promise<null>;
   resolve!: (v: null) => void;
   reject!: (err: unknown) => void;
@@ -43,24 +40,17 @@ export abstract class Job {
 /** One queue of jobs per collection; the head of each queue is the running job. */
 export class JobQueues {
   private readonly queues = new Map<bigint, Job[]>();
-  private readonly byId = new Map<string, Job>();
 
   /** Queues the job; true when it is at the head and must be started now. */
   submit(job: Job): boolean {
     let q = this.queues.get(job.collectionId);
     if (!q) this.queues.set(job.collectionId, (q = []));
     q.push(job);
-    this.byId.set(job.id, job);
     return q.length === 1;
-  }
-
-  get(id: string): Job | undefined {
-    return this.byId.get(id);
   }
 
   /** Removes a finished job; returns the next one of its collection, to start. */
   done(job: Job): Job | undefined {
-    this.byId.delete(job.id);
     const q = this.queues.get(job.collectionId);
     if (!q) return undefined;
     const i = q.indexOf(job);
