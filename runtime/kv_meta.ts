@@ -7,7 +7,9 @@
  * Keys: letters, digits, `-`, `_`, `/`, `=` and `.`; a key neither starts nor ends with `.`, and `.`
  * separates the tokens that prefixes and watches match on (`coll.42.seg.7`). A prefix is whole tokens:
  * `coll.42` lists `coll.42.seg.7` and `coll.42.x` (not `coll.420.x`, nor `coll.42` itself).
- * Values are bytes; `getValue`/`putValue`/`createValue`/`updateValue` encode with protocol/codec.ts.
+ * Values are bytes; `getValue`/`putValue`/`createValue`/`updateValue`/`records` encode with protocol/codec.ts.
+ * A value that does not decode is never skipped in silence: it is logged with its bucket and key and kept
+ * in `undecodable()` (until the key is written again), so a lost record is seen instead of read as absent.
  * Bucket names: letters, digits, `-` and `_`.
  */
 import { StorageType, type JsMsg } from "@nats-io/jetstream";
@@ -65,6 +67,14 @@ export interface KvWatchOptions {
   includeInitial?: boolean;
 }
 
+/** A value a reader could not take as a record: left in the bucket, logged, and listed by `undecodable()`. */
+export interface UndecodableRecord {
+  bucket: string;
+  key: string;
+  /** why it could not be read */
+  error: string;
+}
+
 /** `ready` resolves once the initial values were delivered; `done` settles when the watch ends. */
 export type KvWatch = Follower;
 
@@ -88,6 +98,9 @@ export function isCasConflict(err: unknown): boolean {
 }
 
 export class KvMeta {
+  /** undecodable values by key */
+  private readonly unreadable = new Map<string, UndecodableRecord>();
+
   private constructor(
     readonly bucket: string,
     private readonly kv: KV,
@@ -106,7 +119,7 @@ export class KvMeta {
    */
   static async open(nc: NatsConnection, bucket: string, opts: KvMetaOptions = {}): Promise<KvMeta> {
     if (!BUCKET_RE.test(bucket)) throw VbError.invalid(`invalid KV bucket name "${bucket}": use letters, digits, "-" and "_"`);
-    const log = opts.log ?? createLogger({ module: "kv_meta", bucket });
+    const log = (opts.log ?? createLogger({ module: "kv_meta" })).child({ bucket });
     const js = jetstreamClientOf(nc, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
     let kv: KV;
     try {
@@ -151,7 +164,7 @@ export class KvMeta {
   async put(key: string, value: Uint8Array): Promise<number> {
     assertKvKey(key);
     try {
-      return await this.kv.put(key, value);
+      return this.written(key, await this.kv.put(key, value));
     } catch (err) {
       throw this.failure(err, "put", key);
     }
@@ -161,7 +174,7 @@ export class KvMeta {
   async create(key: string, value: Uint8Array): Promise<number> {
     assertKvKey(key);
     try {
-      return await this.kv.create(key, value);
+      return this.written(key, await this.kv.create(key, value));
     } catch (err) {
       if (isWrongLastSequence(err)) {
         throw new VbError(
@@ -181,7 +194,7 @@ export class KvMeta {
       throw VbError.invalid(`update of KV key "${key}": expectedRevision must be a positive integer, got ${expectedRevision}`);
     }
     try {
-      return await this.kv.update(key, value, expectedRevision);
+      return this.written(key, await this.kv.update(key, value, expectedRevision));
     } catch (err) {
       if (isWrongLastSequence(err)) throw this.conflict(key, expectedRevision, err);
       throw this.failure(err, "update", key);
@@ -193,6 +206,7 @@ export class KvMeta {
     assertKvKey(key);
     try {
       await this.kv.delete(key, opts.expectedRevision === undefined ? {} : { previousSeq: opts.expectedRevision });
+      this.unreadable.delete(key);
     } catch (err) {
       if (opts.expectedRevision !== undefined && isWrongLastSequence(err)) throw this.conflict(key, opts.expectedRevision, err);
       throw this.failure(err, "delete", key);
@@ -246,9 +260,50 @@ export class KvMeta {
 
   // ---- typed helpers: values through protocol/codec.ts (msgpack) ----
 
+  /** The key's value decoded; one that does not decode is logged, listed in `undecodable()`, and a VbError. */
   async getValue<T>(key: string): Promise<{ value: T; revision: number } | undefined> {
     const e = await this.get(key);
-    return e === undefined ? undefined : { value: decode<T>(e.value), revision: e.revision };
+    if (e === undefined) return undefined;
+    let value: T;
+    try {
+      value = decode<T>(e.value);
+    } catch (err) {
+      const note = this.noteUndecodable(key, errorText(err));
+      throw new VbError(ErrorCode.Unexpected, `KV key "${key}" in bucket "${this.bucket}" holds a value that does not decode: ${note.error}`, {
+        cause: err,
+      });
+    }
+    this.unreadable.delete(key);
+    return { value, revision: e.revision };
+  }
+
+  /**
+   * The records under `prefix` (whole tokens) or all, decoded. A value that does not decode, or that
+   * `isRecord` refuses, is not returned: it is logged with its bucket and key and listed in `undecodable()`.
+   */
+  async records<T>(isRecord: (v: unknown) => boolean, prefix?: string): Promise<Map<string, { value: T; revision: number }>> {
+    const out = new Map<string, { value: T; revision: number }>();
+    for (const [key, e] of await this.entries(prefix)) {
+      let v: unknown;
+      try {
+        v = decode<unknown>(e.value);
+      } catch (err) {
+        this.noteUndecodable(key, errorText(err));
+        continue;
+      }
+      if (typeof v !== "object" || v === null || !isRecord(v)) {
+        this.noteUndecodable(key, "decodes to something that is not a record of this bucket");
+        continue;
+      }
+      this.unreadable.delete(key);
+      out.set(key, { value: v as T, revision: e.revision });
+    }
+    return out;
+  }
+
+  /** The values readers of this bucket could not take as records (since the key was last written). */
+  undecodable(): UndecodableRecord[] {
+    return [...this.unreadable.values()];
   }
   putValue(key: string, value: unknown): Promise<number> {
     return this.put(key, encode(value));
@@ -280,6 +335,18 @@ export class KvMeta {
       throw this.failure(err, "list", filter);
     }
     return msgs.map((m) => toKvRecord(m, subjectPrefix));
+  }
+
+  private noteUndecodable(key: string, error: string): UndecodableRecord {
+    const note = { bucket: this.bucket, key, error };
+    if (!this.unreadable.has(key)) this.log.error({ key, error }, "a KV value does not decode as a record; it is left in place and ignored");
+    this.unreadable.set(key, note);
+    return note;
+  }
+
+  private written(key: string, revision: number): number {
+    this.unreadable.delete(key);
+    return revision;
   }
 
   /** The subjects of the bucket's keys start with this. */

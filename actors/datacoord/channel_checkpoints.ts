@@ -3,7 +3,6 @@
  * segment (KV bucket `channel_checkpoints`, key the vchannel). A checkpoint only moves forward: a late or
  * repeated report of an older one changes nothing.
  */
-import { decode } from "../../protocol/codec.ts";
 import type { ChannelCheckpoint } from "../../protocol/meta.ts";
 import type { KvMeta } from "../../runtime/kv_meta.ts";
 
@@ -16,14 +15,8 @@ export class ChannelCheckpoints {
 
   static async open(kv: KvMeta): Promise<ChannelCheckpoints> {
     const c = new ChannelCheckpoints(kv);
-    for (const entry of (await kv.entries()).values()) {
-      try {
-        const cp = decode<ChannelCheckpoint>(entry.value);
-        if (typeof cp === "object" && cp !== null && typeof cp.position === "bigint") c.map.set(cp.vchannel, cp);
-      } catch {
-        // not a record of ours
-      }
-    }
+    const isCheckpoint = (v: unknown) => typeof (v as ChannelCheckpoint).position === "bigint" && typeof (v as ChannelCheckpoint).vchannel === "string";
+    for (const { value } of (await kv.records<ChannelCheckpoint>(isCheckpoint)).values()) c.map.set(value.vchannel, value);
     return c;
   }
 

@@ -10,7 +10,6 @@
  *
  * The planning (`planAssignments`) is a pure function of the records and the live nodes.
  */
-import { decode } from "../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { KvMeta } from "../../runtime/kv_meta.ts";
 
@@ -67,13 +66,8 @@ export class ChannelManager {
 
   static async open(kv: KvMeta): Promise<ChannelManager> {
     const m = new ChannelManager(kv);
-    for (const entry of (await kv.entries()).values()) {
-      try {
-        const r = decode<ChannelRecord>(entry.value);
-        if (typeof r === "object" && r !== null && typeof r.vchannel === "string") m.records.set(r.vchannel, r);
-      } catch {
-        // not a record of ours
-      }
+    for (const { value } of (await kv.records<ChannelRecord>((v) => typeof (v as ChannelRecord).vchannel === "string")).values()) {
+      m.records.set(value.vchannel, value);
     }
     return m;
   }

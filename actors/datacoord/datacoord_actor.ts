@@ -22,6 +22,7 @@ import { ROOTCOORD, type RootcoordApi } from "../../protocol/messages/rootcoord.
 import { Actor, type DeferredReply, type Message } from "../../runtime/actor.ts";
 import type { DmlConsumption } from "../../runtime/dml_log.ts";
 import { Feed, type FeedFollower, type FeedMessage } from "../../runtime/feed.ts";
+import type { KvMeta } from "../../runtime/kv_meta.ts";
 import { DATANODE } from "../datanode/datanode_actor.ts";
 import { decodeHeartbeat, ensureDistStream, heartbeatFilter } from "../datanode/heartbeat.ts";
 import type { ClusterEnv } from "../env.ts";
@@ -53,6 +54,7 @@ import {
   vchannelOf,
 } from "./requests.ts";
 import { SEGMENTS_BUCKET, SegmentMeta, transition } from "./segment_meta.ts";
+import { DATACOORD_GET_STATUS, type DatacoordStatus } from "./status.ts";
 
 const ASK_TIMEOUT_MS = 5_000;
 const RETRY_MIN_MS = 200;
@@ -150,6 +152,8 @@ export class DatacoordActor extends Actor {
   /** build records a garbage-collection task is removing */
   private readonly indexGcPending = new Set<bigint>();
   private indexGcRetries = 0;
+  /** the KV buckets datacoord's state lives in */
+  private buckets: KvMeta[] = [];
 
   constructor(private readonly env: ClusterEnv) {
     super();
@@ -167,6 +171,7 @@ export class DatacoordActor extends Actor {
       env.meta(INDEXES_BUCKET),
       env.meta(SEGMENT_INDEXES_BUCKET),
     ]);
+    this.buckets = [segKv, watchKv, cpKv, indexKv, buildKv];
     [this.segments, this.channels, this.checkpoints, this.indexMeta] = await Promise.all([
       SegmentMeta.open(segKv),
       ChannelManager.open(watchKv),
@@ -304,6 +309,8 @@ export class DatacoordActor extends Actor {
         return this.getIndexInfos(body);
       case messageType(DATACOORD, "IndexBuilt"):
         return this.indexBuilt(body);
+      case DATACOORD_GET_STATUS:
+        return this.status();
       default:
         throw VbError.invalid(`datacoord does not handle "${msg.type}"`);
     }
@@ -805,6 +812,17 @@ export class DatacoordActor extends Actor {
   }
 
   // ---- reads ----
+
+  private status(): DatacoordStatus {
+    const undecodableRecords = this.buckets.flatMap((kv) => kv.undecodable());
+    return {
+      segments: [...this.segments.all()].filter((s) => s.state !== "Dropped").length,
+      vchannels: [...this.channels.all()].length,
+      indexes: [...this.indexMeta.allIndexes()].length,
+      builds: [...this.indexMeta.allBuilds()].length,
+      undecodableRecords,
+    };
+  }
 
   private getSegmentInfo(body: unknown): { segments: SegmentInfo[] } {
     const b = obj(body, "GetSegmentInfo");

@@ -9,7 +9,6 @@
  * when `retryAt` comes; for good when it has none). A record changes in memory only after KV took it,
  * so what datacoord answers is what a restarted datacoord loads. One datacoord writes these buckets.
  */
-import { decode } from "../../protocol/codec.ts";
 import type { IndexInfo, SegmentIndex } from "../../protocol/messages/indexes.ts";
 import type { KvMeta } from "../../runtime/kv_meta.ts";
 
@@ -57,19 +56,6 @@ export function indexIdOfKey(key: string): bigint | undefined {
   }
 }
 
-function entriesOf<T>(entries: Map<string, { value: Uint8Array }>, ok: (v: T) => boolean): T[] {
-  const out: T[] = [];
-  for (const e of entries.values()) {
-    try {
-      const v = decode<T>(e.value);
-      if (typeof v === "object" && v !== null && ok(v)) out.push(v);
-    } catch {
-      // not a record of ours
-    }
-  }
-  return out;
-}
-
 export class IndexMeta {
   private readonly indexes = new Map<bigint, IndexInfo>();
   private readonly builds = new Map<string, BuildRecord>();
@@ -82,11 +68,12 @@ export class IndexMeta {
 
   static async open(indexKv: KvMeta, buildKv: KvMeta): Promise<IndexMeta> {
     const meta = new IndexMeta(indexKv, buildKv);
-    const [ie, be] = await Promise.all([indexKv.entries(), buildKv.entries()]);
-    for (const i of entriesOf<IndexInfo>(ie, (v) => typeof v.indexId === "bigint")) meta.indexes.set(i.indexId, i);
-    for (const b of entriesOf<BuildRecord>(be, (v) => typeof v.buildId === "bigint")) {
-      meta.indexBuild({ ...b, attempts: b.attempts ?? 0, lost: b.lost ?? 0 });
-    }
+    const [ie, be] = await Promise.all([
+      indexKv.records<IndexInfo>((v) => typeof (v as IndexInfo).indexId === "bigint"),
+      buildKv.records<BuildRecord>((v) => typeof (v as BuildRecord).buildId === "bigint"),
+    ]);
+    for (const { value: i } of ie.values()) meta.indexes.set(i.indexId, i);
+    for (const { value: b } of be.values()) meta.indexBuild({ ...b, attempts: b.attempts ?? 0, lost: b.lost ?? 0 });
     return meta;
   }
 

@@ -7,7 +7,6 @@
  * A record changes in memory only after KV took it, so what the actor answers is what a restarted
  * datacoord will load. One datacoord writes this bucket.
  */
-import { decode } from "../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { SegmentInfo, SegmentLevel, SegmentState } from "../../protocol/meta.ts";
 import type { KvMeta } from "../../runtime/kv_meta.ts";
@@ -59,15 +58,7 @@ export class SegmentMeta {
 
   static async open(kv: KvMeta): Promise<SegmentMeta> {
     const meta = new SegmentMeta(kv);
-    for (const entry of (await kv.entries()).values()) {
-      let s: SegmentInfo;
-      try {
-        s = decode<SegmentInfo>(entry.value);
-      } catch {
-        continue; // not a record of ours
-      }
-      if (typeof s === "object" && s !== null && typeof s.segmentId === "bigint") meta.index(s);
-    }
+    for (const { value } of (await kv.records<SegmentInfo>((v) => typeof (v as SegmentInfo).segmentId === "bigint")).values()) meta.index(value);
     return meta;
   }
 

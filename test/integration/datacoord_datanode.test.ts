@@ -7,7 +7,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { spawnDatacoord } from "../../actors/datacoord/index.ts";
+import { CHECKPOINTS_BUCKET, SEGMENTS_BUCKET, spawnDatacoord } from "../../actors/datacoord/index.ts";
+import { DATACOORD_GET_STATUS, type DatacoordStatus } from "../../actors/datacoord/status.ts";
 import { spawnDatanode } from "../../actors/datanode/index.ts";
 import { createClusterEnv, type ClusterConfig, type ClusterEnv } from "../../actors/env.ts";
 import { followEvents, type VbEvent } from "../../actors/events.ts";
@@ -91,6 +92,7 @@ async function startCluster(config: Partial<ClusterConfig>) {
 
   const c = {
     env,
+    host,
     store,
     events,
     nodes,
@@ -532,6 +534,25 @@ describe("datacoord + datanode", () => {
     expect(visible.size).toBe(500);
     const rec = await c.dc("GetRecoveryInfo", { collectionId: info.collectionId });
     expect(rec.segments.length).toBe(4);
+  });
+
+  it("shows the KV records it cannot read in GetStatus (undecodableRecords) instead of reading them as absent", async () => {
+    await using c = await startCluster({});
+    const info = await c.createCollection("unreadable", 1);
+    const v = info.vchannels[0]!.name;
+    const checkpoints = await c.env.meta(CHECKPOINTS_BUCKET);
+    const segments = await c.env.meta(SEGMENTS_BUCKET);
+    await checkpoints.put(v, Uint8Array.of(0xc1)); // not msgpack
+    await segments.put("seg.999", encode({ not: "a segment" }));
+    await c.restartDatacoord();
+    const st = await c.host.ask<DatacoordStatus>(c.env.subjects.datacoord(), DATACOORD_GET_STATUS, {}, { timeoutMs: 10_000 });
+    expect(st.undecodableRecords.map((r) => [r.bucket, r.key]).sort()).toEqual(
+      [
+        [checkpoints.bucket, v],
+        [segments.bucket, "seg.999"],
+      ].sort(),
+    );
+    expect(st.undecodableRecords.every((r) => r.error.length > 0)).toBe(true);
   });
 
   it("answers malformed requests with 1100 naming the field, and illegal transitions with an error", async () => {

@@ -1,4 +1,6 @@
+import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { encode } from "../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { isCasConflict, KvMeta, type KvChange } from "../../runtime/kv_meta.ts";
 import { jetstreamOf } from "../../runtime/streams.ts";
@@ -36,6 +38,33 @@ async function rejection(p: Promise<unknown>): Promise<VbError> {
 }
 
 describe("KV meta on JetStream", () => {
+  it("lists and logs the values that do not decode as records, with bucket and key, until the key is written again", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    await using kv = await twoClients({ log });
+    await kv.b.putValue("rec.1", { id: 1n });
+    await kv.b.put("rec.2", Uint8Array.of(0xc1)); // 0xc1 is never used by msgpack
+    await kv.b.put("rec.3", encode("a string, not a record"));
+    await kv.b.putValue("rec.4", { other: true });
+    const records = await kv.a.records<{ id: bigint }>((v) => typeof (v as { id?: unknown }).id === "bigint", "rec");
+    expect([...records.entries()].map(([k, r]) => [k, r.value.id])).toEqual([["rec.1", 1n]]);
+    const bad = kv.a.undecodable().sort((x, y) => x.key.localeCompare(y.key));
+    expect(bad.map((r) => [r.bucket, r.key])).toEqual([
+      [kv.a.bucket, "rec.2"],
+      [kv.a.bucket, "rec.3"],
+      [kv.a.bucket, "rec.4"],
+    ]);
+    expect(bad.every((r) => r.error.length > 0)).toBe(true);
+    const logged = lines.filter((l) => l.level === 50).map((l) => [l.bucket, l.key]);
+    expect(logged.sort()).toEqual(bad.map((r) => [r.bucket, r.key]));
+    // reading one with getValue names it; writing a record there takes it off the list
+    const err = await rejection(kv.a.getValue("rec.2"));
+    expect(err.message).toMatch(/rec\.2.*does not decode/);
+    await kv.a.putValue("rec.2", { id: 2n });
+    await kv.a.delete("rec.3");
+    expect(kv.a.undecodable().map((r) => r.key)).toEqual(["rec.4"]);
+  });
+
   it("lets exactly one of two concurrent compare-and-set writers win, every time", async () => {
     await using kv = await twoClients();
     let rev = await kv.a.put("collections.1", text("v0"));
