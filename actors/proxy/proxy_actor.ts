@@ -1,32 +1,29 @@
 /**
  * The proxy: the front door of the native API (`vb.proxy`, a queue group shared by every proxy).
- * DDL is checked and forwarded to rootcoord; writes are validated against the schema, given ids and a
- * timestamp, split by shard and published to the DML channels; Flush and the index verbs (CreateIndex,
- * DescribeIndex, DropIndex, GetIndexBuildProgress) go through datacoord, names turned into ids.
+ * DDL is checked and forwarded to rootcoord; writes and Flush are write tasks (write_task.ts), Search and
+ * Query read tasks (read_task.ts); the index verbs (CreateIndex, DescribeIndex, DropIndex,
+ * GetIndexBuildProgress) go through datacoord, names turned into ids.
  *
  * Requests run concurrently (`ctx.reenter`): a proxy is stateless but for its caches (collections and
  * their indexes), which only the mailbox changes (DDL and index events arrive as messages).
  */
-import { encode } from "../../protocol/codec.ts";
-import { ALL_PARTITIONS, type DeleteMsg, type InsertMsg, type PkColumn, type UpsertMsg } from "../../protocol/dml.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
-import { shardOfPk } from "../../protocol/hash.ts";
-import { DEFAULT_PARTITION, type CollectionInfo } from "../../protocol/meta.ts";
-import { DATACOORD, type DatacoordApi, type FlushResult } from "../../protocol/messages/datacoord.ts";
+import type { CollectionInfo } from "../../protocol/meta.ts";
+import { DATACOORD, type DatacoordApi } from "../../protocol/messages/datacoord.ts";
 import type { Req, Res } from "../../protocol/messages/api.ts";
-import { FORWARDED_DDL, type DeleteReq, type FlushRes, type InsertReq, type InsertRes, type ProxyApi } from "../../protocol/messages/proxy.ts";
+import { FORWARDED_DDL, type ProxyApi } from "../../protocol/messages/proxy.ts";
 import { ROOTCOORD, type RootcoordApi } from "../../protocol/messages/rootcoord.ts";
 import { primaryField } from "../../protocol/schema.ts";
 import { Actor, type Message } from "../../runtime/actor.ts";
-import type { DmlBatchItem, DmlConsumption } from "../../runtime/dml_log.ts";
+import type { DmlConsumption } from "../../runtime/dml_log.ts";
 import { followEvents, type VbEvent } from "../events.ts";
 import type { ClusterEnv } from "../env.ts";
 import { MetaCache } from "./meta_cache.ts";
 import { IndexCache } from "./index_cache.ts";
 import type { IndexInfo } from "../../protocol/messages/indexes.ts";
 import { TimestampPool } from "./timestamp_pool.ts";
-import { splitByShard } from "./shard_split.ts";
-import { validateColumns, validateRows } from "./validate.ts";
+import { deleteTask, flushStateTask, flushTask, insertTask, type WriteContext } from "./write_task.ts";
+import { obj, stringOf } from "../request_fields.ts";
 import { QUERYCOORD, type QuerycoordApi, type ShardLeader } from "../../protocol/messages/querycoord.ts";
 import { DELEGATOR, type Guarantee, type QueryResult, type SearchResult } from "../../protocol/messages/querynode.ts";
 import type { QueryReq, SearchReq } from "../../protocol/messages/proxy.ts";
@@ -40,20 +37,13 @@ const GRACEFUL_MS = 5_000;
 const LEADERS_TTL_MS = 10_000;
 /** how long a read keeps retrying transient shard failures (a leader moving after a node loss) */
 const READ_BUDGET_MS = 15_000;
-/** the share of the payload limit an encoded DML message may fill (the estimate is rough) */
-const PAYLOAD_SHARE = 0.7;
 
 function requireObject(body: unknown, verb: string): Record<string, unknown> {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw VbError.invalid(`${verb}: the request body must be an object`);
-  }
-  return body as Record<string, unknown>;
+  return obj(body, `${verb}: the request body`);
 }
 
 function requireString(body: Record<string, unknown>, field: string, verb: string): string {
-  const v = body[field];
-  if (typeof v !== "string" || v.length === 0) throw VbError.invalid(`${verb}: "${field}" must be a non-empty string`);
-  return v;
+  return stringOf(body[field], `${verb}: "${field}"`);
 }
 
 const PASS_THROUGH = new Set<string>(FORWARDED_DDL);
@@ -92,9 +82,20 @@ export class ProxyActor extends Actor {
   private readonly ends = new Map<string, { position: bigint; at: number }>();
   private readonly leaders = new Map<bigint, { shards: { vchannel: string; leaders: ShardLeader[] }[]; at: number }>();
   private readonly tso = new TimestampPool((count) => this.rootcoord("AllocTimestamp", { count }));
+  /** what the write path (write_task.ts) uses of this proxy */
+  private readonly writes: WriteContext;
 
   constructor(private readonly env: ClusterEnv) {
     super();
+    this.writes = {
+      env,
+      describe: (dbName, name) => this.describe(dbName, name),
+      allocIds: async (count) => (await this.rootcoord("AllocId", { count })).start,
+      timestamp: () => this.tso.take(),
+      datacoord: (verb, body) => this.datacoord(verb, body),
+      query: (req) => this.query(req),
+      written: (positions) => this.ctx.self(SELF.written, positions),
+    };
   }
 
   override async preStart(): Promise<void> {
@@ -131,15 +132,15 @@ export class ProxyActor extends Actor {
       case "ListPartitions":
         return this.ctx.reenter(this.listPartitions(msg.body));
       case "Insert":
-        return this.ctx.reenter(this.insert(msg.body, false));
+        return this.ctx.reenter(insertTask(this.writes, msg.body, false));
       case "Upsert":
-        return this.ctx.reenter(this.insert(msg.body, true));
+        return this.ctx.reenter(insertTask(this.writes, msg.body, true));
       case "Delete":
-        return this.ctx.reenter(this.delete(msg.body));
+        return this.ctx.reenter(deleteTask(this.writes, msg.body));
       case "Flush":
-        return this.ctx.reenter(this.flush(msg.body));
+        return this.ctx.reenter(flushTask(this.writes, msg.body));
       case "GetFlushState":
-        return this.ctx.reenter(this.getFlushState(msg.body));
+        return this.ctx.reenter(flushStateTask(this.writes, msg.body));
       case "GetCollectionStatistics":
         return this.ctx.reenter(this.statistics(msg.body));
       case "LoadCollection":
@@ -243,165 +244,6 @@ export class ProxyActor extends Actor {
     const b = requireObject(body ?? {}, "ListPartitions");
     const res = await this.rootcoord("ListPartitions", b);
     return { partitions: res.partitions.map((p) => p.name) };
-  }
-
-  // ---- writes ----
-
-  private partitionId(info: CollectionInfo, name: string | undefined): bigint {
-    const want = name ?? DEFAULT_PARTITION;
-    const p = info.partitions.find((x) => x.name === want);
-    if (!p) {
-      throw new VbError(
-        ErrorCode.PartitionNotFound,
-        `partition "${want}" not found in collection "${info.name}" (200): create it first or name an existing one`,
-      );
-    }
-    return p.partitionId;
-  }
-
-  private maxMessageBytes(): number {
-    const limit = this.env.nc.info?.max_payload ?? 1024 * 1024;
-    return Math.floor(limit * PAYLOAD_SHARE);
-  }
-
-  private async insert(body: unknown, upsert: boolean): Promise<InsertRes> {
-    const verb = upsert ? "Upsert" : "Insert";
-    const req = requireObject(body, verb) as unknown as InsertReq;
-    const name = requireString(req as unknown as Record<string, unknown>, "collectionName", verb);
-    if ((req.rows === undefined) === (req.columns === undefined)) {
-      throw VbError.invalid(`${verb}: give either "rows" (a list of objects) or "columns" (field name → values)`);
-    }
-    const info = await this.describe(req.dbName, name);
-    const partitionId = this.partitionId(info, req.partitionName);
-    const schema = info.schema;
-    const batch = req.rows !== undefined ? validateRows(schema, req.rows, { upsert }) : validateColumns(schema, req.columns, { upsert });
-    if (batch.needsIds) {
-      const ids = await this.rootcoord("AllocId", { count: batch.numRows });
-      const pk = new BigInt64Array(batch.numRows);
-      for (let i = 0; i < batch.numRows; i++) pk[i] = ids.start + BigInt(i);
-      batch.columns[batch.pkIndex] = { fieldId: batch.columns[batch.pkIndex]!.fieldId, data: pk };
-    }
-    const ts = await this.tso.take();
-    const parts = splitByShard(schema, batch.columns, batch.pkIndex, batch.numRows, info.shardsNum, {
-      maxRows: this.env.config.maxRowsPerMessage,
-      maxBytes: this.maxMessageBytes(),
-    });
-    const items: DmlBatchItem[] = parts.map((p) => {
-      const vch = info.vchannels[p.shard]!;
-      const msg: InsertMsg | UpsertMsg = {
-        k: upsert ? "upsert" : "insert",
-        collectionId: info.collectionId,
-        partitionId,
-        ts,
-        numRows: p.numRows,
-        pks: p.pks,
-        columns: p.columns,
-      };
-      return { subject: this.env.subjects.dmlSubject(vch.pchannel, vch.name), payload: encode(msg) };
-    });
-    const positions = await this.env.dml.publishBatch(items);
-    this.noteWritten(parts.map((p) => info.vchannels[p.shard]!.name), positions);
-    return { insertCount: batch.numRows, ids: batch.columns[batch.pkIndex]!.data as PkColumn, timestamp: ts };
-  }
-
-  private async delete(body: unknown): Promise<{ deleteCount: number; timestamp: bigint }> {
-    const req = requireObject(body, "Delete") as unknown as DeleteReq;
-    const name = requireString(req as unknown as Record<string, unknown>, "collectionName", "Delete");
-    const info = await this.describe(req.dbName, name);
-    const pkField = primaryField(info.schema);
-    let ids = req.ids;
-    if (req.filter !== undefined) {
-      // a delete by expression is a Strong query for the keys, then a delete of those keys
-      const found = await this.query({
-        ...(req.dbName ? { dbName: req.dbName } : {}),
-        collectionName: name,
-        filter: req.filter,
-        ...(req.ids !== undefined ? { ids: req.ids } : {}),
-        ...(req.partitionName ? { partitionNames: [req.partitionName] } : {}),
-        outputFields: [pkField.name],
-        consistencyLevel: "Strong",
-      } as QueryReq);
-      if (found.rows.length === 0) return { deleteCount: 0, timestamp: 0n };
-      ids = found.rows.map((r) => r[pkField.name]) as bigint[] | string[];
-    }
-    const pks = normalizePks(ids, pkField.type === "Int64");
-    const partitionId = req.partitionName === undefined ? ALL_PARTITIONS : this.partitionId(info, req.partitionName);
-    const ts = await this.tso.take();
-    const byShard: number[][] = Array.from({ length: info.shardsNum }, () => []);
-    for (let i = 0; i < pks.length; i++) byShard[shardOfPk(pks[i]!, info.shardsNum)]!.push(i);
-    const perMsg = 50_000;
-    const items: DmlBatchItem[] = [];
-    const vchannelsOf: string[] = [];
-    byShard.forEach((idx, shard) => {
-      const vch = info.vchannels[shard]!;
-      for (let off = 0; off < idx.length; off += perMsg) {
-        const part = idx.slice(off, off + perMsg);
-        const partPks: PkColumn =
-          pks instanceof BigInt64Array ? BigInt64Array.from(part, (i) => pks[i]!) : part.map((i) => (pks as string[])[i]!);
-        const msg: DeleteMsg = { k: "delete", collectionId: info.collectionId, partitionId, ts, pks: partPks };
-        items.push({ subject: this.env.subjects.dmlSubject(vch.pchannel, vch.name), payload: encode(msg) });
-        vchannelsOf.push(vch.name);
-      }
-    });
-    const positions = await this.env.dml.publishBatch(items);
-    this.noteWritten(vchannelsOf, positions);
-    return { deleteCount: pks.length, timestamp: ts };
-  }
-
-  // ---- flush ----
-
-  private async flush(body: unknown): Promise<FlushRes> {
-    const req = requireObject(body, "Flush") as { dbName?: string; collectionNames?: unknown; wait?: boolean; timeoutMs?: number };
-    if (!Array.isArray(req.collectionNames) || req.collectionNames.some((n) => typeof n !== "string")) {
-      throw VbError.invalid(`Flush: "collectionNames" must be a list of collection names`);
-    }
-    const wait = req.wait !== false;
-    const deadline = Date.now() + (typeof req.timeoutMs === "number" ? req.timeoutMs : 120_000);
-    const out: FlushRes = { collections: {} };
-    const started: [string, FlushResult][] = [];
-    for (const name of req.collectionNames as string[]) {
-      const info = await this.describe(req.dbName, name);
-      started.push([name, await this.datacoord("Flush", { collectionId: info.collectionId })]);
-    }
-    for (const [name, fr] of started) {
-      let flushed = false;
-      if (wait) {
-        for (;;) {
-          ({ flushed } = await this.datacoord("GetFlushState", { collectionId: fr.collectionId, flushPositions: fr.flushPositions }));
-          if (flushed) break;
-          if (Date.now() > deadline) {
-            throw new VbError(
-              ErrorCode.Timeout,
-              `flush of "${name}" did not finish in time: its datanode may be down or behind; check vbus status and retry`,
-              { retriable: true },
-            );
-          }
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
-      out.collections[name] = { segmentIds: fr.segmentIds, flushTs: fr.flushTs, flushed };
-    }
-    return out;
-  }
-
-  private async getFlushState(body: unknown): Promise<{ flushed: boolean }> {
-    const req = requireObject(body, "GetFlushState") as { dbName?: string; collectionName?: string };
-    const name = requireString(req as Record<string, unknown>, "collectionName", "GetFlushState");
-    const info = await this.describe(req.dbName, name);
-    // flushed as of now: every vchannel's checkpoint has reached its current end
-    const flushPositions: Record<string, bigint> = {};
-    for (const v of info.vchannels) {
-      flushPositions[v.name] = await this.env.dml.lastPosition(this.env.subjects.dmlStream(v.pchannel), this.env.subjects.dmlSubject(v.pchannel, v.name));
-    }
-    return this.datacoord("GetFlushState", { collectionId: info.collectionId, flushPositions });
-  }
-
-  private noteWritten(vchannels: string[], positions: bigint[]): void {
-    const best = new Map<string, bigint>();
-    vchannels.forEach((v, i) => {
-      if ((best.get(v) ?? 0n) < positions[i]!) best.set(v, positions[i]!);
-    });
-    this.ctx.self(SELF.written, [...best]);
   }
 
   // ---- load / release ----
@@ -658,22 +500,4 @@ export class ProxyActor extends Actor {
     }
     return { rowCount, flushedRows, segments: count };
   }
-}
-
-function normalizePks(ids: unknown, int64: boolean): PkColumn {
-  const bad = () => VbError.invalid(`Delete: "ids" must be a non-empty list of ${int64 ? "Int64 (bigint or safe integer)" : "VarChar"} primary keys`);
-  if (int64) {
-    if (ids instanceof BigInt64Array) {
-      if (ids.length === 0) throw bad();
-      return ids;
-    }
-    if (!Array.isArray(ids) || ids.length === 0) throw bad();
-    return BigInt64Array.from(ids, (v: unknown) => {
-      if (typeof v === "bigint") return v;
-      if (typeof v === "number" && Number.isSafeInteger(v)) return BigInt(v);
-      throw bad();
-    });
-  }
-  if (!Array.isArray(ids) || ids.length === 0 || ids.some((v) => typeof v !== "string")) throw bad();
-  return ids as string[];
 }
