@@ -14,7 +14,7 @@
 import { ALL_PARTITIONS } from "../../protocol/dml.ts";
 import { indexFileKey, type IndexInfo, type IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import { ErrorCode, VbError, isVbError } from "../../protocol/errors.ts";
-import { asNodeId, composeTs } from "../../protocol/ids.ts";
+import { asNodeId } from "../../protocol/ids.ts";
 import type { ChannelCheckpoint, CollectionInfo, SegmentInfo, SegmentState } from "../../protocol/meta.ts";
 import { messageType, type Req, type Res } from "../../protocol/messages/api.ts";
 import { DATACOORD, type ChannelWatch, type DatacoordApi, type DatanodeApi, type DatanodeHeartbeat } from "../../protocol/messages/datacoord.ts";
@@ -54,6 +54,7 @@ import {
   vchannelOf,
 } from "./requests.ts";
 import { SEGMENTS_BUCKET, SegmentMeta, transition } from "./segment_meta.ts";
+import { timestampBefore } from "./tso.ts";
 import { DATACOORD_GET_STATUS, type DatacoordStatus } from "./status.ts";
 
 const ASK_TIMEOUT_MS = 5_000;
@@ -286,7 +287,7 @@ export class DatacoordActor extends Actor {
       case messageType(DATACOORD, "UpdateChannelCheckpoint"):
         return this.updateChannelCheckpoint(body);
       case messageType(DATACOORD, "Flush"):
-        return this.flush(body);
+        return this.flush(body, this.deadlineOf(msg));
       case messageType(DATACOORD, "GetFlushState"):
         return this.getFlushState(body);
       case messageType(DATACOORD, "GetSegmentInfo"):
@@ -300,7 +301,7 @@ export class DatacoordActor extends Actor {
       case messageType(DATACOORD, "GetChannelWatches"):
         return this.getChannelWatches(body);
       case messageType(DATACOORD, "CreateIndex"):
-        return this.createIndex(body);
+        return this.createIndex(body, this.deadlineOf(msg));
       case messageType(DATACOORD, "DescribeIndex"):
         return this.describeIndex(body);
       case messageType(DATACOORD, "DropIndex"):
@@ -314,6 +315,22 @@ export class DatacoordActor extends Actor {
       default:
         throw VbError.invalid(`datacoord does not handle "${msg.type}"`);
     }
+  }
+
+  /** When an answer is due: the request's deadline, or the ask timeout for a request without one. */
+  private deadlineOf(msg: Message): number {
+    return msg.deadline > 0 ? msg.deadline : Date.now() + ASK_TIMEOUT_MS;
+  }
+
+  /** A timestamp from rootcoord's TSO before `deadline` (asked again while it does not answer); never the local clock. */
+  private allocTimestamp(deadline: number, what: string): Promise<bigint> {
+    const ask = (timeoutMs: number) =>
+      this.ctx
+        .ask<Res<RootcoordApi, "AllocTimestamp">>(this.env.subjects.rootcoord(), messageType(ROOTCOORD, "AllocTimestamp"), { count: 1 }, {
+          timeoutMs: Math.min(timeoutMs, ASK_TIMEOUT_MS),
+        })
+        .then((r) => r.ts);
+    return timestampBefore(ask, deadline, what);
   }
 
   private askRootcoord<V extends keyof RootcoordApi & string>(verb: V, body: Req<RootcoordApi, V>): Promise<Res<RootcoordApi, V>> {
@@ -757,7 +774,7 @@ export class DatacoordActor extends Actor {
 
   // ---- flush ----
 
-  private async flush(body: unknown): Promise<Res<DatacoordApi, "Flush">> {
+  private async flush(body: unknown, deadline: number): Promise<DeferredReply<Res<DatacoordApi, "Flush">>> {
     const b = obj(body, "Flush");
     const coll = await this.ensureCollection(bigintOf(b.collectionId, "collectionId"));
     const flushPositions: Record<string, bigint> = {};
@@ -780,18 +797,13 @@ export class DatacoordActor extends Actor {
       }
     }
     for (const [nodeId, channels] of byNode) this.tellDatanode(nodeId, "FlushChannels", { channels });
-    let flushTs: bigint;
-    try {
-      flushTs = (await this.askRootcoord("AllocTimestamp", { count: 1 })).ts;
-    } catch {
-      flushTs = composeTs(Date.now(), 0);
-    }
-    return {
+    // the timestamp is asked off the mailbox: rootcoord may take until the deadline to answer
+    return this.ctx.reenterAfter(this.allocTimestamp(deadline, `Flush of collection ${coll.collectionId}`), (flushTs) => ({
       collectionId: coll.collectionId,
       flushPositions,
       segmentIds: segmentsToFlush(this.segments.ofCollection(coll.collectionId), flushPositions),
       flushTs,
-    };
+    }));
   }
 
   private getFlushState(body: unknown): { flushed: boolean } {
@@ -872,7 +884,7 @@ export class DatacoordActor extends Actor {
 
   // ---- indexes ----
 
-  private createIndex(body: unknown): DeferredReply<IndexInfo> {
+  private createIndex(body: unknown, deadline: number): DeferredReply<IndexInfo> {
     const b = obj(body, "CreateIndex");
     const req: CreateIndexReq = {
       collectionId: bigintOf(b.collectionId, "collectionId"),
@@ -888,10 +900,7 @@ export class DatacoordActor extends Actor {
     // the schema comes from rootcoord (asked off the mailbox); the check and the write run in it
     const work = Promise.all([
       this.askRootcoord("DescribeCollection", { collectionId: req.collectionId }),
-      this.askRootcoord("AllocTimestamp", { count: 1 }).then(
-        (r) => r.ts,
-        () => composeTs(Date.now(), 0),
-      ),
+      this.allocTimestamp(deadline, `CreateIndex on collection ${req.collectionId}`),
     ]);
     return this.reenterAfter(work, ([info, ts]) => this.commitCreateIndex(req, info, ts));
   }

@@ -17,12 +17,13 @@ import { readDeltaLog, readSegment, readStats, bloomOf } from "../../actors/stor
 import { encode } from "../../protocol/codec.ts";
 import type { DmlMsg } from "../../protocol/dml.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
-import { asNodeId } from "../../protocol/ids.ts";
+import { asNodeId, composeTs } from "../../protocol/ids.ts";
 import { messageType } from "../../protocol/messages/api.ts";
 import type { DatacoordApi, DatanodeApi } from "../../protocol/messages/datacoord.ts";
 import type { RootcoordApi } from "../../protocol/messages/rootcoord.ts";
 import type { CollectionInfo, SegmentInfo, VChannelInfo } from "../../protocol/meta.ts";
 import type { Column, FieldSchema } from "../../protocol/schema.ts";
+import { Actor, type Message } from "../../runtime/actor.ts";
 import { ActorHost } from "../../runtime/host.ts";
 import { listAll } from "../../runtime/object_store.ts";
 import { FsObjectStore } from "../../runtime/object_store_fs.ts";
@@ -534,6 +535,41 @@ describe("datacoord + datanode", () => {
     expect(visible.size).toBe(500);
     const rec = await c.dc("GetRecoveryInfo", { collectionId: info.collectionId });
     expect(rec.segments.length).toBe(4);
+  });
+
+  it("never stamps a flush with its own clock: without an answer from the TSO it retries until the deadline, then refuses (retriable)", async () => {
+    await using c = await startCluster({});
+    const info = await c.createCollection("tso", 1);
+    await c.dc("GetRecoveryInfo", { collectionId: info.collectionId }); // datacoord knows the collection
+    const rootcoord = c.env.subjects.rootcoord();
+    const flush = (timeoutMs: number) =>
+      c.host.ask<DatacoordApi["Flush"][1]>(c.env.subjects.datacoord(), messageType("datacoord", "Flush"), { collectionId: info.collectionId }, { timeoutMs });
+    // rootcoord absent
+    await c.host.stopActor(rootcoord);
+    const absent = await failure(flush(1_500));
+    expect([absent.code, absent.retriable]).toEqual([ErrorCode.ServiceUnavailable, true]);
+    expect(absent.message).toMatch(/TSO gave no timestamp before the deadline/);
+    // rootcoord refusing, then answering: the flush waits for it and carries the TSO's timestamp
+    const tsoTs = composeTs(1_000_000, 7);
+    let refusals = 0;
+    await c.host.spawn({
+      address: rootcoord,
+      create: () =>
+        new (class extends Actor {
+          receive(msg: Message): unknown {
+            if (msg.type !== "rootcoord.AllocTimestamp") throw VbError.invalid(`stub: ${msg.type}`);
+            if (refusals++ < 2) throw new VbError(ErrorCode.ServiceNotReady, "stub: the TSO is not ready");
+            return { ts: tsoTs };
+          }
+        })(),
+    });
+    expect((await flush(10_000)).flushTs).toBe(tsoTs);
+    expect(refusals).toBe(3);
+    // refusing until the deadline
+    refusals = -1_000_000;
+    const refused = await failure(flush(1_500));
+    expect([refused.code, refused.retriable]).toEqual([ErrorCode.ServiceUnavailable, true]);
+    expect(refused.message).toMatch(/not ready/);
   });
 
   it("shows the KV records it cannot read in GetStatus (undecodableRecords) instead of reading them as absent", async () => {
