@@ -7,6 +7,7 @@ import type { DdlEvent } from "../protocol/messages/rootcoord.ts";
 import type { SegmentEvent } from "../protocol/messages/datacoord.ts";
 import type { IndexEvent } from "../protocol/messages/indexes.ts";
 import type { DmlConsumption } from "../runtime/dml_log.ts";
+import { createLogger, type Logger } from "../runtime/logger.ts";
 import { jetstreamOf } from "../runtime/streams.ts";
 import type { ClusterEnv } from "./env.ts";
 
@@ -38,13 +39,16 @@ export async function publishEvent(env: ClusterEnv, ev: VbEvent): Promise<bigint
 
 /**
  * Follows events published after `fromPosition` (default: from now on). The handler runs one event at
- * a time; an event that does not decode is skipped.
+ * a time; an event that does not decode as one (no `kind`) is logged with its stream, subject and
+ * position, and passed over.
  */
 export async function followEvents(
   env: ClusterEnv,
   handler: (ev: VbEvent, position: bigint) => void | Promise<void>,
   fromPosition?: bigint,
+  opts: { log?: Logger } = {},
 ): Promise<DmlConsumption> {
+  const log = opts.log ?? createLogger({ module: "events" });
   await ensureEventsStream(env);
   const stream = env.subjects.eventsStream();
   const wildcard = env.subjects.eventsStreamSubjects();
@@ -57,7 +61,9 @@ export async function followEvents(
     let ev: VbEvent;
     try {
       ev = decode<VbEvent>(m.data);
-    } catch {
+      if (typeof ev !== "object" || ev === null || typeof ev.kind !== "string") throw new Error("not an event: it has no kind");
+    } catch (err) {
+      log.error({ stream, subject: m.subject, position: String(m.position), err: String(err) }, "an event that does not decode was passed over");
       return;
     }
     await handler(ev, m.position);

@@ -214,7 +214,7 @@ export class DatacoordActor extends Actor {
    */
   private async startFollowers(eventsFrom: bigint | undefined): Promise<{ events: DmlConsumption; feed: FeedFollower }> {
     const env = this.env;
-    const events = await followEvents(env, (ev) => this.ctx.self(I.Event, new Internal(ev)), eventsFrom);
+    const events = await followEvents(env, (ev) => this.ctx.self(I.Event, new Internal(ev)), eventsFrom, { log: this.ctx.log });
     try {
       await ensureDistStream(env);
       const feed = await new Feed(env.nc).follow(env.subjects.distStream(), heartbeatFilter(env.subjects), (m) =>
