@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { decode, encode } from "../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { Actor, ACTOR_STOPPED, type ActorStopped, type Message, type PipeResult } from "../../runtime/actor.ts";
-import { ask } from "../../runtime/ask.ts";
+import { ask, tell } from "../../runtime/ask.ts";
 import { ActorHost } from "../../runtime/host.ts";
 import { connectTest, uniquePrefix, waitFor } from "../harness/index.ts";
 
@@ -18,6 +18,17 @@ async function newHost() {
       await nc[Symbol.asyncDispose]();
     },
   });
+}
+
+/** A promise and the functions that settle it. */
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
 }
 
 async function askError(p: Promise<unknown>): Promise<VbError> {
@@ -342,5 +353,177 @@ describe("actor runtime on a real nats-server", () => {
     expect((await askError(host.ask(addr, "e.Slow", null, { share: true, timeoutMs: 50 }))).code).toBe(ErrorCode.Timeout);
     await host.stopActor(addr);
     expect((await askError(host.ask(addr, "e.Echo", body, { share: true, timeoutMs: 5_000 }))).code).toBe(ErrorCode.ServiceUnavailable);
+  });
+  it("stops a spawned child with its parent, before the parent's postStop, and tells the parent when a child stops", async () => {
+    await using host = await newHost();
+    const p = uniquePrefix();
+    const parentAddr = `${p}.parent`;
+    const events: string[] = [];
+    const told: ActorStopped[] = [];
+    class Child extends Actor {
+      constructor(readonly name: string) {
+        super();
+      }
+      override receive(msg: Message) {
+        if (msg.type === "child.Stop") this.ctx.stop();
+        return { name: this.name, parent: this.ctx.parent };
+      }
+      override postStop() {
+        events.push(`${this.name}.postStop`);
+      }
+    }
+    await host.spawn({
+      address: parentAddr,
+      create: () =>
+        new (class extends Actor {
+          override receive(msg: Message) {
+            if (msg.type === ACTOR_STOPPED) told.push(msg.body as ActorStopped);
+            if (msg.type === "parent.Spawn") {
+              const name = msg.body as string;
+              return this.ctx.spawn({ address: `${p}.child.${name}`, create: () => new Child(name) });
+            }
+            if (msg.type === "parent.Children") return [...this.ctx.children()].sort();
+          }
+          override postStop() {
+            events.push(`parent.postStop (children alive: ${[...this.ctx.children()].filter((a) => host.has(a)).length})`);
+          }
+        })(),
+    });
+    expect(await host.ask(parentAddr, "parent.Spawn", "a")).toBe(`${p}.child.a`);
+    expect(await host.ask(parentAddr, "parent.Spawn", "b")).toBe(`${p}.child.b`);
+    expect(await host.ask(`${p}.child.a`, "child.Who")).toEqual({ name: "a", parent: parentAddr });
+    expect(host.actors().find((a) => a.address === `${p}.child.a`)?.parent).toBe(parentAddr);
+    expect(await host.ask(parentAddr, "parent.Children")).toEqual([`${p}.child.a`, `${p}.child.b`]);
+
+    // a child that stops on its own: its parent gets actor.Stopped in its mailbox and forgets it
+    await host.ask(`${p}.child.b`, "child.Stop");
+    await waitFor(() => told.length === 1, { what: "actor.Stopped at the parent" });
+    expect(told[0]).toEqual({ address: `${p}.child.b`, reason: "stopped" });
+    expect(await host.ask(parentAddr, "parent.Children")).toEqual([`${p}.child.a`]);
+    expect(events).toEqual(["b.postStop"]);
+
+    // the parent stops: its child first, then the parent's own postStop
+    await host.stopActor(parentAddr);
+    expect(events).toEqual(["b.postStop", "a.postStop", "parent.postStop (children alive: 0)"]);
+    expect(host.has(`${p}.child.a`)).toBe(false);
+    expect((await askError(host.ask(`${p}.child.a`, "child.Who", null, { timeoutMs: 2_000 }))).code).toBe(ErrorCode.ServiceUnavailable);
+  });
+
+  it("runs a reenterAfter continuation inside the mailbox and answers the ask with what it returns or throws", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.reenter`;
+    const work = deferred<number>();
+    const gate = deferred<void>();
+    const log: string[] = [];
+    let failures: string[] = [];
+    class Reenter extends Actor {
+      n = 0;
+      override receive(msg: Message): unknown {
+        switch (msg.type) {
+          case "r.Inc":
+            log.push(`inc at ${this.n}`);
+            return ++this.n;
+          case "r.Add":
+            // the mailbox is free while `work` runs; the continuation holds it, as a receive does
+            return this.ctx.reenterAfter(work.promise, async (v) => {
+              const before = this.n;
+              log.push(`continue at ${before}`);
+              await gate.promise;
+              this.n = before + v;
+              log.push(`continued to ${this.n}`);
+              return this.n;
+            });
+          case "r.Recover":
+            return this.ctx.reenterAfter(
+              Promise.reject(new Error("disk gone")),
+              () => "unreachable",
+              (err) => {
+                failures.push((err as Error).message);
+                this.n = 100;
+                return "recovered";
+              },
+            );
+          case "r.Refuse":
+            return this.ctx.reenterAfter(Promise.resolve(1), () => {
+              throw VbError.invalid("field x is bad");
+            });
+          case "r.FailUnhandled":
+            return this.ctx.reenterAfter(Promise.reject(new VbError(ErrorCode.CollectionNotFound, "no such collection")), () => "unreachable");
+          case "r.OnErrorRefuses":
+            return this.ctx.reenterAfter(Promise.reject(new Error("io")), () => "unreachable", () => {
+              failures.push("refused");
+              throw new VbError(ErrorCode.IndexNotFound, "no index");
+            });
+          case "r.Get":
+            return this.n;
+        }
+      }
+    }
+    await host.spawn({ address: addr, create: () => new Reenter() });
+    const added = host.ask<number>(addr, "r.Add", null, { timeoutMs: 30_000 });
+    // served while the work is pending
+    expect(await host.ask(addr, "r.Inc")).toBe(1);
+    work.resolve(5);
+    await waitFor(() => log.includes("continue at 1"), { what: "the continuation to start" });
+    const inc = host.ask<number>(addr, "r.Inc");
+    await sleep(50); // a chance for the Inc to interleave with the continuation, if the mailbox let it
+    expect(log).toEqual(["inc at 0", "continue at 1"]);
+    gate.resolve();
+    expect(await added).toBe(6);
+    expect(await inc).toBe(7);
+    expect(log).toEqual(["inc at 0", "continue at 1", "continued to 6", "inc at 6"]);
+
+    // the work fails: onError runs in the mailbox, changes state, and its value is the answer
+    expect(await host.ask(addr, "r.Recover")).toBe("recovered");
+    expect(failures).toEqual(["disk gone"]);
+    expect(await host.ask(addr, "r.Get")).toBe(100);
+    // what a continuation throws is the answer; without onError the work's error is
+    expect((await askError(host.ask(addr, "r.Refuse"))).code).toBe(ErrorCode.ParameterInvalid);
+    const unhandled = await askError(host.ask(addr, "r.FailUnhandled"));
+    expect([unhandled.code, unhandled.message]).toEqual([ErrorCode.CollectionNotFound, "no such collection"]);
+    failures = [];
+    expect((await askError(host.ask(addr, "r.OnErrorRefuses"))).code).toBe(ErrorCode.IndexNotFound);
+    expect(failures).toEqual(["refused"]);
+    // refusals are not crashes: the same instance keeps its state
+    expect(await host.ask(addr, "r.Get")).toBe(100);
+  });
+
+  it("refuses an internal message from any sender but the actor itself with 1100, before receive sees it", async () => {
+    await using host = await newHost();
+    const addr = `${uniquePrefix()}.private`;
+    const received: string[] = [];
+    await host.spawn({
+      address: addr,
+      create: () =>
+        new (class extends Actor {
+          override receive(msg: Message) {
+            received.push(msg.type);
+            if (msg.type === "x.Poke") {
+              this.ctx.self("x.internal.Foo", { from: "self" });
+              this.ctx.timers.startSingle("t", 1, "x.internal.Tick");
+            }
+            return msg.type;
+          }
+        })(),
+    });
+    await using outsider = await connectTest();
+    for (const type of ["x.internal.Foo", ACTOR_STOPPED, "actor.Continue"]) {
+      const err = await askError(ask(outsider, addr, type, { address: "forged", reason: "stopped" }));
+      expect(err.code).toBe(ErrorCode.ParameterInvalid);
+      expect(err.message).toContain(type);
+      // another actor of the same host is an outsider too
+      expect((await askError(host.ask(addr, type, null))).code).toBe(ErrorCode.ParameterInvalid);
+    }
+    // a tell (no reply) is dropped the same way; the ask after it on the same connection comes after it
+    tell(outsider, addr, "x.internal.Foo", { from: "outside" });
+    expect(await ask(outsider, addr, "x.Ping", null)).toBe("x.Ping");
+    expect(received).toEqual(["x.Ping"]);
+
+    // the actor's own self-messages and timers of an internal type do reach it
+    expect(await host.ask(addr, "x.Poke")).toBe("x.Poke");
+    await waitFor(() => received.includes("x.internal.Tick"), { what: "the internal timer" });
+    expect(received).toEqual(["x.Ping", "x.Poke", "x.internal.Foo", "x.internal.Tick"]);
+    const stats = host.actors().find((a) => a.address === addr)!;
+    expect(stats.errors).toBe(7); // the six refused asks and the refused tell
   });
 });
