@@ -2,6 +2,7 @@
  * Process configuration: defaults for the embedded standalone, overridden by environment variables
  * (`VB_*`) and then by command-line flags. One object, passed down to every actor a process hosts.
  */
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ClusterConfig } from "../actors/env.ts";
 
@@ -33,3 +34,6 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): VbConfig {
     maxPayload: Number(env.VB_MAX_PAYLOAD ?? 8 * 1024 * 1024),
   };
 }
+
+/** The software's version (package.json's), which discovery gives as every service's version. */
+export const VB_VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;

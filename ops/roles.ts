@@ -12,6 +12,7 @@
 import type { ActorHost } from "../runtime/host.ts";
 import { LeaderLease } from "../runtime/lease.ts";
 import type { Logger } from "../runtime/logger.ts";
+import { asNodeId, isValidNodeId } from "../protocol/ids.ts";
 import type { ClusterEnv } from "../actors/env.ts";
 import { spawnRootcoord } from "../actors/rootcoord/index.ts";
 import { spawnDatacoord } from "../actors/datacoord/index.ts";
@@ -70,6 +71,19 @@ export async function spawnRoles(host: ActorHost, env: ClusterEnv, roles: RoleSe
     // stop() even when the resign fails (NATS gone): no refresh loop outlives the process's roles
     await Promise.all(leases.map((l) => l.resign().finally(() => l.stop())));
   };
+  // discovery shows each role's actor under the role's name (`vb.qn.qn1` is a querynode)
+  const s = env.subjects;
+  for (const [address, role] of [
+    [s.rootcoord(), "rootcoord"],
+    [s.datacoord(), "datacoord"],
+    [s.querycoord(), "querycoord"],
+    [s.proxy(), "proxy"],
+    // (an invalid node id is refused by the node's spawn below, with the reason)
+    ...(roles.datanodes ?? []).filter(isValidNodeId).map((id) => [s.datanode(asNodeId(id)), "datanode"]),
+    ...(roles.querynodes ?? []).filter(isValidNodeId).map((id) => [s.querynode(asNodeId(id)), "querynode"]),
+  ] as const) {
+    host.setKind(address, role);
+  }
   try {
     if (roles.rootcoord) await coordinator("rootcoord", () => spawnRootcoord(host, env));
     if (roles.datacoord) await coordinator("datacoord", () => spawnDatacoord(host, env));

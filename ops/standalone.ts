@@ -8,13 +8,14 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { mkdir } from "node:fs/promises";
 import { ActorHost } from "../runtime/host.ts";
+import { startDiscovery, type DiscoveryResponder } from "../runtime/discovery.ts";
 import { connectNats, type NatsConnection } from "../runtime/transport.ts";
 import { createLogger } from "../runtime/logger.ts";
 import { openObjectStore, describeObjectStore } from "../runtime/object_store_url.ts";
 import { createClusterEnv, type ClusterEnv } from "../actors/env.ts";
 import { startNatsServer, type NatsServer } from "./nats_server.ts";
 import { spawnRoles, ALL_ROLES, type RoleSet, type SpawnedRoles } from "./roles.ts";
-import type { VbConfig } from "./config.ts";
+import { VB_VERSION, type VbConfig } from "./config.ts";
 
 export interface Standalone extends AsyncDisposable {
   readonly natsUrl: string;
@@ -24,6 +25,8 @@ export interface Standalone extends AsyncDisposable {
   readonly config: VbConfig;
   /** the nats-server child, when standalone started one */
   readonly natsServer: NatsServer | undefined;
+  /** answers NATS service discovery (`$SRV.*`) for this process's actors */
+  readonly discovery: DiscoveryResponder;
   stop(): Promise<void>;
 }
 
@@ -35,6 +38,8 @@ export interface StandaloneOptions {
    * must not share one; a restarted process with the same id takes its leases back at once.
    */
   holderId?: string;
+  /** This process's node id in logs and discovery (default `standalone`). */
+  nodeId?: string;
 }
 
 export async function startStandalone(config: VbConfig, opts: StandaloneOptions = {}): Promise<Standalone> {
@@ -61,11 +66,13 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
   const storeSpec = config.objectStore ?? join(config.dataDir, "objects");
   const env = createClusterEnv(nc, openObjectStore(storeSpec), { prefix: config.prefix, config: config.cluster ?? {} });
   log.info({ objectStore: describeObjectStore(storeSpec), prefix: config.prefix }, "object store");
-  const host = new ActorHost(nc, { nodeId: "standalone" });
+  const host = new ActorHost(nc, { nodeId: opts.nodeId ?? "standalone" });
+  const discovery = startDiscovery(host, { version: VB_VERSION, metadata: { prefix: config.prefix } });
   let spawned: SpawnedRoles | undefined;
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      discovery.stop();
       await host.stop();
       await spawned?.resign().catch((err: unknown) => log.warn({ err }, "could not give the coordinator leases up"));
       if (!nc.isClosed()) await nc.drain().catch(() => undefined);
@@ -78,5 +85,5 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
     await stop();
     throw err;
   }
-  return { natsUrl, nc, host, env, config, natsServer: server, stop, [Symbol.asyncDispose]: stop };
+  return { natsUrl, nc, host, env, config, natsServer: server, discovery, stop, [Symbol.asyncDispose]: stop };
 }

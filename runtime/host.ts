@@ -105,8 +105,8 @@ class ActorCell implements ActorContext {
   readonly timers: ActorTimers;
   restarts = 0;
   state: CellState = "starting";
-  /** requests handled and failed (for discovery's STATS) */
-  readonly stats = { requests: 0, errors: 0, lastError: "" };
+  /** requests handled and failed, and the time spent handling them (for discovery's STATS) */
+  readonly stats = { requests: 0, errors: 0, lastError: "", processingMs: 0 };
   private readonly kids = new Set<string>();
   private instance: Actor;
   private readonly mailbox: Mailbox<Item>;
@@ -175,20 +175,34 @@ class ActorCell implements ActorContext {
       return;
     }
     if (!item.private) this.stats.requests++;
+    const t0 = item.private ? 0 : performance.now();
     let result: unknown;
     try {
       result = item.run ? item.run() : this.instance.receive(msg);
     } catch (err) {
+      this.timed(item, t0);
       this.failed(item, err);
       return;
     }
     if (isThenable(result)) {
       return result.then(
-        (value) => this.succeeded(item, value),
-        (err: unknown) => this.failed(item, err),
+        (value) => {
+          this.timed(item, t0);
+          this.succeeded(item, value);
+        },
+        (err: unknown) => {
+          this.timed(item, t0);
+          this.failed(item, err);
+        },
       );
     }
+    this.timed(item, t0);
     this.succeeded(item, result);
+  }
+
+  /** Adds a request's time in `receive` (not its deferred work) to the actor's processing time. */
+  private timed(item: Item, t0: number): void {
+    if (!item.private) this.stats.processingMs += performance.now() - t0;
   }
 
   private succeeded(item: Item, result: unknown): void {
@@ -200,6 +214,10 @@ class ActorCell implements ActorContext {
         (err: unknown) => {
           const e = VbError.from(err);
           if (e.code === ErrorCode.Unexpected) this.log.error({ err, type }, "deferred work failed");
+          if (!item.private) {
+            this.stats.errors++;
+            this.stats.lastError = e.message;
+          }
           answer?.({ ok: false, error: e });
         },
       );
@@ -429,6 +447,8 @@ export interface HostedActor {
   requests: number;
   errors: number;
   lastError: string;
+  /** time spent in `receive` on requests (ms) */
+  processingMs: number;
 }
 
 /** The kind of an actor by its address: the token after the prefix (`vb.seg.n1.7` → `seg`). */
@@ -437,14 +457,17 @@ function kindOf(address: string): string {
 }
 
 export interface HostOptions {
-  /** The process's node id, for logs. */
+  /** The process's node id, for logs and discovery. */
   nodeId?: string;
   log?: Logger;
 }
 
 export class ActorHost implements AsyncDisposable {
   readonly log: Logger;
+  readonly nodeId: string | undefined;
   private readonly cells = new Map<string, ActorCell>();
+  /** kinds named for addresses whose Props give none (see `setKind`) */
+  private readonly kinds = new Map<string, string>();
   private readonly routes = new Map<string, { sub: Subscription; members: number }>();
   private closing = false;
 
@@ -452,7 +475,16 @@ export class ActorHost implements AsyncDisposable {
     readonly nc: NatsConnection,
     opts: HostOptions = {},
   ) {
+    this.nodeId = opts.nodeId;
     this.log = opts.log ?? createLogger(opts.nodeId ? { node: opts.nodeId } : {});
+  }
+
+  /**
+   * Names the kind discovery shows for the actor at `address` when its Props name none (for spawn
+   * functions that do not set one). Holds for every actor spawned at the address from now on.
+   */
+  setKind(address: string, kind: string): void {
+    this.kinds.set(address, kind);
   }
 
   /** Starts an actor at its address. The address must not be taken in this process. */
@@ -486,7 +518,7 @@ export class ActorHost implements AsyncDisposable {
       }
       out.push({
         address: c.address,
-        kind: c.props.kind ?? kindOf(c.address),
+        kind: c.props.kind ?? this.kinds.get(c.address) ?? kindOf(c.address),
         route: c.props.route ?? c.address,
         ...(c.props.queue ? { queue: c.props.queue } : {}),
         ...(c.parent ? { parent: c.parent } : {}),
@@ -495,6 +527,7 @@ export class ActorHost implements AsyncDisposable {
         requests: c.stats.requests,
         errors: c.stats.errors,
         lastError: c.stats.lastError,
+        processingMs: c.stats.processingMs,
       });
     }
     return out;

@@ -13,3 +13,4 @@ export * from "./object_store.ts";
 export * from "./object_store_fs.ts";
 export * from "./object_store_s3.ts";
 export * from "./object_store_url.ts";
+export * from "./discovery.ts";
