@@ -15,6 +15,7 @@ import { connect, type VectorbusClient } from "../actors/control/client.ts";
 import { defaultConfig, type VbConfig } from "./config.ts";
 import { startStandalone } from "./standalone.ts";
 import { randomRows } from "./random_rows.ts";
+import { formatActors, listActors } from "./actors.ts";
 import { ROLES, type Role, type RoleSet } from "./roles.ts";
 
 const program = new Command();
@@ -40,8 +41,8 @@ function configFrom(opts: ConnOpts & { s3?: string; datanodes?: number }): VbCon
   };
 }
 
-/** Connects to the cluster named by --nats, VB_NATS_URL, or the runfile a local `vbus up` wrote. */
-async function client(opts: ConnOpts): Promise<VectorbusClient> {
+/** The cluster named by --nats, VB_NATS_URL, or the runfile a local `vbus up` wrote: its NATS and prefix. */
+async function cluster(opts: ConnOpts): Promise<{ url: string; prefix: string }> {
   const config = configFrom(opts);
   let url = config.natsUrl;
   let prefix = config.prefix;
@@ -57,6 +58,12 @@ async function client(opts: ConnOpts): Promise<VectorbusClient> {
       );
     }
   }
+  return { url, prefix };
+}
+
+/** Connects to the cluster (see `cluster`). */
+async function client(opts: ConnOpts): Promise<VectorbusClient> {
+  const { url, prefix } = await cluster(opts);
   return connect({ servers: url, prefix });
 }
 
@@ -133,15 +140,16 @@ connOptions(program.command("serve"))
     const config = configFrom(opts);
     if (!config.natsUrl) throw VbError.invalid("serve needs --nats URL (or VB_NATS_URL): a pod joins an existing cluster");
     const role = opts.role as Role;
-    const roles: RoleSet =
-      role === "datanode"
-        ? { datanodes: [opts.nodeId ?? "dn1"] }
-        : role === "querynode"
-          ? { querynodes: [opts.nodeId ?? "qn1"] }
-          : { [role]: true };
+    // a node's id names the process in logs and discovery; a coordinator or proxy pod goes by its role
+    const nodeId = role === "datanode" ? (opts.nodeId ?? "dn1") : role === "querynode" ? (opts.nodeId ?? "qn1") : role;
+    const roles: RoleSet = role === "datanode" ? { datanodes: [nodeId] } : role === "querynode" ? { querynodes: [nodeId] } : { [role]: true };
     // a pod's lease identity is its process: a restarted coordinator pod waits for its old lease to
     // expire (or to be resigned), so two pods on one host can never take each other's lease
-    const sa = await startStandalone(config, { roles, holderId: `${hostname()}:${process.pid}:${role}` });
+    const sa = await startStandalone(config, {
+      roles,
+      holderId: `${hostname()}:${process.pid}:${role}`,
+      nodeId,
+    });
     process.stdout.write(`vectorbus ${role} ready nats=${sa.natsUrl}\n`);
     await until();
     await sa.stop();
@@ -501,6 +509,18 @@ connOptions(program.command("status"))
       process.stdout.write(`  ${(names.get(String(c.collectionId)) ?? String(c.collectionId)).padEnd(20)} ${c.state.padEnd(8)} ${c.progress}%  replicas ${c.replicas.map((r) => `${r.replicaId}:[${r.nodes.join(",")}]`).join(" ")}\n`);
       for (const b of c.blockers) process.stdout.write(`    waiting on ${b.kind} ${b.subject}: ${b.reason}\n`);
     }
+  });
+
+connOptions(program.command("actors"))
+  .description("every actor of the cluster, by kind: address, process, node (segments: collection, rows, indexes), from NATS service discovery")
+  .option("--kind <kind>", "only this kind: rootcoord, datacoord, datanode, querycoord, querynode, proxy, delegator, segment")
+  .option("--json", "as a JSON array")
+  .action(async (opts: ConnOpts & { kind?: string; json?: boolean }) => {
+    const { url, prefix } = await cluster(opts);
+    await using vb = await connect({ servers: url, prefix });
+    const actors = await listActors(vb.nc, { prefix, ...(opts.kind ? { kind: opts.kind } : {}) });
+    if (opts.json) return print(actors);
+    process.stdout.write(formatActors(actors));
   });
 
 // ---- demos ----

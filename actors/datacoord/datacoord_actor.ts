@@ -19,12 +19,13 @@ import type { ChannelCheckpoint, CollectionInfo, SegmentInfo, SegmentState } fro
 import { messageType, type Req, type Res } from "../../protocol/messages/api.ts";
 import { DATACOORD, type ChannelWatch, type DatacoordApi, type DatanodeApi, type DatanodeHeartbeat } from "../../protocol/messages/datacoord.ts";
 import { ROOTCOORD, type RootcoordApi } from "../../protocol/messages/rootcoord.ts";
-import { Actor, type DeferredReply, type Message } from "../../runtime/actor.ts";
+import { Actor, type DeferredReply, type Message, type PipeResult } from "../../runtime/actor.ts";
 import type { DmlConsumption } from "../../runtime/dml_log.ts";
 import { Feed, type FeedFollower, type FeedMessage } from "../../runtime/feed.ts";
 import type { KvMeta } from "../../runtime/kv_meta.ts";
 import { DATANODE } from "../datanode/datanode_actor.ts";
 import { decodeHeartbeat, ensureDistStream, heartbeatFilter } from "../datanode/heartbeat.ts";
+import { after, backoffMs } from "../continuations.ts";
 import type { ClusterEnv } from "../env.ts";
 import { followEvents, publishEvent, type VbEvent } from "../events.ts";
 import { CHECKPOINTS_BUCKET, ChannelCheckpoints } from "./channel_checkpoints.ts";
@@ -61,58 +62,25 @@ const ASK_TIMEOUT_MS = 5_000;
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 5_000;
 
-/** Messages the actor sends itself; their bodies are `Internal` instances, which no peer can forge. */
+/**
+ * Messages the actor sends itself (ctx.self, timers): private, the runtime refuses them from anyone else.
+ * Work off the mailbox comes back through continuations (`after`, ctx.reenterAfter), not messages.
+ */
 const I = {
   Tick: "datacoord.internal.Tick",
   Event: "datacoord.internal.Event",
   Heartbeat: "datacoord.internal.Heartbeat",
   FeedReady: "datacoord.internal.FeedReady",
   ListCollections: "datacoord.internal.ListCollections",
-  Collections: "datacoord.internal.Collections",
   Gc: "datacoord.internal.Gc",
-  GcDone: "datacoord.internal.GcDone",
   Sweep: "datacoord.internal.Sweep",
   Follow: "datacoord.internal.Follow",
-  Followed: "datacoord.internal.Followed",
   FollowEnded: "datacoord.internal.FollowEnded",
-  Continue: "datacoord.internal.Continue",
   ScheduleBuilds: "datacoord.internal.ScheduleBuilds",
   IndexGc: "datacoord.internal.IndexGc",
-  IndexGcDone: "datacoord.internal.IndexGcDone",
 } as const;
 
-class Internal<T = unknown> {
-  constructor(readonly data: T) {}
-}
-
-/**
- * The data of a message the actor sent itself: an `Internal` body, or the outcome of `pipeToSelf` work
- * that resolved to one. Anything else (the same type name sent over NATS) is refused with 1100.
- */
-function internalData(msg: Message): unknown {
-  let b = msg.body;
-  if (typeof b === "object" && b !== null && (b as { ok?: unknown }).ok === true && "value" in b) b = (b as { value: unknown }).value;
-  if (!(b instanceof Internal)) throw VbError.invalid(`${msg.type} is internal to datacoord`);
-  return b.data;
-}
-
-type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-function settle<T, C>(work: Promise<T>, tag: C): Promise<Internal<{ tag: C; outcome: Outcome<T> }>> {
-  return work.then(
-    (value) => new Internal({ tag, outcome: { ok: true, value } as Outcome<T> }),
-    (error: unknown) => new Internal({ tag, outcome: { ok: false, error } as Outcome<T> }),
-  );
-}
-
 const LIVE_STATES: readonly SegmentState[] = ["Growing", "Sealed", "Flushing", "Flushed"];
-
-/** The rest of a request that waited for work off the mailbox (see `reenterAfter`). */
-interface Continuation {
-  run: () => unknown;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-}
 
 interface CreateIndexReq {
   collectionId: bigint;
@@ -184,7 +152,7 @@ export class DatacoordActor extends Actor {
 
     // follow DDL events from now on, then list what exists: nothing created in between is missed
     this.watchFollowers(await this.startFollowers(undefined));
-    this.ctx.timers.startPeriodic("tick", env.config.heartbeatIntervalMs, I.Tick, new Internal(null));
+    this.ctx.timers.startPeriodic("tick", env.config.heartbeatIntervalMs, I.Tick);
     this.listCollections();
     // drops a previous run did not finish
     for (const id of new Set([...this.segments.all()].filter((s) => s.state === "Dropped").map((s) => s.collectionId))) {
@@ -214,11 +182,11 @@ export class DatacoordActor extends Actor {
    */
   private async startFollowers(eventsFrom: bigint | undefined): Promise<{ events: DmlConsumption; feed: FeedFollower }> {
     const env = this.env;
-    const events = await followEvents(env, (ev) => this.ctx.self(I.Event, new Internal(ev)), eventsFrom, { log: this.ctx.log });
+    const events = await followEvents(env, (ev) => this.ctx.self(I.Event, ev), eventsFrom, { log: this.ctx.log });
     try {
       await ensureDistStream(env);
       const feed = await new Feed(env.nc).follow(env.subjects.distStream(), heartbeatFilter(env.subjects), (m) =>
-        this.ctx.self(I.Heartbeat, new Internal(m)),
+        this.ctx.self(I.Heartbeat, m),
       );
       return { events, feed };
     } catch (err) {
@@ -232,10 +200,10 @@ export class DatacoordActor extends Actor {
     this.feed = f.feed;
     const generation = ++this.followGen;
     f.feed.ready.then(
-      () => this.ctx.self(I.FeedReady, new Internal(null)),
+      () => this.ctx.self(I.FeedReady),
       () => undefined,
     );
-    const ended = (err: unknown) => this.ctx.self(I.FollowEnded, new Internal({ generation, err }));
+    const ended = (err: unknown) => this.ctx.self(I.FollowEnded, { generation, err });
     f.events.done.catch(ended);
     f.feed.done.catch(ended);
   }
@@ -253,27 +221,27 @@ export class DatacoordActor extends Actor {
 
   private refollow(from: bigint | undefined): void {
     if (this.stopping) return;
-    this.ctx.pipeToSelf(settle(this.startFollowers(from), from), I.Followed);
+    after(this.ctx, this.startFollowers(from), (r) => this.onFollowed(from, r));
   }
 
-  private onFollowed(r: { tag: bigint | undefined; outcome: Outcome<{ events: DmlConsumption; feed: FeedFollower }> }): void {
-    if (!r.outcome.ok) {
+  private onFollowed(from: bigint | undefined, r: PipeResult<{ events: DmlConsumption; feed: FeedFollower }>): void {
+    if (!r.ok) {
       this.followRetries++;
-      this.later("follow", this.followRetries, I.Follow, r.tag);
+      this.retryLater("follow", this.followRetries, I.Follow, from);
       return;
     }
     if (this.stopping) {
-      void r.outcome.value.events.stop().catch(() => undefined);
-      void r.outcome.value.feed.stop().catch(() => undefined);
+      void r.value.events.stop().catch(() => undefined);
+      void r.value.feed.stop().catch(() => undefined);
       return;
     }
     this.followRetries = 0;
-    this.watchFollowers(r.outcome.value);
+    this.watchFollowers(r.value);
   }
 
   override async receive(msg: Message): Promise<unknown> {
     if (msg.type.startsWith("datacoord.internal.")) {
-      await this.internal(msg.type, internalData(msg));
+      await this.internal(msg.type, msg.body);
       return null;
     }
     const body = msg.body;
@@ -341,9 +309,9 @@ export class DatacoordActor extends Actor {
     this.ctx.tell(this.env.subjects.datanode(asNodeId(nodeId)), messageType(DATANODE, verb), body);
   }
 
-  private later(key: string, retries: number, type: string, data: unknown): void {
-    const ms = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(retries, 10));
-    this.ctx.timers.startSingle(key, ms, type, new Internal(data));
+  /** Sends `type` to itself after the backoff of the `retries`-th retry. */
+  private retryLater(key: string, retries: number, type: string, body: unknown): void {
+    this.ctx.timers.startSingle(key, backoffMs(retries, RETRY_MIN_MS, RETRY_MAX_MS), type, body);
   }
 
   private async internal(type: string, data: unknown): Promise<void> {
@@ -360,58 +328,19 @@ export class DatacoordActor extends Actor {
         return this.scheduleBuildsSafely();
       case I.ListCollections:
         return this.listCollections();
-      case I.Collections:
-        return this.onCollections(data as { outcome: Outcome<CollectionInfo[]> });
       case I.Gc:
         return this.startGc(data as bigint);
-      case I.GcDone:
-        return this.onGcDone(data as { tag: { collectionId: bigint; segments: SegmentInfo[] }; outcome: Outcome<number> });
       case I.Sweep:
         return this.sweep(data as bigint);
       case I.Follow:
         return this.refollow(data as bigint | undefined);
-      case I.Followed:
-        return this.onFollowed(data as { tag: bigint | undefined; outcome: Outcome<{ events: DmlConsumption; feed: FeedFollower }> });
       case I.FollowEnded:
         return this.onFollowEnded(data as { generation: number; err: unknown });
-      case I.Continue: {
-        const c = data as Continuation;
-        try {
-          c.resolve(await c.run());
-        } catch (err) {
-          c.reject(err);
-        }
-        return;
-      }
       case I.ScheduleBuilds:
         return this.scheduleBuildsSafely();
       case I.IndexGc:
         return void this.startIndexGc(data as IndexGcTarget["dropped"]);
-      case I.IndexGcDone:
-        return this.onIndexGcDone(data as { tag: IndexGcTarget; outcome: Outcome<number> });
     }
-  }
-
-  /**
-   * Replies to the current ask once `work` (off the mailbox: asks to peers) is done and `then` has run
-   * in the mailbox with its value (Proto.Actor's ReenterAfter): the mailbox serves other messages while
-   * the work runs, and state changes only in the mailbox.
-   */
-  private reenterAfter<T, R>(work: Promise<T>, then: (value: T) => R | Promise<R>): DeferredReply<R> {
-    const reply = new Promise<R>((resolve, reject) => {
-      const cont = (run: () => unknown) => new Internal<Continuation>({ run, resolve: resolve as (v: unknown) => void, reject });
-      this.ctx.pipeToSelf(
-        work.then(
-          (value) => cont(() => then(value)),
-          (err: unknown) =>
-            cont(() => {
-              throw err;
-            }),
-        ),
-        I.Continue,
-      );
-    });
-    return this.ctx.reenter(reply);
   }
 
   // ---- collections ----
@@ -429,18 +358,18 @@ export class DatacoordActor extends Actor {
       }
       return out;
     })();
-    this.ctx.pipeToSelf(settle(work, null), I.Collections);
+    after(this.ctx, work, (r) => this.onCollections(r));
   }
 
-  private async onCollections(r: { outcome: Outcome<CollectionInfo[]> }): Promise<void> {
-    if (!r.outcome.ok) {
+  private async onCollections(r: PipeResult<CollectionInfo[]>): Promise<void> {
+    if (!r.ok) {
       this.listRetries++;
-      this.ctx.log.warn({ err: String(r.outcome.error) }, "cannot list collections from rootcoord yet; retrying");
-      this.later("list", this.listRetries, I.ListCollections, null);
+      this.ctx.log.warn({ err: String(r.error) }, "cannot list collections from rootcoord yet; retrying");
+      this.retryLater("list", this.listRetries, I.ListCollections, null);
       return;
     }
     const live = new Set<bigint>();
-    for (const info of r.outcome.value) {
+    for (const info of r.value) {
       if (info.state === "Created") {
         live.add(info.collectionId);
         await this.addCollection(info);
@@ -514,23 +443,22 @@ export class DatacoordActor extends Actor {
     const segments = this.segments.ofCollection(collectionId).filter((s) => s.state === "Dropped");
     this.collecting.add(collectionId);
     const work = collectGarbage(this.env.objectStore, this.segments, { collectionId, segments });
-    this.ctx.pipeToSelf(settle(work, { collectionId, segments }), I.GcDone);
+    after(this.ctx, work, (r) => this.onGcDone(collectionId, segments, r));
   }
 
-  private onGcDone(r: { tag: { collectionId: bigint; segments: SegmentInfo[] }; outcome: Outcome<number> }): void {
-    const { collectionId, segments } = r.tag;
+  private onGcDone(collectionId: bigint, segments: SegmentInfo[], r: PipeResult<number>): void {
     this.collecting.delete(collectionId);
-    if (!r.outcome.ok) {
+    if (!r.ok) {
       this.gcRetries++;
-      this.ctx.log.warn({ collection: String(collectionId), err: String(r.outcome.error) }, "garbage collection failed; retrying");
-      this.later(`gc:${collectionId}`, this.gcRetries, I.Gc, collectionId);
+      this.ctx.log.warn({ collection: String(collectionId), err: String(r.error) }, "garbage collection failed; retrying");
+      this.retryLater(`gc:${collectionId}`, this.gcRetries, I.Gc, collectionId);
       return;
     }
     this.gcRetries = 0;
     for (const s of segments) this.segments.forget(s.segmentId);
-    this.ctx.log.info({ collection: String(collectionId), segments: segments.length, objects: r.outcome.value }, "collection data removed");
+    this.ctx.log.info({ collection: String(collectionId), segments: segments.length, objects: r.value }, "collection data removed");
     // a datanode may still have been writing when it was told to stop: sweep once more later
-    this.ctx.timers.startSingle(`sweep:${collectionId}`, this.env.config.heartbeatAvailableMs, I.Sweep, new Internal(collectionId));
+    this.ctx.timers.startSingle(`sweep:${collectionId}`, this.env.config.heartbeatAvailableMs, I.Sweep, collectionId);
   }
 
   private sweep(collectionId: bigint): void {
@@ -753,7 +681,7 @@ export class DatacoordActor extends Actor {
         this.ctx.log.warn({ segment: String(seg.segmentId), err: String(err) }, "segment.flushed event not published"),
       );
       if (flushed.level === "L1" && this.indexMeta.indexesOf(flushed.collectionId).length > 0) {
-        this.ctx.self(I.ScheduleBuilds, new Internal(null));
+        this.ctx.self(I.ScheduleBuilds);
       }
     }
     await this.advanceCheckpoint(checkpoint);
@@ -902,7 +830,7 @@ export class DatacoordActor extends Actor {
       this.askRootcoord("DescribeCollection", { collectionId: req.collectionId }),
       this.allocTimestamp(deadline, `CreateIndex on collection ${req.collectionId}`),
     ]);
-    return this.reenterAfter(work, ([info, ts]) => this.commitCreateIndex(req, info, ts));
+    return this.ctx.reenterAfter(work, ([info, ts]) => this.commitCreateIndex(req, info, ts));
   }
 
   private async commitCreateIndex(req: CreateIndexReq, info: CollectionInfo, createdTs: bigint): Promise<IndexInfo> {
@@ -932,7 +860,7 @@ export class DatacoordActor extends Actor {
       // the same index again: nothing to create, but builds that failed for good get another round
       const now = Date.now();
       for (const b of this.indexMeta.buildsOfIndex(existing.indexId)) if (failedForGood(b)) await this.indexMeta.saveBuild(rearmed(b, now));
-      this.ctx.self(I.ScheduleBuilds, new Internal(null));
+      this.ctx.self(I.ScheduleBuilds);
       return existing;
     }
     const indexName = req.indexName ?? field.name;
@@ -960,7 +888,7 @@ export class DatacoordActor extends Actor {
     void publishEvent(this.env, { kind: "index.created", index }).catch((err: unknown) =>
       this.ctx.log.warn({ index: String(index.indexId), err: String(err) }, "index.created event not published"),
     );
-    this.ctx.self(I.ScheduleBuilds, new Internal(null));
+    this.ctx.self(I.ScheduleBuilds);
     return index;
   }
 
@@ -1078,7 +1006,7 @@ export class DatacoordActor extends Actor {
       if (failedForGood(next)) this.ctx.log.error({ ...fields, attempts: next.attempts, reason }, "index build failed for good");
       else this.ctx.log.warn({ ...fields, attempts: next.attempts, reason, retryInMs: next.retryAt! - Date.now() }, "index build failed; retrying");
     }
-    this.ctx.self(I.ScheduleBuilds, new Internal(null)); // a slot is free
+    this.ctx.self(I.ScheduleBuilds); // a slot is free
     return null;
   }
 
@@ -1210,25 +1138,25 @@ export class DatacoordActor extends Actor {
     for (const b of builds) this.indexGcPending.add(b.buildId);
     const target: IndexGcTarget = { builds, dropped };
     const work = collectIndexGarbage(this.env.objectStore, this.indexMeta, target);
-    this.ctx.pipeToSelf(settle(work, target), I.IndexGcDone);
+    after(this.ctx, work, (r) => this.onIndexGcDone(target, r));
     return work.then(
       () => undefined,
       () => undefined,
     );
   }
 
-  private onIndexGcDone(r: { tag: IndexGcTarget; outcome: Outcome<number> }): void {
-    for (const b of r.tag.builds) this.indexGcPending.delete(b.buildId);
-    if (!r.outcome.ok) {
+  private onIndexGcDone(target: IndexGcTarget, r: PipeResult<number>): void {
+    for (const b of target.builds) this.indexGcPending.delete(b.buildId);
+    if (!r.ok) {
       this.indexGcRetries++;
-      this.ctx.log.warn({ builds: r.tag.builds.length, err: String(r.outcome.error) }, "removing index files failed; retrying");
-      this.later(`index-gc:${this.indexGcRetries}`, this.indexGcRetries, I.IndexGc, r.tag.dropped);
+      this.ctx.log.warn({ builds: target.builds.length, err: String(r.error) }, "removing index files failed; retrying");
+      this.retryLater(`index-gc:${this.indexGcRetries}`, this.indexGcRetries, I.IndexGc, target.dropped);
       return;
     }
     this.indexGcRetries = 0;
-    for (const b of r.tag.builds) this.indexMeta.forgetBuild(b);
-    if (r.outcome.value > 0 || r.tag.builds.length > 0) {
-      this.ctx.log.info({ builds: r.tag.builds.length, objects: r.outcome.value }, "index files removed");
+    for (const b of target.builds) this.indexMeta.forgetBuild(b);
+    if (r.value > 0 || target.builds.length > 0) {
+      this.ctx.log.info({ builds: target.builds.length, objects: r.value }, "index files removed");
     }
   }
 }

@@ -33,9 +33,10 @@ import {
   type SealPolicy,
 } from "../../protocol/messages/datacoord.ts";
 import { ROOTCOORD, type RootcoordApi } from "../../protocol/messages/rootcoord.ts";
-import { Actor, type Message } from "../../runtime/actor.ts";
+import { Actor, type Message, type PipeResult } from "../../runtime/actor.ts";
 import type { DmlMessage } from "../../runtime/dml_log.ts";
 import { Feed } from "../../runtime/feed.ts";
+import { after, backoffMs } from "../continuations.ts";
 import type { ClusterEnv } from "../env.ts";
 import { estimateIndexMemory } from "../index/memory.ts";
 import { readSegment } from "../storage/insert_log.ts";
@@ -52,59 +53,39 @@ const ASK_TIMEOUT_MS = 10_000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
 
-/** Messages the actor sends itself; their bodies are `Internal` instances, which no peer can forge. */
+/**
+ * Messages the actor sends itself (ctx.self, timers): private, the runtime refuses them from anyone else.
+ * Work off the mailbox comes back through continuations (`after`, ctx.reenterAfter), not messages.
+ */
 const I = {
   Tick: "datanode.internal.Tick",
   Dml: "datanode.internal.Dml",
-  Watches: "datanode.internal.Watches",
   FetchWatches: "datanode.internal.FetchWatches",
-  Prepared: "datanode.internal.Prepared",
   Prepare: "datanode.internal.Prepare",
-  ConsumerStarted: "datanode.internal.ConsumerStarted",
-  ConsumerEnded: "datanode.internal.ConsumerEnded",
   StartConsumer: "datanode.internal.StartConsumer",
-  OpDone: "datanode.internal.OpDone",
   PumpOps: "datanode.internal.PumpOps",
-  Written: "datanode.internal.Written",
   Write: "datanode.internal.Write",
-  Built: "datanode.internal.Built",
   Report: "datanode.internal.Report",
-  Reported: "datanode.internal.Reported",
 } as const;
 
 /** Watch generations, unique in the process (also across restarts of the actor by its supervisor). */
 let nextGen = 1;
-
-class Internal<T = unknown> {
-  constructor(readonly data: T) {}
-}
-
-/**
- * The data of a message the actor sent itself: an `Internal` body, or the outcome of `pipeToSelf` work
- * that resolved to one. Anything else (the same type name sent over NATS) is refused with 1100.
- */
-function internalData(msg: Message): unknown {
-  let b = msg.body;
-  if (typeof b === "object" && b !== null && (b as { ok?: unknown }).ok === true && "value" in b) b = (b as { value: unknown }).value;
-  if (!(b instanceof Internal)) throw VbError.invalid(`${msg.type} is internal to the datanode`);
-  return b.data;
-}
-
-type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-/** A promise that never rejects: its outcome, tagged with what it was for. */
-function settle<T, C>(work: Promise<T>, tag: C): Promise<Internal<{ tag: C; outcome: Outcome<T> }>> {
-  return work.then(
-    (value) => new Internal({ tag, outcome: { ok: true, value } as Outcome<T> }),
-    (error: unknown) => new Internal({ tag, outcome: { ok: false, error } as Outcome<T> }),
-  );
-}
 
 type Op =
   | { k: "alloc"; seg: BufferedSegment }
   | { k: "sealed"; seg: BufferedSegment }
   | { k: "save"; seg: BufferedSegment; written: WrittenSegment }
   | { k: "checkpoint" };
+
+/** A channel as work started for it names it: results for an older watch of the vchannel are dropped. */
+interface ChannelRef {
+  vchannel: string;
+  gen: number;
+}
+
+interface ConsumerRef extends ChannelRef {
+  consumerGen: number;
+}
 
 interface Channel {
   /** unique per watch: results of work started for an older watch of the same vchannel are dropped */
@@ -186,7 +167,7 @@ export class DatanodeActor extends Actor {
   }
 
   override preStart(): void {
-    this.ctx.timers.startPeriodic("tick", this.env.config.heartbeatIntervalMs, I.Tick, new Internal(null));
+    this.ctx.timers.startPeriodic("tick", this.env.config.heartbeatIntervalMs, I.Tick);
     this.fetchWatches();
     this.publishHeartbeat();
     this.ctx.log.info({ session: this.session }, "datanode started");
@@ -204,7 +185,7 @@ export class DatanodeActor extends Actor {
 
   override receive(msg: Message): unknown {
     if (msg.type.startsWith("datanode.internal.")) {
-      this.internal(msg.type, internalData(msg));
+      this.internal(msg.type, msg.body);
       return null;
     }
     switch (msg.type) {
@@ -237,9 +218,9 @@ export class DatanodeActor extends Actor {
     return { nodeId: this.nodeId, session: this.session };
   }
 
-  private later(key: string, retries: number, type: string, data: unknown): void {
-    const ms = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(retries, 10));
-    this.ctx.timers.startSingle(key, ms, type, new Internal(data));
+  /** Sends `type` to itself after the backoff of the `retries`-th retry. */
+  private retryLater(key: string, retries: number, type: string, body: unknown): void {
+    this.ctx.timers.startSingle(key, backoffMs(retries, RETRY_MIN_MS, RETRY_MAX_MS), type, body);
   }
 
   // ---- the messages it sends itself ----
@@ -250,36 +231,18 @@ export class DatanodeActor extends Actor {
         return this.tick();
       case I.FetchWatches:
         return this.fetchWatches();
-      case I.Watches:
-        return this.onWatches(data as { tag: null; outcome: Outcome<Res<DatacoordApi, "GetChannelWatches">> });
       case I.Prepare:
-        return this.prepare(data as { vchannel: string; gen: number });
-      case I.Prepared:
-        return this.onPrepared(data as { tag: { vchannel: string; gen: number }; outcome: Outcome<Prepared> });
+        return this.prepare(data as ChannelRef);
       case I.StartConsumer:
-        return this.startConsumer(data as { vchannel: string; gen: number });
-      case I.ConsumerStarted:
-        return this.onConsumerStarted(
-          data as { tag: { vchannel: string; gen: number; consumerGen: number; consumer: ChannelConsumer }; outcome: Outcome<{ done: Promise<void> }> },
-        );
-      case I.ConsumerEnded:
-        return this.onConsumerEnded(data as { tag: { vchannel: string; gen: number; consumerGen: number }; outcome: Outcome<void> });
+        return this.startConsumer(data as ChannelRef);
       case I.Dml:
         return this.onDml(data as { vchannel: string; gen: number; consumerGen: number; msg: DmlMessage; applied: () => void });
       case I.PumpOps:
-        return this.pumpOps(data as { vchannel: string; gen: number });
-      case I.OpDone:
-        return this.onOpDone(data as { tag: { vchannel: string; gen: number; op: Op }; outcome: Outcome<unknown> });
+        return this.pumpOps(data as ChannelRef);
       case I.Write:
-        return this.startWrite(data as { vchannel: string; gen: number; seg: BufferedSegment });
-      case I.Written:
-        return this.onWritten(data as { tag: { vchannel: string; gen: number; seg: BufferedSegment }; outcome: Outcome<WrittenSegment> });
-      case I.Built:
-        return this.onBuilt(data as { tag: { buildId: bigint; fileKey: string }; outcome: Outcome<{ serializedSize: number; memorySize: number }> });
+        return this.startWrite(data as ChannelRef & { seg: BufferedSegment });
       case I.Report:
         return this.sendReport(data as bigint);
-      case I.Reported:
-        return this.onReported(data as { tag: bigint; outcome: Outcome<unknown> });
     }
   }
 
@@ -293,18 +256,14 @@ export class DatanodeActor extends Actor {
   /** Asks datacoord what this node watches (at start, and until it answers). */
   private fetchWatches(): void {
     if (this.watchesFetched || this.stopped) return;
-    this.ctx.pipeToSelf(
-      settle(this.askDatacoord("GetChannelWatches", { nodeId: this.nodeId, session: this.session }), null),
-      I.Watches,
-    );
+    after(this.ctx, this.askDatacoord("GetChannelWatches", { nodeId: this.nodeId, session: this.session }), (r) => this.onWatches(r));
   }
 
-  private onWatches(r: { outcome: Outcome<Res<DatacoordApi, "GetChannelWatches">> }): void {
-    const p = r.outcome;
+  private onWatches(p: PipeResult<Res<DatacoordApi, "GetChannelWatches">>): void {
     if (!p.ok) {
       this.watchRetries++;
       this.ctx.log.debug({ err: String(p.error) }, "GetChannelWatches failed; retrying");
-      this.later("watches", this.watchRetries, I.FetchWatches, null);
+      this.retryLater("watches", this.watchRetries, I.FetchWatches, null);
       return;
     }
     this.watchesFetched = true;
@@ -354,7 +313,7 @@ export class DatanodeActor extends Actor {
     this.channels.set(w.vchannel, ch);
     this.ctx.log.info({ collection: String(w.collectionId), vchannel: w.vchannel, resets }, "watching vchannel");
     if (resets === 0) this.prepare({ vchannel: ch.vchannel, gen: ch.gen });
-    else this.later(`prepare:${ch.vchannel}`, resets, I.Prepare, { vchannel: ch.vchannel, gen: ch.gen });
+    else this.retryLater(`prepare:${ch.vchannel}`, resets, I.Prepare, { vchannel: ch.vchannel, gen: ch.gen });
   }
 
   /**
@@ -406,13 +365,12 @@ export class DatanodeActor extends Actor {
         known: segs.segments.filter((s) => s.vchannel === ch.vchannel),
       };
     })();
-    this.ctx.pipeToSelf(settle(work, t), I.Prepared);
+    after(this.ctx, work, (r) => this.onPrepared(t, r));
   }
 
-  private onPrepared(r: { tag: { vchannel: string; gen: number }; outcome: Outcome<Prepared> }): void {
-    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
+  private onPrepared(t: ChannelRef, p: PipeResult<Prepared>): void {
+    const ch = this.channelOf(t.vchannel, t.gen);
     if (!ch || ch.phase !== "preparing") return;
-    const p = r.outcome;
     if (!p.ok) {
       if (isVbError(p.error, ErrorCode.CollectionNotFound)) {
         this.dropChannel(ch, "its collection no longer exists");
@@ -420,7 +378,7 @@ export class DatanodeActor extends Actor {
       }
       ch.prepareRetries++;
       this.ctx.log.warn({ vchannel: ch.vchannel, err: String(p.error) }, "preparing vchannel failed; retrying");
-      this.later(`prepare:${ch.vchannel}`, ch.prepareRetries, I.Prepare, r.tag);
+      this.retryLater(`prepare:${ch.vchannel}`, ch.prepareRetries, I.Prepare, t);
       return;
     }
     const { schema, checkpoint, known } = p.value;
@@ -464,43 +422,39 @@ export class DatanodeActor extends Actor {
     if (!ch || ch.phase !== "running" || ch.consumer || this.stopped) return;
     const consumerGen = ++ch.consumerGen;
     const deliver = (msg: DmlMessage, applied: () => void): void =>
-      this.ctx.self(I.Dml, new Internal({ vchannel: ch.vchannel, gen: ch.gen, consumerGen, msg, applied }));
+      this.ctx.self(I.Dml, { vchannel: ch.vchannel, gen: ch.gen, consumerGen, msg, applied });
     const consumer = new ChannelConsumer(this.env.dml, ch.stream, ch.subject, deliver);
     ch.consumer = consumer;
-    this.ctx.pipeToSelf(settle(consumer.start(ch.buffer!.consumed), { vchannel: ch.vchannel, gen: ch.gen, consumerGen, consumer }), I.ConsumerStarted);
+    const tag = { vchannel: ch.vchannel, gen: ch.gen, consumerGen };
+    after(this.ctx, consumer.start(ch.buffer!.consumed), (r) => this.onConsumerStarted(tag, consumer, r));
   }
 
-  private onConsumerStarted(r: {
-    tag: { vchannel: string; gen: number; consumerGen: number; consumer: ChannelConsumer };
-    outcome: Outcome<{ done: Promise<void> }>;
-  }): void {
-    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
-    const current = ch !== undefined && ch.consumer === r.tag.consumer && ch.consumerGen === r.tag.consumerGen;
+  private onConsumerStarted(t: ConsumerRef, consumer: ChannelConsumer, p: PipeResult<{ done: Promise<void> }>): void {
+    const ch = this.channelOf(t.vchannel, t.gen);
+    const current = ch !== undefined && ch.consumer === consumer && ch.consumerGen === t.consumerGen;
     if (!current) {
-      void r.tag.consumer.stop().catch(() => undefined);
+      void consumer.stop().catch(() => undefined);
       return;
     }
-    const p = r.outcome;
     if (!p.ok) {
       ch.consumer = undefined;
       ch.consumerRetries++;
       this.ctx.log.warn({ vchannel: ch.vchannel, err: String(p.error) }, "cannot read the vchannel yet; retrying");
-      this.later(`consumer:${ch.vchannel}`, ch.consumerRetries, I.StartConsumer, { vchannel: ch.vchannel, gen: ch.gen });
+      this.retryLater(`consumer:${ch.vchannel}`, ch.consumerRetries, I.StartConsumer, { vchannel: ch.vchannel, gen: ch.gen });
       return;
     }
     ch.consumerRetries = 0;
-    const tag = { vchannel: ch.vchannel, gen: ch.gen, consumerGen: r.tag.consumerGen };
-    this.ctx.pipeToSelf(settle(p.value.done, tag), I.ConsumerEnded);
+    after(this.ctx, p.value.done, (r) => this.onConsumerEnded(t, r));
   }
 
-  private onConsumerEnded(r: { tag: { vchannel: string; gen: number; consumerGen: number }; outcome: Outcome<void> }): void {
-    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
-    if (!ch || ch.consumerGen !== r.tag.consumerGen || this.stopped) return;
+  private onConsumerEnded(t: ConsumerRef, r: PipeResult<void>): void {
+    const ch = this.channelOf(t.vchannel, t.gen);
+    if (!ch || ch.consumerGen !== t.consumerGen || this.stopped) return;
     // the consumer failed (the server went away, the stream was removed ...): read again from where we are
     ch.consumer = undefined;
     ch.consumerRetries++;
-    this.ctx.log.warn({ vchannel: ch.vchannel, err: r.outcome.ok ? "ended" : String(r.outcome.error) }, "vchannel reader ended; restarting it");
-    this.later(`consumer:${ch.vchannel}`, ch.consumerRetries, I.StartConsumer, { vchannel: ch.vchannel, gen: ch.gen });
+    this.ctx.log.warn({ vchannel: ch.vchannel, err: r.ok ? "ended" : String(r.error) }, "vchannel reader ended; restarting it");
+    this.retryLater(`consumer:${ch.vchannel}`, ch.consumerRetries, I.StartConsumer, { vchannel: ch.vchannel, gen: ch.gen });
   }
 
   private onDml(d: { vchannel: string; gen: number; consumerGen: number; msg: DmlMessage; applied: () => void }): void {
@@ -554,7 +508,7 @@ export class DatanodeActor extends Actor {
   }
 
   /** Sends the next queued report of a channel, if none is in flight. */
-  private pumpOps(t: { vchannel: string; gen: number }): void {
+  private pumpOps(t: ChannelRef): void {
     const ch = this.channelOf(t.vchannel, t.gen);
     if (!ch || ch.opInFlight || ch.ops.length === 0 || !ch.buffer) return;
     const op = ch.ops[0]!;
@@ -609,15 +563,13 @@ export class DatanodeActor extends Actor {
       }
     }
     ch.opInFlight = true;
-    this.ctx.pipeToSelf(settle(work, { vchannel: ch.vchannel, gen: ch.gen, op }), I.OpDone);
+    after(this.ctx, work, (r) => this.onOpDone(t, op, r));
   }
 
-  private onOpDone(r: { tag: { vchannel: string; gen: number; op: Op }; outcome: Outcome<unknown> }): void {
-    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
+  private onOpDone(t: ChannelRef, op: Op, p: PipeResult<unknown>): void {
+    const ch = this.channelOf(t.vchannel, t.gen);
     if (!ch) return;
     ch.opInFlight = false;
-    const op = r.tag.op;
-    const p = r.outcome;
     if (!p.ok) {
       const err = VbError.from(p.error);
       if (err.code === ErrorCode.NodeNotMatch) {
@@ -636,7 +588,7 @@ export class DatanodeActor extends Actor {
       }
       ch.opRetries++;
       this.ctx.log.warn(fields, "report to datacoord failed; retrying");
-      this.later(`ops:${ch.vchannel}`, ch.opRetries, I.PumpOps, { vchannel: ch.vchannel, gen: ch.gen });
+      this.retryLater(`ops:${ch.vchannel}`, ch.opRetries, I.PumpOps, { vchannel: ch.vchannel, gen: ch.gen });
       return;
     }
     ch.opRetries = 0;
@@ -667,7 +619,7 @@ export class DatanodeActor extends Actor {
     this.pumpOps({ vchannel: ch.vchannel, gen: ch.gen });
   }
 
-  private startWrite(t: { vchannel: string; gen: number; seg: BufferedSegment }): void {
+  private startWrite(t: ChannelRef & { seg: BufferedSegment }): void {
     const ch = this.channelOf(t.vchannel, t.gen);
     if (!ch || !ch.buffer) return;
     const buf = ch.buffer;
@@ -677,24 +629,21 @@ export class DatanodeActor extends Actor {
       seg.level === "L0"
         ? writeDeltaSegment(this.env.objectStore, header, () => buf.materializeDeletes(seg))
         : writeInsertSegment(this.env.objectStore, header, buf.collectionSchema, () => buf.materialize(seg));
-    this.ctx.pipeToSelf(settle(work, t), I.Written);
+    after(this.ctx, work, (r) => this.onWritten(t, r));
   }
 
-  private onWritten(r: { tag: { vchannel: string; gen: number; seg: BufferedSegment }; outcome: Outcome<WrittenSegment> }): void {
-    const ch = this.channelOf(r.tag.vchannel, r.tag.gen);
+  private onWritten(t: ChannelRef & { seg: BufferedSegment }, r: PipeResult<WrittenSegment>): void {
+    const ch = this.channelOf(t.vchannel, t.gen);
     if (!ch) return;
-    const seg = r.tag.seg;
-    if (!r.outcome.ok) {
+    const seg = t.seg;
+    if (!r.ok) {
       ch.writeRetries++;
-      this.ctx.log.warn(
-        { collection: String(ch.collectionId), segment: String(seg.segmentId), err: String(r.outcome.error) },
-        "writing a segment failed; retrying",
-      );
-      this.later(`write:${seg.segmentId}`, ch.writeRetries, I.Write, r.tag);
+      this.ctx.log.warn({ collection: String(ch.collectionId), segment: String(seg.segmentId), err: String(r.error) }, "writing a segment failed; retrying");
+      this.retryLater(`write:${seg.segmentId}`, ch.writeRetries, I.Write, t);
       return;
     }
     ch.writeRetries = 0;
-    ch.ops.push({ k: "save", seg, written: r.outcome.value });
+    ch.ops.push({ k: "save", seg, written: r.value });
     this.pumpOps({ vchannel: ch.vchannel, gen: ch.gen });
   }
 
@@ -810,7 +759,7 @@ export class DatanodeActor extends Actor {
       { collection: String(collectionId), segment: String(segment.segmentId), build: String(buildId), type: index.indexType, rows: segment.numRows },
       "building index",
     );
-    this.ctx.pipeToSelf(settle(this.runBuild({ segment, schema, index, fileKey }), { buildId, fileKey }), I.Built);
+    after(this.ctx, this.runBuild({ segment, schema, index, fileKey }), (r) => this.onBuilt(buildId, fileKey, r));
     return null;
   }
 
@@ -830,16 +779,16 @@ export class DatanodeActor extends Actor {
     return { serializedSize: bytes.byteLength, memorySize: estimateIndexMemory(index.indexType, data.numRows, field.dim, params) };
   }
 
-  private onBuilt(r: { tag: { buildId: bigint; fileKey: string }; outcome: Outcome<{ serializedSize: number; memorySize: number }> }): void {
-    const build = this.builds.get(r.tag.buildId);
+  private onBuilt(buildId: bigint, fileKey: string, r: PipeResult<{ serializedSize: number; memorySize: number }>): void {
+    const build = this.builds.get(buildId);
     if (!build || build.phase !== "building") return;
     build.phase = "reporting";
     const fields = { collection: String(build.collectionId), segment: String(build.segmentId), build: String(build.buildId) };
-    if (r.outcome.ok) {
-      build.report = { buildId: build.buildId, nodeId: this.nodeId, ok: true, fileKey: r.tag.fileKey, ...r.outcome.value };
-      this.ctx.log.info({ ...fields, bytes: r.outcome.value.serializedSize }, "index built");
+    if (r.ok) {
+      build.report = { buildId: build.buildId, nodeId: this.nodeId, ok: true, fileKey, ...r.value };
+      this.ctx.log.info({ ...fields, bytes: r.value.serializedSize }, "index built");
     } else {
-      const e = VbError.from(r.outcome.error);
+      const e = VbError.from(r.error);
       build.report = { buildId: build.buildId, nodeId: this.nodeId, ok: false, failReason: `${e.codeName} (${e.code}): ${e.message}` };
       this.ctx.log.warn({ ...fields, err: e.message }, "index build failed");
     }
@@ -849,24 +798,24 @@ export class DatanodeActor extends Actor {
   private sendReport(buildId: bigint): void {
     const build = this.builds.get(buildId);
     if (!build?.report || this.stopped) return;
-    this.ctx.pipeToSelf(settle(this.askDatacoord("IndexBuilt", build.report), buildId), I.Reported);
+    after(this.ctx, this.askDatacoord("IndexBuilt", build.report), (r) => this.onReported(buildId, r));
   }
 
-  private onReported(r: { tag: bigint; outcome: Outcome<unknown> }): void {
-    const build = this.builds.get(r.tag);
+  private onReported(buildId: bigint, r: PipeResult<unknown>): void {
+    const build = this.builds.get(buildId);
     if (!build) return;
-    if (r.outcome.ok) {
-      this.builds.delete(r.tag);
+    if (r.ok) {
+      this.builds.delete(buildId);
       return;
     }
-    const err = VbError.from(r.outcome.error);
+    const err = VbError.from(r.error);
     if (!err.retriable) {
       // datacoord gave the build to another node, or no longer has it: nothing more to do here
-      this.ctx.log.warn({ build: String(r.tag), err: err.message }, "datacoord refused an index build report; dropping the build");
-      this.builds.delete(r.tag);
+      this.ctx.log.warn({ build: String(buildId), err: err.message }, "datacoord refused an index build report; dropping the build");
+      this.builds.delete(buildId);
       return;
     }
     build.reportRetries++;
-    this.later(`report:${r.tag}`, build.reportRetries, I.Report, r.tag);
+    this.retryLater(`report:${buildId}`, build.reportRetries, I.Report, buildId);
   }
 }

@@ -24,6 +24,7 @@ import type { RootcoordApi } from "../../protocol/messages/rootcoord.ts";
 import type { CollectionInfo, SegmentInfo, VChannelInfo } from "../../protocol/meta.ts";
 import type { Column, FieldSchema } from "../../protocol/schema.ts";
 import { Actor, type Message } from "../../runtime/actor.ts";
+import { ask } from "../../runtime/ask.ts";
 import { ActorHost } from "../../runtime/host.ts";
 import { listAll } from "../../runtime/object_store.ts";
 import { FsObjectStore } from "../../runtime/object_store_fs.ts";
@@ -570,6 +571,36 @@ describe("datacoord + datanode", () => {
     const refused = await failure(flush(1_500));
     expect([refused.code, refused.retriable]).toEqual([ErrorCode.ServiceUnavailable, true]);
     expect(refused.message).toMatch(/not ready/);
+  });
+
+  it("refuses its internal messages from any other sender with 1100, changing nothing", async () => {
+    await using c = await startCluster({});
+    await c.startDatanode("dn1");
+    const info = await c.createCollection("private", 1);
+    await publishRows(c, info, ids(1, 20).map((id) => rowOf(id)), 10);
+    await c.flushAndWait(info.collectionId);
+    const dcBefore = await c.dc("GetRecoveryInfo", { collectionId: info.collectionId });
+    const dnBefore = await c.dn("dn1", "GetStatus", {});
+    await using outsider = await connectTest();
+    const dcAddr = c.env.subjects.datacoord();
+    const dnAddr = c.env.subjects.datanode(asNodeId("dn1"));
+    const forged: Array<[string, string, unknown]> = [
+      [dcAddr, "datacoord.internal.Event", { kind: "collection.dropped", collectionId: info.collectionId }],
+      [dcAddr, "datacoord.internal.Gc", info.collectionId],
+      [dcAddr, "datacoord.internal.Tick", null],
+      [dnAddr, "datanode.internal.Tick", null],
+      [dnAddr, "datanode.internal.Prepare", { vchannel: info.vchannels[0]!.name, gen: 1 }],
+      [dnAddr, "datanode.internal.Report", 1n],
+      [dnAddr, "actor.Stopped", { address: dnAddr, reason: "stopped" }],
+    ];
+    for (const [to, type, body] of forged) {
+      const err = await failure(ask(outsider, to, type, body, { timeoutMs: 5_000 }));
+      expect([type, err.code]).toEqual([type, ErrorCode.ParameterInvalid]);
+      expect(err.message).toMatch(/internal/);
+    }
+    expect(await c.dc("GetRecoveryInfo", { collectionId: info.collectionId })).toEqual(dcBefore);
+    expect(await c.dn("dn1", "GetStatus", {})).toEqual(dnBefore);
+    expect(await visibleRows(c, info)).toHaveProperty("size", 20);
   });
 
   it("shows the KV records it cannot read in GetStatus (undecodableRecords) instead of reading them as absent", async () => {
