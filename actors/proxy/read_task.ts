@@ -5,10 +5,11 @@
  *    `nprobe`), compile the filter once, pick the guarantee per vchannel.
  *  - Execute: for each vchannel take a shard leader from querycoord's answer (cached, refreshed on
  *    error), send the request; on a retriable failure try the shard's next replica.
- *  - PostExecute: merge the shards' top-k lists (best first, skip offset, keep limit) or their rows.
+ *  - PostExecute: merge the shards' top-k lists (best first, skip offset, keep limit) or their rows, with
+ *    the reduce the delegators use on their segments (actors/search/reduce.ts), so ties and VarChar keys
+ *    order the same at every level.
  */
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
-import type { PkColumn } from "../../protocol/dml.ts";
 import type { CollectionInfo } from "../../protocol/meta.ts";
 import type { ConsistencyLevel, FieldSchema } from "../../protocol/schema.ts";
 import { CONSISTENCY_LEVELS, DYNAMIC_FIELD_NAME } from "../../protocol/schema.ts";
@@ -17,6 +18,7 @@ import type { Guarantee, MetricType, QueryResult, QuerySpec, SearchResult, Searc
 import type { QueryReq, SearchHits, SearchReq } from "../../protocol/messages/proxy.ts";
 import type { IndexInfo } from "../../protocol/messages/indexes.ts";
 import { compileFilter } from "../expr/index.ts";
+import { reduceQueryResults, reduceSearchResults } from "../search/reduce.ts";
 import { type IndexSpec, resolveSearchKnobs } from "../index/index_params.ts";
 
 export const MAX_TOPK = 16_384;
@@ -26,11 +28,6 @@ const METRICS: readonly MetricType[] = ["L2", "IP", "COSINE"];
 export interface ShardTarget {
   vchannel: string;
   leaders: ShardLeader[];
-}
-
-/** Larger is better for IP and COSINE; smaller for L2. */
-export function largerIsBetter(metric: MetricType): boolean {
-  return metric !== "L2";
 }
 
 function invalid(msg: string): VbError {
@@ -305,59 +302,38 @@ function entity(fields: FieldSchema[], cols: Record<number, unknown[]>, i: numbe
   return e;
 }
 
-const idKey = (v: bigint | string) => (typeof v === "bigint" ? `i${v}` : `s${v}`);
-
-/** Merges the shards' results of one search: best first, skip `offset`, keep `limit`. */
+/** Merges the shards' results of one search (reduce.ts, as the delegators merge their segments'): best first, ties by pk, skip `offset`, keep `limit`. */
 export function mergeSearch(results: SearchResult[], p: PreparedSearch, pkIsInt: boolean): SearchHits[] {
-  const better = largerIsBetter(p.metric);
-  const out: SearchHits[] = [];
-  for (let q = 0; q < p.spec.nq; q++) {
-    const cand: { id: bigint | string; score: number; shard: number; pos: number }[] = [];
-    results.forEach((r, shard) => {
-      const h = r.hits[q];
-      if (!h) return;
-      for (let i = 0; i < h.ids.length; i++) cand.push({ id: h.ids[i]!, score: h.scores[i]!, shard, pos: i });
-    });
-    cand.sort((a, b) => (a.score === b.score ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : better ? b.score - a.score : a.score - b.score));
-    const seen = new Set<string>();
-    const groups = new Set<string>();
-    const groupId = p.groupBy?.fieldId;
-    const keep: typeof cand = [];
-    for (const c of cand) {
-      const k = idKey(c.id);
-      if (seen.has(k)) continue;
-      seen.add(k);
-      if (groupId !== undefined) {
-        // the best hit of each group value only (hits are sorted best first)
-        const v = results[c.shard]!.hits[q]!.fields[groupId]?.[c.pos];
-        const g = `${typeof v}:${String(v)}`;
-        if (groups.has(g)) continue;
-        groups.add(g);
-      }
-      keep.push(c);
-    }
-    const page = keep.slice(p.offset, p.offset + p.limit);
-    const ids = pkIsInt ? BigInt64Array.from(page, (c) => c.id as bigint) : page.map((c) => c.id as string);
-    out.push({
-      ids,
-      scores: Float32Array.from(page, (c) => c.score),
-      entities: page.map((c) => entity(p.outputFields, results[c.shard]!.hits[q]!.fields, c.pos)),
-    });
-  }
-  return out;
+  const merged = reduceSearchResults(results, {
+    nq: p.spec.nq,
+    k: p.limit,
+    offset: p.offset,
+    metric: p.metric,
+    outputFieldIds: p.spec.outputFieldIds,
+    int64Pk: pkIsInt,
+    ...(p.groupBy ? { groupFieldId: p.groupBy.fieldId! } : {}),
+  });
+  return merged.hits.map((h) => ({
+    ids: h.ids,
+    scores: h.scores,
+    entities: Array.from({ length: h.ids.length }, (_, i) => entity(p.outputFields, h.fields, i)),
+  }));
 }
 
-/** Merges the shards' rows by pk (ascending), then offset and limit; count(*) sums. */
+/** Merges the shards' rows by pk (reduce.ts: the order the shards sort in), then offset and limit; count(*) sums. */
 export function mergeQuery(results: QueryResult[], p: PreparedQuery, info: CollectionInfo): Record<string, unknown>[] {
-  if (p.spec.countOnly) return [{ [COUNT_STAR]: results.reduce((s, r) => s + r.count, 0) }];
   const pk = info.schema.fields.find((f) => f.isPrimaryKey)!;
-  const rows: { id: bigint | string; r: number; i: number }[] = [];
-  results.forEach((res, r) => {
-    for (let i = 0; i < res.pks.length; i++) rows.push({ id: (res.pks as PkColumn)[i]!, r, i });
+  const merged = reduceQueryResults(results, {
+    offset: p.offset,
+    limit: p.limit,
+    countOnly: p.spec.countOnly,
+    outputFieldIds: p.spec.outputFieldIds,
+    int64Pk: pk.type === "Int64",
   });
-  rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const page = rows.slice(p.offset, p.limit === undefined ? undefined : p.offset + p.limit);
-  return page.map(({ id, r, i }) => ({ [pk.name]: id, ...entity(p.outputFields.filter((f) => !f.isPrimaryKey), results[r]!.fields, i) }));
+  if (p.spec.countOnly) return [{ [COUNT_STAR]: merged.count }];
+  const fields = p.outputFields.filter((f) => !f.isPrimaryKey);
+  const pks = merged.pks as ArrayLike<bigint | string>;
+  return Array.from({ length: pks.length }, (_, i) => ({ [pk.name]: pks[i], ...entity(fields, merged.fields, i) }));
 }
 
 export type { Guarantee };

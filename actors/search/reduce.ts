@@ -11,9 +11,14 @@
  *   order as numbers; VarChar pks by Unicode code point, which is the byte order of their UTF-8 that
  *   Milvus compares (not JavaScript's UTF-16 `<`).
  * - count(*): `sumCounts` adds the shards' counts.
+ * - Whole results: `reduceSearchResults` and `reduceQueryResults` merge the SearchResults / QueryResults
+ *   of several parts with the merges above and gather each kept hit's or row's output fields. The
+ *   delegator reduces its segments' results with them (offset 0, limit + offset kept) and the proxy its
+ *   shards' results (offset skipped, limit kept), so both order, break ties and page the same way.
  */
 import type { PkColumn } from "../../protocol/dml.ts";
 import { VbError } from "../../protocol/errors.ts";
+import type { QueryResult, SearchResult } from "../../protocol/messages/querynode.ts";
 import type { Column, ColumnData } from "../../protocol/schema.ts";
 import type { Metric } from "./metric.ts";
 
@@ -63,9 +68,17 @@ function checkCount(name: string, v: number): void {
  * COSINE: largest), equal scores by ascending pk, a pk that occurs twice kept at its better score,
  * the first `offset` hits skipped, at most `k` kept. Lists are expected best first; a list that is not
  * (equal scores out of pk order, say) is sorted here, so the result never depends on it. A NaN score
- * ranks last. With no lists at all, the ids are an empty BigInt64Array.
+ * ranks last. With no lists at all, the ids are an empty BigInt64Array. `keep`, when given, is asked
+ * about each distinct pk in merged order (its list and position): a hit it refuses is passed over, and
+ * counts for neither the offset nor `k` (group-by keeps the best hit of each group this way).
  */
-export function mergeTopK<I extends PkColumn>(lists: readonly TopKList<I>[], k: number, offset: number, metric: Metric): MergedTopK<I> {
+export function mergeTopK<I extends PkColumn>(
+  lists: readonly TopKList<I>[],
+  k: number,
+  offset: number,
+  metric: Metric,
+  keep?: (list: number, position: number) => boolean,
+): MergedTopK<I> {
   checkCount("k", k);
   checkCount("offset", offset);
   const strings = lists.length > 0 && Array.isArray(lists[0]!.ids);
@@ -132,7 +145,9 @@ export function mergeTopK<I extends PkColumn>(lists: readonly TopKList<I>[], k: 
     const id = ids[li]![i]!;
     if (!seen.has(id)) {
       seen.add(id);
-      if (skipped < offset) {
+      if (keep !== undefined && !keep(li, i)) {
+        // passed over
+      } else if (skipped < offset) {
         skipped++;
       } else {
         outIds.push(id);
@@ -302,6 +317,107 @@ function gatherColumns(parts: readonly QueryRows[], sources: Int32Array, positio
     }
     return col;
   });
+}
+
+/** How to reduce the SearchResults of one request. */
+export interface SearchReduce {
+  nq: number;
+  /** hits kept per query, after `offset` */
+  k: number;
+  offset: number;
+  metric: Metric;
+  /** the output fields gathered for each kept hit */
+  outputFieldIds: readonly number[];
+  /** Int64 primary keys (an empty result's ids are a BigInt64Array), else VarChar */
+  int64Pk: boolean;
+  /** group by this field (it must be an output field): only the best hit of each of its values counts */
+  groupFieldId?: number;
+}
+
+/** Merges the SearchResults of several parts (segments, or shards) into one: `mergeTopK` per query. */
+export function reduceSearchResults(parts: readonly SearchResult[], r: SearchReduce): SearchResult {
+  const hits: SearchResult["hits"] = [];
+  for (let q = 0; q < r.nq; q++) {
+    const lists: TopKList[] = [];
+    const from: SearchResult["hits"][number][] = [];
+    for (const p of parts) {
+      const h = p.hits[q];
+      if (!h || h.ids.length === 0) continue;
+      lists.push({ ids: h.ids, scores: h.scores });
+      from.push(h);
+    }
+    if (lists.length === 0) {
+      hits.push({ ids: emptyPks(r.int64Pk), scores: new Float32Array(0), fields: emptyFields(r.outputFieldIds) });
+      continue;
+    }
+    let keep: ((list: number, position: number) => boolean) | undefined;
+    const groupId = r.groupFieldId;
+    if (groupId !== undefined) {
+      const groups = new Set<string>();
+      keep = (li, pos) => {
+        const v = from[li]!.fields[groupId]?.[pos];
+        const g = `${typeof v}:${String(v)}`;
+        if (groups.has(g)) return false;
+        groups.add(g);
+        return true;
+      };
+    }
+    const m = mergeTopK(lists, r.k, r.offset, r.metric, keep);
+    hits.push({ ids: m.ids, scores: m.scores, fields: gatherFields(r.outputFieldIds, from, m.sources, m.positions) });
+  }
+  return { nq: r.nq, hits };
+}
+
+/** How to reduce the QueryResults of one request. */
+export interface QueryReduce {
+  offset: number;
+  /** rows kept after `offset` (undefined: all) */
+  limit?: number | undefined;
+  /** count(*): the parts' counts are summed, no rows */
+  countOnly: boolean;
+  /** the output fields gathered for each kept row */
+  outputFieldIds: readonly number[];
+  /** Int64 primary keys (an empty result's pks are a BigInt64Array), else VarChar */
+  int64Pk: boolean;
+}
+
+/** Merges QueryResults: count(*) sums (`sumCounts`); rows merge by pk with `mergeQueryRows`. */
+export function reduceQueryResults(parts: readonly QueryResult[], r: QueryReduce): QueryResult {
+  if (r.countOnly) return { count: Number(sumCounts(parts.map((p) => p.count))), pks: emptyPks(r.int64Pk), fields: {} };
+  const nonEmpty = parts.filter((p) => p.pks.length > 0);
+  if (nonEmpty.length === 0) return { count: 0, pks: emptyPks(r.int64Pk), fields: emptyFields(r.outputFieldIds) };
+  const m = mergeQueryRows(
+    nonEmpty.map((p) => ({ pks: p.pks })),
+    r.offset,
+    r.limit,
+  );
+  return { count: m.pks.length, pks: m.pks, fields: gatherFields(r.outputFieldIds, nonEmpty, m.sources, m.positions) };
+}
+
+/** The output fields of merged hits or rows: item i's value is field `fid` of part `sources[i]` at `positions[i]`. */
+function gatherFields(
+  outputFieldIds: readonly number[],
+  parts: readonly { fields: Record<number, unknown[]> }[],
+  sources: Int32Array,
+  positions: Int32Array,
+): Record<number, unknown[]> {
+  const fields: Record<number, unknown[]> = {};
+  for (const fid of outputFieldIds) {
+    const values = new Array<unknown>(sources.length);
+    for (let i = 0; i < sources.length; i++) values[i] = parts[sources[i]!]!.fields[fid]?.[positions[i]!] ?? null;
+    fields[fid] = values;
+  }
+  return fields;
+}
+
+function emptyPks(int64Pk: boolean): PkColumn {
+  return int64Pk ? new BigInt64Array(0) : [];
+}
+
+function emptyFields(ids: readonly number[]): Record<number, unknown[]> {
+  const out: Record<number, unknown[]> = {};
+  for (const f of ids) out[f] = [];
+  return out;
 }
 
 /** count(*) of a request: the sum of its shards' counts. */

@@ -19,7 +19,7 @@ import { evaluateFilter, passesAll, type FilterPlan } from "../expr/index.ts";
 import { countPassing, passingRows } from "../search/bitset.ts";
 import { searchFlat } from "../search/flat.ts";
 import { rowNorms } from "../search/metric.ts";
-import { mergeQueryRows, mergeTopK, type TopKList } from "../search/reduce.ts";
+import { mergeQueryRows, mergeTopK, reduceQueryResults, reduceSearchResults, type TopKList } from "../search/reduce.ts";
 import { int64At, int64Words } from "../storage/columns.ts";
 
 export interface RowSource {
@@ -308,32 +308,9 @@ export async function querySources(
   return { count: merged.pks.length, pks: merged.pks, fields: outputFields(ctx, spec.outputFieldIds, srcs, rows) };
 }
 
-/** Merges the SearchResults of several parts (growing rows, sealed segments by node) into one. */
+/** Merges the SearchResults of several parts (growing rows, sealed segments by node) into one (reduce.ts). */
 export function mergeSearchResults(parts: readonly SearchResult[], spec: SearchSpec, ctx: ReadContext): SearchResult {
-  const hits: SearchResult["hits"] = [];
-  for (let q = 0; q < spec.nq; q++) {
-    const lists: TopKList[] = [];
-    const from: SearchResult["hits"][number][] = [];
-    for (const p of parts) {
-      const h = p.hits[q];
-      if (!h || h.ids.length === 0) continue;
-      lists.push({ ids: h.ids, scores: h.scores });
-      from.push(h);
-    }
-    if (lists.length === 0) {
-      hits.push({ ids: emptyPks(ctx), scores: new Float32Array(0), fields: emptyFields(spec.outputFieldIds) });
-      continue;
-    }
-    const m = mergeTopK(lists, spec.topk, 0, spec.metric);
-    const fields: Record<number, unknown[]> = {};
-    for (const fid of spec.outputFieldIds) {
-      const values = new Array<unknown>(m.ids.length);
-      for (let i = 0; i < m.ids.length; i++) values[i] = from[m.sources[i]!]!.fields[fid]?.[m.positions[i]!] ?? null;
-      fields[fid] = values;
-    }
-    hits.push({ ids: m.ids, scores: m.scores, fields });
-  }
-  return { nq: spec.nq, hits };
+  return reduceSearchResults(parts, { nq: spec.nq, k: spec.topk, offset: 0, metric: spec.metric, outputFieldIds: spec.outputFieldIds, int64Pk: ctx.int64Pk });
 }
 
 function emptyFields(ids: readonly number[]): Record<number, unknown[]> {
@@ -342,25 +319,7 @@ function emptyFields(ids: readonly number[]): Record<number, unknown[]> {
   return out;
 }
 
-/** Merges QueryResults: count(*) sums; rows merge by ascending pk, each pk once, at most `spec.limit`. */
+/** Merges QueryResults (reduce.ts): count(*) sums; rows merge by ascending pk, each pk once, at most `spec.limit`. */
 export function mergeQueryResults(parts: readonly QueryResult[], spec: QuerySpec, ctx: ReadContext): QueryResult {
-  if (spec.countOnly) {
-    let count = 0;
-    for (const p of parts) count += p.count;
-    return { count, pks: emptyPks(ctx), fields: {} };
-  }
-  const nonEmpty = parts.filter((p) => p.pks.length > 0);
-  if (nonEmpty.length === 0) return { count: 0, pks: emptyPks(ctx), fields: emptyFields(spec.outputFieldIds) };
-  const m = mergeQueryRows(
-    nonEmpty.map((p) => ({ pks: p.pks })),
-    0,
-    spec.limit,
-  );
-  const fields: Record<number, unknown[]> = {};
-  for (const fid of spec.outputFieldIds) {
-    const values = new Array<unknown>(m.pks.length);
-    for (let i = 0; i < m.pks.length; i++) values[i] = nonEmpty[m.sources[i]!]!.fields[fid]?.[m.positions[i]!] ?? null;
-    fields[fid] = values;
-  }
-  return { count: m.pks.length, pks: m.pks, fields };
+  return reduceQueryResults(parts, { offset: 0, limit: spec.limit, countOnly: spec.countOnly, outputFieldIds: spec.outputFieldIds, int64Pk: ctx.int64Pk });
 }

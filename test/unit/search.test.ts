@@ -3,7 +3,16 @@ import { andFilters, countPassing, passingRows } from "../../actors/search/bitse
 import { searchFlat, type FlatHits } from "../../actors/search/flat.ts";
 import { largerIsBetter, normalize, parseMetric, rowNorms, type Metric } from "../../actors/search/metric.ts";
 import { inRange } from "../../actors/search/range.ts";
-import { comparePks, mergeQueryRows, mergeTopK, sumCounts, type TopKList } from "../../actors/search/reduce.ts";
+import {
+  comparePks,
+  mergeQueryRows,
+  mergeTopK,
+  reduceQueryResults,
+  reduceSearchResults,
+  sumCounts,
+  type TopKList,
+} from "../../actors/search/reduce.ts";
+import type { QueryResult, SearchResult } from "../../protocol/messages/querynode.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { Column } from "../../protocol/schema.ts";
 
@@ -448,5 +457,99 @@ describe("mergeQueryRows", () => {
     expect(sumCounts([])).toBe(0n);
     expectInvalid(() => sumCounts([-1]), "counts");
     expectInvalid(() => mergeQueryRows([], -1), "offset");
+  });
+});
+
+describe("reduceSearchResults and reduceQueryResults (the proxy's and the delegator's merge)", () => {
+  /** code point order of two strings, written out independently of reduce.ts */
+  const byCodePoint = (a: string, b: string) => {
+    const x = [...a].map((c) => c.codePointAt(0)!);
+    const y = [...b].map((c) => c.codePointAt(0)!);
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+    return x.length - y.length;
+  };
+  // keys whose UTF-16 order differs from their code point order: "\uff61" < "😀" by code point only
+  const KEYS = ["😀1", "\uff611", "a", "😀0", "\uff610", "b", "𝔸", "\ue000", "z", "é"];
+
+  it("breaks equal scores by pk as the shards do (VarChar by code point), then pages one sorted list", () => {
+    // two shards, every hit at one of two scores: ties across the shards decide the order
+    const hits = KEYS.map((id, i) => ({ id, score: i < 5 ? 0.5 : 0.25, shard: i % 2 }));
+    const shard = (n: number): SearchResult => {
+      const mine = hits.filter((h) => h.shard === n).sort((a, b) => b.score - a.score || byCodePoint(a.id, b.id));
+      return {
+        nq: 1,
+        hits: [{ ids: mine.map((h) => h.id), scores: Float32Array.from(mine.map((h) => h.score)), fields: { 7: mine.map((h) => `v:${h.id}`) } }],
+      };
+    };
+    const global = [...hits].sort((a, b) => b.score - a.score || byCodePoint(a.id, b.id));
+    // UTF-16 order would put "😀" before "\uff61" among the 0.5s: the reference must not be that order
+    expect(global.map((h) => h.id)).not.toEqual([...hits].sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((h) => h.id));
+    for (const [offset, k] of [
+      [0, 10],
+      [0, 3],
+      [2, 3],
+      [5, 5],
+      [9, 4],
+      [12, 1],
+    ] as const) {
+      const r = reduceSearchResults([shard(0), shard(1)], { nq: 1, k, offset, metric: "IP", outputFieldIds: [7], int64Pk: false });
+      const want = global.slice(offset, offset + k);
+      expect(r.hits[0]!.ids, `offset ${offset} k ${k}`).toEqual(want.map((h) => h.id));
+      expect(Array.from(r.hits[0]!.scores)).toEqual(want.map((h) => h.score));
+      expect(r.hits[0]!.fields[7]).toEqual(want.map((h) => `v:${h.id}`));
+    }
+    // L2: smaller first, equal distances by pk
+    const l2 = reduceSearchResults(
+      [
+        { nq: 1, hits: [{ ids: BigInt64Array.from([9n, 4n]), scores: Float32Array.from([1, 2]), fields: {} }] },
+        { nq: 1, hits: [{ ids: BigInt64Array.from([3n, 8n]), scores: Float32Array.from([1, 2]), fields: {} }] },
+      ],
+      { nq: 1, k: 3, offset: 1, metric: "L2", outputFieldIds: [], int64Pk: true },
+    );
+    expect(Array.from(l2.hits[0]!.ids as BigInt64Array)).toEqual([9n, 4n, 8n]);
+  });
+
+  it("groups: the best hit of each group value, offset and limit counted in groups", () => {
+    const part = (ids: bigint[], scores: number[], groups: number[]): SearchResult => ({
+      nq: 1,
+      hits: [{ ids: BigInt64Array.from(ids), scores: Float32Array.from(scores), fields: { 5: groups } }],
+    });
+    const parts = [part([1n, 2n, 3n], [0.9, 0.8, 0.5], [10, 10, 20]), part([4n, 5n, 6n], [0.9, 0.7, 0.6], [30, 20, 10])];
+    const all = reduceSearchResults(parts, { nq: 1, k: 10, offset: 0, metric: "IP", outputFieldIds: [5], int64Pk: true, groupFieldId: 5 });
+    // 1 and 4 tie at 0.9 (pk order); 2 is group 10 again; 5 is the best of group 20
+    expect(Array.from(all.hits[0]!.ids as BigInt64Array)).toEqual([1n, 4n, 5n]);
+    expect(all.hits[0]!.fields[5]).toEqual([10, 30, 20]);
+    const page = reduceSearchResults(parts, { nq: 1, k: 1, offset: 1, metric: "IP", outputFieldIds: [5], int64Pk: true, groupFieldId: 5 });
+    expect(Array.from(page.hits[0]!.ids as BigInt64Array)).toEqual([4n]);
+  });
+
+  it("merges query rows by pk with offset and limit, and sums count(*)", () => {
+    const part = (pks: string[]): QueryResult => ({ count: pks.length, pks, fields: { 3: pks.map((p) => p.length) } });
+    const sorted = [...KEYS].sort(byCodePoint);
+    const parts = [part(KEYS.filter((_, i) => i % 2 === 0).sort(byCodePoint)), part(KEYS.filter((_, i) => i % 2 === 1).sort(byCodePoint))];
+    for (const [offset, limit] of [
+      [0, undefined],
+      [0, 4],
+      [4, 4],
+      [8, 4],
+      [11, 2],
+    ] as const) {
+      const r = reduceQueryResults(parts, { offset, limit, countOnly: false, outputFieldIds: [3], int64Pk: false });
+      const want = sorted.slice(offset, limit === undefined ? undefined : offset + limit);
+      expect(r.pks, `offset ${offset} limit ${limit}`).toEqual(want);
+      expect(r.fields[3]).toEqual(want.map((k) => k.length));
+      expect(r.count).toBe(want.length);
+    }
+    const counts = reduceQueryResults(
+      [
+        { count: 3, pks: [], fields: {} },
+        { count: 4, pks: [], fields: {} },
+      ],
+      { offset: 0, countOnly: true, outputFieldIds: [], int64Pk: true },
+    );
+    expect(counts.count).toBe(7);
+    const none = reduceQueryResults([], { offset: 0, countOnly: false, outputFieldIds: [3], int64Pk: true });
+    expect(none.pks).toBeInstanceOf(BigInt64Array);
+    expect(none.fields).toEqual({ 3: [] });
   });
 });
