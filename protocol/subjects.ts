@@ -63,6 +63,13 @@ export class Subjects {
   segment(node: NodeId, segment: SegmentId): string {
     return `${this.prefix}.seg.${this.node(node)}.${segment}`;
   }
+  /**
+   * A delegator's growing segment: the rows of one partition it consumed that no sealed segment holds
+   * yet (`vb.seg.<node>.g<replica>-<vchannel>-<partition>`), under the same wildcard as sealed ones.
+   */
+  growingSegment(node: NodeId, replica: ReplicaId, vchannel: string, partition: bigint): string {
+    return `${this.prefix}.seg.${this.node(node)}.g${replica}-${assertToken("vchannel", vchannel)}-${partition < 0n ? `m${-partition}` : partition}`;
+  }
   segmentKind(node: NodeId): string {
     return `${this.prefix}.seg.${this.node(node)}.*`;
   }

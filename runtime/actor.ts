@@ -37,6 +37,15 @@ export interface Timers {
   cancelAll(): void;
 }
 
+export interface TellOptions {
+  /**
+   * When the actor lives in the sender's process, hand the body over as it is (no encoding): for bulk
+   * data to a child (a delegator's rows to its growing segments). The sender must not change the body
+   * afterwards. Messages told or asked in process keep their order either way.
+   */
+  share?: boolean;
+}
+
 /** The outcome of work started with `pipeToSelf`, delivered as the body of a message. */
 export type PipeResult<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
@@ -48,7 +57,7 @@ export interface ActorContext {
   readonly timers: Timers;
   /** Number of times this actor was restarted by its supervisor. */
   readonly restarts: number;
-  tell(address: string, type: string, body?: unknown): void;
+  tell(address: string, type: string, body?: unknown, opts?: TellOptions): void;
   ask<R = unknown>(address: string, type: string, body?: unknown, opts?: AskOptions): Promise<R>;
   /** Runs long work off the mailbox and reports its outcome back as a message `type` with a PipeResult. */
   pipeToSelf<T>(work: Promise<T>, type: string): void;
@@ -74,6 +83,12 @@ export interface ActorContext {
   stopChild(address: string): Promise<void>;
   /** The addresses of this actor's children that are alive. */
   children(): ReadonlySet<string>;
+  /**
+   * Tells a child privately: the message may carry an internal type (`<kind>.internal.<Verb>`) that the
+   * child takes from its parent alone, and its body is handed over as it is (the parent must not change
+   * it afterwards). Ordered with every other message this actor sends the child.
+   */
+  tellChild(address: string, type: string, body?: unknown): void;
   /** Stops this actor after the current message: what is queued is handled first. */
   stop(): void;
   /**

@@ -20,6 +20,7 @@ import {
   type PipeResult,
   type Props,
   type SupervisorStrategy,
+  type TellOptions,
   type Timers,
 } from "./actor.ts";
 import { ask, DEFAULT_ASK_TIMEOUT_MS, flushOutbox, outboxOf, tell, unwrapReply, type AskOptions } from "./ask.ts";
@@ -340,8 +341,8 @@ class ActorCell implements ActorContext {
   }
 
   // ---- ActorContext ----
-  tell(address: string, type: string, body?: unknown): void {
-    this.host.tell(address, type, body);
+  tell(address: string, type: string, body?: unknown, opts?: TellOptions): void {
+    this.host.tell(address, type, body, opts);
   }
   ask<R = unknown>(address: string, type: string, body?: unknown, opts?: AskOptions): Promise<R> {
     return this.host.ask<R>(address, type, body, opts);
@@ -374,6 +375,11 @@ class ActorCell implements ActorContext {
               out = run();
             } catch (err) {
               return fail(err);
+            }
+            // a continuation that defers its answer (ctx.reenter) frees the mailbox at once
+            if (out instanceof DeferredReply) {
+              (out.work as Promise<Awaited<R>>).then(resolve, reject);
+              return;
             }
             // the mailbox waits for an async continuation, as it does for an async receive
             if (isThenable(out)) return Promise.resolve(out).then(resolve, fail);
@@ -411,6 +417,10 @@ class ActorCell implements ActorContext {
   }
   children(): ReadonlySet<string> {
     return this.kids;
+  }
+  tellChild(address: string, type: string, body?: unknown): void {
+    if (!this.kids.has(address)) throw new VbError(ErrorCode.ParameterInvalid, `${address} is not a child of ${this.address}`);
+    queueMicrotask(() => this.host.postPrivate(address, type, body));
   }
   pipeToSelf<T>(work: Promise<T>, type: string): void {
     work.then(
@@ -533,6 +543,11 @@ export class ActorHost implements AsyncDisposable {
     return out;
   }
 
+  /** @internal posts a private message to a local actor (a parent's to its child) */
+  postPrivate(address: string, type: string, body: unknown): void {
+    this.cells.get(address)?.post(type, body);
+  }
+
   /** Tells a parent that its child stopped: privately when the parent lives here. */
   notifyParent(parent: string, note: ActorStopped): void {
     const cell = this.cells.get(parent);
@@ -553,9 +568,13 @@ export class ActorHost implements AsyncDisposable {
     if (cell) await cell.requestStop();
   }
 
-  tell(address: string, type: string, body?: unknown): void {
+  tell(address: string, type: string, body?: unknown, opts: TellOptions = {}): void {
     if (!this.isLocal(address)) {
       tell(this.nc, address, type, body);
+      return;
+    }
+    if (opts.share) {
+      queueMicrotask(() => this.deliverLocal(address, (cell) => cell.deliver({ msg: { type, body, replyable: false, deadline: 0 } })));
       return;
     }
     const bytes = encode({ t: type, d: 0, b: body });

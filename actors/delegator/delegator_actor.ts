@@ -16,7 +16,7 @@
  */
 import { ALL_PARTITIONS, type DmlMsg, type PkColumn } from "../../protocol/dml.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
-import { asNodeId } from "../../protocol/ids.ts";
+import { asNodeId, asReplicaId } from "../../protocol/ids.ts";
 import {
   QUERYNODE,
   type DelegatorReport,
@@ -35,12 +35,8 @@ import { readDeltaLog, type DeltaData } from "../storage/delta_log.ts";
 import {
   mergeQueryResults,
   mergeSearchResults,
-  querySources,
   readContext,
-  searchResultOf,
-  searchSources,
   type ReadContext,
-  type RowSource,
 } from "../segment/read_kernel.ts";
 import {
   checkGuarantee,
@@ -51,11 +47,12 @@ import {
   invalid,
   obj,
 } from "../segment/requests.ts";
-import { Local, localBody } from "../querynode/self_message.ts";
 import { chunkDeletes, DeleteBuffer, type DeleteSlice } from "./delete_buffer.ts";
 import { decodeDml } from "./dml_decode.ts";
 import { Distribution, entryKey, type Version } from "./distribution.ts";
-import { GrowingRows, type GrowingBatch } from "../segment/growing.ts";
+import { estimateBatchBytes } from "../segment/growing.ts";
+import { GROWING, GrowingSegmentActor, type GrowingDelete } from "../segment/growing_segment_actor.ts";
+import { SEGMENT, type CoveredRange } from "../../protocol/messages/segment.ts";
 import { TSafe } from "./tsafe.ts";
 
 export interface DelegatorOptions {
@@ -70,8 +67,15 @@ const FORWARD_TIMEOUT_MS = 15_000;
 const DEFAULT_WAIT_MS = 30_000;
 const RECONSUME_MS = 1_000;
 const SYNC_PROBE_MS = 100;
-/** Rows of dropped growing batches whose keys leave the index in one turn of the mailbox (a few ms). */
-const SWEEP_ROWS = 20_000;
+/** A growing segment (a child actor, one per partition) as its delegator keeps account of it. */
+interface GrowingChild {
+  address: string;
+  partitionId: bigint;
+  /** its batches: position, rows, estimated bytes */
+  batches: { position: bigint; rows: number; bytes: number }[];
+  rows: number;
+  bytes: number;
+}
 
 interface DmlItem {
   m: DmlMessage;
@@ -106,7 +110,10 @@ export class DelegatorActor extends Actor {
   private readonly schema: CollectionSchema;
   private readonly read: ReadContext;
   private readonly partitions: Set<bigint> | undefined;
-  private readonly growing = new GrowingRows();
+  /** growing segments by partition */
+  private readonly growing = new Map<bigint, GrowingChild>();
+  private growingRows = 0;
+  private growingBytes = 0;
   private readonly deletes: DeleteBuffer;
   private readonly dist = new Distribution();
   private readonly tsafe: TSafe;
@@ -141,8 +148,8 @@ export class DelegatorActor extends Actor {
   }
 
   override preStart(): void {
-    this.ctx.timers.startPeriodic("report", this.env.config.heartbeatIntervalMs, "delegator.Report", new Local(null));
-    this.ctx.pipeToSelf(this.init(), "delegator.Inited");
+    this.ctx.timers.startPeriodic("report", this.env.config.heartbeatIntervalMs, "delegator.internal.Report");
+    this.ctx.pipeToSelf(this.init(), "delegator.internal.Inited");
   }
 
   override async postStop(): Promise<void> {
@@ -189,7 +196,7 @@ export class DelegatorActor extends Actor {
     this.catchUpTo = res.value.last;
     const stream = this.env.subjects.dmlStream(this.watch.pchannel);
     const subject = this.env.subjects.dmlSubject(this.watch.pchannel, this.watch.vchannel);
-    this.ctx.pipeToSelf(this.env.dml.consume(stream, subject, this.watch.seekPosition, (m) => this.deliver(m)), "delegator.Consuming");
+    this.ctx.pipeToSelf(this.env.dml.consume(stream, subject, this.watch.seekPosition, (m) => this.deliver(m)), "delegator.internal.Consuming");
   }
 
   /** The consumer's handler (outside the mailbox): hands the message to the mailbox and waits for it. */
@@ -197,7 +204,7 @@ export class DelegatorActor extends Actor {
     if (this.closing) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.handlerDone = resolve;
-      this.ctx.self("delegator.Dml", new Local<DmlItem>({ m, done: resolve }));
+      this.ctx.self("delegator.internal.Dml", { m, done: resolve });
     });
   }
 
@@ -225,7 +232,7 @@ export class DelegatorActor extends Actor {
     c.done.then(
       () => undefined,
       (err: unknown) => {
-        if (!this.closing) this.ctx.self("delegator.ConsumeEnded", new Local(err));
+        if (!this.closing) this.ctx.self("delegator.internal.ConsumeEnded", err);
       },
     );
   }
@@ -255,38 +262,32 @@ export class DelegatorActor extends Actor {
         if (this.started) return null;
         if (this.startError) throw this.startError;
         return this.ctx.reenter(new Promise<null>((resolve, reject) => this.startWaiters.push({ resolve, reject })));
-      case "delegator.Inited":
+      case "delegator.internal.Inited":
         return this.onInited(msg.body as PipeResult<{ deltas: DeltaData[]; last: bigint }>);
-      case "delegator.Consuming":
+      case "delegator.internal.Consuming":
         return this.onConsuming(msg.body as PipeResult<DmlConsumption>);
-      case "delegator.Dml":
-        return this.onDml(localBody<DmlItem>(msg));
-      case "delegator.Forwarded":
-        return this.onForwarded(localBody(msg));
-      case "delegator.Unpin":
-        return this.onUnpin(localBody<number>(msg));
-      case "delegator.WaitExpired":
-        return this.onWaitExpired(localBody<number>(msg));
-      case "delegator.SyncForwarded":
-        return this.onSyncForwarded(localBody(msg));
-      case "delegator.SyncProbed":
-        return this.onSyncProbed(localBody(msg));
-      case "delegator.SyncProbe":
-        localBody(msg);
+      case "delegator.internal.Dml":
+        return this.onDml(msg.body as DmlItem);
+      case "delegator.internal.Forwarded":
+        return this.onForwarded(msg.body as never);
+      case "delegator.internal.Unpin":
+        return this.onUnpin(msg.body as number);
+      case "delegator.internal.WaitExpired":
+        return this.onWaitExpired(msg.body as number);
+      case "delegator.internal.SyncForwarded":
+        return this.onSyncForwarded(msg.body as never);
+      case "delegator.internal.SyncProbed":
+        return this.onSyncProbed(msg.body as never);
+      case "delegator.internal.SyncProbe":
         return this.continueSync();
-      case "delegator.SyncExpired":
-        return this.onSyncExpired(localBody<SyncJob>(msg));
-      case "delegator.ConsumeEnded":
-        return this.onConsumeEnded(localBody<unknown>(msg));
-      case "delegator.Reconsume":
-        localBody(msg);
+      case "delegator.internal.SyncExpired":
+        return this.onSyncExpired(msg.body as SyncJob);
+      case "delegator.internal.ConsumeEnded":
+        return this.onConsumeEnded(msg.body as unknown);
+      case "delegator.internal.Reconsume":
         return this.reconsume();
-      case "delegator.Report":
-        localBody(msg);
+      case "delegator.internal.Report":
         return this.report();
-      case "delegator.SweepGrowing":
-        localBody(msg);
-        return this.sweepGrowing();
       default:
         throw new VbError(ErrorCode.Unimplemented, `unknown request "${msg.type}": see DelegatorApi for the verbs a delegator serves`);
     }
@@ -296,7 +297,7 @@ export class DelegatorActor extends Actor {
     return {
       tSafe: this.tsafe.position,
       tSafeTs: this.tsafe.ts,
-      growingRows: this.growing.numRows,
+      growingRows: this.growingRows,
       sealed: this.dist.current.sealed.slice(),
       serviceable: this.serviceable,
       targetVersion: this.dist.current.targetVersion,
@@ -316,8 +317,8 @@ export class DelegatorActor extends Actor {
       targetVersion: this.dist.current.targetVersion,
       tSafe: this.tsafe.position,
       sealedSegmentIds: this.dist.current.sealed.map((e) => e.segmentId),
-      growingRows: this.growing.numRows,
-      growingBytes: this.growing.numBytes,
+      growingRows: this.growingRows,
+      growingBytes: this.growingBytes,
     };
     try {
       this.ctx.tell(parent, `${QUERYNODE}.DelegatorReport`, r);
@@ -346,17 +347,25 @@ export class DelegatorActor extends Actor {
       if (msg.k === "delete" || msg.k === "upsert") {
         const partition = msg.k === "delete" ? msg.partitionId : ALL_PARTITIONS;
         if (partition === ALL_PARTITIONS || this.kept(partition)) {
-          this.growing.applyDelete(msg.pks, p, partition);
+          this.deleteGrowing({ pks: msg.pks, position: p, partitionId: partition });
           this.deletes.add(msg.pks, p, partition);
           forwards = this.forwardsOf({ pks: msg.pks, positions: new BigInt64Array(msg.pks.length).fill(p) }, this.dist.forwardTargets(partition));
         }
       }
       if ((msg.k === "insert" || msg.k === "upsert") && msg.numRows > 0 && this.kept(msg.partitionId)) {
-        this.growing.add({
+        const g = this.growingOf(msg.partitionId);
+        const rows = msg.numRows;
+        const bytes = estimateBatchBytes(msg.columns) + 8 * rows;
+        g.batches.push({ position: p, rows, bytes });
+        g.rows += rows;
+        g.bytes += bytes;
+        this.growingRows += rows;
+        this.growingBytes += bytes;
+        this.ctx.tellChild(g.address, GROWING.Insert, {
           position: p,
           ts: msg.ts,
           partitionId: msg.partitionId,
-          numRows: msg.numRows,
+          numRows: rows,
           columns: msg.columns,
           pks: msg.pks,
         });
@@ -368,7 +377,7 @@ export class DelegatorActor extends Actor {
       return;
     }
     const asks = forwards.map((f) => this.sendForward(f));
-    void Promise.allSettled(asks).then((results) => this.ctx.self("delegator.Forwarded", new Local({ item, ts, forwards, results })));
+    void Promise.allSettled(asks).then((results) => this.ctx.self("delegator.internal.Forwarded", { item, ts, forwards, results }));
   }
 
   private onForwarded(x: { item: DmlItem; ts: bigint; forwards: Forward[]; results: PromiseSettledResult<unknown>[] }): void {
@@ -415,7 +424,7 @@ export class DelegatorActor extends Actor {
     if (this.closing) return;
     this.ctx.log.warn({ ...this.logFields, err: (err as Error)?.message, position: String(this.tsafe.position) }, "DML consumption ended; resuming");
     this.handlerDone = undefined;
-    this.ctx.timers.startSingle("reconsume", RECONSUME_MS, "delegator.Reconsume", new Local(null));
+    this.ctx.timers.startSingle("reconsume", RECONSUME_MS, "delegator.internal.Reconsume");
   }
 
   private reconsume(): void {
@@ -424,7 +433,7 @@ export class DelegatorActor extends Actor {
     const subject = this.env.subjects.dmlSubject(this.watch.pchannel, this.watch.vchannel);
     this.env.dml.consume(stream, subject, this.tsafe.position, (m) => this.deliver(m)).then(
       (c) => (this.closing ? void c.stop() : this.watchConsumption(c)),
-      (err: unknown) => this.ctx.self("delegator.ConsumeEnded", new Local(err)),
+      (err: unknown) => this.ctx.self("delegator.internal.ConsumeEnded", err),
     );
   }
 
@@ -484,7 +493,7 @@ export class DelegatorActor extends Actor {
     const job = this.syncs.shift()!;
     this.activeSync = job;
     job.state = "waiting";
-    this.ctx.timers.startSingle("sync", Math.max(1, job.deadline - Date.now()), "delegator.SyncExpired", new Local(job));
+    this.ctx.timers.startSingle("sync", Math.max(1, job.deadline - Date.now()), "delegator.internal.SyncExpired", job);
     this.continueSync();
   }
 
@@ -517,7 +526,7 @@ export class DelegatorActor extends Actor {
     const forwards: Forward[] = [];
     for (const e of added) forwards.push(...this.forwardsOf(this.deletes.collect(e.startPosition, e.partitionId), [e]));
     void Promise.allSettled(forwards.map((f) => this.sendForward(f))).then((results) =>
-      this.ctx.self("delegator.SyncForwarded", new Local({ job, forwards, results })),
+      this.ctx.self("delegator.internal.SyncForwarded", { job, forwards, results }),
     );
   }
 
@@ -528,8 +537,8 @@ export class DelegatorActor extends Actor {
     const stream = this.env.subjects.dmlStream(this.watch.pchannel);
     const subject = this.env.subjects.dmlSubject(this.watch.pchannel, this.watch.vchannel);
     this.env.dml.lastPosition(stream, subject).then(
-      (last) => this.ctx.self("delegator.SyncProbed", new Local({ job, caughtUp: last <= at })),
-      () => this.ctx.self("delegator.SyncProbed", new Local({ job, caughtUp: false })),
+      (last) => this.ctx.self("delegator.internal.SyncProbed", { job, caughtUp: last <= at }),
+      () => this.ctx.self("delegator.internal.SyncProbed", { job, caughtUp: false }),
     );
   }
 
@@ -538,7 +547,7 @@ export class DelegatorActor extends Actor {
     job.probing = false;
     if (this.activeSync !== job || job.state !== "waiting") return;
     if (x.caughtUp) job.caughtUp = true;
-    else this.ctx.timers.startSingle("sync-probe", SYNC_PROBE_MS, "delegator.SyncProbe", new Local(job));
+    else this.ctx.timers.startSingle("sync-probe", SYNC_PROBE_MS, "delegator.internal.SyncProbe", job);
     this.continueSync();
   }
 
@@ -593,21 +602,78 @@ export class DelegatorActor extends Actor {
     );
   }
 
+  // ---- growing segments ----
+
+  /** The growing segment of a partition: a child actor, started at its first rows. */
+  private growingOf(partitionId: bigint): GrowingChild {
+    const have = this.growing.get(partitionId);
+    if (have) return have;
+    const node = asNodeId(this.opts.nodeId);
+    const address = this.env.subjects.growingSegment(node, asReplicaId(this.watch.replicaId), this.watch.vchannel, partitionId);
+    const g: GrowingChild = { address, partitionId, batches: [], rows: 0, bytes: 0 };
+    this.growing.set(partitionId, g);
+    const opts = {
+      name: address.slice(address.lastIndexOf(".") + 1),
+      nodeId: this.opts.nodeId,
+      collectionId: this.watch.collectionId,
+      vchannel: this.watch.vchannel,
+      partitionId,
+      schema: this.schema,
+    };
+    this.ctx
+      .spawn({
+        address,
+        route: this.env.subjects.segmentKind(node),
+        kind: SEGMENT,
+        create: () => new GrowingSegmentActor(opts),
+        describe: () => ({
+          collection: String(this.watch.collectionId),
+          partition: String(partitionId),
+          vchannel: this.watch.vchannel,
+          state: "Growing",
+          rows: String(g.rows),
+          indexes: "",
+          node: this.opts.nodeId,
+        }),
+        logFields: { role: SEGMENT, collection: String(this.watch.collectionId), vchannel: this.watch.vchannel, partition: String(partitionId) },
+      })
+      .catch((err: unknown) => this.ctx.log.error({ ...this.logFields, err }, "growing segment did not start"));
+    return g;
+  }
+
+  /** A delete of the channel reaches the growing segments it may hit (in channel order with inserts). */
+  private deleteGrowing(d: GrowingDelete): void {
+    for (const g of this.growing.values()) {
+      if (d.partitionId === ALL_PARTITIONS || d.partitionId === g.partitionId) this.ctx.tellChild(g.address, GROWING.Delete, d);
+    }
+  }
+
   /** Drops growing batches covered by the sealed entries of every version a read may still use. */
   private gcGrowing(): void {
     if (!this.gcPending) return;
     const live = this.dist.liveVersions();
-    const dropped = this.growing.dropWhere((b) => live.every((v) => v.covers(b.partitionId, b.position)));
-    if (dropped > 0) {
-      this.ctx.log.debug({ ...this.logFields, rows: dropped }, "dropped growing rows the sealed segments hold");
-      this.sweepGrowing();
+    let dropped = 0;
+    for (const g of this.growing.values()) {
+      const drop = new Set<bigint>();
+      const keep: GrowingChild["batches"] = [];
+      for (const b of g.batches) {
+        if (!live.every((v) => v.covers(g.partitionId, b.position))) {
+          keep.push(b);
+          continue;
+        }
+        drop.add(b.position);
+        g.rows -= b.rows;
+        g.bytes -= b.bytes;
+        this.growingRows -= b.rows;
+        this.growingBytes -= b.bytes;
+        dropped += b.rows;
+      }
+      if (drop.size === 0) continue;
+      g.batches = keep;
+      this.ctx.tellChild(g.address, GROWING.Drop, drop);
     }
+    if (dropped > 0) this.ctx.log.debug({ ...this.logFields, rows: dropped }, "dropped growing rows the sealed segments hold");
     if (live.length === 1) this.gcPending = false;
-  }
-
-  /** Takes the dropped rows' keys out of the growing index a chunk a turn of the mailbox. */
-  private sweepGrowing(): void {
-    if (this.growing.sweep(SWEEP_ROWS)) this.ctx.self("delegator.SweepGrowing", new Local(null));
   }
 
   // ---- reads ----
@@ -646,7 +712,7 @@ export class DelegatorActor extends Actor {
           },
           reject,
         );
-        this.ctx.timers.startSingle(`wait-${id}`, waitMs, "delegator.WaitExpired", new Local(id));
+        this.ctx.timers.startSingle(`wait-${id}`, waitMs, "delegator.internal.WaitExpired", id);
       }),
     );
   }
@@ -679,7 +745,6 @@ export class DelegatorActor extends Actor {
   private execute(kind: ReadKind, spec: SearchSpec | QuerySpec, deadline: number): Promise<SearchResult | QueryResult> {
     const r = this.tsafe.position;
     const v = this.dist.pin();
-    const batches = this.growing.snapshot();
     const offline = this.dist.offlineIn(v);
     const work =
       offline.length > 0
@@ -690,8 +755,8 @@ export class DelegatorActor extends Actor {
               { retriable: true },
             ),
           )
-        : this.runRead(kind, spec, r, v, batches, deadline);
-    const unpin = () => this.ctx.self("delegator.Unpin", new Local(v.id));
+        : this.runRead(kind, spec, r, v, deadline);
+    const unpin = () => this.ctx.self("delegator.internal.Unpin", v.id);
     work.then(unpin, unpin);
     return work;
   }
@@ -701,7 +766,6 @@ export class DelegatorActor extends Actor {
     spec: SearchSpec | QuerySpec,
     r: bigint,
     v: Version,
-    batches: GrowingBatch[],
     deadline: number,
   ): Promise<SearchResult | QueryResult> {
     const partitions = spec.partitionIds.length > 0 ? new Set(spec.partitionIds) : undefined;
@@ -731,18 +795,17 @@ export class DelegatorActor extends Actor {
           });
         }),
     );
-    // keep the sealed asks from being unhandled while the growing rows are read
-    for (const p of sealed) p.catch(() => undefined);
-    const covered = (src: RowSource) => v.covers(src.partitionId, (src as GrowingBatch).position);
-    if (kind === "Search") {
-      const s = spec as SearchSpec;
-      const local = searchResultOf(this.read, await searchSources(this.read, batches, s, r, covered), s.outputFieldIds);
-      const parts = [local, ...((await Promise.all(sealed)) as SearchResult[])];
-      return mergeSearchResults(parts, s, this.read);
+    // the growing segments with rows, asked now: in order after every row and delete told them before
+    const covered: CoveredRange[] = v.sealed.map((e) => ({ partitionId: e.partitionId, start: e.startPosition, end: e.endPosition }));
+    const growing: Promise<SearchResult | QueryResult>[] = [];
+    for (const g of this.growing.values()) {
+      if (g.rows === 0 || (partitions && !partitions.has(g.partitionId))) continue;
+      growing.push(
+        this.ctx.ask<SearchResult | QueryResult>(g.address, `${SEGMENT}.${kind}`, { spec, readPosition: r, covered }, { timeoutMs, share: true }),
+      );
     }
-    const q = spec as QuerySpec;
-    const local = await querySources(this.read, batches, q, r, covered);
-    const parts = [local, ...((await Promise.all(sealed)) as QueryResult[])];
-    return mergeQueryResults(parts, q, this.read);
+    const parts = await Promise.all([...growing, ...sealed]);
+    if (kind === "Search") return mergeSearchResults(parts as SearchResult[], spec as SearchSpec, this.read);
+    return mergeQueryResults(parts as QueryResult[], spec as QuerySpec, this.read);
   }
 }

@@ -34,7 +34,8 @@ export async function spawnQuerynode(
   }
   return host.spawn({
     address: env.subjects.querynode(asNodeId(opts.nodeId)),
-    create: () => new QuerynodeActor(host, env, { nodeId: opts.nodeId, memoryLimitBytes, searchThreads }),
+    kind: QUERYNODE,
+    create: () => new QuerynodeActor(env, { nodeId: opts.nodeId, memoryLimitBytes, searchThreads }),
     logFields: { role: QUERYNODE, node: opts.nodeId },
   });
 }

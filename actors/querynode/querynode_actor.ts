@@ -16,7 +16,7 @@
  * filter mask; the scans run on the search threads, so the mailbox and the heartbeats stay on time.
  */
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
-import { asCollectionId, asNodeId, asReplicaId } from "../../protocol/ids.ts";
+import { asCollectionId, asNodeId, asReplicaId, asSegmentId } from "../../protocol/ids.ts";
 import {
   DELEGATOR,
   type DelegatorReport,
@@ -28,14 +28,14 @@ import {
 import type { IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
 import type { CollectionSchema } from "../../protocol/schema.ts";
-import { ACTOR_STOPPED, Actor, type ActorStopped, type Message } from "../../runtime/actor.ts";
-import type { ActorHost } from "../../runtime/host.ts";
+import { ACTOR_STOPPED, Actor, type ActorStopped, type Message, type PipeResult } from "../../runtime/actor.ts";
+import { SEGMENT } from "../../protocol/messages/segment.ts";
 import type { ClusterEnv } from "../env.ts";
 import type { DeltaData } from "../storage/delta_log.ts";
 import { DelegatorActor } from "../delegator/delegator_actor.ts";
 import { DistPublisher, ensureDistStream } from "./dist_publisher.ts";
 import { formatBytes, MemoryBudget } from "./memory.ts";
-import { querySources, readContext, searchResultOf } from "../segment/read_kernel.ts";
+import { mergeQueryResults, mergeSearchResults, readContext } from "../segment/read_kernel.ts";
 import {
   bigintField,
   bigintList,
@@ -51,10 +51,9 @@ import {
   stringField,
 } from "../segment/requests.ts";
 import { estimateSegmentBytes, loadSealedSegment, readL0, type SealedSegment } from "../segment/sealed_segment.ts";
-import { searchSealed } from "../segment/sealed_search.ts";
+import { checkIndexField, SealedSegmentActor } from "../segment/sealed_segment_actor.ts";
 import { type IndexHandle, SearchThreads } from "../segment/search_threads.ts";
 import { SegmentStore } from "./segment_store.ts";
-import { Local, localBody } from "./self_message.ts";
 
 export interface QuerynodeOptions {
   nodeId: string;
@@ -84,15 +83,20 @@ interface IndexResult {
 interface LoadOutcome {
   reservations: Map<bigint, number>;
   results: { id: bigint; seg?: SealedSegment; error?: unknown; indexes: IndexResult[] }[];
-  resolve: (v: null) => void;
-  reject: (e: Error) => void;
 }
 
-interface IndexLoadOutcome {
-  results: IndexResult[];
-  resolve: (v: null) => void;
-  reject: (e: Error) => void;
-}
+/** Messages the querynode sends itself (the runtime refuses them from anyone else). */
+const I = {
+  PublishDist: "querynode.internal.PublishDist",
+  Published: "querynode.internal.Published",
+  SearchThreadLost: "querynode.internal.SearchThreadLost",
+  DelegatorGone: "querynode.internal.DelegatorGone",
+} as const;
+
+/** A read or delete a segment actor failed by crashing is sent again this many times (it restarts). */
+const SEGMENT_RETRIES = 2;
+/** Asks to local segment actors (reads carry the caller's own deadline one hop up). */
+const SEGMENT_ASK_TIMEOUT_MS = 60_000;
 
 /** Waits on a delegator's start (L0 reads, the first consume) at most this long. */
 const WATCH_TIMEOUT_MS = 120_000;
@@ -111,7 +115,6 @@ export class QuerynodeActor extends Actor {
   private readonly searchThreads: number;
 
   constructor(
-    private readonly host: ActorHost,
     private readonly env: ClusterEnv,
     opts: QuerynodeOptions,
   ) {
@@ -125,17 +128,17 @@ export class QuerynodeActor extends Actor {
     this.threads = new SearchThreads({
       threads: this.searchThreads,
       log: this.ctx.log,
-      onLost: (worker) => this.ctx.self("querynode.SearchThreadLost", new Local(worker)),
+      onLost: (worker) => this.ctx.self(I.SearchThreadLost, worker),
     });
     this.publisher = new DistPublisher(this.env, this.nodeId, this.ctx.log);
     await ensureDistStream(this.env);
     // on the feed before it takes requests: a querycoord that looks right after the spawn sees it
     await this.publisher.publishNow(this.buildDist());
-    this.ctx.timers.startPeriodic("heartbeat", this.env.config.heartbeatIntervalMs, "querynode.PublishDist", new Local(null));
+    this.ctx.timers.startPeriodic("heartbeat", this.env.config.heartbeatIntervalMs, I.PublishDist);
   }
 
   override async postStop(): Promise<void> {
-    await Promise.all([...this.delegators.keys()].map((a) => this.host.stopActor(a).catch(() => undefined)));
+    // its children (delegators, segments) stopped before this
     await this.threads?.close();
   }
 
@@ -165,19 +168,13 @@ export class QuerynodeActor extends Actor {
         return this.buildDist();
       case "querynode.DelegatorReport":
         return this.onReport(msg.body);
-      case "querynode.LoadDone":
-        return this.onLoadDone(localBody<LoadOutcome>(msg));
-      case "querynode.IndexLoadDone":
-        return this.onIndexLoadDone(localBody<IndexLoadOutcome>(msg));
-      case "querynode.SearchThreadLost":
-        return this.onSearchThreadLost(localBody<number>(msg));
-      case "querynode.DelegatorGone":
-        return this.onDelegatorGone(localBody<string>(msg));
-      case "querynode.PublishDist":
-        localBody(msg);
+      case I.SearchThreadLost:
+        return this.onSearchThreadLost(msg.body as number);
+      case I.DelegatorGone:
+        return this.onDelegatorGone(msg.body as string);
+      case I.PublishDist:
         return this.publish();
-      case "querynode.Published":
-        localBody(msg);
+      case I.Published:
         if (this.publisher.settled()) this.publish();
         return;
       case ACTOR_STOPPED:
@@ -191,13 +188,13 @@ export class QuerynodeActor extends Actor {
 
   /** Something the dist shows changed: publish soon (changes within a few ms go out together). */
   private changed(): void {
-    if (!this.ctx.timers.isActive("dist-now")) this.ctx.timers.startSingle("dist-now", 5, "querynode.PublishDist", new Local(null));
+    if (!this.ctx.timers.isActive("dist-now")) this.ctx.timers.startSingle("dist-now", 5, I.PublishDist);
   }
 
   private publish(): void {
     this.publisher.publish(
       () => this.buildDist(),
-      () => this.ctx.self("querynode.Published", new Local(null)),
+      () => this.ctx.self(I.Published),
     );
   }
 
@@ -249,19 +246,20 @@ export class QuerynodeActor extends Actor {
     const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId), asNodeId(this.nodeId));
     const existing = this.delegators.get(address);
     if (existing) return this.ctx.reenter(existing.started.then(() => null));
-    const started = this.host
+    const started = this.ctx
       .spawn({
         address,
-        parent: this.ctx.address,
+        kind: DELEGATOR,
         create: () => new DelegatorActor(this.env, { nodeId: this.nodeId, watch: req }),
+        describe: () => ({ collection: String(collectionId), vchannel, replica: String(replicaId), node: this.nodeId }),
         logFields: { role: DELEGATOR, collection: String(collectionId), vchannel, node: this.nodeId },
       })
-      .then(() => this.host.ask<null>(address, `${DELEGATOR}.WaitStarted`, {}, { timeoutMs: WATCH_TIMEOUT_MS }))
+      .then(() => this.ctx.ask<null>(address, `${DELEGATOR}.WaitStarted`, {}, { timeoutMs: WATCH_TIMEOUT_MS }))
       .then(() => undefined);
     started.catch((err: unknown) => {
       this.ctx.log.warn({ collection: String(collectionId), vchannel, err: (err as Error).message }, "delegator did not start");
-      void this.host.stopActor(address).catch(() => undefined);
-      this.ctx.self("querynode.DelegatorGone", new Local(address));
+      void this.ctx.stopChild(address).catch(() => undefined);
+      this.ctx.self(I.DelegatorGone, address);
     });
     this.delegators.set(address, { address, collectionId, vchannel, replicaId, started });
     this.ctx.log.info({ collection: String(collectionId), vchannel, replica: String(replicaId), seek: String(seekPosition) }, "watching a channel");
@@ -282,8 +280,8 @@ export class QuerynodeActor extends Actor {
   }
 
   private async stopDelegator(address: string): Promise<null> {
-    await this.host.stopActor(address);
-    this.ctx.self("querynode.DelegatorGone", new Local(address));
+    await this.ctx.stopChild(address);
+    this.ctx.self(I.DelegatorGone, address);
     return null;
   }
 
@@ -297,8 +295,27 @@ export class QuerynodeActor extends Actor {
   private onChildStopped(body: unknown): void {
     const s = body as ActorStopped;
     if (typeof s !== "object" || s === null || typeof s.address !== "string") return;
+    const segmentId = this.segmentIdOf(s.address);
+    if (segmentId !== undefined) {
+      // a segment actor that could not start again: release it; the dist shows it gone and querycoord
+      // loads it again (here or elsewhere)
+      if (s.reason === "failed" && this.store.get(segmentId)) {
+        this.ctx.log.error({ segment: String(segmentId), err: s.error }, "segment actor failed for good");
+        this.releaseOne(segmentId, "segment released after its actor failed");
+        this.changed();
+      }
+      return;
+    }
     if (s.reason === "failed") this.ctx.log.error({ delegator: s.address, err: s.error }, "delegator failed for good");
     this.onDelegatorGone(s.address);
+  }
+
+  /** The id of the sealed segment whose actor is at `address` here, if it is one. */
+  private segmentIdOf(address: string): bigint | undefined {
+    const prefix = this.segmentAddress(0n).slice(0, -1);
+    if (!address.startsWith(prefix)) return undefined;
+    const tail = address.slice(prefix.length);
+    return /^[0-9]+$/.test(tail) ? BigInt(tail) : undefined;
   }
 
   private onReport(body: unknown): void {
@@ -426,9 +443,7 @@ export class QuerynodeActor extends Actor {
         return { id: s.segmentId, ...seg, indexes };
       }),
     );
-    const reply = new Promise<null>((resolve, reject) => {
-      void work.then((results) => this.ctx.self("querynode.LoadDone", new Local<LoadOutcome>({ reservations, results, resolve, reject })));
-    });
+    const reply = this.ctx.reenterAfter(work, (results) => this.onLoadDone({ reservations, results })).work;
     const settled = reply.then(
       () => undefined,
       () => undefined,
@@ -441,7 +456,7 @@ export class QuerynodeActor extends Actor {
     return this.ctx.reenter(Promise.all([reply, ...waits]).then(() => null));
   }
 
-  private onLoadDone(x: LoadOutcome): void {
+  private onLoadDone(x: LoadOutcome): null {
     const errors: string[] = [];
     let firstError: VbError | undefined;
     for (const r of x.results) {
@@ -450,12 +465,13 @@ export class QuerynodeActor extends Actor {
       if (r.seg) {
         if (this.store.finishLoad(r.seg)) {
           this.memory.settle(reserved, r.seg.memoryBytes);
+          // an index that fails leaves the segment searchable exactly; the dist says why
+          for (const i of r.indexes) this.attachIndex(r.seg, i);
+          this.spawnSegment(r.seg);
           this.ctx.log.info(
             { collection: String(r.seg.collectionId), segment: String(r.id), rows: r.seg.numRows, bytes: r.seg.memoryBytes },
             "segment loaded",
           );
-          // an index that fails leaves the segment searchable exactly; the dist says why
-          for (const i of r.indexes) this.attachIndex(r.seg, i);
         } else {
           this.memory.settle(reserved, 0);
           for (const i of r.indexes) this.dropIndexResult(i);
@@ -472,15 +488,40 @@ export class QuerynodeActor extends Actor {
     }
     this.changed();
     if (firstError) {
-      x.reject(
-        new VbError(firstError.code === ErrorCode.Unexpected ? ErrorCode.SegmentLoadFailed : firstError.code, errors.join("; "), {
-          retriable: firstError.retriable,
-          cause: firstError,
-        }),
-      );
-    } else {
-      x.resolve(null);
+      throw new VbError(firstError.code === ErrorCode.Unexpected ? ErrorCode.SegmentLoadFailed : firstError.code, errors.join("; "), {
+        retriable: firstError.retriable,
+        cause: firstError,
+      });
     }
+    return null;
+  }
+
+  private segmentAddress(id: bigint): string {
+    return this.env.subjects.segment(asNodeId(this.nodeId), asSegmentId(id));
+  }
+
+  /** The loaded segment's actor: a child of this querynode, restarted over the same data when it crashes. */
+  private spawnSegment(seg: SealedSegment): void {
+    const address = this.segmentAddress(seg.segmentId);
+    const deps = { nodeId: this.nodeId, querynode: this.ctx.address, threads: this.threads };
+    this.ctx
+      .spawn({
+        address,
+        route: this.env.subjects.segmentKind(asNodeId(this.nodeId)),
+        kind: SEGMENT,
+        create: () => new SealedSegmentActor(seg, deps),
+        describe: () => ({
+          collection: String(seg.collectionId),
+          partition: String(seg.partitionId),
+          vchannel: seg.vchannel,
+          state: "Sealed",
+          rows: String(seg.numRows - seg.deletedRows),
+          indexes: [...seg.indexes.values()].map((a) => `${a.info.indexType}:${a.info.indexId}`).join(","),
+          node: this.nodeId,
+        }),
+        logFields: { role: SEGMENT, collection: String(seg.collectionId), segment: String(seg.segmentId), node: this.nodeId },
+      })
+      .catch((err: unknown) => this.ctx.log.error({ segment: String(seg.segmentId), err }, "segment actor did not start"));
   }
 
   private releaseSegments(body: unknown): null {
@@ -497,18 +538,20 @@ export class QuerynodeActor extends Actor {
     return null;
   }
 
-  private releaseOne(id: bigint): void {
+  /** Takes a segment off the node: its actor stops (reads in flight finish first), then its indexes go. */
+  private releaseOne(id: bigint, why = "segment released"): void {
     this.store.forgetIndexesOf(id);
     const seg = this.store.remove(id);
-    if (seg) {
-      this.memory.release(seg.memoryBytes);
-      for (const a of seg.indexes.values()) {
-        this.threads.release(a.handle);
-        this.memory.release(a.memoryBytes);
-      }
+    if (!seg) return;
+    this.memory.release(seg.memoryBytes);
+    for (const a of seg.indexes.values()) this.memory.release(a.memoryBytes);
+    const threads = this.threads;
+    void this.ctx.stopChild(this.segmentAddress(id)).finally(() => {
+      // the actor is gone: nothing reads or changes the segment any more
+      for (const a of seg.indexes.values()) threads.release(a.handle);
       seg.indexes.clear();
-      this.ctx.log.info({ collection: String(seg.collectionId), segment: String(id) }, "segment released");
-    }
+    });
+    this.ctx.log.info({ collection: String(seg.collectionId), segment: String(id) }, why);
   }
 
   // ---- vector indexes ----
@@ -574,9 +617,7 @@ export class QuerynodeActor extends Actor {
     for (const info of todo) this.store.startIndexLoad(info.segmentId, info.indexId);
     this.changed();
     const work = Promise.all(todo.map((info) => this.readIndex(info)));
-    const reply = new Promise<null>((resolve, reject) => {
-      void work.then((results) => this.ctx.self("querynode.IndexLoadDone", new Local<IndexLoadOutcome>({ results, resolve, reject })));
-    });
+    const reply = this.ctx.reenterAfter(work, (results) => this.onIndexLoadDone(results)).work;
     const settled = reply.then(
       () => undefined,
       () => undefined,
@@ -601,28 +642,40 @@ export class QuerynodeActor extends Actor {
     }
   }
 
-  private onIndexLoadDone(x: IndexLoadOutcome): void {
-    const errors: string[] = [];
-    let firstError: VbError | undefined;
-    for (const r of x.results) {
+  /**
+   * Index loads came back: each wanted one that fits its segment is attached by the segment's actor;
+   * the reply (the LoadIndex's) names every failure.
+   */
+  private onIndexLoadDone(results: IndexResult[]): unknown {
+    const errors: VbError[] = [];
+    const attaches: Promise<void>[] = [];
+    for (const r of results) {
       this.indexLoadsInFlight.delete(indexKey(r.info));
       const seg = this.store.get(r.info.segmentId);
-      const err = seg ? this.attachIndex(seg, r) : this.dropIndexResult(r);
-      if (err) {
-        firstError ??= err;
-        errors.push(err.message);
-      }
+      const err = seg ? this.attachIndex(seg, r, attaches) : this.dropIndexResult(r);
+      if (err) errors.push(err);
     }
     this.changed();
-    if (firstError) x.reject(new VbError(firstError.code, errors.join("; "), { retriable: firstError.retriable, cause: firstError }));
-    else x.resolve(null);
+    const fail = () => {
+      if (errors.length === 0) return null;
+      const first = errors[0]!;
+      throw new VbError(first.code, errors.map((e) => e.message).join("; "), { retriable: first.retriable, cause: first });
+    };
+    if (attaches.length === 0) return fail();
+    return this.ctx.reenterAfter(Promise.all(attaches), () => {
+      this.changed();
+      return fail();
+    });
   }
 
   /**
    * An index load came back for a loaded segment: attaches the index (replacing an earlier build of
-   * it), unless it failed, does not fit the segment, or was released meanwhile. Returns the failure.
+   * it), unless it failed, does not fit the segment, or was released meanwhile. Before the segment's
+   * actor exists (a load with its indexes) the index joins the segment's data directly; after, the
+   * actor attaches it (`attaches` gets the ask, whose outcome is booked here when it comes back).
+   * Returns the failure known now.
    */
-  private attachIndex(seg: SealedSegment, r: IndexResult): VbError | undefined {
+  private attachIndex(seg: SealedSegment, r: IndexResult, attaches?: Promise<void>[]): VbError | undefined {
     const { info } = r;
     const wanted = this.store.finishIndexLoad(info.segmentId, info.indexId);
     let error: VbError | undefined;
@@ -640,19 +693,59 @@ export class QuerynodeActor extends Actor {
       }
       return wanted ? error : undefined;
     }
-    const old = seg.indexes.get(info.indexId);
-    if (old) {
-      this.threads.release(old.handle);
-      this.memory.release(old.memoryBytes);
+    const handle = r.handle;
+    const bytes = handle.info.memoryBytes;
+    const loaded = () =>
+      this.ctx.log.info(
+        { collection: String(seg.collectionId), segment: String(seg.segmentId), index: String(info.indexId), type: info.indexType, bytes },
+        "index loaded",
+      );
+    if (!attaches) {
+      const old = seg.indexes.get(info.indexId);
+      if (old) {
+        this.threads.release(old.handle);
+        this.memory.release(old.memoryBytes);
+      }
+      seg.indexes.set(info.indexId, { info, handle, memoryBytes: bytes });
+      this.memory.settle(r.reserved, bytes);
+      loaded();
+      return undefined;
     }
-    const bytes = r.handle.info.memoryBytes;
-    seg.indexes.set(info.indexId, { info, handle: r.handle, memoryBytes: bytes });
     this.memory.settle(r.reserved, bytes);
-    this.ctx.log.info(
-      { collection: String(seg.collectionId), segment: String(seg.segmentId), index: String(info.indexId), type: info.indexType, bytes },
-      "index loaded",
+    const ask = this.ctx.ask<{ releasedBytes: number }>(
+      this.segmentAddress(seg.segmentId),
+      `${SEGMENT}.AttachIndex`,
+      { info, handle },
+      { share: true, timeoutMs: SEGMENT_ASK_TIMEOUT_MS },
+    );
+    attaches.push(
+      this.askBack(ask, (res) => {
+        if (res.ok) {
+          this.memory.release(res.value.releasedBytes);
+          loaded();
+          return;
+        }
+        // the segment went away meanwhile (or refused it): the index goes too
+        this.threads.release(handle);
+        this.memory.release(bytes);
+        if (this.store.get(seg.segmentId)) this.store.failIndexLoad(info.segmentId, info.indexId, VbError.from(res.error).message);
+      }),
     );
     return undefined;
+  }
+
+  /** Runs `then` in the mailbox with the outcome of `work`; the promise it gives never rejects. */
+  private askBack<T>(work: Promise<T>, then: (res: PipeResult<T>) => void): Promise<void> {
+    return this.ctx
+      .reenterAfter(
+        work,
+        (value) => then({ ok: true, value }),
+        (error) => then({ ok: false, error }),
+      )
+      .work.then(
+        () => undefined,
+        () => undefined,
+      );
   }
 
   /** An index load whose segment is gone (released, or failed to load): frees what it took. */
@@ -663,7 +756,7 @@ export class QuerynodeActor extends Actor {
     return undefined;
   }
 
-  private releaseIndex(body: unknown): null {
+  private releaseIndex(body: unknown): unknown {
     const verb = "querynode.ReleaseIndex";
     const b = obj(body, verb);
     const collectionId = bigintField(b, "collectionId", verb);
@@ -672,29 +765,41 @@ export class QuerynodeActor extends Actor {
     const seg = this.store.get(segmentId);
     if (seg && seg.collectionId !== collectionId) throw invalid(verb, `segment ${segmentId} belongs to collection ${seg.collectionId}, not ${collectionId}`);
     this.store.forgetIndex(segmentId, indexId);
-    const a = seg?.indexes.get(indexId);
-    if (seg && a) {
-      seg.indexes.delete(indexId);
-      this.threads.release(a.handle);
-      this.memory.release(a.memoryBytes);
-      this.ctx.log.info({ collection: String(collectionId), segment: String(segmentId), index: String(indexId) }, "index released");
+    if (!seg?.indexes.has(indexId)) {
+      this.changed();
+      return null;
     }
-    this.changed();
-    return null;
+    const ask = this.ctx.ask<{ memoryBytes: number }>(this.segmentAddress(segmentId), `${SEGMENT}.ReleaseIndex`, { indexId }, {
+      timeoutMs: SEGMENT_ASK_TIMEOUT_MS,
+    });
+    return this.ctx.reenterAfter(ask, (r) => {
+      this.memory.release(r.memoryBytes);
+      this.ctx.log.info({ collection: String(collectionId), segment: String(segmentId), index: String(indexId) }, "index released");
+      this.changed();
+      return null;
+    });
   }
 
   /** A search thread died: the indexes it held are gone (querycoord loads them again). */
   private onSearchThreadLost(worker: number): void {
     for (const seg of this.store.all()) {
-      for (const [id, a] of [...seg.indexes]) {
-        if (!this.threads.isLost(a.handle)) continue;
-        seg.indexes.delete(id);
-        this.memory.release(a.memoryBytes);
-        this.store.failIndexLoad(seg.segmentId, id, `the search thread holding it (${worker}) died; it loads again`);
-        this.ctx.log.warn({ segment: String(seg.segmentId), index: String(id), worker }, "index lost with its search thread");
-      }
+      if (![...seg.indexes.values()].some((a) => this.threads.isLost(a.handle))) continue;
+      const ask = this.ctx.ask<{ lost: { indexId: bigint; memoryBytes: number }[] }>(
+        this.segmentAddress(seg.segmentId),
+        `${SEGMENT}.DropLostIndexes`,
+        {},
+        { timeoutMs: SEGMENT_ASK_TIMEOUT_MS },
+      );
+      void this.askBack(ask, (res) => {
+        if (!res.ok) return;
+        for (const l of res.value.lost) {
+          this.memory.release(l.memoryBytes);
+          this.store.failIndexLoad(seg.segmentId, l.indexId, `the search thread holding it (${worker}) died; it loads again`);
+          this.ctx.log.warn({ segment: String(seg.segmentId), index: String(l.indexId), worker }, "index lost with its search thread");
+        }
+        this.changed();
+      });
     }
-    this.changed();
   }
 
   private releaseCollection(body: unknown): unknown {
@@ -735,6 +840,25 @@ export class QuerynodeActor extends Actor {
     return { b, ids, readPosition };
   }
 
+  /**
+   * Asks each segment actor of a read or a delete (in process: the body is shared, nothing is
+   * encoded); one that crashed meanwhile is asked again once it restarted over its data.
+   */
+  private askSegments<R>(ids: bigint[], verb: string, body: Record<string, unknown>): Promise<R[]> {
+    const one = async (id: bigint): Promise<R> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.ctx.ask<R>(this.segmentAddress(id), `${SEGMENT}.${verb}`, body, { share: true, timeoutMs: SEGMENT_ASK_TIMEOUT_MS });
+        } catch (err) {
+          const e = VbError.from(err);
+          if (e.code !== ErrorCode.Unexpected || attempt >= SEGMENT_RETRIES) throw err;
+          this.ctx.log.warn({ segment: String(id), err: e.message, attempt }, "a segment actor failed a request; asking it again");
+        }
+      }
+    };
+    return Promise.all(ids.map(one));
+  }
+
   private searchSegments(body: unknown): unknown {
     const verb = "querynode.SearchSegments";
     const { b, ids, readPosition } = this.readArgs(verb, body);
@@ -744,9 +868,8 @@ export class QuerynodeActor extends Actor {
     const schema = segs[0]!.schema;
     const spec = checkSearchSpec(b.spec, verb, schema);
     const ctx = readContext(schema);
-    const work = async (): Promise<SearchResult> =>
-      searchResultOf(ctx, await searchSealed(ctx, segs, spec, readPosition, this.threads), spec.outputFieldIds);
-    return this.ctx.reenter(work());
+    const work = this.askSegments<SearchResult>(ids, "Search", { spec, readPosition });
+    return this.ctx.reenter(work.then((parts) => (parts.length === 1 ? parts[0]! : mergeSearchResults(parts, spec, ctx))));
   }
 
   private querySegments(body: unknown): unknown {
@@ -758,10 +881,12 @@ export class QuerynodeActor extends Actor {
     const schema = segs[0]!.schema;
     const spec = checkQuerySpec(b.spec, verb, schema);
     const ctx = readContext(schema);
-    return this.ctx.reenter(querySources(ctx, segs, spec, readPosition));
+    const work = this.askSegments<QueryResult>(ids, "Query", { spec, readPosition });
+    return this.ctx.reenter(work.then((parts) => (parts.length === 1 ? parts[0]! : mergeQueryResults(parts, spec, ctx))));
   }
 
-  private applyDelete(body: unknown): null {
+  /** Deletes a delegator forwards: each segment's actor stamps them; the reply waits for all. */
+  private applyDelete(body: unknown): unknown {
     const verb = "querynode.ApplyDelete";
     const b = obj(body, verb);
     const collectionId = bigintField(b, "collectionId", verb);
@@ -780,14 +905,14 @@ export class QuerynodeActor extends Actor {
       }
       if (seg.collectionId !== collectionId) throw invalid(verb, `segment ${id} belongs to collection ${seg.collectionId}, not ${collectionId}`);
       if ((pks instanceof BigInt64Array) !== (seg.pks instanceof BigInt64Array)) throw invalid(verb, `"pks" are not of the collection's primary key type`);
-      seg.applyDeletes(pks, positions);
     }
     if (missing.length > 0) {
       throw new VbError(ErrorCode.SegmentNotLoaded, `segments ${missing.join(", ")} are not loaded on querynode ${this.nodeId}`, {
         retriable: true,
       });
     }
-    return null;
+    if (ids.length === 0) return null;
+    return this.ctx.reenter(this.askSegments(ids, "ApplyDelete", { pks, positions }).then(() => null));
   }
 }
 
@@ -797,14 +922,6 @@ function indexKey(i: { segmentId: bigint; indexId: bigint }): string {
 
 function indexWhat(i: IndexLoadInfo): string {
   return `index ${i.indexId} (${i.indexType}, ${formatBytes(i.memorySize)}) of segment ${i.segmentId}`;
-}
-
-/** 1100 unless the index is on a FloatVector field of the schema. */
-function checkIndexField(schema: CollectionSchema, i: IndexLoadInfo, verb: string): void {
-  const f = schema.fields.find((x) => x.fieldId === i.fieldId);
-  if (!f || f.type !== "FloatVector") {
-    throw invalid(verb, `index ${i.indexId} of segment ${i.segmentId}: field ${i.fieldId} is not a FloatVector field of "${schema.name}"`);
-  }
 }
 
 /** Why a loaded index cannot serve a segment's field, or undefined when it can. */

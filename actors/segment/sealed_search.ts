@@ -149,26 +149,13 @@ async function searchSegment(
   return { seg, hits, path: "exact" };
 }
 
-/** A segment's COSINE norms of one field, computed once (on a search thread) and kept with it. */
+/**
+ * A segment's COSINE norms of one field: those its actor stored, else computed for this read alone (on a
+ * search thread). Only the segment's actor stores them (in its mailbox).
+ */
 function normsOf(seg: SealedSegment, fieldId: number, vectors: Float32Array, dim: number, threads: SearchThreads): Promise<Float64Array> {
   const have = seg.norms.get(fieldId);
-  if (have) return Promise.resolve(have);
-  let p = seg.normsPending.get(fieldId);
-  if (!p) {
-    p = threads.norms(vectors, dim).then(
-      (n) => {
-        seg.norms.set(fieldId, n);
-        seg.normsPending.delete(fieldId);
-        return n;
-      },
-      (err: unknown) => {
-        seg.normsPending.delete(fieldId);
-        throw err;
-      },
-    );
-    seg.normsPending.set(fieldId, p);
-  }
-  return p;
+  return have ? Promise.resolve(have) : threads.norms(vectors, dim);
 }
 
 function mergeHits(ctx: ReadContext, done: readonly SegmentHits[], spec: SearchSpec): LocalHits[] {

@@ -6,10 +6,11 @@
  *
  * Data never changes after load but for those stamps, and a stamp is a fact (that delete exists), so a
  * read can run off the mailbox on a segment object while deletes arrive or the segment is released.
+ * The segment's actor (sealed_segment_actor.ts) is the only one that changes it.
  *
  * Vector columns live in shared memory (the insert log is read into a SharedArrayBuffer, which Arrow
  * views without copying), so search threads read them in place. Loaded vector indexes hang off the
- * segment by index id; they change only in the querynode's mailbox.
+ * segment by index id; they change only in the segment actor's mailbox.
  */
 import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
@@ -45,9 +46,8 @@ export class SealedSegment implements RowSource {
   readonly positions: BigInt64Array;
   readonly deletedAt: BigInt64Array;
   readonly memoryBytes: number;
+  /** COSINE norms by field id: set by the segment's actor */
   readonly norms = new Map<number, Float64Array>();
-  /** COSINE norms being computed, by field id */
-  readonly normsPending = new Map<number, Promise<Float64Array>>();
   /** loaded vector indexes, by index id */
   readonly indexes = new Map<bigint, AttachedIndex>();
   /** pk → row (rows when a pk occurs more than once) */

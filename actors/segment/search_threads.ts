@@ -54,6 +54,8 @@ export class SearchThreads {
   private readonly pool: WorkerPool | undefined;
   private readonly inline = new SearchCalls();
   private nextHandle = 1;
+  /** handles this pool made: a handle that arrives in a message is taken only when it is one of these */
+  private readonly issued = new WeakSet<IndexHandle>();
   /** index bytes each thread holds, for placing the next one */
   private readonly indexBytes: number[];
 
@@ -82,7 +84,7 @@ export class SearchThreads {
   async loadIndex(bytes: Uint8Array): Promise<IndexHandle> {
     const id = this.nextHandle++;
     const pool = this.pool;
-    if (!pool) return { id, worker: -1, generation: 0, info: this.inline.loadIndex({ handle: id, bytes }) };
+    if (!pool) return this.issue({ id, worker: -1, generation: 0, info: this.inline.loadIndex({ handle: id, bytes }) });
     let w = 0;
     for (let i = 1; i < pool.size; i++) if (this.indexBytes[i]! < this.indexBytes[w]!) w = i;
     const generation = pool.generation(w);
@@ -100,7 +102,17 @@ export class SearchThreads {
       throw new VbError(ErrorCode.ServiceUnavailable, "the search thread that loaded the index died", { retriable: true });
     }
     this.indexBytes[w] = this.indexBytes[w]! + info.memoryBytes;
-    return { id, worker: w, generation, info };
+    return this.issue({ id, worker: w, generation, info });
+  }
+
+  private issue(h: IndexHandle): IndexHandle {
+    this.issued.add(h);
+    return h;
+  }
+
+  /** Whether `h` is a handle this pool made (not one decoded from a message). */
+  owns(h: unknown): h is IndexHandle {
+    return typeof h === "object" && h !== null && this.issued.has(h as IndexHandle);
   }
 
   /** Frees a loaded index (in the background: nothing waits on it). */

@@ -5,3 +5,4 @@ export * from "./proxy.ts";
 export * from "./querycoord.ts";
 export * from "./querynode.ts";
 export * from "./indexes.ts";
+export * from "./segment.ts";

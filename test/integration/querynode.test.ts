@@ -631,7 +631,7 @@ describe("querynode and delegators", () => {
       [qn1, "querynode.SearchSegments", { segmentIds: [], spec: { ...good, queries: [1, 2, 3] }, readPosition: 1n }],
       [qn1, "querynode.ApplyDelete", { collectionId: 1n, segmentIds: [], pks: new BigInt64Array(2), positions: new BigInt64Array(1) }],
       [qn1, "querynode.QuerySegments", null],
-      [qn1, "querynode.LoadDone", { results: [] }],
+      [qn1, "querynode.internal.PublishDist", {}],
       [qn1, "querynode.DelegatorReport", 5],
       [shard.address, "delegator.Search", { spec: { ...good, queries: new Float32Array(3) }, guarantee: { consistency: "Eventually", position: 0n } }],
       [shard.address, "delegator.Search", { spec: { ...good, annsFieldId: p.field("tag") }, guarantee: { consistency: "Eventually", position: 0n } }],
@@ -641,7 +641,8 @@ describe("querynode and delegators", () => {
       [shard.address, "delegator.Query", { spec: { collectionId: p.info.collectionId, partitionIds: [], outputFieldIds: [999], countOnly: false }, guarantee: { consistency: "Eventually", position: 0n } }],
       [shard.address, "delegator.SyncDistribution", { targetVersion: -1, sealed: [] }],
       [shard.address, "delegator.SyncDistribution", { targetVersion: 1, sealed: [{ segmentId: 1n, partitionId: 1n, nodeId: "a.b", startPosition: 5n, endPosition: 1n, numRows: 1 }] }],
-      [shard.address, "delegator.Dml", { m: 1 }],
+      [shard.address, "delegator.internal.Dml", { m: 1 }],
+      [shard.address, "actor.Stopped", { address: qn1, reason: "failed" }],
     ];
     for (const [address, type, body] of bad) {
       const err = await refusal(raw(address, type, body));
