@@ -8,10 +8,12 @@ import { promisify } from "node:util";
 import { Svcm, type ServiceIdentity as SvcIdentity, type ServiceInfo as SvcInfo, type ServiceStats as SvcStats } from "@nats-io/services";
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../../protocol/errors.ts";
-import { discover, type ServiceIdentity, type ServiceInfo } from "../../runtime/discovery.ts";
+import { Actor } from "../../runtime/actor.ts";
+import { discover, startDiscovery, type ServiceIdentity, type ServiceInfo } from "../../runtime/discovery.ts";
+import { ActorHost } from "../../runtime/host.ts";
 import { VB_VERSION } from "../../ops/config.ts";
 import { listActors, formatActors } from "../../ops/actors.ts";
-import { connectTest } from "../harness/index.ts";
+import { connectTest, uniquePrefix } from "../harness/index.ts";
 import { startTestCluster } from "../harness/standalone.ts";
 
 const ROLES = ["rootcoord", "datacoord", "datanode", "querycoord", "querynode", "proxy"];
@@ -114,5 +116,61 @@ describe("NATS service discovery", () => {
     const onlyQn = (await vbus("--kind", "querynode")).stdout.trim().split("\n");
     expect(onlyQn).toHaveLength(2);
     expect(onlyQn[1]).toMatch(new RegExp(`^querynode +${prefix}\\.qn\\.qn1 `));
+  }, 120_000);
+
+  it("lists what actors describe (a segment's collection, rows and indexes), across several messages when one would pass max_payload", async () => {
+    await using nc = await connectTest();
+    const prefix = uniquePrefix("d");
+    const host = new ActorHost(nc, { nodeId: "qn7" });
+    const discovery = startDiscovery(host, { version: "1.2.3", metadata: { prefix } });
+    try {
+      class Quiet extends Actor {
+        override receive() {}
+      }
+      // enough segments that their INFO (≈ 400 bytes an endpoint) passes the suite server's 1 MiB payload
+      const n = 3_000;
+      const note = "x".repeat(300);
+      for (let i = 0; i < n; i++) {
+        await host.spawn({
+          address: `${prefix}.seg.qn7.${i}`,
+          route: `${prefix}.seg.qn7.*`,
+          kind: "segment",
+          describe: () => ({ collection: "books", rows: String(i * 10), indexes: i % 2 ? "HNSW" : "", note }),
+          create: () => new Quiet(),
+        });
+      }
+      await host.spawn({ address: `${prefix}.other`, kind: "other", create: () => new Quiet() });
+
+      const infos = await discover<ServiceInfo>(nc, "INFO", { name: "vectorbus-segment", id: discovery.id });
+      expect(infos.length).toBeGreaterThan(1);
+      expect(infos.reduce((sum, i) => sum + i.endpoints.length, 0)).toBe(n);
+      expect(infos[0]!.endpoints[1]).toEqual({
+        name: `${prefix}_seg_qn7_1`,
+        subject: `${prefix}.seg.qn7.1`,
+        queue_group: "",
+        metadata: { collection: "books", rows: "10", indexes: "HNSW", note, kind: "segment" },
+      });
+
+      const segments = await listActors(nc, { prefix, kind: "segment" });
+      expect(segments).toHaveLength(n);
+      expect(segments[2]).toEqual({
+        kind: "segment",
+        address: `${prefix}.seg.qn7.2`,
+        process: expect.stringMatching(/:\d+$/),
+        node: "qn7",
+        collection: "books",
+        rows: "20",
+        indexes: "",
+        note,
+      });
+      const all = await listActors(nc, { prefix });
+      expect(all.map((a) => a.kind)).toEqual([`other`, ...Array.from({ length: n }, () => "segment")]);
+      const table = formatActors(all).split("\n");
+      expect(table[0]).toMatch(/^KIND +ADDRESS +PROCESS +NODE +COLLECTION +ROWS +INDEXES$/);
+      expect(table[3]).toMatch(new RegExp(`^segment +${prefix}\\.seg\\.qn7\\.1 +\\S+ +qn7 +books +10 +HNSW$`));
+    } finally {
+      discovery.stop();
+      await host.stop();
+    }
   }, 120_000);
 });
