@@ -355,6 +355,8 @@ class ActorCell implements ActorContext {
     then: (value: T) => R | Promise<R>,
     onError?: (err: unknown) => R | Promise<R>,
   ): DeferredReply<Awaited<R>> {
+    // a continuation belongs to the instance that started the work: one restarted meanwhile drops it
+    const instance = this.instance;
     const reply = new Promise<Awaited<R>>((resolve, reject) => {
       const continueWith = (run: () => R | Promise<R>) => {
         if (this.state === "stopped") {
@@ -365,6 +367,10 @@ class ActorCell implements ActorContext {
           msg: { type: "actor.Continue", body: null, replyable: false, deadline: 0 },
           private: true,
           run: () => {
+            if (this.instance !== instance) {
+              reject(new VbError(ErrorCode.ServiceUnavailable, `actor ${this.address} restarted before its work came back`, { retriable: true }));
+              return;
+            }
             // what the continuation throws answers the ask; a throw that is not a VbError is also a crash
             const fail = (err: unknown) => {
               reject(err);
