@@ -148,11 +148,12 @@ class ActorCell implements ActorContext {
 
   deliver(item: Item): void {
     if (!item.private && isInternalType(item.msg.type)) {
+      // a request like any other for discovery's counts (errors never outnumber requests)
+      const error = VbError.invalid(`${item.msg.type} is internal to ${this.address}: only the actor itself sends it`);
+      this.stats.requests++;
       this.stats.errors++;
-      item.answer?.({
-        ok: false,
-        error: VbError.invalid(`${item.msg.type} is internal to ${this.address}: only the actor itself sends it`),
-      });
+      this.stats.lastError = error.message;
+      item.answer?.({ ok: false, error });
       if (!item.answer) this.log.warn({ type: item.msg.type }, "refused an internal message sent from outside the actor");
       return;
     }

@@ -525,5 +525,7 @@ describe("actor runtime on a real nats-server", () => {
     expect(received).toEqual(["x.Ping", "x.Poke", "x.internal.Foo", "x.internal.Tick"]);
     const stats = host.actors().find((a) => a.address === addr)!;
     expect(stats.errors).toBe(7); // the six refused asks and the refused tell
+    expect(stats.requests).toBe(7 + 2); // and x.Ping, x.Poke (the actor's own messages are not requests)
+    expect(stats.lastError).toContain("is internal to");
   });
 });
