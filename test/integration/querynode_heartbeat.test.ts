@@ -1,8 +1,10 @@
 /**
  * A querynode's heartbeats under search load: two clients search large sealed segments without pause
  * (exact search on unindexed segments, index search on indexed ones) while the test follows the node's
- * distribution on the feed. Every heartbeat must arrive well inside `heartbeatAvailableMs` (a late one
- * would make querycoord call the node down); the measured lateness is printed as JSON.
+ * distribution on the feed. No heartbeat may be more than `MAX_LATE_MS` late: the bound
+ * docs/architecture.md gives (scans on the actor's own thread made them up to ~290 ms late; on search
+ * threads they stay within tens of ms), far inside `heartbeatAvailableMs` (a heartbeat that late would
+ * make querycoord call the node down). The measured lateness is printed as JSON.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -26,6 +28,8 @@ import { embeddingVectors, writeSealedSegment, type WrittenSegment } from "../ha
 const DIM = 128;
 const ROWS = 100_000;
 const INTERVAL_MS = 100;
+/** How late a heartbeat may be under search load (docs/architecture.md, "Search threads"). */
+const MAX_LATE_MS = 250;
 const LOAD_MS = 6_000;
 
 const schema: CollectionSchema = {
@@ -149,7 +153,7 @@ describe("querynode heartbeats under search load", () => {
     report("exact nq=10", r);
     expect(r.searches).toBeGreaterThan(0);
     expect(r.gaps.length).toBeGreaterThan(LOAD_MS / INTERVAL_MS / 4);
-    for (const g of r.gaps) expect(g).toBeLessThan(fx.env.config.heartbeatAvailableMs);
+    for (const g of r.gaps) expect(g - INTERVAL_MS).toBeLessThanOrEqual(MAX_LATE_MS);
   }, 120_000);
 
   it("keep arriving while two clients search the same segments through HNSW, one query or ten with a filter", async () => {
@@ -185,7 +189,7 @@ describe("querynode heartbeats under search load", () => {
     for (const r of [r1, r10]) {
       expect(r.searches).toBeGreaterThan(0);
       expect(r.gaps.length).toBeGreaterThan(LOAD_MS / INTERVAL_MS / 4);
-      for (const g of r.gaps) expect(g).toBeLessThan(fx.env.config.heartbeatAvailableMs);
+      for (const g of r.gaps) expect(g - INTERVAL_MS).toBeLessThanOrEqual(MAX_LATE_MS);
     }
   }, 180_000);
 });
