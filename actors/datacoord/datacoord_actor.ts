@@ -37,7 +37,6 @@ type Verbs = { [V in keyof DatacoordApi]: (body: unknown, msg: Message) => unkno
 export class DatacoordActor extends Actor {
   private core!: DatacoordCore;
   private cluster!: DatacoordCluster;
-  private segmentService!: SegmentService;
   private indexService!: IndexService;
   /** every verb of DatacoordApi and the part that serves it: the compiler checks that none is missing */
   private verbs!: Verbs;
@@ -59,7 +58,7 @@ export class DatacoordActor extends Actor {
   override async preStart(): Promise<void> {
     const core = (this.core = await DatacoordCore.open(this.env, this.ctx));
     const cluster = (this.cluster = new DatacoordCluster(core));
-    const segments = (this.segmentService = new SegmentService(core, cluster));
+    const segments = new SegmentService(core, cluster);
     const indexes = (this.indexService = new IndexService(core, cluster));
     this.verbs = {
       AllocSegment: (b) => segments.allocSegment(b),
