@@ -10,7 +10,7 @@ import { requireDatabase, resolveCollection } from "./collections.ts";
 import type { RootcoordCore } from "./core.ts";
 import { aliasExists, aliasIsCollectionName, aliasNotFound, collectionNotFound } from "./errors.ts";
 import type { StoredAlias, StoredCollection } from "./kv_layout.ts";
-import { bodyOf, dbNameOf, optionalString, requiredString } from "./request.ts";
+import { bodyOf, dbNameOf, optionalString, requiredString } from "../request_fields.ts";
 
 type Res<V extends keyof RootcoordApi> = RootcoordApi[V][1];
 

@@ -6,7 +6,7 @@ import { VbError } from "../../protocol/errors.ts";
 import type { RootcoordApi } from "../../protocol/messages/rootcoord.ts";
 import type { RootcoordCore } from "./core.ts";
 import { MAX_ID_COUNT } from "./id_allocator.ts";
-import { bodyOf, optionalInt } from "./request.ts";
+import { bodyOf, optionalInt } from "../request_fields.ts";
 import { MAX_LOGICAL } from "./tso.ts";
 
 type Res<V extends keyof RootcoordApi> = RootcoordApi[V][1];

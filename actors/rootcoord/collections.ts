@@ -30,7 +30,7 @@ import {
   optionalStringMap,
   requiredString,
   type Body,
-} from "./request.ts";
+} from "../request_fields.ts";
 
 /** Milvus's default `maxCollectionNum`. */
 export const MAX_COLLECTIONS = 65_536;

@@ -5,7 +5,7 @@ import type { RootcoordApi } from "../../protocol/messages/rootcoord.ts";
 import { checkName } from "../../protocol/schema.ts";
 import type { RootcoordCore } from "./core.ts";
 import { databaseNotFound } from "./errors.ts";
-import { bodyOf, requiredString } from "./request.ts";
+import { bodyOf, requiredString } from "../request_fields.ts";
 
 /** Milvus's default `maxDatabaseNum`. */
 export const MAX_DATABASES = 64;

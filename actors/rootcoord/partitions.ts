@@ -7,7 +7,7 @@ import { resolveCollection } from "./collections.ts";
 import type { RootcoordCore } from "./core.ts";
 import { partitionNotFound } from "./errors.ts";
 import type { StoredCollection } from "./kv_layout.ts";
-import { bodyOf, requiredString } from "./request.ts";
+import { bodyOf, requiredString } from "../request_fields.ts";
 
 /** Milvus's default `maxPartitionNum`, `_default` included. */
 export const MAX_PARTITIONS = 1024;
