@@ -9,8 +9,6 @@
  * reading it, applying its messages, flush and the seal policy's tick — and the node's heartbeat and status.
  */
 import { randomBytes } from "node:crypto";
-import { decode } from "../../protocol/codec.ts";
-import type { DmlMsg } from "../../protocol/dml.ts";
 import { VbError, ErrorCode, isVbError } from "../../protocol/errors.ts";
 import type { CollectionInfo, SegmentInfo } from "../../protocol/meta.ts";
 import { messageType, type Req, type Res } from "../../protocol/messages/api.ts";
@@ -28,6 +26,7 @@ import type { DmlMessage } from "../../runtime/dml_log.ts";
 import { Feed } from "../../runtime/feed.ts";
 import { after, backoffMs } from "../continuations.ts";
 import type { ClusterEnv } from "../env.ts";
+import { decodeDml } from "../storage/dml_decode.ts";
 import { IndexBuildService } from "./build_service.ts";
 import { I, type AskDatacoord, type Channel, type ChannelRef, type ConsumerRef, type RetryLater } from "./channel.ts";
 import { ChannelConsumer } from "./channel_consumer.ts";
@@ -387,25 +386,19 @@ export class DatanodeActor extends Actor {
     const ch = this.channelOf(d.vchannel, d.gen);
     if (!ch || ch.consumerGen !== d.consumerGen || !ch.buffer) return;
     const buf = ch.buffer;
-    let dml: DmlMsg;
-    try {
-      dml = decode<DmlMsg>(d.msg.data);
-    } catch (err) {
-      this.ctx.log.error({ vchannel: ch.vchannel, position: String(d.msg.position), err: String(err) }, "undecodable DML message skipped");
-      this.sync.onEvents(ch, buf.skip(d.msg.position));
-      return;
-    }
+    const position = d.msg.position;
     let ev: BufferEvents;
     try {
-      ev = buf.apply(d.msg.position, dml, Date.now());
+      // the rules the delegator reads the channel by: both skip the same messages
+      ev = buf.apply(position, decodeDml(d.msg.data, ch.collectionId, buf.collectionSchema), Date.now());
     } catch (err) {
       if (!(err instanceof VbError)) throw err;
       this.ctx.log.error(
-        { collection: String(ch.collectionId), vchannel: ch.vchannel, position: String(d.msg.position), err: err.message },
-        "malformed DML message skipped",
+        { collection: String(ch.collectionId), vchannel: ch.vchannel, position: String(position), err: err.message },
+        "DML message that cannot be applied skipped",
       );
       // apply changed nothing; moving past the message may seal segments, which are reported as usual
-      ev = buf.skip(d.msg.position);
+      ev = buf.skip(position);
     }
     this.sync.onEvents(ch, ev);
   }

@@ -21,8 +21,9 @@ import { VbError } from "../../protocol/errors.ts";
 import type { SegmentInfo, SegmentLevel } from "../../protocol/meta.ts";
 import type { SealPolicy } from "../../protocol/messages/datacoord.ts";
 import type { CollectionSchema, Column, FieldSchema } from "../../protocol/schema.ts";
-import { batchRowBytes, checkColumn, checkPks, concatColumns, pkKey, pkKeyReader, type PkKey } from "../storage/columns.ts";
+import { batchRowBytes, concatColumns, pkKey, pkKeyReader, type PkKey } from "../storage/columns.ts";
 import type { DeltaData } from "../storage/delta_log.ts";
+import { checkDml } from "../storage/dml_decode.ts";
 import type { SegmentData } from "../storage/insert_log.ts";
 import { computeCheckpoint, type Checkpoint, type Pending } from "./checkpoint.ts";
 
@@ -208,21 +209,22 @@ export class WriteBuffer {
 
   /**
    * Applies the DML message at `position`. A message at or before the consumed position is ignored (a
-   * redelivery). A malformed message throws VbError 1100 before anything changes (no segment is sealed,
-   * the consumed position stays): move past it with `skip`, which returns what that seals.
+   * redelivery). A message the shared rules refuse (storage/dml_decode.ts, as the delegator does) throws
+   * VbError 1100 before anything changes (no segment is sealed, the consumed position stays): move past it
+   * with `skip`, which returns what that seals.
    */
-  apply(position: bigint, msg: DmlMsg, now: number): BufferEvents {
+  apply(position: bigint, raw: DmlMsg, now: number): BufferEvents {
     const ev: BufferEvents = { opened: [], sealed: [] };
     if (position <= this.consumed) return ev;
     // every check comes before the first seal: a throw never leaves sealed segments nobody reports
-    const checked = this.check(msg);
+    const msg = checkDml(raw, this.collectionId, this.schema);
     this.sealRefilled(position - 1n, ev);
     if (msg.k === "delete" || msg.k === "upsert") {
       const partition = msg.k === "delete" ? msg.partitionId : ALL_PARTITIONS;
       this.applyDelete(position, msg.ts, msg.pks, partition, now);
     }
-    if ((msg.k === "insert" || msg.k === "upsert") && checked !== undefined && checked.numRows > 0) {
-      this.applyInsert(position, msg.ts, msg.partitionId, checked, now, ev);
+    if ((msg.k === "insert" || msg.k === "upsert") && msg.numRows > 0) {
+      this.applyInsert(position, msg.ts, msg.partitionId, msg, now, ev);
     }
     this.advance(position, msg.ts);
     this.afterMessage(ev);
@@ -247,30 +249,6 @@ export class WriteBuffer {
   private afterMessage(ev: BufferEvents): void {
     this.sealRefilled(this.consumed, ev);
     this.checkFlushTarget(ev);
-  }
-
-  private check(msg: DmlMsg): { columns: Column[]; pks: PkColumn; numRows: number } | undefined {
-    if (typeof msg !== "object" || msg === null) throw VbError.invalid("DML message must be an object");
-    if (msg.collectionId !== this.collectionId) {
-      throw VbError.invalid(`collectionId: ${String(msg.collectionId)} on the vchannel of collection ${this.collectionId}`);
-    }
-    if (typeof msg.ts !== "bigint") throw VbError.invalid("ts: a DML message needs a bigint timestamp");
-    if (typeof msg.partitionId !== "bigint") throw VbError.invalid("partitionId must be a bigint");
-    const pkField = this.schema.fields[this.pkFieldPos]!;
-    if (msg.k === "delete") {
-      checkPks(pkField, msg.pks);
-      return undefined;
-    }
-    if (msg.k !== "insert" && msg.k !== "upsert") throw VbError.invalid(`k: unknown DML kind ${JSON.stringify((msg as { k: unknown }).k)}`);
-    if (msg.partitionId < 0n) throw VbError.invalid(`partitionId: an ${msg.k} needs a partition, got ${msg.partitionId}`);
-    const n = msg.numRows;
-    if (!Number.isSafeInteger(n) || n < 0) throw VbError.invalid(`numRows must be an integer ≥ 0, got ${String(n)}`);
-    if (!Array.isArray(msg.columns)) throw VbError.invalid("columns must be a list");
-    const pks = checkPks(pkField, msg.pks, n);
-    const byId = new Map<number, Column>();
-    for (const c of msg.columns) if (c && typeof c === "object") byId.set(c.fieldId, c);
-    const columns = this.schema.fields.map((f) => checkColumn(f, byId.get(f.fieldId ?? -1), n));
-    return { columns, pks, numRows: n };
   }
 
   private applyDelete(position: bigint, ts: bigint, pks: PkColumn, partitionId: bigint, now: number): void {

@@ -48,7 +48,7 @@ import {
   obj,
 } from "../segment/requests.ts";
 import { chunkDeletes, DeleteBuffer, type DeleteSlice } from "./delete_buffer.ts";
-import { decodeDml } from "./dml_decode.ts";
+import { decodeDml } from "../storage/dml_decode.ts";
 import { Distribution, entryKey, type Version } from "./distribution.ts";
 import { estimateBatchBytes } from "../segment/growing.ts";
 import { GROWING, GrowingSegmentActor, type GrowingDelete } from "../segment/growing_segment_actor.ts";
