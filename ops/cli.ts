@@ -17,6 +17,9 @@ import { startStandalone } from "./standalone.ts";
 import { randomRows } from "./random_rows.ts";
 import { formatActors, listActors } from "./actors.ts";
 import { ROLES, type Role, type RoleSet } from "./roles.ts";
+import { ask } from "../runtime/ask.ts";
+import { Subjects } from "../protocol/subjects.ts";
+import { DATACOORD_GET_STATUS, type DatacoordStatus } from "../actors/datacoord/status.ts";
 
 const program = new Command();
 program.name("vbus").description("Vectorbus: a distributed vector database on NATS").showHelpAfterError();
@@ -487,9 +490,15 @@ connOptions(program.command("status"))
   .description("querynodes, replicas, per-node delegators/segments/rows/memory, load progress and what it waits on")
   .option("--json", "as JSON")
   .action(async (opts: ConnOpts & { json?: boolean }) => {
+    const { prefix } = await cluster(opts);
     await using vb = await client(opts);
     const st = await vb.getStatus({});
-    if (opts.json) return print(st);
+    // records datacoord could not read (a lost checkpoint would read as position 0): said, never hidden
+    const dc = await ask<DatacoordStatus>(vb.nc, new Subjects(prefix).datacoord(), DATACOORD_GET_STATUS, {}, { timeoutMs: 10_000 }).catch(
+      (err: unknown) => ({ error: VbError.from(err).message }) as const,
+    );
+    const unreadable = "error" in dc ? undefined : dc.undecodableRecords;
+    if (opts.json) return print({ ...st, datacoord: dc });
     const names = new Map<string, string>();
     for (const db of (await vb.listDatabases({})).databases) {
       for (const name of (await vb.listCollections({ dbName: db })).collections) {
@@ -508,6 +517,11 @@ connOptions(program.command("status"))
     for (const c of st.collections) {
       process.stdout.write(`  ${(names.get(String(c.collectionId)) ?? String(c.collectionId)).padEnd(20)} ${c.state.padEnd(8)} ${c.progress}%  replicas ${c.replicas.map((r) => `${r.replicaId}:[${r.nodes.join(",")}]`).join(" ")}\n`);
       for (const b of c.blockers) process.stdout.write(`    waiting on ${b.kind} ${b.subject}: ${b.reason}\n`);
+    }
+    if ("error" in dc) process.stdout.write(`datacoord: no answer (${dc.error})\n`);
+    else if (unreadable && unreadable.length > 0) {
+      process.stdout.write(`unreadable meta records (${unreadable.length}; ignored until rewritten):\n`);
+      for (const r of unreadable) process.stdout.write(`  ${r.bucket} ${r.key}: ${r.error}\n`);
     }
   });
 
