@@ -398,7 +398,7 @@ export class DatanodeActor extends Actor {
         "DML message that cannot be applied skipped",
       );
       // apply changed nothing; moving past the message may seal segments, which are reported as usual
-      ev = buf.skip(position);
+      ev = buf.passOver(position);
     }
     this.sync.onEvents(ch, ev);
   }

@@ -211,7 +211,7 @@ export class WriteBuffer {
    * Applies the DML message at `position`. A message at or before the consumed position is ignored (a
    * redelivery). A message the shared rules refuse (storage/dml_decode.ts, as the delegator does) throws
    * VbError 1100 before anything changes (no segment is sealed, the consumed position stays): move past it
-   * with `skip`, which returns what that seals.
+   * with `passOver`, which returns what that seals.
    */
   apply(position: bigint, raw: DmlMsg, now: number): BufferEvents {
     const ev: BufferEvents = { opened: [], sealed: [] };
@@ -232,7 +232,7 @@ export class WriteBuffer {
   }
 
   /** Moves past a message that cannot be read at all (it holds no rows this buffer could keep). */
-  skip(position: bigint): BufferEvents {
+  passOver(position: bigint): BufferEvents {
     const ev: BufferEvents = { opened: [], sealed: [] };
     if (position <= this.consumed) return ev;
     this.sealRefilled(position - 1n, ev);

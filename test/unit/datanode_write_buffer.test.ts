@@ -225,13 +225,13 @@ describe("write buffer", () => {
     expect(err!.code).toBe(ErrorCode.ParameterInvalid);
     expect(err!.message).toMatch(/"v"/);
     expect(buf.consumed).toBe(0n);
-    buf.skip(1n);
+    buf.passOver(1n);
     expect(buf.consumed).toBe(1n);
     expect(() => buf.apply(2n, { ...insert([1], 1), collectionId: 5n }, 0)).toThrow(/collectionId/);
     expect(() => buf.apply(3n, { ...insert([1], 1), pks: ["a"] }, 0)).toThrow(/pks/);
     expect(() => buf.apply(4n, { ...insert([1], 1), partitionId: -1n }, 0)).toThrow(/partitionId/);
     expect(() => buf.apply(5n, { k: "nope" } as unknown as DmlMsg, 0)).toThrow(VbError);
-    buf.skip(5n);
+    buf.passOver(5n);
     expect(buf.consumed).toBe(5n);
     expect(buf.bufferedRows()).toBe(0);
   });
@@ -247,7 +247,7 @@ describe("write buffer", () => {
     expect(err?.code).toBe(ErrorCode.ParameterInvalid);
     expect(buf.consumed).toBe(4n);
     expect(buf.unflushed().map((s) => s.state)).toEqual(["growing", "growing"]);
-    const ev = buf.skip(5n);
+    const ev = buf.passOver(5n);
     expect(ev.sealed.map((s) => [s.partitionId, s.end])).toEqual([
       [10n, 5n],
       [20n, 5n],
