@@ -9,16 +9,19 @@ import type { ActorContext, PipeResult } from "../runtime/actor.ts";
 /**
  * Runs `then` inside the actor's mailbox with the outcome of `work`. What `then` throws is handled as a
  * throw in `receive` (a VbError is dropped, anything else crashes the actor); if the actor stopped
- * meanwhile, `then` does not run.
+ * meanwhile, `then` does not run. The promise it gives settles (never rejects) once `then` ran or was dropped.
  */
-export function after<T>(ctx: ActorContext, work: Promise<T>, then: (outcome: PipeResult<T>) => void | Promise<void>): void {
-  ctx
+export function after<T>(ctx: ActorContext, work: Promise<T>, then: (outcome: PipeResult<T>) => void | Promise<void>): Promise<void> {
+  return ctx
     .reenterAfter(
       work,
       (value) => then({ ok: true, value }),
       (error: unknown) => then({ ok: false, error }),
     )
-    .work.catch(() => undefined);
+    .work.then(
+      () => undefined,
+      () => undefined,
+    );
 }
 
 /** min(maxMs, minMs · 2^retries): the pause before retrying after `retries` failures in a row. */

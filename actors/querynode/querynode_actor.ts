@@ -28,7 +28,7 @@ import {
 import type { IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
 import type { CollectionSchema } from "../../protocol/schema.ts";
-import { ACTOR_STOPPED, Actor, type ActorStopped, type Message, type PipeResult } from "../../runtime/actor.ts";
+import { ACTOR_STOPPED, Actor, type ActorStopped, type Message } from "../../runtime/actor.ts";
 import { SEGMENT } from "../../protocol/messages/segment.ts";
 import type { ClusterEnv } from "../env.ts";
 import type { DeltaData } from "../storage/delta_log.ts";
@@ -51,9 +51,10 @@ import {
   stringField,
 } from "../segment/requests.ts";
 import { estimateSegmentBytes, loadSealedSegment, readL0, type SealedSegment } from "../segment/sealed_segment.ts";
-import { checkIndexField, SealedSegmentActor } from "../segment/sealed_segment_actor.ts";
+import { checkIndexField, indexMismatch, SealedSegmentActor } from "../segment/sealed_segment_actor.ts";
 import { type IndexHandle, SearchThreads } from "../segment/search_threads.ts";
 import { SegmentStore } from "./segment_store.ts";
+import { after } from "../continuations.ts";
 
 export interface QuerynodeOptions {
   nodeId: string;
@@ -719,7 +720,7 @@ export class QuerynodeActor extends Actor {
       { share: true, timeoutMs: SEGMENT_ASK_TIMEOUT_MS },
     );
     attaches.push(
-      this.askBack(ask, (res) => {
+      after(this.ctx, ask, (res) => {
         if (res.ok) {
           this.memory.release(res.value.releasedBytes);
           loaded();
@@ -732,20 +733,6 @@ export class QuerynodeActor extends Actor {
       }),
     );
     return undefined;
-  }
-
-  /** Runs `then` in the mailbox with the outcome of `work`; the promise it gives never rejects. */
-  private askBack<T>(work: Promise<T>, then: (res: PipeResult<T>) => void): Promise<void> {
-    return this.ctx
-      .reenterAfter(
-        work,
-        (value) => then({ ok: true, value }),
-        (error) => then({ ok: false, error }),
-      )
-      .work.then(
-        () => undefined,
-        () => undefined,
-      );
   }
 
   /** An index load whose segment is gone (released, or failed to load): frees what it took. */
@@ -790,7 +777,7 @@ export class QuerynodeActor extends Actor {
         {},
         { timeoutMs: SEGMENT_ASK_TIMEOUT_MS },
       );
-      void this.askBack(ask, (res) => {
+      void after(this.ctx, ask, (res) => {
         if (!res.ok) return;
         for (const l of res.value.lost) {
           this.memory.release(l.memoryBytes);
@@ -922,13 +909,4 @@ function indexKey(i: { segmentId: bigint; indexId: bigint }): string {
 
 function indexWhat(i: IndexLoadInfo): string {
   return `index ${i.indexId} (${i.indexType}, ${formatBytes(i.memorySize)}) of segment ${i.segmentId}`;
-}
-
-/** Why a loaded index cannot serve a segment's field, or undefined when it can. */
-function indexMismatch(seg: SealedSegment, i: IndexLoadInfo, h: IndexHandle): string | undefined {
-  const f = seg.schema.fields.find((x) => x.fieldId === i.fieldId);
-  if (h.info.rows !== seg.numRows) return `it covers ${h.info.rows} rows, the segment holds ${seg.numRows}`;
-  if (h.info.dim !== (f?.dim ?? 0)) return `it has dim ${h.info.dim}, field ${i.fieldId} has dim ${f?.dim}`;
-  if (h.info.metric !== i.metricType) return `it was built for ${h.info.metric}, the index says ${i.metricType}`;
-  return undefined;
 }

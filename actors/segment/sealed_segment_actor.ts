@@ -251,7 +251,7 @@ export function checkIndexField(schema: CollectionSchema, i: IndexLoadInfo, verb
 }
 
 /** Why a loaded index cannot serve a segment's field, or undefined when it can. */
-function indexMismatch(seg: SealedSegment, i: IndexLoadInfo, h: IndexHandle): string | undefined {
+export function indexMismatch(seg: SealedSegment, i: IndexLoadInfo, h: IndexHandle): string | undefined {
   const f = seg.schema.fields.find((x) => x.fieldId === i.fieldId);
   if (h.info.rows !== seg.numRows) return `it covers ${h.info.rows} rows, the segment holds ${seg.numRows}`;
   if (h.info.dim !== (f?.dim ?? 0)) return `it has dim ${h.info.dim}, field ${i.fieldId} has dim ${f?.dim}`;
