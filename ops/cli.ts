@@ -2,8 +2,8 @@
  * `vbus`, the control actor's command line. Output meant for people goes to stdout; logs (pino JSON)
  * go to stderr. An error prints one line and exits non-zero.
  */
-import { createReadStream } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { createReadStream, rmSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -14,6 +14,8 @@ import type { CollectionSchema, FieldSchema } from "../protocol/schema.ts";
 import { connect, type VectorbusClient } from "../actors/control/client.ts";
 import { defaultConfig, type VbConfig } from "./config.ts";
 import { startStandalone } from "./standalone.ts";
+import { PodsLauncher } from "./pods.ts";
+import { RUNFILE, isAlive, isOurProcess, readRunfile, runfilePath, writeRunfile, type Runfile } from "./runfile.ts";
 import { randomRows } from "./random_rows.ts";
 import { formatActors, listActors } from "./actors.ts";
 import { ROLES, type Role, type RoleSet } from "./roles.ts";
@@ -29,8 +31,6 @@ interface ConnOpts {
   data?: string;
   prefix?: string;
 }
-
-const RUNFILE = "vbus.json";
 
 function configFrom(opts: ConnOpts & { s3?: string; datanodes?: number }): VbConfig {
   const base = defaultConfig();
@@ -91,52 +91,172 @@ function print(value: unknown): void {
   );
 }
 
-function until(): Promise<void> {
-  // SIGINT, SIGTERM, or orphaned: wrappers such as `npx` die on SIGTERM without passing it on, and a
-  // Vectorbus left running behind them would hold its ports.
+/**
+ * Resolves at the first SIGINT or SIGTERM, or when this process is orphaned: wrappers such as `npx` die
+ * on SIGTERM without passing it on, and a Vectorbus left running behind them would hold its ports. The
+ * handlers stay registered for the rest of the process's life: a later signal calls `again` (which may
+ * hurry the stop) and never ends the process before its cleanup has run.
+ */
+function until(again: (signal: NodeJS.Signals) => void): Promise<void> {
   return new Promise<void>((resolve) => {
     const parent = process.ppid;
+    let stopping = false;
     const watch = setInterval(() => {
-      if (process.ppid !== parent) done();
+      if (process.ppid !== parent) first();
     }, 500);
     watch.unref();
-    function done() {
+    function first() {
+      stopping = true;
       clearInterval(watch);
-      process.off("SIGINT", done);
-      process.off("SIGTERM", done);
       resolve();
     }
-    process.once("SIGINT", done);
-    process.once("SIGTERM", done);
+    const onSignal = (signal: NodeJS.Signals) => (stopping ? again(signal) : first());
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
   });
 }
+
+/** Refuses to start a second `vbus up` on a data directory whose runfile names a live one. */
+function refuseRunning(dataDir: string): void {
+  let run: Runfile | undefined;
+  try {
+    run = readRunfile(dataDir);
+  } catch {
+    return; // unreadable: overwritten below
+  }
+  if (run && run.pid !== process.pid && isOurProcess(run.pid)) {
+    throw VbError.invalid(
+      `Vectorbus already runs on ${dataDir} (pid ${run.pid}, nats ${run.natsUrl}): stop it with "npx vbus stop${dataDir === defaultConfig().dataDir ? "" : ` --data ${dataDir}`}", or use another --data`,
+    );
+  }
+}
+
+/** How long a standalone's actors may take to stop before its nats-server is stopped anyway. */
+const STOP_BOUND_MS = 60_000;
+/** After a second signal, how long they have left. */
+const HURRIED_STOP_MS = 5_000;
 
 // ---- up / serve ----
 
 connOptions(program.command("up"))
-  .description("start Vectorbus standalone: a nats-server of its own (or --nats URL) and every actor in this process")
+  .description("start Vectorbus: a nats-server of its own (or --nats URL) and every actor in this process, or with --pods each role in a process of its own")
   .option("--s3 <url>", "object store on S3/MinIO: s3://KEY:SECRET@host:port/bucket?ssl=false (default: files under --data)")
-  .addOption(new Option("--datanodes <n>", "datanodes to host").argParser(Number))
-  .addOption(new Option("--querynodes <n>", "querynodes to host").argParser(Number))
+  .addOption(new Option("--datanodes <n>", "datanodes to run").argParser(Number))
+  .addOption(new Option("--querynodes <n>", "querynodes to run").argParser(Number))
   .addOption(new Option("--max-payload <bytes>", "max NATS payload of the nats-server it starts").argParser(Number))
-  .action(async (opts: ConnOpts & { s3?: string; datanodes?: number; querynodes?: number; maxPayload?: number }) => {
-    const config = configFrom(opts);
-    if (opts.querynodes) config.querynodes = opts.querynodes;
-    if (opts.maxPayload) config.maxPayload = opts.maxPayload;
-    const sa = await startStandalone(config);
-    const runfile = join(config.dataDir, RUNFILE);
-    await writeFile(runfile, JSON.stringify({ natsUrl: sa.natsUrl, prefix: config.prefix, pid: process.pid }) + "\n");
-    process.stdout.write(`vectorbus ready nats=${sa.natsUrl}\n`);
-    await until();
-    await sa.stop();
-    await rm(runfile, { force: true });
-    process.stdout.write("vectorbus stopped\n");
+  .option("--pods", "one process per role (vbus serve), restarted when they crash; logs in <data>/logs")
+  .addOption(new Option("--proxies <n>", "proxies to run (--pods)").argParser(Number))
+  .option("--standby", "two processes of each coordinator role, one leading and one waiting (--pods)")
+  .option("--no-restart", "do not restart a crashed process (--pods)")
+  .action(
+    async (
+      opts: ConnOpts & { s3?: string; datanodes?: number; querynodes?: number; maxPayload?: number; pods?: boolean; proxies?: number; standby?: boolean; restart: boolean },
+    ) => {
+      const config = configFrom(opts);
+      if (opts.querynodes) config.querynodes = opts.querynodes;
+      if (opts.maxPayload) config.maxPayload = opts.maxPayload;
+      refuseRunning(config.dataDir);
+      if (opts.pods) return upPods(config, opts);
+      if (opts.proxies || opts.standby || !opts.restart) throw VbError.invalid("--proxies, --standby and --no-restart go with --pods");
+      await upStandalone(config);
+    },
+  );
+
+async function upStandalone(config: VbConfig): Promise<void> {
+  // the handlers are in place before anything starts: a signal during the start stops what started
+  let hurry = (_ms: number): void => undefined;
+  const signalled = until(() => {
+    process.stderr.write(`stopping already; the actors get ${HURRIED_STOP_MS / 1000} s more, then the nats-server is stopped anyway\n`);
+    hurry(HURRIED_STOP_MS);
   });
+  const sa = await startStandalone(config);
+  let runfileWritten = false;
+  // whatever ends this process: no nats-server outlives it, no runfile says it runs
+  process.once("exit", () => {
+    if (sa.natsServer?.running && sa.natsServer.pid) process.kill(sa.natsServer.pid, "SIGKILL");
+    if (runfileWritten) rmSyncQuiet(runfilePath(config.dataDir));
+  });
+  writeRunfile(config.dataDir, {
+    natsUrl: sa.natsUrl,
+    prefix: config.prefix,
+    pid: process.pid,
+    mode: "standalone",
+    ...(sa.natsServer?.pid ? { natsPid: sa.natsServer.pid } : {}),
+  });
+  runfileWritten = true;
+  process.stdout.write(`vectorbus ready nats=${sa.natsUrl}\n`);
+  await signalled;
+  const stopped = await new Promise<boolean>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    hurry = (ms) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => resolve(false), ms);
+    };
+    hurry(STOP_BOUND_MS);
+    sa.stop().then(
+      () => resolve(true),
+      (err: unknown) => {
+        process.stderr.write(`error while stopping: ${VbError.from(err).message}\n`);
+        resolve(false);
+      },
+    );
+  });
+  if (!stopped) {
+    process.stderr.write("the actors did not stop in time: stopping the nats-server\n");
+    await sa.natsServer?.stop({ keepStore: true });
+  }
+  await rm(runfilePath(config.dataDir), { force: true });
+  runfileWritten = false;
+  process.stdout.write("vectorbus stopped\n");
+  // actors that did not stop may hold timers: end here
+  if (!stopped) process.exit(1);
+}
+
+async function upPods(config: VbConfig, opts: { datanodes?: number; querynodes?: number; proxies?: number; standby?: boolean; restart: boolean }): Promise<void> {
+  const launcher = new PodsLauncher({
+    config,
+    querynodes: opts.querynodes ?? 1,
+    datanodes: opts.datanodes ?? 1,
+    proxies: opts.proxies ?? 1,
+    standby: opts.standby ?? false,
+    restart: opts.restart,
+  });
+  const signalled = until(() => {
+    process.stdout.write("stopping already; SIGKILL to the processes still running, then the nats-server stops and the runfile goes\n");
+    launcher.force();
+  });
+  process.stdout.write(`vectorbus pods: data ${config.dataDir}, logs in ${launcher.logDir}\n`);
+  const started = launcher.start();
+  let failure: unknown;
+  try {
+    const first = await Promise.race([started.then(() => "ready" as const), signalled.then(() => "signal" as const)]);
+    if (first === "ready") {
+      process.stdout.write(`vectorbus ready nats=${launcher.natsUrl}\n`);
+      await signalled;
+    }
+    process.stdout.write("vectorbus stopping\n");
+  } catch (err) {
+    failure = err;
+  } finally {
+    await launcher.stop();
+    await started.catch((err: unknown) => (failure ??= err));
+  }
+  if (failure) throw failure;
+  process.stdout.write("vectorbus stopped\n");
+}
+
+function rmSyncQuiet(file: string): void {
+  try {
+    rmSync(file, { force: true });
+  } catch {
+    // nothing to remove
+  }
+}
 
 connOptions(program.command("serve"))
   .description("run one role in this process (a pod): rootcoord, datacoord, datanode, querycoord, querynode or proxy, on an existing NATS")
   .requiredOption("--role <role>", `one of ${ROLES.join(", ")}`)
-  .option("--node-id <id>", "node id (datanodes, querynodes)")
+  .option("--node-id <id>", "node id (datanodes, querynodes; for the other roles only a name in logs and discovery)")
   .option("--s3 <url>", "object store on S3/MinIO (default: files under --data)")
   .action(async (opts: ConnOpts & { role: string; nodeId?: string; s3?: string }) => {
     if (!(ROLES as readonly string[]).includes(opts.role)) throw VbError.invalid(`unknown role "${opts.role}": use one of ${ROLES.join(", ")}`);
@@ -144,18 +264,84 @@ connOptions(program.command("serve"))
     if (!config.natsUrl) throw VbError.invalid("serve needs --nats URL (or VB_NATS_URL): a pod joins an existing cluster");
     const role = opts.role as Role;
     // a node's id names the process in logs and discovery; a coordinator or proxy pod goes by its role
-    const nodeId = role === "datanode" ? (opts.nodeId ?? "dn1") : role === "querynode" ? (opts.nodeId ?? "qn1") : role;
+    // unless given a name
+    const nodeId = role === "datanode" ? (opts.nodeId ?? "dn1") : role === "querynode" ? (opts.nodeId ?? "qn1") : (opts.nodeId ?? role);
     const roles: RoleSet = role === "datanode" ? { datanodes: [nodeId] } : role === "querynode" ? { querynodes: [nodeId] } : { [role]: true };
+    const signalled = until(() => process.stderr.write(`${role} ${nodeId}: stopping already; the stop goes on to its end\n`));
     // a pod's lease identity is its process: a restarted coordinator pod waits for its old lease to
     // expire (or to be resigned), so two pods on one host can never take each other's lease
-    const sa = await startStandalone(config, {
+    const starting = startStandalone(config, {
       roles,
       holderId: `${hostname()}:${process.pid}:${role}`,
       nodeId,
     });
-    process.stdout.write(`vectorbus ${role} ready nats=${sa.natsUrl}\n`);
-    await until();
+    const first = await Promise.race([starting.then(() => "started" as const), signalled.then(() => "signal" as const)]);
+    if (first === "signal") {
+      // a standby waits on its lease and may never finish starting: a little time, then it goes (it holds nothing)
+      const late = await Promise.race([starting.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), SERVE_START_GRACE_MS).unref())]);
+      if (!late) {
+        process.stderr.write(`${role} ${nodeId}: stopped before it was ready (a standby, or still starting)\n`);
+        process.exit(0);
+      }
+    }
+    const sa = await starting;
+    if (first === "started") {
+      process.stdout.write(`vectorbus ${role} ready nats=${sa.natsUrl}\n`);
+      await signalled;
+    }
     await sa.stop();
+  });
+
+/** How long a `vbus serve` stopped during its start may take to finish starting (then to stop gracefully). */
+const SERVE_START_GRACE_MS = 3_000;
+
+// ---- stop ----
+
+program
+  .command("stop")
+  .description("stop the `vbus up` (standalone or pods) of a data directory, found through its vbus.json")
+  .option("--data <dir>", "data directory of the local `vbus up`")
+  .option("--timeout <s>", "how long to wait for it to stop", "120")
+  .action(async (opts: { data?: string; timeout: string }) => {
+    const { dataDir } = configFrom(opts);
+    const run = readRunfile(dataDir);
+    if (!run) throw new VbError(ErrorCode.ServiceUnavailable, `no running Vectorbus found in ${dataDir} (no ${RUNFILE})`);
+    const t0 = performance.now();
+    const secs = () => ((performance.now() - t0) / 1000).toFixed(1);
+    const mode = run.mode ?? "standalone";
+    if (isOurProcess(run.pid)) {
+      process.stdout.write(`stopping vectorbus ${mode} (pid ${run.pid})\n`);
+      process.kill(run.pid, "SIGTERM");
+      const deadline = Date.now() + Number(opts.timeout) * 1000;
+      while (isAlive(run.pid)) {
+        if (Date.now() > deadline) {
+          throw new VbError(
+            ErrorCode.Timeout,
+            `vectorbus (pid ${run.pid}) is still stopping after ${opts.timeout} s: wait and run "vbus stop" again, or kill -9 ${run.pid} and then run "vbus stop" to clear what it left`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      if (readRunfile(dataDir)?.pid !== run.pid) {
+        process.stdout.write(`stopped vectorbus ${mode} (pid ${run.pid}) in ${secs()} s\n`);
+        return;
+      }
+      process.stdout.write(`vectorbus (pid ${run.pid}) exited but left its runfile\n`);
+    } else {
+      process.stdout.write(`vectorbus (pid ${run.pid}) is not running\n`);
+    }
+    // what a launcher that died without its cleanup left: its children and its nats-server
+    const left = [...(run.children ?? []).map((c) => ({ what: `${c.role} ${c.node}`, pid: c.pid })), { what: "nats-server", pid: run.natsPid }].filter(
+      (x) => isOurProcess(x.pid),
+    );
+    for (const x of left) process.kill(x.pid!, "SIGTERM");
+    const deadline = Date.now() + 10_000;
+    while (left.some((x) => isAlive(x.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    for (const x of left) if (isAlive(x.pid)) process.kill(x.pid!, "SIGKILL");
+    await rm(runfilePath(dataDir), { force: true });
+    process.stdout.write(
+      `removed ${runfilePath(dataDir)}${left.length ? `; stopped what it left: ${left.map((x) => `${x.what} (pid ${x.pid})`).join(", ")}` : ""}\n`,
+    );
   });
 
 // ---- collections ----
@@ -491,6 +677,10 @@ connOptions(program.command("status"))
   .option("--json", "as JSON")
   .action(async (opts: ConnOpts & { json?: boolean }) => {
     const { prefix } = await cluster(opts);
+    // pods mode: the processes of a local `vbus up --pods`, from its runfile, shown first (they tell
+    // why the cluster may not answer)
+    const processes = opts.nats ? undefined : podProcesses(configFrom(opts).dataDir);
+    if (processes && !opts.json) process.stdout.write(formatProcesses(processes));
     await using vb = await client(opts);
     const st = await vb.getStatus({});
     // records datacoord could not read (a lost checkpoint would read as position 0): said, never hidden
@@ -498,7 +688,7 @@ connOptions(program.command("status"))
       (err: unknown) => ({ error: VbError.from(err).message }) as const,
     );
     const unreadable = "error" in dc ? undefined : dc.undecodableRecords;
-    if (opts.json) return print({ ...st, datacoord: dc });
+    if (opts.json) return print({ ...st, datacoord: dc, ...(processes ? { processes } : {}) });
     const names = new Map<string, string>();
     for (const db of (await vb.listDatabases({})).databases) {
       for (const name of (await vb.listCollections({ dbName: db })).collections) {
@@ -510,7 +700,7 @@ connOptions(program.command("status"))
     process.stdout.write("querynodes:\n");
     for (const n of st.nodes) {
       process.stdout.write(
-        `  ${n.nodeId.padEnd(12)} ${n.alive ? "up  " : "DOWN"} rows ${String(n.rows).padStart(9)}  segments ${String(n.segments).padStart(4)}  delegators ${String(n.delegators).padStart(3)}  memory ${mb(n.memoryBytes)} / ${mb(n.memoryLimitBytes)}\n`,
+        `  ${n.nodeId.padEnd(12)} ${(n.state === "stopping" ? "stopping" : n.alive ? "up" : "DOWN").padEnd(8)} rows ${String(n.rows).padStart(9)}  segments ${String(n.segments).padStart(4)}  delegators ${String(n.delegators).padStart(3)}  memory ${mb(n.memoryBytes)} / ${mb(n.memoryLimitBytes)}\n`,
       );
     }
     process.stdout.write("collections:\n");
@@ -524,6 +714,35 @@ connOptions(program.command("status"))
       for (const r of unreadable) process.stdout.write(`  ${r.bucket} ${r.key}: ${r.error}\n`);
     }
   });
+
+/** The processes of a pods launcher, as `vbus status` shows them (--json: the same fields). */
+interface PodProcesses {
+  launcherPid: number;
+  natsPid?: number;
+  ready: boolean;
+  children: { role: string; node: string; pid: number | null; alive: boolean; restarts: number; log: string }[];
+}
+
+function podProcesses(dataDir: string): PodProcesses | undefined {
+  const run = readRunfile(dataDir);
+  if (run?.mode !== "pods") return undefined;
+  return {
+    launcherPid: run.pid,
+    ...(run.natsPid ? { natsPid: run.natsPid } : {}),
+    ready: run.ready ?? false,
+    children: (run.children ?? []).map((c) => ({ role: c.role, node: c.node, pid: c.pid ?? null, alive: isAlive(c.pid), restarts: c.restarts, log: c.log })),
+  };
+}
+
+function formatProcesses(p: PodProcesses): string {
+  const head = `processes (pods; launcher pid ${p.launcherPid}${isAlive(p.launcherPid) ? "" : " NOT RUNNING"}${p.natsPid ? `, nats-server pid ${p.natsPid}${isAlive(p.natsPid) ? "" : " DOWN"}` : ""}${p.ready ? "" : ", starting"}):\n`;
+  return (
+    head +
+    p.children
+      .map((c) => `  ${c.role.padEnd(10)} ${c.node.padEnd(12)} pid ${String(c.pid ?? "-").padStart(7)}  ${c.alive ? "up  " : "DOWN"}  restarts ${c.restarts}\n`)
+      .join("")
+  );
+}
 
 connOptions(program.command("actors"))
   .description("every actor of the cluster, by kind: address, process, node (segments: collection, rows, indexes), from NATS service discovery")

@@ -58,6 +58,11 @@ export interface NatsServerOptions {
   cluster?: { name: string; serverName: string; port: number; routes: number[] };
   /** Where the server's own log goes; ignored when not given. */
   logFile?: string;
+  /**
+   * A process group of its own: a Ctrl-C in the terminal then reaches only the process that started it,
+   * which stops the server last, after its actors (`vbus up`). Tests leave it in their group.
+   */
+  detached?: boolean;
 }
 
 export class NatsServer implements AsyncDisposable {
@@ -130,7 +135,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   await writeFile(conf, confLines.join("\n") + "\n");
   const args = ["-c", conf];
   if (opts.logFile) args.push("-l", opts.logFile);
-  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"], ...(opts.detached ? { detached: true } : {}) });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     if (stderr.length < 16_384) stderr += d.toString();

@@ -52,6 +52,7 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
       storeDir: join(config.dataDir, "nats"),
       maxPayload: config.maxPayload,
       logFile: join(config.dataDir, "nats-server.log"),
+      detached: true,
     });
     natsUrl = server.url;
     log.info({ nats: natsUrl, natsPid: server.pid }, "started nats-server");
@@ -70,13 +71,18 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
   const discovery = startDiscovery(host, { version: VB_VERSION, metadata: { prefix: config.prefix } });
   let spawned: SpawnedRoles | undefined;
   let stopping: Promise<void> | undefined;
+  // one stop however often it is called (a second signal waits for the first stop); the nats-server
+  // child is stopped even when stopping the actors fails
   const stop = () =>
     (stopping ??= (async () => {
-      discovery.stop();
-      await host.stop();
-      await spawned?.resign().catch((err: unknown) => log.warn({ err }, "could not give the coordinator leases up"));
-      if (!nc.isClosed()) await nc.drain().catch(() => undefined);
-      await server?.stop({ keepStore: true });
+      try {
+        discovery.stop();
+        await host.stop();
+        await spawned?.resign().catch((err: unknown) => log.warn({ err }, "could not give the coordinator leases up"));
+        if (!nc.isClosed()) await nc.drain().catch(() => undefined);
+      } finally {
+        await server?.stop({ keepStore: true });
+      }
     })());
   try {
     const holderId = opts.holderId ?? `${hostname()}:${resolve(config.dataDir)}`;

@@ -1,0 +1,328 @@
+/**
+ * Pods mode (`vbus up --pods`): the roles of a cluster as processes of their own on one machine, as
+ * Kubernetes would run them. A nats-server child (unless a URL is given), then the coordinators
+ * (rootcoord, datacoord, querycoord; two of each with `standby`), datanodes, querynodes and proxies,
+ * each `vbus serve --role R --node-id ID` on the same NATS, prefix and object store. A child that exits
+ * while the launcher is not stopping is started again with exponential backoff (reset after it stayed up
+ * a while), unless restarts are off. Each child's stdout and stderr go to `<data>/logs/<role>-<id>.log`.
+ *
+ * The launcher keeps the runfile (`<data>/vbus.json`) current: the cluster's NATS URL and prefix, its own
+ * pid, and each child's role, node, pid and restarts; `vbus status` and `vbus stop` read it.
+ *
+ * Stop: proxies, querynodes, datanodes, then the coordinators (querycoord, datacoord, rootcoord), then
+ * the nats-server; each child gets SIGTERM and, after `stopTimeoutMs`, SIGKILL. `force()` (a second
+ * signal) sends SIGKILL to the children still running; the stop goes on to its end either way.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { discover, SERVICE_NAME_PREFIX, type ServiceIdentity } from "../runtime/discovery.ts";
+import { connectNats, type NatsConnection } from "../runtime/transport.ts";
+import { startNatsServer, type NatsServer } from "./nats_server.ts";
+import type { Role } from "./roles.ts";
+import type { VbConfig } from "./config.ts";
+import { runfilePath, writeRunfile, type PodRecord, type Runfile } from "./runfile.ts";
+
+const VBUS = fileURLToPath(new URL("./vbus.mjs", import.meta.url));
+
+export interface PodsOptions {
+  config: VbConfig;
+  querynodes?: number;
+  datanodes?: number;
+  proxies?: number;
+  /** two processes per coordinator role: one leads, the other waits on the role's lease */
+  standby?: boolean;
+  /** start a child again when it exits (default true) */
+  restart?: boolean;
+  /** backoff between restarts of one child: doubled from `initialMs` up to `maxMs`, reset after `resetAfterMs` up */
+  backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
+  /** SIGTERM to SIGKILL, per child, on stop (default 15 s) */
+  stopTimeoutMs?: number;
+  /** how long the cluster may take to answer (default 180 s) */
+  readyTimeoutMs?: number;
+  /** a line for the user (the CLI prints it on stdout) */
+  say?: (line: string) => void;
+}
+
+const START_GROUPS: Role[] = ["rootcoord", "datacoord", "datanode", "querycoord", "querynode", "proxy"];
+const STOP_GROUPS: Role[] = ["proxy", "querynode", "datanode", "querycoord", "datacoord", "rootcoord"];
+const COORDINATORS: readonly Role[] = ["rootcoord", "datacoord", "querycoord"];
+
+class Pod {
+  child: ChildProcess | undefined;
+  restarts = 0;
+  private backoffMs: number;
+  private startedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private stopping = false;
+
+  constructor(
+    readonly role: Role,
+    readonly node: string,
+    readonly log: string,
+    private readonly args: string[],
+    private readonly launcher: PodsLauncher,
+  ) {
+    this.backoffMs = launcher.backoff.initialMs;
+  }
+
+  get pid(): number | undefined {
+    return this.alive ? this.child?.pid : undefined;
+  }
+
+  get alive(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  record(): PodRecord {
+    return { role: this.role, node: this.node, ...(this.pid ? { pid: this.pid } : {}), restarts: this.restarts, log: this.log };
+  }
+
+  start(): void {
+    if (this.stopping) return;
+    const fd = openSync(this.log, "a");
+    let child: ChildProcess;
+    try {
+      writeSync(fd, `---- vbus serve --role ${this.role} --node-id ${this.node} (start ${this.restarts + 1}) at ${new Date().toISOString()}\n`);
+      // a process group of its own: a Ctrl-C in the terminal reaches the launcher only, which stops the
+      // children in order
+      child = spawn(process.execPath, [VBUS, "serve", ...this.args], { stdio: ["ignore", fd, fd], detached: true, env: process.env });
+    } finally {
+      closeSync(fd);
+    }
+    this.child = child;
+    this.startedAt = Date.now();
+    this.exited = new Promise((resolve) => {
+      child.once("exit", (code, signal) => {
+        resolve();
+        this.onExit(code, signal);
+      });
+      child.once("error", (err) => {
+        this.launcher.say(`${this.role} ${this.node}: could not start: ${err.message}`);
+      });
+    });
+    this.launcher.changed();
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    this.launcher.changed();
+    if (this.stopping || this.launcher.stopped) return;
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    if (!this.launcher.restart) {
+      this.launcher.say(`${this.role} ${this.node} (pid ${this.child?.pid}) exited (${how}); not restarted (--no-restart)`);
+      return;
+    }
+    const b = this.launcher.backoff;
+    if (Date.now() - this.startedAt >= b.resetAfterMs) this.backoffMs = b.initialMs;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, b.maxMs);
+    this.launcher.say(`${this.role} ${this.node} (pid ${this.child?.pid}) exited (${how}); restarting in ${(delay / 1000).toFixed(1)} s`);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.launcher.stopped) return;
+      this.restarts++;
+      this.start();
+      if (this.child?.pid) this.launcher.say(`${this.role} ${this.node} restarted: pid ${this.child.pid}`);
+    }, delay);
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutMs`; resolves when the process is gone. No restart after it. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    if (!this.alive) return;
+    this.child!.kill("SIGTERM");
+    const kill = setTimeout(() => {
+      this.launcher.say(`${this.role} ${this.node} (pid ${this.child?.pid}) did not stop within ${timeoutMs / 1000} s: SIGKILL`);
+      this.kill();
+    }, timeoutMs);
+    await this.exited;
+    clearTimeout(kill);
+  }
+
+  kill(): void {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    if (this.alive) this.child!.kill("SIGKILL");
+  }
+}
+
+export class PodsLauncher {
+  readonly restart: boolean;
+  readonly backoff: { initialMs: number; maxMs: number; resetAfterMs: number };
+  readonly pods: Pod[] = [];
+  readonly logDir: string;
+  natsServer: NatsServer | undefined;
+  natsUrl = "";
+  private ready = false;
+  private stopping: Promise<void> | undefined;
+  /** the runfile this launcher wrote, until it removed it */
+  private runfileWritten = false;
+  private finished = false;
+  private readonly config: VbConfig;
+  private readonly sayLine: (line: string) => void;
+
+  constructor(private readonly opts: PodsOptions) {
+    this.config = opts.config;
+    this.restart = opts.restart ?? true;
+    this.backoff = opts.backoff ?? { initialMs: 1_000, maxMs: 30_000, resetAfterMs: 15_000 };
+    this.logDir = join(this.config.dataDir, "logs");
+    this.sayLine = opts.say ?? ((line) => process.stdout.write(line + "\n"));
+    // whatever way this process ends, no child outlives it and no runfile says it runs
+    process.once("exit", () => this.lastResort());
+  }
+
+  say(line: string): void {
+    this.sayLine(line);
+  }
+
+  get stopped(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  /** Starts the nats-server and every child, group by group, each group once the one before answers. */
+  async start(): Promise<void> {
+    const c = this.config;
+    mkdirSync(this.logDir, { recursive: true });
+    if (c.natsUrl) this.natsUrl = c.natsUrl;
+    else {
+      this.natsServer = await startNatsServer({
+        storeDir: join(c.dataDir, "nats"),
+        maxPayload: c.maxPayload,
+        logFile: join(c.dataDir, "nats-server.log"),
+        detached: true,
+      });
+      this.natsUrl = this.natsServer.url;
+      this.say(`nats-server        pid ${this.natsServer.pid}  ${this.natsUrl}  log ${join(c.dataDir, "nats-server.log")}`);
+    }
+    if (this.stopped) return;
+    this.plan();
+    this.changed();
+    const nc = await connectNats(this.natsUrl, { name: "vbus-pods", maxReconnectAttempts: -1 });
+    try {
+      const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 180_000);
+      for (const role of START_GROUPS) {
+        const group = this.pods.filter((p) => p.role === role);
+        for (const p of group) {
+          p.start();
+          this.say(`${p.role.padEnd(10)} ${p.node.padEnd(12)} pid ${p.child?.pid}  log ${p.log}`);
+        }
+        await this.waitAnswer(nc, role, deadline);
+        if (this.stopped) return;
+      }
+    } finally {
+      await nc.close().catch(() => undefined);
+    }
+    this.ready = true;
+    this.changed();
+  }
+
+  /** The children to run, by role. */
+  private plan(): void {
+    const o = this.opts;
+    const c = this.config;
+    const common = ["--nats", this.natsUrl, "--prefix", c.prefix, "--data", c.dataDir, ...(c.objectStore ? ["--s3", c.objectStore] : [])];
+    const add = (role: Role, node: string) =>
+      this.pods.push(new Pod(role, node, join(this.logDir, node.startsWith(`${role}-`) ? `${node}.log` : `${role}-${node}.log`), ["--role", role, "--node-id", node, ...common], this));
+    for (const role of COORDINATORS) {
+      add(role, `${role}-1`);
+      if (o.standby) add(role, `${role}-2`);
+    }
+    for (let i = 1; i <= (o.datanodes ?? 1); i++) add("datanode", `dn${i}`);
+    for (let i = 1; i <= (o.querynodes ?? 1); i++) add("querynode", `qn${i}`);
+    for (let i = 1; i <= (o.proxies ?? 1); i++) add("proxy", `proxy-${i}`);
+  }
+
+  /**
+   * Waits until the role's processes answer NATS service discovery: every datanode, querynode and proxy
+   * by its pid; for a coordinator role, one of its processes (the others are standbys, which host
+   * nothing until they lead).
+   */
+  private async waitAnswer(nc: NatsConnection, role: Role, deadline: number): Promise<void> {
+    const group = this.pods.filter((p) => p.role === role);
+    for (;;) {
+      if (this.stopped) return;
+      const answers = await discover<ServiceIdentity>(nc, "PING", { name: SERVICE_NAME_PREFIX + role, quietMs: 150, maxMs: 1_000 }).catch(() => []);
+      const pids = new Set(answers.filter((a) => a.metadata?.prefix === this.config.prefix).map((a) => Number(a.metadata?.pid)));
+      const ok = COORDINATORS.includes(role) ? group.some((p) => pids.has(p.pid ?? -1)) : group.every((p) => pids.has(p.pid ?? -1));
+      if (ok) return;
+      if (!this.restart) {
+        const dead = group.find((p) => !p.alive);
+        if (dead) throw new Error(`${dead.role} ${dead.node} exited before it was ready: see ${dead.log}`);
+      }
+      if (Date.now() > deadline) {
+        const missing = group.filter((p) => !pids.has(p.pid ?? -1)).map((p) => `${p.node} (${p.log})`);
+        throw new Error(`the ${role} processes did not answer in time: ${missing.join(", ")}`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** The runfile's view of the cluster. */
+  runfile(): Runfile {
+    return {
+      natsUrl: this.natsUrl,
+      prefix: this.config.prefix,
+      pid: process.pid,
+      mode: "pods",
+      ...(this.natsServer?.pid ? { natsPid: this.natsServer.pid } : {}),
+      ready: this.ready,
+      children: this.pods.map((p) => p.record()),
+    };
+  }
+
+  /** A child started or exited: the runfile follows (until the stop has removed it). */
+  changed(): void {
+    if (this.finished || !this.natsUrl) return;
+    try {
+      writeRunfile(this.config.dataDir, this.runfile());
+      this.runfileWritten = true;
+    } catch (err) {
+      this.say(`could not write ${runfilePath(this.config.dataDir)}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Stops every child in order (proxies, querynodes, datanodes, coordinators), then the nats-server, and
+   * removes the runfile. Safe to call again: every call waits for the one stop.
+   */
+  stop(): Promise<void> {
+    return (this.stopping ??= (async () => {
+      const timeoutMs = this.opts.stopTimeoutMs ?? 15_000;
+      try {
+        for (const role of STOP_GROUPS) {
+          await Promise.all(this.pods.filter((p) => p.role === role).map((p) => p.stop(timeoutMs)));
+        }
+      } finally {
+        await this.natsServer?.stop({ keepStore: true });
+        this.removeRunfile();
+      }
+    })());
+  }
+
+  /** A second signal: the children still running get SIGKILL now; the stop goes on (nats-server, runfile). */
+  force(): void {
+    for (const p of this.pods) p.kill();
+  }
+
+  /** On process exit, whatever the cause: SIGKILL what still runs, remove the runfile. */
+  private lastResort(): void {
+    for (const p of this.pods) p.kill();
+    if (this.natsServer?.running && this.natsServer.pid) {
+      try {
+        process.kill(this.natsServer.pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    this.removeRunfile();
+  }
+
+  private removeRunfile(): void {
+    this.finished = true;
+    if (this.runfileWritten) rmSync(runfilePath(this.config.dataDir), { force: true });
+    this.runfileWritten = false;
+  }
+}
