@@ -1,0 +1,157 @@
+/**
+ * The Milvus front door: one TCP port (19530 by default) for Milvus's gRPC MilvusService and, later,
+ * its REST v2 API. A `net.Server` reads the first bytes of each connection: the HTTP/2 preface goes to
+ * grpc-js through `createConnectionInjector()`, anything else to `node:http` (DESIGN §8). Each call is
+ * translated to the native API (milvus/service.ts) and answered with Milvus's status.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createNetServer, type Socket } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import { createLogger } from "../../runtime/logger.ts";
+import { clientOf, type VectorbusClient } from "../control/client.ts";
+import { MILVUS_METHODS, MILVUS_SERVICE, TELEMETRY_SERVICE, type Msg } from "./milvus/proto.ts";
+import { milvusHandlers, telemetryHandlers, type CallContext, type Handler } from "./milvus/service.ts";
+import { errorStatus, okStatus, unimplemented } from "./milvus/status.ts";
+
+export const DEFAULT_MILVUS_PORT = 19530;
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+const DEFAULT_TIMEOUT_MS = 60_000;
+const MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
+
+export interface MilvusFrontDoorOptions {
+  /** TCP port (default 19530; 0 picks a free one) */
+  port?: number;
+  /** interface to listen on (default all) */
+  host?: string;
+  /** the native API to translate to; or a NATS connection (and prefix) to make one on */
+  client?: VectorbusClient;
+  nc?: NatsConnection;
+  prefix?: string;
+  /** the version Connect reports in server_info */
+  serverVersion?: string;
+}
+
+export interface MilvusFrontDoor extends AsyncDisposable {
+  readonly port: number;
+  readonly host: string;
+  close(): Promise<void>;
+}
+
+function contextOf(call: grpc.ServerUnaryCall<Msg, Msg>): CallContext {
+  const req = call.request ?? {};
+  const header = call.metadata.get("dbname")[0];
+  const dbName = (typeof req.db_name === "string" && req.db_name) || (typeof header === "string" && header) || undefined;
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : typeof deadline === "number" && Number.isFinite(deadline) ? deadline - Date.now() : Infinity;
+  return { dbName, timeoutMs: Number.isFinite(ms) ? Math.max(1_000, Math.min(ms, 10 * DEFAULT_TIMEOUT_MS)) : DEFAULT_TIMEOUT_MS };
+}
+
+/** grpc-js implementations for every method of a service: the handler's fields plus Milvus's status; "unimplemented" where there is none. */
+function implementations(
+  service: grpc.ServiceDefinition,
+  handlers: Record<string, Handler>,
+  statusFieldOf: (method: string) => string,
+  log: ReturnType<typeof createLogger>,
+): grpc.UntypedServiceImplementation {
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [method, def] of Object.entries(service)) {
+    if (def.requestStream || def.responseStream) continue; // grpc-js answers UNIMPLEMENTED for these
+    const handler = handlers[method];
+    const statusField = statusFieldOf(method);
+    impl[method] = (call: grpc.ServerUnaryCall<Msg, Msg>, callback: grpc.sendUnaryData<Msg>) => {
+      const reply = (status: Msg, body: Msg) => callback(null, statusField === "" ? status : { ...body, [statusField]: status });
+      const run = handler ? handler(call.request ?? {}, contextOf(call)) : Promise.reject(unimplemented(method));
+      run.then(
+        (body) => reply(okStatus(), body),
+        (err: unknown) => {
+          if (!(err instanceof VbError)) log.warn({ err, method }, "Milvus call failed unexpectedly");
+          reply(errorStatus(err), {});
+        },
+      );
+    };
+  }
+  return impl;
+}
+
+/** REST v2 is not served yet: every HTTP request gets Milvus's REST envelope with the unimplemented code. */
+function restPlaceholder(req: IncomingMessage, res: ServerResponse): void {
+  req.resume();
+  const body = JSON.stringify({
+    code: ErrorCode.Unimplemented,
+    message: `service unimplemented: ${req.method ?? "GET"} ${req.url ?? "/"}: the Milvus REST v2 API is not served yet; use gRPC on this port`,
+  });
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** Starts the Milvus front door; resolves once it listens. */
+export async function startMilvusFrontDoor(opts: MilvusFrontDoorOptions): Promise<MilvusFrontDoor> {
+  const log = createLogger({ actor: "milvus-front" });
+  const client = opts.client ?? (opts.nc ? clientOf(opts.nc, { prefix: opts.prefix ?? "vb" }) : undefined);
+  if (!client) throw new VbError(ErrorCode.ParameterInvalid, "startMilvusFrontDoor needs a client or a NATS connection");
+
+  const grpcServer = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  });
+  const handlers = milvusHandlers(client, { serverVersion: opts.serverVersion ?? "unknown" });
+  grpcServer.addService(MILVUS_SERVICE, implementations(MILVUS_SERVICE, handlers, (m) => MILVUS_METHODS.get(m)?.statusField ?? "status", log));
+  grpcServer.addService(TELEMETRY_SERVICE, implementations(TELEMETRY_SERVICE, telemetryHandlers, () => "status", log));
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const http = createHttpServer(restPlaceholder);
+
+  const sockets = new Set<Socket>();
+  const route = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, HTTP2_PREFACE.length);
+      const isH2 = head.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+      if (isH2 && head.length < HTTP2_PREFACE.length) return; // wait for the whole preface
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(head);
+      if (isH2) injector.injectConnection(socket);
+      else http.emit("connection", socket);
+    };
+    socket.on("data", onData);
+  };
+  const server = createNetServer(route);
+  const host = opts.host ?? "0.0.0.0";
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === "EADDRINUSE"
+          ? new VbError(ErrorCode.ServiceUnavailable, `Milvus port ${opts.port ?? DEFAULT_MILVUS_PORT} is taken: choose another with --milvus-port (0 for a free one)`, { cause: err })
+          : err,
+      );
+    };
+    server.once("error", onError);
+    server.listen(opts.port ?? DEFAULT_MILVUS_PORT, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : (opts.port ?? DEFAULT_MILVUS_PORT);
+  log.info({ port, host }, "Milvus front door listening (gRPC MilvusService)");
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        injector.drain(1_000);
+        http.closeAllConnections();
+        for (const s of sockets) s.destroy();
+      });
+      injector.destroy();
+      grpcServer.forceShutdown();
+    })());
+  return { port, host, close, [Symbol.asyncDispose]: close };
+}

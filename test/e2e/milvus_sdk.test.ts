@@ -1,0 +1,214 @@
+/**
+ * The Milvus Node SDK's MilvusClient, unchanged, against a standalone through the Milvus front door
+ * (gRPC MilvusService on a free port): the common flow end to end, results checked against what was
+ * inserted (brute force for search), and the error codes Milvus gives.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DataType, MilvusClient, logger as sdkLogger } from "@zilliz/milvus2-sdk-node";
+import { startMilvusFrontDoor, type MilvusFrontDoor } from "../../actors/front/server.ts";
+import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
+
+const DIM = 8;
+const ROWS = 1_000;
+
+/** deterministic vectors: row i's vector is a function of i */
+function vectorOf(i: number): number[] {
+  const v: number[] = [];
+  let x = (i + 1) * 2654435761;
+  for (let j = 0; j < DIM; j++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    v.push(Math.fround(x / 2147483648 - 0.5));
+  }
+  return v;
+}
+
+function l2(a: number[], b: number[]): number {
+  let s = 0;
+  for (let j = 0; j < a.length; j++) s += (a[j]! - b[j]!) ** 2;
+  return s;
+}
+
+function bruteForce(q: number[], ids: number[], k: number): { id: number; score: number }[] {
+  return ids
+    .map((id) => ({ id, score: l2(q, vectorOf(id)) }))
+    .sort((a, b) => a.score - b.score || a.id - b.id)
+    .slice(0, k);
+}
+
+describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
+  let tc: TestCluster;
+  let door: MilvusFrontDoor;
+  let milvus: MilvusClient;
+
+  beforeAll(async () => {
+    sdkLogger.level = "warn"; // the SDK logs every call at debug level under NODE_ENV=test
+    tc = await startTestCluster();
+    door = await startMilvusFrontDoor({ port: 0, host: "127.0.0.1", client: tc.client, serverVersion: "test" });
+    milvus = new MilvusClient({ address: `127.0.0.1:${door.port}`, timeout: 60_000 });
+    await milvus.connectPromise;
+  });
+
+  afterAll(async () => {
+    await milvus?.closeConnection();
+    await door?.close();
+    await tc?.stop();
+  });
+
+  it("connects, reports a version and health", async () => {
+    const version = await milvus.getVersion();
+    expect((version as unknown as { status: { error_code: string } }).status.error_code).toBe("Success");
+    expect(version.version).toMatch(/^v2\./);
+    const health = await milvus.checkHealth();
+    expect(health.isHealthy).toBe(true);
+  });
+
+  it("runs the common flow: create, insert, flush, index, load, search, query, delete, describe, show, drop", { timeout: 240_000 }, async () => {
+    const name = "books";
+    const created = await milvus.createCollection({
+      collection_name: name,
+      fields: [
+        { name: "id", data_type: DataType.Int64, is_primary_key: true, autoID: false },
+        { name: "vec", data_type: DataType.FloatVector, dim: DIM },
+        { name: "title", data_type: DataType.VarChar, max_length: 64 },
+      ],
+      enable_dynamic_field: true,
+    });
+    expect(created.error_code).toBe("Success");
+    expect(created.code).toBe(0);
+
+    const rows = Array.from({ length: ROWS }, (_, i) => ({ id: i, vec: vectorOf(i), title: `book ${i}`, color: i % 3 === 0 ? "red" : "blue" }));
+    const inserted = await milvus.insert({ collection_name: name, data: rows });
+    expect(inserted.status.error_code).toBe("Success");
+    expect(Number(inserted.insert_cnt)).toBe(ROWS);
+    expect((inserted.IDs as unknown as { int_id: { data: string[] } }).int_id.data.map(Number)).toEqual(rows.map((r) => r.id));
+
+    const flushed = await milvus.flushSync({ collection_names: [name] });
+    expect(flushed.flushed).toBe(true);
+    const stats = await milvus.getCollectionStatistics({ collection_name: name });
+    expect(stats.status.error_code).toBe("Success");
+    expect(Number(stats.data.row_count)).toBe(ROWS);
+
+    const index = await milvus.createIndex({ collection_name: name, field_name: "vec", index_type: "FLAT", metric_type: "L2", params: {} });
+    expect(index.error_code).toBe("Success");
+    const described = await milvus.describeIndex({ collection_name: name, field_name: "vec" });
+    expect(described.status.error_code).toBe("Success");
+    expect(described.index_descriptions[0]!.field_name).toBe("vec");
+    expect(described.index_descriptions[0]!.params).toEqual(expect.arrayContaining([{ key: "index_type", value: "FLAT" }, { key: "metric_type", value: "L2" }]));
+
+    const loaded = await milvus.loadCollection({ collection_name: name });
+    expect(loaded.error_code).toBe("Success");
+    const state = await milvus.getLoadState({ collection_name: name });
+    expect(state.state).toBe("LoadStateLoaded");
+    const collectionID = (await milvus.describeCollection({ collection_name: name })).collectionID;
+    const replicas = await milvus.getReplicas({ collectionID });
+    expect(replicas.status.error_code).toBe("Success");
+    expect(replicas.replicas.length).toBe(1);
+
+    // search: nq = 2, a filter, output fields (a dynamic one among them), checked against brute force
+    const queries = [vectorOf(5000), vectorOf(5001)];
+    const found = await milvus.search({
+      collection_name: name,
+      data: queries,
+      limit: 5,
+      filter: "id < 500",
+      output_fields: ["title", "color"],
+      metric_type: "L2",
+      consistency_level: "Strong" as never,
+    });
+    expect(found.status.error_code).toBe("Success");
+    const results = found.results as unknown as { id: string; score: number; title: string; color: string }[][];
+    expect(results.length).toBe(2);
+    const candidates = rows.filter((r) => r.id < 500).map((r) => r.id);
+    queries.forEach((q, qi) => {
+      const want = bruteForce(q, candidates, 5);
+      expect(results[qi]!.map((h) => Number(h.id))).toEqual(want.map((w) => w.id));
+      results[qi]!.forEach((h, k) => {
+        expect(h.score).toBeCloseTo(want[k]!.score, 4);
+        expect(h.title).toBe(`book ${h.id}`);
+        expect(h.color).toBe(Number(h.id) % 3 === 0 ? "red" : "blue");
+      });
+    });
+
+    const count = await milvus.count({ collection_name: name });
+    expect(count.data).toBe(ROWS);
+
+    const some = await milvus.query({ collection_name: name, filter: "id in [3, 4, 10]", output_fields: ["title", "vec"] });
+    expect(some.status.error_code).toBe("Success");
+    const byId = new Map(some.data.map((r) => [Number(r.id), r]));
+    expect([...byId.keys()].sort((a, b) => a - b)).toEqual([3, 4, 10]);
+    for (const [id, r] of byId) {
+      expect(r.title).toBe(`book ${id}`);
+      expect((r.vec as number[]).map((x) => Math.fround(x))).toEqual(vectorOf(id));
+    }
+    const filtered = await milvus.count({ collection_name: name, filter: 'title like "book 1%"' });
+    expect(filtered.data).toBe(rows.filter((r) => r.title.startsWith("book 1")).length);
+    const paged = await milvus.query({ collection_name: name, filter: "id >= 0", output_fields: ["id"], limit: 10, offset: 20 });
+    expect(paged.data.map((r) => Number(r.id))).toEqual(Array.from({ length: 10 }, (_, i) => 20 + i));
+
+    const deleted = await milvus.delete({ collection_name: name, filter: "id < 100" });
+    expect(deleted.status.error_code).toBe("Success");
+    expect(Number(deleted.delete_cnt)).toBe(100);
+    expect((await milvus.count({ collection_name: name })).data).toBe(ROWS - 100);
+    const byIds = await milvus.delete({ collection_name: name, ids: [100, 101] });
+    expect(Number(byIds.delete_cnt)).toBe(2);
+    expect((await milvus.count({ collection_name: name })).data).toBe(ROWS - 102);
+
+    const info = await milvus.describeCollection({ collection_name: name });
+    expect(info.status.error_code).toBe("Success");
+    expect(info.schema.name).toBe(name);
+    expect(info.schema.enable_dynamic_field).toBe(true);
+    expect(info.schema.fields.map((f) => f.name)).toEqual(["id", "vec", "title"]);
+    const vec = info.schema.fields.find((f) => f.name === "vec")!;
+    expect(vec.data_type).toBe("FloatVector");
+    expect(vec.type_params).toEqual([{ key: "dim", value: String(DIM) }]);
+    expect(info.schema.fields.find((f) => f.name === "id")!.is_primary_key).toBe(true);
+    expect(Number(info.shards_num)).toBeGreaterThan(0);
+    expect(info.collectionID).not.toBe("0");
+
+    const shown = await milvus.showCollections();
+    expect(shown.data.map((c) => c.name)).toContain(name);
+
+    const released = await milvus.releaseCollection({ collection_name: name });
+    expect(released.error_code).toBe("Success");
+    const dropped = await milvus.dropCollection({ collection_name: name });
+    expect(dropped.error_code).toBe("Success");
+    expect((await milvus.hasCollection({ collection_name: name })).value).toBe(false);
+  });
+
+  it("answers errors with Milvus's codes and names the collection", { timeout: 120_000 }, async () => {
+    const missing = await milvus.describeCollection({ collection_name: "nope" });
+    expect(missing.status.code).toBe(100);
+    expect(missing.status.error_code).toBe("CollectionNotExists");
+    expect(missing.status.reason).toContain("nope");
+    const insertMissing = await milvus.insert({ collection_name: "nope", data: [{ id: 1, vec: vectorOf(1) }] }).catch((e: unknown) => e);
+    expect((insertMissing as { status: { code: number } }).status.code).toBe(100);
+
+    const name = "dims";
+    await milvus.createCollection({
+      collection_name: name,
+      fields: [
+        { name: "id", data_type: DataType.Int64, is_primary_key: true },
+        { name: "vec", data_type: DataType.FloatVector, dim: DIM },
+      ],
+    });
+    const wrongDim = await milvus.insert({ collection_name: name, data: [{ id: 1, vec: [1, 2, 3, 4] }] });
+    expect(wrongDim.status.code).toBe(1100);
+    expect(wrongDim.status.error_code).toBe("IllegalArgument");
+    expect(wrongDim.status.reason).toContain("vec");
+
+    await milvus.insert({ collection_name: name, data: [{ id: 1, vec: vectorOf(1) }] });
+    const unloaded = await milvus.search({ collection_name: name, data: [vectorOf(2)], limit: 1 });
+    expect(unloaded.status.code).toBe(101);
+    expect(unloaded.status.reason).toContain(name);
+    await milvus.createIndex({ collection_name: name, field_name: "vec", index_type: "FLAT", metric_type: "L2" });
+    await milvus.loadCollection({ collection_name: name });
+    const badQuery = await milvus.search({ collection_name: name, data: [[1, 2, 3]], limit: 1 });
+    expect(badQuery.status.code).toBe(1100);
+    expect(badQuery.status.reason).toContain("dim");
+
+    const unimplemented = await milvus.alterCollectionProperties({ collection_name: name, properties: { "collection.ttl.seconds": 60 } });
+    expect(unimplemented.code).toBe(10);
+    expect(unimplemented.reason).toContain("AlterCollection");
+    await milvus.dropCollection({ collection_name: name });
+  });
+});
