@@ -13,7 +13,8 @@ import { VbError, ErrorCode } from "../protocol/errors.ts";
 import type { CollectionSchema, FieldSchema } from "../protocol/schema.ts";
 import { connect, type VectorbusClient } from "../actors/control/client.ts";
 import { defaultConfig, type VbConfig } from "./config.ts";
-import { startStandalone } from "./standalone.ts";
+import { startStandalone, type Standalone } from "./standalone.ts";
+import { DEFAULT_MILVUS_PORT } from "../actors/front/server.ts";
 import { PodsLauncher } from "./pods.ts";
 import { RUNFILE, isAlive, isOurProcess, readRunfile, runfilePath, writeRunfile, type Runfile } from "./runfile.ts";
 import { randomRows } from "./random_rows.ts";
@@ -148,9 +149,10 @@ connOptions(program.command("up"))
   .addOption(new Option("--proxies <n>", "proxies to run (--pods)").argParser(Number))
   .option("--standby", "two processes of each coordinator role, one leading and one waiting (--pods)")
   .option("--no-restart", "do not restart a crashed process (--pods)")
+  .option("--milvus-port <port>", "port of the Milvus gRPC API (0: a free one; off: none)", String(DEFAULT_MILVUS_PORT))
   .action(
     async (
-      opts: ConnOpts & { s3?: string; datanodes?: number; querynodes?: number; maxPayload?: number; pods?: boolean; proxies?: number; standby?: boolean; restart: boolean },
+      opts: ConnOpts & { s3?: string; datanodes?: number; querynodes?: number; maxPayload?: number; pods?: boolean; proxies?: number; standby?: boolean; restart: boolean; milvusPort: string },
     ) => {
       const config = configFrom(opts);
       if (opts.querynodes) config.querynodes = opts.querynodes;
@@ -158,18 +160,33 @@ connOptions(program.command("up"))
       refuseRunning(config.dataDir);
       if (opts.pods) return upPods(config, opts);
       if (opts.proxies || opts.standby || !opts.restart) throw VbError.invalid("--proxies, --standby and --no-restart go with --pods");
-      await upStandalone(config);
+      await upStandalone(config, milvusPortOf(opts.milvusPort));
     },
   );
 
-async function upStandalone(config: VbConfig): Promise<void> {
+/** `--milvus-port`: a port, 0 for a free one, or `off`. */
+function milvusPortOf(v: string | undefined): { port: number } | undefined {
+  if (v === undefined || v === "off") return undefined;
+  const port = Number(v);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw VbError.invalid(`--milvus-port ${v}: give a port number, 0 for a free one, or off`);
+  return { port };
+}
+
+/** ` milvus=host:port` for the ready line (localhost when it listens on every interface) */
+const milvusReady = (sa: Standalone): string => {
+  if (!sa.milvus) return "";
+  const h = sa.milvus.host;
+  return ` milvus=${h === "::" || h === "0.0.0.0" ? "localhost" : h.includes(":") ? `[${h}]` : h}:${sa.milvus.port}`;
+};
+
+async function upStandalone(config: VbConfig, milvus?: { port: number }): Promise<void> {
   // the handlers are in place before anything starts: a signal during the start stops what started
   let hurry = (_ms: number): void => undefined;
   const signalled = until(() => {
     process.stderr.write(`stopping already; the actors get ${HURRIED_STOP_MS / 1000} s more, then the nats-server is stopped anyway\n`);
     hurry(HURRIED_STOP_MS);
   });
-  const sa = await startStandalone(config);
+  const sa = await startStandalone(config, milvus ? { milvus } : {});
   let runfileWritten = false;
   // whatever ends this process: no nats-server outlives it, no runfile says it runs
   process.once("exit", () => {
@@ -184,7 +201,7 @@ async function upStandalone(config: VbConfig): Promise<void> {
     ...(sa.natsServer?.pid ? { natsPid: sa.natsServer.pid } : {}),
   });
   runfileWritten = true;
-  process.stdout.write(`vectorbus ready nats=${sa.natsUrl}\n`);
+  process.stdout.write(`vectorbus ready nats=${sa.natsUrl}${milvusReady(sa)}\n`);
   await signalled;
   const stopped = await new Promise<boolean>((resolve) => {
     let timer: NodeJS.Timeout | undefined;
@@ -258,7 +275,8 @@ connOptions(program.command("serve"))
   .requiredOption("--role <role>", `one of ${ROLES.join(", ")}`)
   .option("--node-id <id>", "node id (datanodes, querynodes; for the other roles only a name in logs and discovery)")
   .option("--s3 <url>", "object store on S3/MinIO (default: files under --data)")
-  .action(async (opts: ConnOpts & { role: string; nodeId?: string; s3?: string }) => {
+  .option("--milvus-port <port>", `role proxy: serve the Milvus gRPC API on this port (e.g. ${DEFAULT_MILVUS_PORT}; 0: a free one; default: none)`)
+  .action(async (opts: ConnOpts & { role: string; nodeId?: string; s3?: string; milvusPort?: string }) => {
     if (!(ROLES as readonly string[]).includes(opts.role)) throw VbError.invalid(`unknown role "${opts.role}": use one of ${ROLES.join(", ")}`);
     const config = configFrom(opts);
     if (!config.natsUrl) throw VbError.invalid("serve needs --nats URL (or VB_NATS_URL): a pod joins an existing cluster");
@@ -274,6 +292,7 @@ connOptions(program.command("serve"))
       roles,
       holderId: `${hostname()}:${process.pid}:${role}`,
       nodeId,
+      ...(role === "proxy" && opts.milvusPort !== undefined && opts.milvusPort !== "off" ? { milvus: milvusPortOf(opts.milvusPort)! } : {}),
     });
     const first = await Promise.race([starting.then(() => "started" as const), signalled.then(() => "signal" as const)]);
     if (first === "signal") {
@@ -286,7 +305,7 @@ connOptions(program.command("serve"))
     }
     const sa = await starting;
     if (first === "started") {
-      process.stdout.write(`vectorbus ${role} ready nats=${sa.natsUrl}\n`);
+      process.stdout.write(`vectorbus ${role} ready nats=${sa.natsUrl}${milvusReady(sa)}\n`);
       await signalled;
     }
     await sa.stop();

@@ -14,8 +14,10 @@ import { createLogger } from "../runtime/logger.ts";
 import { openObjectStore, describeObjectStore } from "../runtime/object_store_url.ts";
 import { createClusterEnv, type ClusterEnv } from "../actors/env.ts";
 import { startNatsServer, type NatsServer } from "./nats_server.ts";
+import { drainQuerynodes, DEFAULT_DRAIN_TIMEOUT_MS } from "../actors/querynode/drain.ts";
 import { spawnRoles, ALL_ROLES, type RoleSet, type SpawnedRoles } from "./roles.ts";
 import { VB_VERSION, type VbConfig } from "./config.ts";
+import { startMilvusFrontDoor, type MilvusFrontDoor } from "../actors/front/server.ts";
 
 export interface Standalone extends AsyncDisposable {
   readonly natsUrl: string;
@@ -27,6 +29,8 @@ export interface Standalone extends AsyncDisposable {
   readonly natsServer: NatsServer | undefined;
   /** answers NATS service discovery (`$SRV.*`) for this process's actors */
   readonly discovery: DiscoveryResponder;
+  /** the Milvus front door (gRPC MilvusService), when asked for and this process hosts the proxy */
+  readonly milvus: MilvusFrontDoor | undefined;
   stop(): Promise<void>;
 }
 
@@ -40,6 +44,13 @@ export interface StandaloneOptions {
   holderId?: string;
   /** This process's node id in logs and discovery (default `standalone`). */
   nodeId?: string;
+  /**
+   * How long a querynode pod's stop waits for its drain (default `VB_DRAIN_TIMEOUT_MS`, else 60 s).
+   * Only a process that hosts querynodes without querycoord drains (a standalone stops everything).
+   */
+  drainTimeoutMs?: number;
+  /** Serve Milvus's gRPC API on this port (0: a free one) once the roles run; only with the proxy role. */
+  milvus?: { port: number; host?: string };
 }
 
 export async function startStandalone(config: VbConfig, opts: StandaloneOptions = {}): Promise<Standalone> {
@@ -70,12 +81,20 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
   const host = new ActorHost(nc, { nodeId: opts.nodeId ?? "standalone" });
   const discovery = startDiscovery(host, { version: VB_VERSION, metadata: { prefix: config.prefix } });
   let spawned: SpawnedRoles | undefined;
+  let milvus: MilvusFrontDoor | undefined;
   let stopping: Promise<void> | undefined;
   // one stop however often it is called (a second signal waits for the first stop); the nats-server
   // child is stopped even when stopping the actors fails
   const stop = () =>
     (stopping ??= (async () => {
       try {
+        // a querynode pod drains first: what it holds moves to other nodes before it stops
+        const drain = opts.roles && !opts.roles.querycoord ? (opts.roles.querynodes ?? []) : [];
+        if (drain.length > 0 && spawned) {
+          const d = await drainQuerynodes(host, env, drain, { log, timeoutMs: opts.drainTimeoutMs ?? Number(process.env.VB_DRAIN_TIMEOUT_MS ?? DEFAULT_DRAIN_TIMEOUT_MS) });
+          log.info({ nodes: drain, ms: d.ms, drained: d.drained }, d.drained ? "drained: nothing left on this node" : "stopping before the drain finished");
+        }
+        await milvus?.close();
         discovery.stop();
         await host.stop();
         await spawned?.resign().catch((err: unknown) => log.warn({ err }, "could not give the coordinator leases up"));
@@ -86,10 +105,14 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
     })());
   try {
     const holderId = opts.holderId ?? `${hostname()}:${resolve(config.dataDir)}`;
-    spawned = await spawnRoles(host, env, opts.roles ?? ALL_ROLES(config.datanodes ?? 1, config.querynodes ?? 1), { holderId });
+    const roles = opts.roles ?? ALL_ROLES(config.datanodes ?? 1, config.querynodes ?? 1);
+    spawned = await spawnRoles(host, env, roles, { holderId });
+    if (opts.milvus && roles.proxy) {
+      milvus = await startMilvusFrontDoor({ ...opts.milvus, nc, prefix: config.prefix, serverVersion: VB_VERSION });
+    }
   } catch (err) {
     await stop();
     throw err;
   }
-  return { natsUrl, nc, host, env, config, natsServer: server, discovery, stop, [Symbol.asyncDispose]: stop };
+  return { natsUrl, nc, host, env, config, natsServer: server, discovery, milvus, stop, [Symbol.asyncDispose]: stop };
 }

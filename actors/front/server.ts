@@ -23,7 +23,7 @@ const MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
 export interface MilvusFrontDoorOptions {
   /** TCP port (default 19530; 0 picks a free one) */
   port?: number;
-  /** interface to listen on (default all) */
+  /** interface to listen on (default: every interface, IPv4 and IPv6) */
   host?: string;
   /** the native API to translate to; or a NATS connection (and prefix) to make one on */
   client?: VectorbusClient;
@@ -122,7 +122,7 @@ export async function startMilvusFrontDoor(opts: MilvusFrontDoorOptions): Promis
     socket.on("data", onData);
   };
   const server = createNetServer(route);
-  const host = opts.host ?? "0.0.0.0";
+  const host = opts.host;
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       reject(
@@ -139,7 +139,8 @@ export async function startMilvusFrontDoor(opts: MilvusFrontDoorOptions): Promis
   });
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : (opts.port ?? DEFAULT_MILVUS_PORT);
-  log.info({ port, host }, "Milvus front door listening (gRPC MilvusService)");
+  const boundHost = typeof address === "object" && address ? address.address : (host ?? "::");
+  log.info({ port, host: boundHost }, "Milvus front door listening (gRPC MilvusService)");
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -153,5 +154,5 @@ export async function startMilvusFrontDoor(opts: MilvusFrontDoorOptions): Promis
       injector.destroy();
       grpcServer.forceShutdown();
     })());
-  return { port, host, close, [Symbol.asyncDispose]: close };
+  return { port, host: boundHost, close, [Symbol.asyncDispose]: close };
 }
