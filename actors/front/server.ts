@@ -114,10 +114,16 @@ export async function startMilvusFrontDoor(opts: MilvusFrontDoorOptions): Promis
       const isH2 = head.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
       if (isH2 && head.length < HTTP2_PREFACE.length) return; // wait for the whole preface
       socket.off("data", onData);
-      socket.pause();
-      socket.unshift(head);
-      if (isH2) injector.injectConnection(socket);
-      else http.emit("connection", socket);
+      if (isH2) {
+        socket.pause();
+        socket.unshift(head);
+        injector.injectConnection(socket);
+      } else {
+        // node:http's parser reads the socket's handle directly once it has the connection: the bytes
+        // already read are handed to it as a data event
+        http.emit("connection", socket);
+        socket.emit("data", head);
+      }
     };
     socket.on("data", onData);
   };
