@@ -175,6 +175,131 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
     expect((await milvus.hasCollection({ collection_name: name })).value).toBe(false);
   });
 
+  it("takes a rich schema (autoID, JSON, Array, nullable, default, dynamic) and serves iterators, templates, get, upsert, partitions, aliases and databases", { timeout: 300_000 }, async () => {
+    const name = "rich";
+    const N = 20_000;
+    const created = await milvus.createCollection({
+      collection_name: name,
+      fields: [
+        { name: "pk", data_type: DataType.Int64, is_primary_key: true, autoID: true },
+        { name: "title", data_type: DataType.VarChar, max_length: 32 },
+        { name: "meta", data_type: DataType.JSON },
+        { name: "tags", data_type: DataType.Array, element_type: DataType.Int64, max_capacity: 4 },
+        { name: "rating", data_type: DataType.Int32, nullable: true },
+        { name: "lang", data_type: DataType.VarChar, max_length: 8, default_value: "en" },
+        { name: "vec", data_type: DataType.FloatVector, dim: DIM },
+      ],
+      enable_dynamic_field: true,
+      shards_num: 2,
+    });
+    expect(created.code).toBe(0);
+    const info = await milvus.describeCollection({ collection_name: name });
+    const rating = info.schema.fields.find((f) => f.name === "rating")!;
+    expect(rating.nullable).toBe(true);
+    expect(info.schema.fields.find((f) => f.name === "lang")!.default_value).toBe("en");
+    expect(info.schema.fields.find((f) => f.name === "pk")!.autoID).toBe(true);
+    expect(info.schema.fields.find((f) => f.name === "tags")!.element_type).toBe("Int64");
+    expect(Number(info.shards_num)).toBe(2);
+
+    const rowOf = (i: number) => ({
+      title: `t${i}`,
+      meta: { n: i, even: i % 2 === 0 },
+      tags: [i % 5, i % 7],
+      rating: i % 4 === 0 ? null : i % 10,
+      ...(i % 3 === 0 ? {} : { lang: "de" }),
+      vec: vectorOf(i),
+      shelf: i % 11,
+    });
+    const ids: string[] = [];
+    for (let off = 0; off < N; off += 5_000) {
+      const res = await milvus.insert({ collection_name: name, data: Array.from({ length: 5_000 }, (_, k) => rowOf(off + k)) });
+      expect(res.status.error_code).toBe("Success");
+      ids.push(...(res.IDs as unknown as { int_id: { data: string[] } }).int_id.data);
+    }
+    expect(new Set(ids).size).toBe(N);
+    const rowOfId = new Map(ids.map((id, i) => [id, i]));
+
+    await milvus.flushSync({ collection_names: [name] });
+    expect(
+      (await milvus.createIndex({ collection_name: name, field_name: "vec", index_type: "HNSW", metric_type: "L2", params: { M: 16, efConstruction: 200 } })).error_code,
+    ).toBe("Success");
+    await milvus.loadCollection({ collection_name: name });
+
+    // nq = 3, a filter with template values, output fields of every kind
+    const queries = [vectorOf(90_001), vectorOf(90_002), vectorOf(90_003)];
+    const found = await milvus.search({
+      collection_name: name,
+      data: queries,
+      limit: 4,
+      filter: "meta['n'] < {top} and shelf in {shelves}",
+      exprValues: { top: 10_000, shelves: [1, 2, 3] },
+      output_fields: ["title", "meta", "tags", "rating", "lang", "shelf"],
+      params: { ef: 512 },
+      consistency_level: "Strong" as never,
+    });
+    expect(found.status.error_code).toBe("Success");
+    const hits = found.results as unknown as Record<string, unknown>[][];
+    const allowed = Array.from({ length: N }, (_, i) => i).filter((i) => i < 10_000 && [1, 2, 3].includes(i % 11));
+    queries.forEach((q, qi) => {
+      const want = bruteForce(q, allowed, 4);
+      expect(hits[qi]!.map((h) => rowOfId.get(h.pk as string))).toEqual(want.map((w) => w.id));
+      for (const h of hits[qi]!) {
+        const i = rowOfId.get(h.pk as string)!;
+        const r = rowOf(i);
+        expect(h.title).toBe(r.title);
+        expect(h.meta).toEqual(r.meta);
+        expect((h.tags as unknown[]).map(Number)).toEqual(r.tags);
+        expect(h.rating).toBe(r.rating);
+        expect(h.lang).toBe(r.lang ?? "en");
+        expect(h.shelf).toBe(r.shelf);
+      }
+    });
+
+    // get by ids, and a nullable column with nulls
+    const got = await milvus.get({ collection_name: name, ids: [ids[0]!, ids[1]!, ids[4]!], output_fields: ["title", "rating", "lang"] });
+    expect(got.status.error_code).toBe("Success");
+    const gotById = new Map(got.data.map((r) => [String(r.pk), r]));
+    for (const i of [0, 1, 4]) {
+      const r = gotById.get(ids[i]!)!;
+      expect(r.title).toBe(`t${i}`);
+      expect(r.rating).toBe(rowOf(i).rating);
+      expect(r.lang).toBe(i % 3 === 0 ? "en" : "de");
+    }
+    expect((await milvus.count({ collection_name: name, filter: "rating is null" })).data).toBe(N / 4);
+
+    // the query iterator past the 16,384 window
+    const iterator = await milvus.queryIterator({ collection_name: name, batchSize: 5_000, output_fields: ["pk"], expr: "" });
+    const seen: string[] = [];
+    for await (const batch of iterator) seen.push(...(batch as { pk: string }[]).map((r) => String(r.pk)));
+    expect(seen.length).toBe(N);
+    expect(new Set(seen).size).toBe(N);
+
+    // upsert replaces a row
+    const up = await milvus.upsert({ collection_name: name, data: [{ ...rowOf(7), pk: ids[7], title: "changed" }] });
+    expect(up.status.error_code).toBe("Success");
+    expect(Number(up.upsert_cnt)).toBe(1);
+    const after = await milvus.query({ collection_name: name, filter: `pk == ${ids[7]}`, output_fields: ["title"] });
+    expect(after.data.map((r) => r.title)).toEqual(["changed"]);
+    expect((await milvus.count({ collection_name: name })).data).toBe(N);
+
+    // partitions, aliases, databases
+    expect((await milvus.createPartition({ collection_name: name, partition_name: "p1" })).error_code).toBe("Success");
+    expect((await milvus.hasPartition({ collection_name: name, partition_name: "p1" })).value).toBe(true);
+    expect((await milvus.showPartitions({ collection_name: name })).partition_names).toEqual(["_default", "p1"]);
+    await milvus.insert({ collection_name: name, partition_name: "p1", data: [rowOf(N + 1)] });
+    expect((await milvus.count({ collection_name: name })).data).toBe(N + 1);
+    expect((await milvus.createAlias({ collection_name: name, alias: "shelf" })).error_code).toBe("Success");
+    expect((await milvus.describeAlias({ collection_name: name, alias: "shelf" })).collection).toBe(name);
+    expect((await milvus.listAliases({ collection_name: name })).aliases).toEqual(["shelf"]);
+    expect((await milvus.count({ collection_name: "shelf" })).data).toBe(N + 1);
+    expect((await milvus.dropAlias({ collection_name: name, alias: "shelf" } as never)).error_code).toBe("Success");
+    expect((await milvus.createDatabase({ db_name: "other" })).error_code).toBe("Success");
+    expect((await milvus.listDatabases()).db_names).toEqual(expect.arrayContaining(["default", "other"]));
+    expect((await milvus.dropDatabase({ db_name: "other" })).error_code).toBe("Success");
+
+    expect((await milvus.dropCollection({ collection_name: name })).error_code).toBe("Success");
+  });
+
   it("answers errors with Milvus's codes and names the collection", { timeout: 120_000 }, async () => {
     const missing = await milvus.describeCollection({ collection_name: "nope" });
     expect(missing.status.code).toBe(100);
