@@ -2,6 +2,13 @@
  * Request/reply over NATS with the Vectorbus envelope: `ask` sends `{t, d, b}` and waits for `{ok, ...}`
  * until its deadline; `tell` sends and forgets. Failures come back as VbError: no responders (2,
  * retriable), timeout (10001, retriable), the remote actor's own error as it sent it.
+ *
+ * An ask whose answer is late does not wait blindly for its deadline: its address is probed
+ * (`actor.Probe`, answered by the receiving process without entering the mailbox). When the process
+ * that took the request has died, NATS answers the probe at once with "no responders" and every ask
+ * to that address sent before the probe fails (2, retriable) within about a second instead of at its
+ * deadline, so the asker can try another replica. A probe that is answered, or late itself (a busy
+ * process), changes nothing.
  */
 import { createInbox, RequestError, TimeoutError, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { decode, encode } from "../protocol/codec.ts";
@@ -9,6 +16,15 @@ import { isReply, type Envelope } from "../protocol/envelope.ts";
 import { ErrorCode, VbError } from "../protocol/errors.ts";
 
 export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
+
+/** The message type of a liveness probe (answered by the host, never by an actor). */
+export const PROBE_TYPE = "actor.Probe";
+/** An ask unanswered for this long gets its address probed, */
+const PROBE_AFTER_MS = 500;
+/** every this often while it waits (one probe per address in flight at a time). */
+const PROBE_EVERY_MS = 250;
+const PROBE_TIMEOUT_MS = 2_000;
+const PROBE_BYTES = encode({ t: PROBE_TYPE, d: 0, b: null } satisfies Envelope);
 
 export interface AskOptions {
   /** How long to wait for the reply; the message carries the deadline so the receiver can drop it. */
@@ -42,6 +58,7 @@ interface Pending {
   address: string;
   type: string;
   timeout: number;
+  sentAt: number;
 }
 
 /**
@@ -55,6 +72,9 @@ class RequestMux {
   private readonly pending = new Map<string, Pending>();
   private readonly sub: Subscription;
   private seq = 0;
+  private probeTimer: NodeJS.Timeout | undefined;
+  /** addresses with a probe in flight */
+  private readonly probing = new Set<string>();
 
   constructor(private readonly nc: NatsConnection) {
     this.sub = nc.subscribe(`${this.prefix}.*`, { callback: (err, m) => (err ? this.failAll(err) : this.onReply(m)) });
@@ -68,13 +88,72 @@ class RequestMux {
         this.pending.delete(id);
         reject(new VbError(ErrorCode.Timeout, `${type} to ${address} timed out after ${timeout} ms`, { retriable: true }));
       }, timeout);
-      this.pending.set(id, { resolve, reject, timer, address, type, timeout });
+      this.pending.set(id, { resolve, reject, timer, address, type, timeout, sentAt: Date.now() });
+      if (!this.probeTimer && type !== PROBE_TYPE) {
+        this.probeTimer = setInterval(() => this.probeLate(), PROBE_EVERY_MS);
+        this.probeTimer.unref();
+      }
       outboxOf(this.nc).publish(address, data, `${this.prefix}.${id}`, (err) => {
         clearTimeout(timer);
         this.pending.delete(id);
         reject(requestFailure(err, address, type, timeout));
       });
     });
+  }
+
+  /** Probes the addresses of asks unanswered for PROBE_AFTER_MS (see the module's comment). */
+  private probeLate(): void {
+    const now = Date.now();
+    let waiting = 0;
+    const late = new Set<string>();
+    for (const p of this.pending.values()) {
+      if (p.type === PROBE_TYPE) continue;
+      waiting++;
+      if (now - p.sentAt >= PROBE_AFTER_MS && !this.probing.has(p.address)) late.add(p.address);
+    }
+    if (waiting === 0) {
+      clearInterval(this.probeTimer);
+      this.probeTimer = undefined;
+      return;
+    }
+    for (const address of late) {
+      this.probing.add(address);
+      const sentAt = Date.now();
+      this.request(address, PROBE_BYTES, PROBE_TIMEOUT_MS, PROBE_TYPE).then(
+        (m) => {
+          this.probing.delete(address);
+          // answered by a process that no longer holds the actor (released, moved)
+          let gone = false;
+          try {
+            unwrapReply(m.data, address, PROBE_TYPE);
+          } catch (err) {
+            gone = err instanceof VbError && err.code === ErrorCode.ServiceUnavailable;
+          }
+          if (gone) this.failGone(address, sentAt);
+        },
+        (err: unknown) => {
+          this.probing.delete(address);
+          // no responders: nobody subscribes to the address any more (its process died or left)
+          if (err instanceof VbError && err.code === ErrorCode.ServiceUnavailable) this.failGone(address, sentAt);
+        },
+      );
+    }
+  }
+
+  /** Fails the asks to `address` sent before `before`: their receiver is gone and will not answer. */
+  private failGone(address: string, before: number): void {
+    for (const [id, p] of this.pending) {
+      if (p.address !== address || p.type === PROBE_TYPE || p.sentAt > before) continue;
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(
+        new VbError(
+          ErrorCode.ServiceUnavailable,
+          `${p.type} to ${address}: the actor went away before it answered (its process stopped, or it was released or moved)`,
+          { retriable: true },
+        ),
+      );
+    }
   }
 
   private onReply(m: Msg): void {
@@ -91,6 +170,8 @@ class RequestMux {
   }
 
   private failAll(err: unknown): void {
+    clearInterval(this.probeTimer);
+    this.probeTimer = undefined;
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
       clearTimeout(p.timer);

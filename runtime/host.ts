@@ -23,7 +23,7 @@ import {
   type TellOptions,
   type Timers,
 } from "./actor.ts";
-import { ask, DEFAULT_ASK_TIMEOUT_MS, flushOutbox, outboxOf, tell, unwrapReply, type AskOptions } from "./ask.ts";
+import { ask, DEFAULT_ASK_TIMEOUT_MS, flushOutbox, outboxOf, PROBE_TYPE, tell, unwrapReply, type AskOptions } from "./ask.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { Mailbox } from "./mailbox.ts";
 
@@ -730,6 +730,12 @@ export class ActorHost implements AsyncDisposable {
       respond?.(
         replyError(new VbError(ErrorCode.ParameterInvalid, "malformed request: not a Vectorbus envelope {t, d, b}")),
       );
+      return;
+    }
+    if (env.t === PROBE_TYPE) {
+      // answered here, not in the mailbox: it asks whether this process still holds the actor, not
+      // whether the actor is idle (runtime/ask.ts probes an address whose answer is late)
+      respond?.(OK_EMPTY);
       return;
     }
     cell.deliver({ msg: { type: env.t, body: env.b, replyable: respond !== undefined, deadline: env.d }, answer: encodedAnswer(respond) });

@@ -12,6 +12,7 @@ import type { DatacoordIndexApi } from "../../protocol/messages/indexes.ts";
 import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
 import type { LoadSegmentsReq, WatchChannelReq } from "../../protocol/messages/querynode.ts";
 import type { ActorContext, PipeResult } from "../../runtime/actor.ts";
+import { PROBE_TYPE } from "../../runtime/ask.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
 import { nodeLoads, scoreOf } from "./balance/node_load.ts";
@@ -80,6 +81,10 @@ export class QuerycoordCore {
   private readonly releaseWaiters = new Map<bigint, ReleaseWaiter[]>();
   /** set when the actor stops or restarts: this state is gone, continuations of its work are dropped */
   private retired = false;
+  /** querynodes with a liveness probe in flight */
+  private readonly probing = new Set<string>();
+  /** why a querynode was found down, for the log line */
+  private readonly downReasons = new Map<string, string>();
 
   constructor(
     readonly env: ClusterEnv,
@@ -149,10 +154,10 @@ export class QuerycoordCore {
     return Array.from({ length: count }, (_, i) => BigInt(r.start) + BigInt(i));
   }
 
-  /** Alive querynodes (as of now), least loaded first. */
+  /** Alive querynodes that are not stopping (as of now), least loaded first. */
   nodesByLoad(): string[] {
     const now = Date.now();
-    const alive = this.dist.aliveAt(now);
+    const alive = this.dist.aliveAt(now).filter((n) => !this.dist.get(n)?.stopping);
     const loads = nodeLoads(alive, new DistSnapshot(alive.map((n) => this.dist.get(n)!)));
     const maxLimit = Math.max(0, ...loads.map((l) => l.memoryLimitBytes));
     return loads.sort((a, b) => scoreOf(a, maxLimit) - scoreOf(b, maxLimit) || (a.nodeId < b.nodeId ? -1 : 1)).map((l) => l.nodeId);
@@ -409,12 +414,38 @@ export class QuerycoordCore {
 
   // ---- the reconcile round ----
 
+  /**
+   * Probes the querynodes whose heartbeat is late (DistManager): "no responders" marks one down at once,
+   * an answer keeps it up while the feed catches up.
+   */
+  private probeLate(now: number): void {
+    const lateMs = Math.min(this.env.config.heartbeatAvailableMs / 2, 1.5 * this.env.config.heartbeatIntervalMs);
+    for (const n of this.dist.late(now, lateMs)) {
+      if (this.probing.has(n)) continue;
+      this.probing.add(n);
+      const sentAt = Date.now();
+      const work = this.ctx.ask(this.env.subjects.querynode(asNodeId(n)), PROBE_TYPE, null, { timeoutMs: 1_000 });
+      this.after(work, (r) => {
+        this.probing.delete(n);
+        if (r.ok) this.dist.probed(n, sentAt);
+        else if (VbError.from(r.error).code === ErrorCode.ServiceUnavailable) {
+          this.dist.gone(n, sentAt);
+          this.downReasons.set(n, "its process is gone (no responders at its address)");
+          this.kick();
+        }
+      });
+    }
+  }
+
   reconcile(now = Date.now()): void {
     if (!this.distReady) return;
+    this.probeLate(now);
     const { down, up } = this.dist.refreshLiveness(now);
     for (const n of up) this.log.info({ node: n }, "querynode is up");
     for (const n of down) {
-      this.log.warn({ node: n }, `querynode is down (no heartbeat for ${this.env.config.heartbeatAvailableMs} ms)`);
+      const why = this.downReasons.get(n) ?? `no heartbeat for ${this.env.config.heartbeatAvailableMs} ms`;
+      this.downReasons.delete(n);
+      this.log.warn({ node: n }, `querynode is down: ${why}`);
       this.scheduler.failNode(n, `node ${n} is down`, now);
     }
     const snap = this.dist.snapshot();
@@ -423,7 +454,8 @@ export class QuerycoordCore {
     const alive = new Set(this.dist.aliveNodes());
     for (const c of this.meta.allCollections()) {
       const hint = (nodeId: string) => snap.delegatorsOf(c.collectionId).find((d) => d.nodeId === nodeId)?.replicaId;
-      for (const r of rebalanceReplicaNodes(this.meta.replicasOf(c.collectionId), alive, hint)) {
+      const stopping = new Set([...alive].filter((n) => snap.isStopping(n)));
+      for (const r of rebalanceReplicaNodes(this.meta.replicasOf(c.collectionId), alive, hint, stopping)) {
         this.log.info({ collection: c.collectionId, replica: r.replicaId, nodes: r.nodes }, "replica nodes changed");
         void this.meta.putReplica(r).catch(() => undefined);
       }

@@ -80,7 +80,12 @@ export function getShardLeaders(core: QuerycoordCore, collectionId: bigint): Res
     .replicasOf(collectionId)
     .flatMap((r) => leadersOf(core, collectionId, r.replicaId, r.nodes, true))
     .filter((l) => l.serviceable);
-  const shards = names.map((vchannel) => ({ vchannel, leaders: leaders.filter((l) => l.vchannel === vchannel) }));
+  const shards = names.map((vchannel) => {
+    const all = leaders.filter((l) => l.vchannel === vchannel);
+    // leaders on draining nodes only while the shard has no other
+    const settled = all.filter((l) => !core.snapshot.isStopping(l.nodeId));
+    return { vchannel, leaders: settled.length > 0 ? settled : all };
+  });
   const missing = shards.filter((s) => s.leaders.length === 0).map((s) => s.vchannel);
   if (missing.length > 0) {
     if (c.status === "Loading") {

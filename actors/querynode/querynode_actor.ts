@@ -113,6 +113,8 @@ export class QuerynodeActor extends Actor {
   private readonly indexLoadsInFlight = new Map<string, Promise<void>>();
   private publisher!: DistPublisher;
   private threads!: SearchThreads;
+  /** draining before the process stops (querynode.Drain) */
+  private stopping = false;
   private readonly searchThreads: number;
 
   constructor(
@@ -167,6 +169,8 @@ export class QuerynodeActor extends Actor {
         return this.applyDelete(msg.body);
       case "querynode.GetDist":
         return this.buildDist();
+      case "querynode.Drain":
+        return this.drain();
       case "querynode.DelegatorReport":
         return this.onReport(msg.body);
       case I.SearchThreadLost:
@@ -182,6 +186,24 @@ export class QuerynodeActor extends Actor {
         return this.onChildStopped(msg.body);
       default:
         throw new VbError(ErrorCode.Unimplemented, `unknown request "${msg.type}": see QuerynodeApi for the verbs a querynode serves`);
+    }
+  }
+
+  // ---- drain ----
+
+  private drain(): { segments: number; delegators: number } {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.ctx.log.info({ segments: this.store.size, delegators: this.delegators.size }, "draining: what this node holds moves to other nodes before it stops");
+      this.changed();
+    }
+    return { segments: this.store.size, delegators: this.delegators.size };
+  }
+
+  /** New work is refused while draining (querycoord sends none; an old order may still arrive). */
+  private refuseWhileStopping(verb: string): void {
+    if (this.stopping) {
+      throw new VbError(ErrorCode.ServiceUnavailable, `${verb}: querynode ${this.nodeId} is stopping: it takes no new work`, { retriable: true });
     }
   }
 
@@ -212,6 +234,7 @@ export class QuerynodeActor extends Actor {
       at: Date.now(),
       memoryBytes: this.memory.usedBytes + growingBytes,
       memoryLimitBytes: this.memory.limit,
+      ...(this.stopping ? { stopping: true } : {}),
       rows: this.store.numRows + growingRows,
       segments: this.store.distSegments(),
       delegators: [...this.delegators.values()].map((d) => ({
@@ -232,6 +255,7 @@ export class QuerynodeActor extends Actor {
 
   private watch(body: unknown): unknown {
     const verb = "querynode.WatchDmChannels";
+    this.refuseWhileStopping(verb);
     const b = obj(body, verb);
     const collectionId = bigintField(b, "collectionId", verb);
     const vchannel = stringField(b, "vchannel", verb);
@@ -339,6 +363,7 @@ export class QuerynodeActor extends Actor {
 
   private load(body: unknown): unknown {
     const verb = "querynode.LoadSegments";
+    this.refuseWhileStopping(verb);
     const b = obj(body, verb);
     const collectionId = bigintField(b, "collectionId", verb);
     bigintField(b, "replicaId", verb);

@@ -65,6 +65,8 @@ export type QuerycoordApi = {
 export interface QueryNodeStatus {
   nodeId: string;
   alive: boolean;
+  /** up; stopping (draining before it exits); down (no heartbeat, or its process is gone) */
+  state: "up" | "stopping" | "down";
   lastHeartbeatMs: number;
   memoryBytes: number;
   memoryLimitBytes: number;

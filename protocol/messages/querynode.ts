@@ -126,6 +126,12 @@ export type QuerynodeApi = {
   GetDist: [Record<string, never>, QueryNodeDist];
   /** a hosted delegator tells its querynode its state (on change and every heartbeat interval) */
   DelegatorReport: [DelegatorReport, null];
+  /**
+   * The node drains before it stops: it shows `stopping` in its distribution at once, takes no new
+   * channel or segment, and serves what it holds until querycoord has placed it elsewhere and released
+   * it here. Replies with what it still holds (ask again to follow the drain).
+   */
+  Drain: [Record<string, never>, { segments: number; delegators: number }];
 } & QuerynodeIndexApi;
 
 /** What a delegator tells the querynode that hosts it (the querynode's dist carries it on). */
@@ -167,6 +173,11 @@ export interface QueryNodeDist {
   /** loaded segments and indexes, plus the growing rows its delegators hold (an estimate) */
   memoryBytes: number;
   memoryLimitBytes: number;
+  /**
+   * The node is draining before it stops (SIGTERM): querycoord places what it holds elsewhere, switches
+   * the shard leaders away from it and releases it there; the node exits once it holds nothing.
+   */
+  stopping?: boolean;
   /** rows of its sealed segments plus its delegators' growing rows */
   rows: number;
   segments: {

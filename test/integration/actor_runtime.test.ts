@@ -529,3 +529,45 @@ describe("actor runtime on a real nats-server", () => {
     expect(stats.lastError).toContain("is internal to");
   });
 });
+
+/** Takes asks and never answers them (its work never ends), but keeps taking messages. */
+class Silent extends Actor {
+  override receive(_msg: Message): unknown {
+    return this.ctx.reenter(new Promise<never>(() => undefined));
+  }
+}
+
+describe("an ask whose receiver dies while it works", () => {
+  it("fails within about a second (the probe finds nobody), not at its deadline, and a live slow receiver is left alone", async () => {
+    await using a = await newHost();
+    const ncB = await connectTest();
+    const b = new ActorHost(ncB);
+    const prefix = uniquePrefix("probe");
+    const dying = `${prefix}.dying`;
+    const slow = `${prefix}.slow`;
+    await b.spawn({ address: dying, create: () => new Silent() });
+    await b.spawn({ address: slow, create: () => new Silent() });
+    const toDying = askError(a.ask(dying, "silent.Work", {}, { timeoutMs: 30_000 }));
+    let slowSettled = false;
+    const toSlow = a.ask(slow, "silent.Work", {}, { timeoutMs: 4_000 }).catch((err: unknown) => {
+      slowSettled = true;
+      return err;
+    });
+    await sleep(700);
+    const killedAt = Date.now();
+    // the dying actor's process goes away (as a SIGKILL would take its connection)
+    await b.stopActor(dying).catch(() => undefined);
+    const err = await toDying;
+    expect(err.code).toBe(ErrorCode.ServiceUnavailable);
+    expect(err.retriable).toBe(true);
+    expect(err.message).toContain("went away before it answered");
+    expect(Date.now() - killedAt).toBeLessThan(20_000); // its deadline is 30 s
+    // the live one is probed too, answers the probe, and its ask waits for its own deadline
+    await sleep(1_000);
+    expect(slowSettled).toBe(false);
+    const slowErr = (await toSlow) as VbError;
+    expect(slowErr.code).toBe(ErrorCode.Timeout);
+    await b.stop();
+    await ncB.close();
+  });
+});

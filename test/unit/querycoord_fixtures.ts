@@ -76,6 +76,8 @@ export function node(
     memoryLimitBytes?: number;
     rows?: number;
     loading?: QueryNodeDist["loading"];
+    /** draining before it stops */
+    stopping?: boolean;
   } = {},
 ): QueryNodeDist {
   const segments = (opts.segments ?? []).map((s) => ({
@@ -104,6 +106,7 @@ export function node(
       ...d,
     })),
     loading: opts.loading ?? [],
+    ...(opts.stopping ? { stopping: true } : {}),
   };
 }
 

@@ -2,8 +2,9 @@
  * ChannelChecker (Milvus's checkers/channel_checker.go): every replica has exactly one delegator per
  * vchannel of the collection's target, on one of its own alive querynodes. Missing → watch it on the
  * replica's node with the fewest delegators; extra, stray (a node outside the replica, a replica or
- * channel the collection no longer has) → unwatch it. A stray delegator is unwatched before its
- * replacement is watched: both would have the same address.
+ * channel the collection no longer has) → unwatch it. A delegator on a stopping node (draining
+ * before it exits) is replaced first: a new one is watched on another node of the replica, and the old
+ * one is unwatched once the new one is serviceable, so the shard never goes without a leader.
  */
 import { nodeLoads, pickChannelNode, addLoad } from "../balance/node_load.ts";
 import type { DelegatorView } from "../dist/dist_snapshot.ts";
@@ -13,6 +14,7 @@ import {
   addBlocker,
   aliveNodesOf,
   emptyResult,
+  placementNodesOf,
   partitionKey,
   replicasByCollection,
   targetChannels,
@@ -83,7 +85,9 @@ export function checkChannels(input: CheckInput): CheckResult {
         });
       }
       const members = new Set(r.nodes);
-      const loads = nodeLoads(alive, input.dist, input.pending);
+      const placement = placementNodesOf(r, input.dist);
+      const loads = nodeLoads(placement, input.dist, input.pending);
+      const stopping = (d: DelegatorView) => input.dist.isStopping(d.nodeId);
       for (const v of channels) {
         const key = channelKey(r.replicaId, v);
         const ds = dels.filter((d) => d.replicaId === r.replicaId && d.vchannel === v);
@@ -92,11 +96,35 @@ export function checkChannels(input: CheckInput): CheckResult {
           emit(unsub(outside[0]!));
           continue;
         }
+        const settled = ds.filter((d) => !stopping(d));
+        if (ds.length > 0 && settled.length === 0 && placement.length > 0) {
+          // only on stopping nodes: watch its replacement first (the stopping one serves meanwhile)
+          const failure = input.failures.get(key);
+          if (failure) addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: failure.reason });
+          const node = pickChannelNode(loads, failure ? new Set([failure.nodeId]) : undefined)!;
+          addLoad(node, { channels: 1 });
+          emit({
+            key,
+            priority: Priority.High,
+            action: { kind: "WatchChannel", nodeId: node.nodeId, collectionId: coll.collectionId, replicaId: r.replicaId, vchannel: v },
+          });
+          continue;
+        }
+        if (ds.length > 1 && settled.length > 0 && settled.length < ds.length) {
+          // a replacement exists: the stopping one goes once the replacement serves
+          const keep = best(settled);
+          if (keep.serviceable && keep.targetVersion > 0) emit(unsub(ds.find(stopping)!));
+          continue;
+        }
         if (ds.length === 0) {
           const failure = input.failures.get(key);
           if (failure) addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: failure.reason });
-          if (alive.length === 0) {
-            addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: `no alive querynode in replica ${r.replicaId}` });
+          if (placement.length === 0) {
+            addBlocker(out, coll.collectionId, {
+              kind: "channel",
+              subject: v,
+              reason: alive.length === 0 ? `no alive querynode in replica ${r.replicaId}` : `every querynode of replica ${r.replicaId} is stopping`,
+            });
             continue;
           }
           const node = pickChannelNode(loads, failure ? new Set([failure.nodeId]) : undefined)!;

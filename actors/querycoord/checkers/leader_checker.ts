@@ -4,7 +4,7 @@
  * distribution, at the current target's version. A view is changed with SyncDistribution.
  *
  * Which copy a view points at: the one it points at already if still there, else a copy on the
- * delegator's own node, else the first by node id. A segment of the target with no copy left in the
+ * delegator's own node, else the first by node id; a copy on a stopping node only when there is no other. A segment of the target with no copy left in the
  * replica (its node died) stays where the view had it until a new copy is loaded: reads then fail and
  * are retried on another replica, instead of silently missing its rows.
  */
@@ -59,7 +59,10 @@ export function checkLeaders(input: CheckInput): CheckResult {
             .filter((n) => members.has(n))
             .sort();
           const was = prevNode.get(s.segmentId);
-          const node = was && nodes.includes(was.nodeId) ? was.nodeId : nodes.includes(d.nodeId) ? d.nodeId : nodes[0];
+          // copies on stopping nodes only while no other copy exists (the node drains)
+          const settled = nodes.filter((n) => !input.dist.isStopping(n));
+          const pick = (from: string[]) => (was && from.includes(was.nodeId) ? was.nodeId : from.includes(d.nodeId) ? d.nodeId : from[0]);
+          const node = pick(settled) ?? pick(nodes);
           if (node === undefined) {
             if (was) sealed.push(was);
             else incomplete = true;

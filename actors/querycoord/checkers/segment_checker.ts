@@ -15,6 +15,7 @@ import {
   addBlocker,
   aliveNodesOf,
   byBigint,
+  placementNodesOf,
   emptyResult,
   replicasByCollection,
   type CheckInput,
@@ -68,14 +69,17 @@ export function checkSegments(input: CheckInput): CheckResult {
       const alive = aliveNodesOf(r, input.dist);
       if (alive.length === 0) continue; // the ChannelChecker reports the replica
       const members = new Set(r.nodes);
-      const loads = nodeLoads(alive, input.dist, input.pending);
+      const placement = placementNodesOf(r, input.dist);
+      const loads = nodeLoads(placement, input.dist, input.pending);
+      const stopping = (c: SegmentCopy) => input.dist.isStopping(c.nodeId);
       const leaderChannels = new Set(dels.filter((d) => d.replicaId === r.replicaId && members.has(d.nodeId)).map((d) => d.vchannel));
 
       for (const segId of wantedIds) {
         const info = wanted.get(segId)!;
         const key = segmentKey(r.replicaId, segId);
         const copies = (inDist.get(segId) ?? []).filter((c) => members.has(c.nodeId));
-        if (copies.length === 0) {
+        // a copy on a stopping node is served until another copy is loaded, then released
+        if (copies.length === 0 || (placement.length > 0 && copies.every(stopping))) {
           if (!leaderChannels.has(info.vchannel)) continue; // its channel's delegator comes first
           const failure = input.failures.get(key);
           if (failure) addBlocker(out, coll.collectionId, { kind: "segment", subject: `${segId}`, reason: failure.reason });
@@ -105,9 +109,12 @@ export function checkSegments(input: CheckInput): CheckResult {
         } else if (copies.length > 1 && !unknownViews.has(r.replicaId)) {
           // keep the copy the delegator points at, release one other per round; while no copy is
           // pointed at yet (a segment of the next target), keep them all
+          // (copies on stopping nodes first; while a view still points at a stopping node's copy, only
+          // stopping copies go: the LeaderChecker moves the view to the new copy first)
+          const pointsAtStopping = copies.some((c) => stopping(c) && pointedAt.has(`${segId}@${c.nodeId}`));
           const extra = copies
-            .filter((c) => !pointedAt.has(`${segId}@${c.nodeId}`))
-            .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
+            .filter((c) => !pointedAt.has(`${segId}@${c.nodeId}`) && (!pointsAtStopping || stopping(c)))
+            .sort((a, b) => Number(stopping(b)) - Number(stopping(a)) || (a.nodeId < b.nodeId ? -1 : 1));
           if (extra.length < copies.length && extra[0]) release(key, r.replicaId, extra[0]);
         }
       }

@@ -112,6 +112,11 @@ export function aliveNodesOf(r: Replica, dist: DistSnapshot): string[] {
   return r.nodes.filter((n) => dist.isAlive(n)).sort();
 }
 
+/** The replica's nodes new work may go to: alive and not stopping (a stopping node only gives work away). */
+export function placementNodesOf(r: Replica, dist: DistSnapshot): string[] {
+  return r.nodes.filter((n) => dist.isAlive(n) && !dist.isStopping(n)).sort();
+}
+
 /** The vchannels of a collection's targets (current and next). */
 export function targetChannels(pair: TargetPair | undefined): string[] {
   const names = new Set<string>([...(pair?.current?.channels.keys() ?? []), ...(pair?.next?.channels.keys() ?? [])]);

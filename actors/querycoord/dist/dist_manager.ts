@@ -2,7 +2,9 @@
  * DistManager + NodeManager (Milvus's querycoordv2/meta/dist_manager.go and session/node_manager.go),
  * both fed by the `VB_DIST` feed: the last message of each querynode is its distribution (segments,
  * delegators, loads in progress) and its heartbeat (resources). A querynode whose last message is older
- * than `heartbeatAvailableMs` is down: its distribution no longer counts.
+ * than `heartbeatAvailableMs` is down: its distribution no longer counts. querycoord probes a node whose
+ * heartbeat is late: an answer keeps it up (its process holds it; the feed is what is slow), "no
+ * responders" marks it down at once (its process is gone), before the heartbeat budget runs out.
  */
 import type { QueryNodeDist } from "../../../protocol/messages/querynode.ts";
 import type { QueryNodeStatus } from "../../../protocol/messages/querycoord.ts";
@@ -12,6 +14,10 @@ interface NodeEntry {
   dist: QueryNodeDist;
   /** when its last message was stored (ms since the epoch) */
   lastSeen: number;
+  /** when a probe of its address was last answered */
+  probedAt: number;
+  /** when a probe found nobody at its address (0: never); a later heartbeat brings it back */
+  goneAt: number;
 }
 
 export class DistManager {
@@ -25,9 +31,34 @@ export class DistManager {
   update(dist: QueryNodeDist, seenAt: number): boolean {
     const prev = this.nodes.get(dist.nodeId);
     if (prev && prev.lastSeen > seenAt) return false;
-    this.nodes.set(dist.nodeId, { dist, lastSeen: seenAt });
+    this.nodes.set(dist.nodeId, { dist, lastSeen: seenAt, probedAt: 0, goneAt: prev && prev.goneAt > seenAt ? prev.goneAt : 0 });
     this.version++;
     return true;
+  }
+
+  private isUp(e: NodeEntry, now: number): boolean {
+    if (e.goneAt > 0) return false;
+    return now - Math.max(e.lastSeen, e.probedAt) <= this.heartbeatAvailableMs;
+  }
+
+  /** Alive querynodes whose heartbeat is later than `lateMs`: the ones to probe. */
+  late(now: number, lateMs: number): string[] {
+    return [...this.nodes].filter(([, e]) => this.isUp(e, now) && now - e.lastSeen > lateMs).map(([id]) => id);
+  }
+
+  /** A probe of the node's address was answered: its process holds it. */
+  probed(nodeId: string, at: number): void {
+    const e = this.nodes.get(nodeId);
+    if (e && e.goneAt === 0) e.probedAt = Math.max(e.probedAt, at);
+  }
+
+  /** A probe sent at `sentAt` found nobody at the node's address: down now, unless it spoke since. */
+  gone(nodeId: string, sentAt: number): void {
+    const e = this.nodes.get(nodeId);
+    if (e && e.lastSeen < sentAt) {
+      e.goneAt = sentAt;
+      this.version++;
+    }
   }
 
   /** Bumped by every update: a cheap "did anything change" for callers. */
@@ -45,7 +76,7 @@ export class DistManager {
    */
   refreshLiveness(now: number): { down: string[]; up: string[] } {
     const alive = new Set<string>();
-    for (const [id, e] of this.nodes) if (now - e.lastSeen <= this.heartbeatAvailableMs) alive.add(id);
+    for (const [id, e] of this.nodes) if (this.isUp(e, now)) alive.add(id);
     const down = [...this.alive].filter((id) => !alive.has(id));
     const up = [...alive].filter((id) => !this.alive.has(id));
     this.alive = alive;
@@ -54,7 +85,7 @@ export class DistManager {
 
   /** The querynodes alive at `now`, computed afresh (for decisions between rounds; changes nothing). */
   aliveAt(now: number): string[] {
-    return [...this.nodes].filter(([, e]) => now - e.lastSeen <= this.heartbeatAvailableMs).map(([id]) => id).sort();
+    return [...this.nodes].filter(([, e]) => this.isUp(e, now)).map(([id]) => id).sort();
   }
 
   isAlive(nodeId: string): boolean {
@@ -73,16 +104,21 @@ export class DistManager {
   /** Every querynode ever heard of, alive or not, for `vbus status`. */
   statuses(): QueryNodeStatus[] {
     return [...this.nodes.values()]
-      .map(({ dist, lastSeen }) => ({
-        nodeId: dist.nodeId,
-        alive: this.alive.has(dist.nodeId),
-        lastHeartbeatMs: lastSeen,
-        memoryBytes: dist.memoryBytes,
-        memoryLimitBytes: dist.memoryLimitBytes,
-        rows: dist.rows,
-        segments: dist.segments.length,
-        delegators: dist.delegators.length,
-      }))
+      .map(({ dist, lastSeen }) => {
+        const alive = this.alive.has(dist.nodeId);
+        // a node that is down holds nothing: what it last reported is gone with it
+        return {
+          nodeId: dist.nodeId,
+          alive,
+          state: alive ? (dist.stopping ? "stopping" : "up") : "down",
+          lastHeartbeatMs: lastSeen,
+          memoryBytes: alive ? dist.memoryBytes : 0,
+          memoryLimitBytes: dist.memoryLimitBytes,
+          rows: alive ? dist.rows : 0,
+          segments: alive ? dist.segments.length : 0,
+          delegators: alive ? dist.delegators.length : 0,
+        } satisfies QueryNodeStatus;
+      })
       .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
   }
 }

@@ -55,6 +55,11 @@ export class DistSnapshot {
     return this.nodes.has(nodeId);
   }
 
+  /** The node is draining before it stops: it serves what it holds until that is elsewhere, takes nothing new. */
+  isStopping(nodeId: string): boolean {
+    return this.nodes.get(nodeId)?.stopping === true;
+  }
+
   /** Every collection something of which is on an alive querynode. */
   collectionIds(): Set<bigint> {
     return new Set([...this.segments.keys(), ...this.delegators.keys()]);
