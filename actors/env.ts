@@ -34,14 +34,22 @@ export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
   // segments seal by size (128 MiB of rows, ~240k vectors of 128 dims), not at a small row count. The
   // datanode holds a growing segment in memory up to this size.
   sealPolicy: { maxRows: 1_000_000, maxBytes: 128 * 1024 * 1024, idleMs: 10 * 60_000 },
-  heartbeatAvailableMs: 10_000,
+  // a node is down 3 s after its last heartbeat (sooner when a probe finds its process gone)
+  heartbeatAvailableMs: 3_000,
   heartbeatIntervalMs: 1_000,
   maxRowsPerMessage: 4_096,
   coordinatorLeaseMs: 10_000,
 };
 
 export interface ClusterEnv {
+  /** The control connection: asks, replies, heartbeats, the feed, KV meta, publishes. */
   nc: NatsConnection;
+  /**
+   * The connection bulk data is read on (DML consumption by datanodes and delegators): its own queue
+   * on the server and its own socket, so a backlog being read never delays control traffic. `nc` when
+   * the process has only one.
+   */
+  dataNc: NatsConnection;
   subjects: Subjects;
   objectStore: ObjectStore;
   config: ClusterConfig;
@@ -53,16 +61,18 @@ export interface ClusterEnv {
 export function createClusterEnv(
   nc: NatsConnection,
   objectStore: ObjectStore,
-  opts: { prefix?: string; config?: Partial<ClusterConfig> } = {},
+  opts: { prefix?: string; config?: Partial<ClusterConfig>; dataNc?: NatsConnection } = {},
 ): ClusterEnv {
+  const dataNc = opts.dataNc ?? nc;
   const subjects = new Subjects(opts.prefix ?? "vb");
   const buckets = new Map<string, Promise<KvMeta>>();
   return {
     nc,
+    dataNc,
     subjects,
     objectStore,
     config: { ...DEFAULT_CLUSTER_CONFIG, ...opts.config },
-    dml: new DmlLog(nc),
+    dml: new DmlLog(nc, { readNc: dataNc }),
     meta(name: string) {
       let b = buckets.get(name);
       if (!b) {

@@ -6,7 +6,7 @@ import { decode, encode } from "../protocol/codec.ts";
 import type { DdlEvent } from "../protocol/messages/rootcoord.ts";
 import type { SegmentEvent } from "../protocol/messages/datacoord.ts";
 import type { IndexEvent } from "../protocol/messages/indexes.ts";
-import type { DmlConsumption } from "../runtime/dml_log.ts";
+import type { DmlConsumption, DmlMessage } from "../runtime/dml_log.ts";
 import { createLogger, type Logger } from "../runtime/logger.ts";
 import { jetstreamOf } from "../runtime/streams.ts";
 import type { ClusterEnv } from "./env.ts";
@@ -57,7 +57,7 @@ export async function followEvents(
     const { jsm } = await jetstreamOf(env.nc);
     from = BigInt((await jsm.streams.info(stream)).state.last_seq);
   }
-  return env.dml.consume(stream, wildcard, from, async (m) => {
+  const onMessage = async (m: DmlMessage): Promise<void> => {
     let ev: VbEvent;
     try {
       ev = decode<VbEvent>(m.data);
@@ -67,5 +67,7 @@ export async function followEvents(
       return;
     }
     await handler(ev, m.position);
-  });
+  };
+  // events are control traffic: read on the control connection, never behind a DML backlog
+  return env.dml.consume(stream, wildcard, from, onMessage, { control: true });
 }

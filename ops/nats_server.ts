@@ -54,6 +54,11 @@ export interface NatsServerOptions {
   port?: number;
   /** Max payload in bytes (the server default is 1 MiB). */
   maxPayload?: number;
+  /**
+   * Bytes the server queues for one client before it drops it as a slow consumer (the server default is
+   * 64 MiB). Tests lower it to provoke with a small backlog what a large one does by default.
+   */
+  maxPending?: number;
   /** For clusters: set by startNatsCluster. */
   cluster?: { name: string; serverName: string; port: number; routes: number[] };
   /** Where the server's own log goes; ignored when not given. */
@@ -120,6 +125,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const confLines = [
     `listen: "127.0.0.1:${port}"`,
     `max_payload: ${opts.maxPayload ?? 1024 * 1024}`,
+    ...(opts.maxPending === undefined ? [] : [`max_pending: ${opts.maxPending}`]),
     `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
   ];
   if (opts.cluster) {

@@ -68,15 +68,22 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
     natsUrl = server.url;
     log.info({ nats: natsUrl, natsPid: server.pid }, "started nats-server");
   }
+  // two connections: control traffic (asks, heartbeats, KV, the feed) never queues behind the DML
+  // backlog its datanodes and delegators read on the data connection (see docs/architecture.md)
   let nc: NatsConnection;
+  let dataNc: NatsConnection;
   try {
     nc = await connectNats(natsUrl, { name: "vbus-standalone" });
+    dataNc = await connectNats(natsUrl, { name: "vbus-standalone-data" }).catch(async (err: unknown) => {
+      await nc.close();
+      throw err;
+    });
   } catch (err) {
     await server?.stop({ keepStore: true });
     throw err;
   }
   const storeSpec = config.objectStore ?? join(config.dataDir, "objects");
-  const env = createClusterEnv(nc, openObjectStore(storeSpec), { prefix: config.prefix, config: config.cluster ?? {} });
+  const env = createClusterEnv(nc, openObjectStore(storeSpec), { prefix: config.prefix, config: config.cluster ?? {}, dataNc });
   log.info({ objectStore: describeObjectStore(storeSpec), prefix: config.prefix }, "object store");
   const host = new ActorHost(nc, { nodeId: opts.nodeId ?? "standalone" });
   const discovery = startDiscovery(host, { version: VB_VERSION, metadata: { prefix: config.prefix } });
@@ -98,6 +105,7 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
         discovery.stop();
         await host.stop();
         await spawned?.resign().catch((err: unknown) => log.warn({ err }, "could not give the coordinator leases up"));
+        if (!dataNc.isClosed()) await dataNc.drain().catch(() => undefined);
         if (!nc.isClosed()) await nc.drain().catch(() => undefined);
       } finally {
         await server?.stop({ keepStore: true });

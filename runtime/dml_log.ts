@@ -4,10 +4,17 @@
  * subject from a position with an ordered consumer (one filter subject, start at position + 1); after a
  * restart a reader passes its last applied position again, so resuming has no gap and no duplicate.
  *
+ * Reading is flow-controlled: a reader pulls with a bound on the bytes in flight (`max_bytes`, at least
+ * one message of the server's max_payload), so the server never has more than that queued for it, and the
+ * next pull leaves only once the reader has taken what came before; between messages the reader gives
+ * the event loop a turn, so a backlog read at start never starves timers, asks and heartbeats. Readers
+ * may use a connection of their own (`readNc`), so bulk data never queues ahead of control traffic.
+ *
  * Stream and subject names come from the caller (built by protocol/subjects.ts).
  */
 import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type Consumer, type JsMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { ErrorCode, VbError } from "../protocol/errors.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import {
@@ -16,6 +23,7 @@ import {
   errorText,
   isStreamNotFound,
   jetstreamOf,
+  maxPayloadOf,
   nanosFromMs,
   publishError,
   type JetStreamClient,
@@ -66,8 +74,16 @@ export interface DmlMessage {
 export type DmlHandler = (msg: DmlMessage) => void | Promise<void>;
 
 export interface DmlReadOptions {
-  /** Messages the client pulls ahead of the reader. Default 256. */
-  batch?: number;
+  /**
+   * Bytes the client pulls ahead of the reader (the server sends no more until the reader has taken
+   * them). Default `DEFAULT_READ_AHEAD_BYTES`; never less than one message of the server's max_payload.
+   */
+  readAheadBytes?: number;
+  /**
+   * Read on the control connection instead of the reader connection: for small streams whose messages
+   * must not wait behind bulk data (events).
+   */
+  control?: boolean;
   /**
    * Start even when the log no longer holds position + 1 (removed by its age or size limits). By default
    * that is an error, because the reader would silently skip messages.
@@ -91,17 +107,29 @@ export interface DmlConsumption extends AsyncDisposable {
 }
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
+/** Bytes a reader pulls ahead by default (raised to the server's max_payload when that is larger). */
+export const DEFAULT_READ_AHEAD_BYTES = 4 * 1024 * 1024;
+/** Room for a message's subject and headers beyond its payload in a pull's byte count. */
+const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
+/** A reader gives the event loop a turn after this long or this many bytes without one. */
+const YIELD_AFTER_MS = 10;
+const YIELD_AFTER_BYTES = 4 * 1024 * 1024;
 
 export class DmlLog {
   private readonly log: Logger;
   private readonly maxInFlight: number;
+  private readonly readAheadBytes: number;
+  /** The connection readers consume on (the control connection `nc` unless given one of its own). */
+  readonly readNc: NatsConnection;
 
   constructor(
     readonly nc: NatsConnection,
-    opts: { maxInFlight?: number; log?: Logger } = {},
+    opts: { maxInFlight?: number; log?: Logger; readNc?: NatsConnection; readAheadBytes?: number } = {},
   ) {
     this.log = opts.log ?? createLogger({ module: "dml_log" });
     this.maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    this.readNc = opts.readNc ?? nc;
+    this.readAheadBytes = opts.readAheadBytes ?? DEFAULT_READ_AHEAD_BYTES;
   }
 
   /** Creates the channel's stream (idempotent): file storage, limits retention, the given limits. */
@@ -188,7 +216,8 @@ export class DmlLog {
    * once; `stop()` (or leaving the loop) ends it.
    */
   async iterate(stream: string, subject: string, fromPosition: bigint, opts: DmlReadOptions = {}): Promise<DmlReader> {
-    const { js, jsm } = await jetstreamOf(this.nc);
+    const nc = opts.control === true ? this.nc : this.readNc;
+    const { js, jsm } = await jetstreamOf(nc);
     await checkStart(jsm, stream, subject, fromPosition, opts.allowGap === true);
     let consumer: Consumer;
     try {
@@ -200,7 +229,9 @@ export class DmlLog {
     } catch (err) {
       throw readError(err, stream, subject);
     }
-    const messages = await consumer.consume({ max_messages: opts.batch ?? 256 });
+    // a pull asks for more than one message may be (or the server answers 409 and the reader stalls)
+    const readAhead = Math.max(opts.readAheadBytes ?? this.readAheadBytes, maxPayloadOf(nc) + MESSAGE_OVERHEAD_BYTES);
+    const messages = await consumer.consume({ max_bytes: readAhead });
     let stopped = false;
     let last = fromPosition;
     const log = this.log;
@@ -252,11 +283,20 @@ export class DmlLog {
     let position = fromPosition;
     let stopping = false;
     const done = (async () => {
+      let turn = performance.now();
+      let bytes = 0;
       for await (const msg of reader) {
         if (stopping) break;
         await handler(msg);
         position = msg.position;
         if (stopping) break;
+        // messages already pulled come one after another without a turn of the event loop: give it one
+        bytes += msg.data.byteLength;
+        if (bytes >= YIELD_AFTER_BYTES || performance.now() - turn >= YIELD_AFTER_MS) {
+          await nextTurn();
+          turn = performance.now();
+          bytes = 0;
+        }
       }
     })();
     done.catch((err: unknown) => {

@@ -1,19 +1,21 @@
 /**
  * Reads one vchannel for the datanode actor: a DML consumption from a position, whose messages are
- * posted to the actor's mailbox (where the write buffer applies them) with a bounded window, so a slow
- * mailbox slows the reader instead of queueing the whole stream in memory. `stop()` never waits on the
+ * posted to the actor's mailbox (where the write buffer applies them) with a window bounded in bytes, so
+ * a slow mailbox slows the reader instead of queueing the whole stream in memory: what a reader holds is
+ * at most the window plus the log's read-ahead (see runtime/dml_log.ts). `stop()` never waits on the
  * mailbox: it releases whatever the reader waits for, then ends the consumption.
  */
 import type { DmlConsumption, DmlLog, DmlMessage } from "../../runtime/dml_log.ts";
 
-export const DEFAULT_WINDOW = 64;
+/** Bytes of messages posted to the mailbox and not yet handled, at most (one message always goes). */
+export const DEFAULT_WINDOW_BYTES = 16 * 1024 * 1024;
 
 /** Posts one message to the actor; the actor calls `applied()` once it has handled it. */
 export type Deliver = (msg: DmlMessage, applied: () => void) => void;
 
 export class ChannelConsumer {
   private consumption: DmlConsumption | undefined;
-  private inFlight = 0;
+  private inFlightBytes = 0;
   private waiters: Array<() => void> = [];
   private stopped = false;
 
@@ -22,7 +24,7 @@ export class ChannelConsumer {
     readonly stream: string,
     readonly subject: string,
     private readonly deliver: Deliver,
-    private readonly window = DEFAULT_WINDOW,
+    private readonly windowBytes = DEFAULT_WINDOW_BYTES,
   ) {}
 
   /** Starts reading after `from`; resolves with `done`, which settles when the consumption ends. */
@@ -38,15 +40,21 @@ export class ChannelConsumer {
 
   private onMessage(m: DmlMessage): void | Promise<void> {
     if (this.stopped) return;
-    this.inFlight++;
-    this.deliver(m, () => this.release());
-    if (this.inFlight < this.window) return;
+    const bytes = m.data.byteLength;
+    this.inFlightBytes += bytes;
+    let released = false;
+    this.deliver(m, () => {
+      if (released) return;
+      released = true;
+      this.release(bytes);
+    });
+    if (this.inFlightBytes < this.windowBytes) return;
     return new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
-  private release(): void {
-    this.inFlight--;
-    if (this.inFlight < this.window) this.wakeAll();
+  private release(bytes: number): void {
+    this.inFlightBytes -= bytes;
+    if (this.inFlightBytes < this.windowBytes) this.wakeAll();
   }
 
   private wakeAll(): void {
