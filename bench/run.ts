@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   search_kernel: () => import("./search_kernel.ts"),
   search: () => import("./search.ts"),
   vector_index: () => import("./vector_index.ts"),
+  backlog: () => import("./backlog.ts"),
 };
 
 const [name, ...rest] = process.argv.slice(2);
