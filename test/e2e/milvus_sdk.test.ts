@@ -4,7 +4,7 @@
  * inserted (brute force for search), and the error codes Milvus gives.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DataType, MilvusClient, logger as sdkLogger } from "@zilliz/milvus2-sdk-node";
+import { DataType, MilvusClient, RRFRanker, WeightedRanker, logger as sdkLogger } from "@zilliz/milvus2-sdk-node";
 import { startMilvusFrontDoor, type MilvusFrontDoor } from "../../actors/front/server.ts";
 import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
 
@@ -298,6 +298,59 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
     expect((await milvus.dropDatabase({ db_name: "other" })).error_code).toBe("Success");
 
     expect((await milvus.dropCollection({ collection_name: name })).error_code).toBe("Success");
+  });
+
+  it("fuses a hybrid search over two vector fields with the RRF and the weighted ranker", { timeout: 180_000 }, async () => {
+    const name = "hybrid";
+    const n = 600;
+    await milvus.createCollection({
+      collection_name: name,
+      fields: [
+        { name: "id", data_type: DataType.Int64, is_primary_key: true },
+        { name: "a", data_type: DataType.FloatVector, dim: DIM },
+        { name: "b", data_type: DataType.FloatVector, dim: 4 },
+        { name: "title", data_type: DataType.VarChar, max_length: 16 },
+      ],
+    });
+    const bOf = (i: number) => vectorOf(i + 7_000).slice(0, 4);
+    await milvus.insert({ collection_name: name, data: Array.from({ length: n }, (_, i) => ({ id: i, a: vectorOf(i), b: bOf(i), title: `h${i}` })) });
+    await milvus.flushSync({ collection_names: [name] });
+    for (const field of ["a", "b"]) {
+      expect((await milvus.createIndex({ collection_name: name, field_name: field, index_type: "FLAT", metric_type: "L2" })).error_code).toBe("Success");
+    }
+    await milvus.loadCollection({ collection_name: name });
+    const qa = vectorOf(80_000);
+    const qb = bOf(80_000);
+    const ids = Array.from({ length: n }, (_, i) => i);
+    const topA = ids.map((id) => ({ id, d: l2(qa, vectorOf(id)) })).sort((x, y) => x.d - y.d || x.id - y.id).slice(0, 10);
+    const topB = ids.map((id) => ({ id, d: l2(qb, bOf(id)) })).sort((x, y) => x.d - y.d || x.id - y.id).slice(0, 10);
+    const fuse = (score: (list: number, rank: number, d: number) => number) => {
+      const m = new Map<number, number>();
+      [topA, topB].forEach((list, li) => list.forEach((h, r) => m.set(h.id, (m.get(h.id) ?? 0) + score(li, r, h.d))));
+      return [...m.entries()].sort((x, y) => y[1] - x[1] || (String(x[0]) < String(y[0]) ? -1 : 1)).slice(0, 5);
+    };
+    const requests = [
+      { data: qa, anns_field: "a", limit: 10 },
+      { data: qb, anns_field: "b", limit: 10 },
+    ];
+
+    const rrf = await milvus.search({ collection_name: name, data: requests, rerank: RRFRanker(60), limit: 5, output_fields: ["title"], consistency_level: "Strong" as never });
+    expect(rrf.status.error_code).toBe("Success");
+    const wantRrf = fuse((_l, r) => 1 / (60 + r + 1));
+    const gotRrf = rrf.results as unknown as { id: string; score: number; title: string }[];
+    expect(gotRrf.map((h) => Number(h.id))).toEqual(wantRrf.map(([id]) => id));
+    gotRrf.forEach((h, k) => {
+      expect(h.score).toBeCloseTo(wantRrf[k]![1], 5);
+      expect(h.title).toBe(`h${h.id}`);
+    });
+
+    const weighted = await milvus.search({ collection_name: name, data: requests, rerank: WeightedRanker([0.8, 0.2]), limit: 5, output_fields: ["title"] });
+    expect(weighted.status.error_code).toBe("Success");
+    const wantW = fuse((l, _r, d) => [0.8, 0.2][l]! * (1 - (2 * Math.atan(d)) / Math.PI));
+    const gotW = weighted.results as unknown as { id: string; score: number }[];
+    expect(gotW.map((h) => Number(h.id))).toEqual(wantW.map(([id]) => id));
+    gotW.forEach((h, k) => expect(h.score).toBeCloseTo(wantW[k]![1], 4));
+    await milvus.dropCollection({ collection_name: name });
   });
 
   it("answers errors with Milvus's codes and names the collection", { timeout: 120_000 }, async () => {

@@ -7,7 +7,7 @@ import { randomInt } from "node:crypto";
 import { encode } from "../../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../../protocol/errors.ts";
 import type { CollectionInfo } from "../../../protocol/meta.ts";
-import type { InsertRes, ProxyApi, SearchReq } from "../../../protocol/messages/proxy.ts";
+import type { InsertRes, ProxyApi, SearchHits, SearchReq } from "../../../protocol/messages/proxy.ts";
 import { CONSISTENCY_LEVELS, type ConsistencyLevel } from "../../../protocol/schema.ts";
 import type { VectorbusClient } from "../../control/client.ts";
 import { columnsFromFieldData, fieldsDataOf, outputPlan, rowCountOf, sliceColumns } from "./field_data.ts";
@@ -147,6 +147,60 @@ function namingCollection(err: unknown, name: string | undefined): unknown {
   return new VbError(err.code, message, { retriable: err.retriable, cause: err });
 }
 
+/** One search of a SearchRequest (or a HybridSearch sub-request): the native request built from it, and its hits. */
+interface OneSearch {
+  hits: SearchHits[];
+  nq: number;
+  limit: number;
+  roundDecimal: number;
+  annsField: string;
+  metric: string | undefined;
+  dbName: string | undefined;
+}
+
+function outputNames(xs: unknown): string[] {
+  return ((xs ?? []) as string[]).map((n) => n.trim()).filter((n) => n !== "");
+}
+
+function rejectFunctionScore(req: Msg, collection: string): void {
+  const fs = req.function_score as Msg | null | undefined;
+  if (fs && Array.isArray(fs.functions) && fs.functions.length > 0) {
+    throw invalid(`search on collection "${collection}": function rerankers are not supported; use the RRF or weighted ranker`);
+  }
+}
+
+/** Milvus's score normalization for the weighted ranker: every metric onto [0, 1], larger is better. */
+function normalized(score: number, metric: string): number {
+  switch (metric) {
+    case "L2":
+      return 1 - (2 * Math.atan(score)) / Math.PI;
+    case "IP":
+      return 0.5 + Math.atan(score) / Math.PI;
+    default:
+      return (1 + score) / 2;
+  }
+}
+
+/** The ranker of a HybridSearch's rank_params: RRF (`k`, default 60) or weighted (one weight per request). */
+function rankerOf(rp: Record<string, string>, requests: number, collection: string): (req: number, rank: number, score: number, metric: string) => number {
+  const strategy = (rp.strategy ?? "rrf").toLowerCase();
+  const params = rp.params ? parseJsonObject(rp.params, "rank_params.params") : {};
+  if (strategy === "rrf") {
+    const k = Number(params.k ?? 60);
+    if (!Number.isFinite(k) || k <= 0 || k >= 16_384) throw invalid(`hybrid search on collection "${collection}": RRF k must be in (0, 16384), got ${String(params.k)}`);
+    return (_req, rank) => 1 / (k + rank + 1);
+  }
+  if (strategy === "weighted") {
+    const weights = params.weights as unknown;
+    if (!Array.isArray(weights) || weights.length !== requests || weights.some((w) => typeof w !== "number" || w < 0 || w > 1)) {
+      throw invalid(`hybrid search on collection "${collection}": the weighted ranker needs ${requests} weights in [0, 1], got ${JSON.stringify(weights)}`);
+    }
+    const norm = params.norm_score !== false;
+    return (req, _rank, score, metric) => (weights[req] as number) * (norm ? normalized(score, metric) : score);
+  }
+  throw invalid(`hybrid search on collection "${collection}": unknown ranker "${strategy}" (rrf or weighted)`);
+}
+
 export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: string }): Record<string, Handler> {
   const call = <V extends keyof ProxyApi & string>(verb: V, body: ProxyApi[V][0], ctx: CallContext) =>
     client.call(verb, body, { timeoutMs: ctx.timeoutMs }).catch((err: unknown) => {
@@ -204,6 +258,83 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
       throw new VbError(ErrorCode.IndexNotFound, `index not found: collection "${collectionName}" has no ${what} (700)`);
     }
     return { collectionName, indexes: found };
+  };
+
+  /** `req` is the search (or sub-request); `outer` carries the partitions, consistency and guarantee (the same object for a plain Search). */
+  const searchOne = async (req: Msg, outer: Msg, info: CollectionInfo, requested: string[], ctx: CallContext): Promise<OneSearch> => {
+    const collectionName = info.name;
+    const sp = keyValues(req.search_params);
+    const params = sp.params ? parseJsonObject(sp.params, "search_params.params") : {};
+    const limit = Number(sp.topk ?? sp.limit ?? params.topk ?? params.limit ?? 10);
+    const offset = Number(sp.offset ?? params.offset ?? 0);
+    const roundDecimal = Number(sp.round_decimal ?? params.round_decimal ?? -1);
+    const metric = sp.metric_type || (params.metric_type as string | undefined);
+    const groupBy = sp.group_by_field || (params.group_by_field as string | undefined);
+    const searchParams: Record<string, unknown> = { ...params };
+    for (const k of ["topk", "limit", "offset", "round_decimal", "metric_type", "group_by_field", "anns_field"]) delete searchParams[k];
+    const data = queryVectors((req.placeholder_group ?? new Uint8Array()) as Uint8Array, collectionName);
+    const partitionNames = names(outer.partition_names);
+    const filterParams = filterParamsOf(req);
+    const consistencyLevel = consistencyOf(outer);
+    const guaranteeTimestamp = guaranteeOf(outer);
+    const annsField = sp.anns_field || info.schema.fields.find((f) => f.type === "FloatVector")?.name || "";
+    const nreq: SearchReq = {
+      ...db(ctx),
+      collectionName,
+      data,
+      limit,
+      offset,
+      outputFields: requested,
+      ...(sp.anns_field ? { annsField: sp.anns_field } : {}),
+      ...(metric ? { metricType: metric as SearchReq["metricType"] } : {}),
+      ...(Object.keys(searchParams).length > 0 ? { searchParams } : {}),
+      ...(groupBy ? { groupByField: groupBy } : {}),
+      ...(nonEmpty(req.dsl) ? { filter: req.dsl as string } : {}),
+      ...(filterParams ? { filterParams } : {}),
+      ...(partitionNames ? { partitionNames } : {}),
+      ...(consistencyLevel ? { consistencyLevel } : {}),
+      ...(guaranteeTimestamp !== undefined ? { guaranteeTimestamp } : {}),
+    };
+    const { results } = await call("Search", nreq, ctx);
+    return { hits: results, nq: data.length, limit, roundDecimal, annsField, metric, dbName: ctx.dbName };
+  };
+
+  /** the metric a search ran with: the one asked for, else the index's on its field (COSINE without an index, as Milvus defaults) */
+  const metricOf = async (o: OneSearch, collectionName: string, ctx: CallContext): Promise<string> => {
+    if (o.metric) return o.metric.toUpperCase();
+    const { indexes } = await call("DescribeIndex", { ...db(ctx), collectionName }, ctx).catch(() => ({ indexes: [] as { fieldName: string; metricType: string }[] }));
+    return indexes.find((i) => i.fieldName === o.annsField)?.metricType ?? "COSINE";
+  };
+
+  const searchReply = (info: CollectionInfo, requested: string[], hits: SearchHits[], limit: number, roundDecimal: number, nq: number): Msg => {
+    const plan = outputPlan(info, requested);
+    const pk = info.schema.fields.find((f) => f.isPrimaryKey)!;
+    const ids: string[] = [];
+    const scores: number[] = [];
+    const rows: Record<string, unknown>[] = [];
+    for (const h of hits) {
+      for (let i = 0; i < h.ids.length; i++) {
+        const id = h.ids[i]!;
+        ids.push(String(id));
+        scores.push(roundTo(h.scores[i]!, roundDecimal));
+        rows.push({ ...h.entities[i], [pk.name]: id });
+      }
+    }
+    return {
+      collection_name: info.name,
+      session_ts: "0",
+      results: {
+        num_queries: String(nq),
+        top_k: String(limit),
+        topks: hits.map((h) => String(h.ids.length)),
+        scores,
+        ids: pk.type === "Int64" ? { int_id: { data: ids } } : { str_id: { data: ids } },
+        fields_data: fieldsDataOf(info, plan, rows),
+        output_fields: plan.names,
+        primary_field_name: pk.name,
+        recalls: [],
+      },
+    };
   };
 
   return {
@@ -555,68 +686,50 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
     async Search(req, ctx) {
       const collectionName = requireName(req);
       if (req.search_input === "ids") throw invalid(`search on collection "${collectionName}": search by primary keys is not supported; give query vectors`);
+      rejectFunctionScore(req, collectionName);
       const info = await describe(ctx, collectionName);
-      const sp = keyValues(req.search_params);
-      const params = sp.params ? parseJsonObject(sp.params, "search_params.params") : {};
-      const limit = Number(sp.topk ?? sp.limit ?? params.topk ?? params.limit ?? 10);
-      const offset = Number(sp.offset ?? params.offset ?? 0);
-      const roundDecimal = Number(sp.round_decimal ?? params.round_decimal ?? -1);
-      const metric = sp.metric_type || (params.metric_type as string | undefined);
-      const groupBy = sp.group_by_field || (params.group_by_field as string | undefined);
-      const searchParams: Record<string, unknown> = { ...params };
-      for (const k of ["topk", "limit", "offset", "round_decimal", "metric_type", "group_by_field", "anns_field"]) delete searchParams[k];
-      const data = queryVectors((req.placeholder_group ?? new Uint8Array()) as Uint8Array, collectionName);
-      const requested = ((req.output_fields ?? []) as string[]).filter((n) => n.trim() !== "");
-      const plan = outputPlan(info, requested);
-      const partitionNames = names(req.partition_names);
-      const filterParams = filterParamsOf(req);
-      const consistencyLevel = consistencyOf(req);
-      const guaranteeTimestamp = guaranteeOf(req);
-      const nreq: SearchReq = {
-        ...db(ctx),
-        collectionName,
-        data,
-        limit,
-        offset,
-        outputFields: requested,
-        ...(sp.anns_field ? { annsField: sp.anns_field } : {}),
-        ...(metric ? { metricType: metric as SearchReq["metricType"] } : {}),
-        ...(Object.keys(searchParams).length > 0 ? { searchParams } : {}),
-        ...(groupBy ? { groupByField: groupBy } : {}),
-        ...(nonEmpty(req.dsl) ? { filter: req.dsl as string } : {}),
-        ...(filterParams ? { filterParams } : {}),
-        ...(partitionNames ? { partitionNames } : {}),
-        ...(consistencyLevel ? { consistencyLevel } : {}),
-        ...(guaranteeTimestamp !== undefined ? { guaranteeTimestamp } : {}),
-      };
-      const { results } = await call("Search", nreq, ctx);
-      const pk = info.schema.fields.find((f) => f.isPrimaryKey)!;
-      const ids: string[] = [];
-      const scores: number[] = [];
-      const rows: Record<string, unknown>[] = [];
-      for (const h of results) {
-        for (let i = 0; i < h.ids.length; i++) {
-          const id = h.ids[i]!;
-          ids.push(String(id));
-          scores.push(roundTo(h.scores[i]!, roundDecimal));
-          rows.push({ ...h.entities[i], [pk.name]: id });
-        }
+      const requested = outputNames(req.output_fields);
+      const one = await searchOne(req, req, info, requested, ctx);
+      return searchReply(info, requested, one.hits, one.limit, one.roundDecimal, one.nq);
+    },
+    async HybridSearch(req, ctx) {
+      const collectionName = requireName(req);
+      rejectFunctionScore(req, collectionName);
+      const subs = (req.requests ?? []) as Msg[];
+      if (subs.length === 0) throw invalid(`hybrid search on collection "${collectionName}": requests is empty`);
+      const info = await describe(ctx, collectionName);
+      const requested = outputNames(req.output_fields);
+      const rp = keyValues(req.rank_params);
+      const limit = Number(rp.limit ?? 10);
+      const offset = Number(rp.offset ?? 0);
+      const roundDecimal = Number(rp.round_decimal ?? -1);
+      const ranker = rankerOf(rp, subs.length, collectionName);
+      const ones = await Promise.all(subs.map((sub) => searchOne({ ...sub, collection_name: collectionName }, req, info, requested, ctx)));
+      const nq = ones[0]!.nq;
+      if (ones.some((o) => o.nq !== nq)) throw invalid(`hybrid search on collection "${collectionName}": every request must have the same nq`);
+      const metrics = await Promise.all(ones.map((o) => metricOf(o, collectionName, ctx)));
+      const fused: SearchHits[] = [];
+      for (let q = 0; q < nq; q++) {
+        const score = new Map<string, number>();
+        const entity = new Map<string, { id: bigint | string; e: Record<string, unknown> }>();
+        ones.forEach((o, i) => {
+          const h = o.hits[q]!;
+          for (let r = 0; r < h.ids.length; r++) {
+            const id = h.ids[r]!;
+            const key = String(id);
+            score.set(key, (score.get(key) ?? 0) + ranker(i, r, h.scores[r]!, metrics[i]!));
+            if (!entity.has(key)) entity.set(key, { id, e: h.entities[r] ?? {} });
+          }
+        });
+        const order = [...score.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(offset, offset + limit);
+        const ids = order.map(([k]) => entity.get(k)!.id);
+        fused.push({
+          ids: (typeof ids[0] === "bigint" ? BigInt64Array.from(ids as bigint[]) : (ids as string[])) as SearchHits["ids"],
+          scores: Float32Array.from(order.map(([, v]) => v)),
+          entities: order.map(([k]) => entity.get(k)!.e),
+        });
       }
-      return {
-        collection_name: collectionName,
-        session_ts: "0",
-        results: {
-          num_queries: String(data.length),
-          top_k: String(limit),
-          topks: results.map((h) => String(h.ids.length)),
-          scores,
-          ids: pk.type === "Int64" ? { int_id: { data: ids } } : { str_id: { data: ids } },
-          fields_data: fieldsDataOf(info, plan, rows),
-          output_fields: plan.names,
-          primary_field_name: pk.name,
-          recalls: [],
-        },
-      };
+      return searchReply(info, requested, fused, limit, roundDecimal, nq);
     },
     async Query(req, ctx) {
       const collectionName = requireName(req);
