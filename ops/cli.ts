@@ -203,6 +203,7 @@ async function upStandalone(config: VbConfig, milvus?: { port: number }): Promis
   runfileWritten = true;
   process.stdout.write(`vectorbus ready nats=${sa.natsUrl}${milvusReady(sa)}\n`);
   await signalled;
+  process.stdout.write("vectorbus stopping\n");
   const stopped = await new Promise<boolean>((resolve) => {
     let timer: NodeJS.Timeout | undefined;
     hurry = (ms) => {
@@ -210,13 +211,18 @@ async function upStandalone(config: VbConfig, milvus?: { port: number }): Promis
       timer = setTimeout(() => resolve(false), ms);
     };
     hurry(STOP_BOUND_MS);
-    sa.stop().then(
-      () => resolve(true),
-      (err: unknown) => {
-        process.stderr.write(`error while stopping: ${VbError.from(err).message}\n`);
-        resolve(false);
-      },
-    );
+    sa.stop()
+      .then(
+        () => resolve(true),
+        (err: unknown) => {
+          process.stderr.write(`error while stopping: ${VbError.from(err).message}\n`);
+          resolve(false);
+        },
+      )
+      .finally(() => {
+        hurry = () => undefined;
+        clearTimeout(timer);
+      });
   });
   if (!stopped) {
     process.stderr.write("the actors did not stop in time: stopping the nats-server\n");

@@ -21,6 +21,7 @@ import { discover, SERVICE_NAME_PREFIX, type ServiceIdentity } from "../runtime/
 import { connectNats, type NatsConnection } from "../runtime/transport.ts";
 import { startNatsServer, type NatsServer } from "./nats_server.ts";
 import type { Role } from "./roles.ts";
+import { DEFAULT_DRAIN_TIMEOUT_MS } from "../actors/querynode/drain.ts";
 import type { VbConfig } from "./config.ts";
 import { runfilePath, writeRunfile, type PodRecord, type Runfile } from "./runfile.ts";
 
@@ -37,7 +38,10 @@ export interface PodsOptions {
   restart?: boolean;
   /** backoff between restarts of one child: doubled from `initialMs` up to `maxMs`, reset after `resetAfterMs` up */
   backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
-  /** SIGTERM to SIGKILL, per child, on stop (default 15 s) */
+  /**
+   * SIGTERM to SIGKILL, per child, on stop (default 15 s; a querynode gets at least its drain's time,
+   * `VB_DRAIN_TIMEOUT_MS`, and 5 s more)
+   */
   stopTimeoutMs?: number;
   /** how long the cluster may take to answer (default 180 s) */
   readyTimeoutMs?: number;
@@ -291,9 +295,12 @@ export class PodsLauncher {
   stop(): Promise<void> {
     return (this.stopping ??= (async () => {
       const timeoutMs = this.opts.stopTimeoutMs ?? 15_000;
+      // a querynode drains before it stops (what it holds moves to the others): not cut short
+      const drainMs = Number(process.env.VB_DRAIN_TIMEOUT_MS ?? DEFAULT_DRAIN_TIMEOUT_MS);
       try {
         for (const role of STOP_GROUPS) {
-          await Promise.all(this.pods.filter((p) => p.role === role).map((p) => p.stop(timeoutMs)));
+          const ms = role === "querynode" ? Math.max(timeoutMs, drainMs + 5_000) : timeoutMs;
+          await Promise.all(this.pods.filter((p) => p.role === role).map((p) => p.stop(ms)));
         }
       } finally {
         await this.natsServer?.stop({ keepStore: true });
