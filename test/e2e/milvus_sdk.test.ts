@@ -11,13 +11,15 @@ import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
 const DIM = 8;
 const ROWS = 1_000;
 
-/** deterministic vectors: row i's vector is a function of i */
+/** deterministic vectors: row i's vector is a function of i (mulberry32 seeded with i) */
 function vectorOf(i: number): number[] {
+  let x = Math.imul(i + 1, 0x9e3779b1) >>> 0;
   const v: number[] = [];
-  let x = (i + 1) * 2654435761;
   for (let j = 0; j < DIM; j++) {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    v.push(Math.fround(x / 2147483648 - 0.5));
+    x = (x + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(x ^ (x >>> 15), x | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    v.push(Math.fround(((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5));
   }
   return v;
 }
@@ -129,6 +131,12 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
       });
     });
 
+    // range search: L2 distances in [range_filter, radius), a radius between the 3rd and 4th nearest
+    const nearest = bruteForce(queries[0]!, rows.map((r) => r.id), 4);
+    const radius = (nearest[2]!.score + nearest[3]!.score) / 2;
+    const ranged = await milvus.search({ collection_name: name, data: queries[0]!, limit: 10, params: { radius, range_filter: 0 }, metric_type: "L2" });
+    expect(ranged.status.error_code).toBe("Success");
+    expect((ranged.results as unknown as { id: string }[]).map((h) => Number(h.id))).toEqual(nearest.slice(0, 3).map((w) => w.id));
     const count = await milvus.count({ collection_name: name });
     expect(count.data).toBe(ROWS);
 
@@ -254,6 +262,15 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
         expect(h.shelf).toBe(r.shelf);
       }
     });
+
+    // group by a field: the best hit of each of its values, best first
+    const grouped = await milvus.search({ collection_name: name, data: queries[0]!, limit: 5, group_by_field: "lang", output_fields: ["lang"], params: { ef: 512 } });
+    expect(grouped.status.error_code).toBe("Success");
+    const all = Array.from({ length: N }, (_, i) => i);
+    const bestEn = bruteForce(queries[0]!, all.filter((i) => i % 3 === 0), 1)[0]!;
+    const bestDe = bruteForce(queries[0]!, all.filter((i) => i % 3 !== 0), 1)[0]!;
+    const wantGroups = [bestEn, bestDe].sort((x, y) => x.score - y.score).map((w) => w.id);
+    expect((grouped.results as unknown as { pk: string }[]).map((h) => rowOfId.get(h.pk))).toEqual(wantGroups);
 
     // get by ids, and a nullable column with nulls
     const got = await milvus.get({ collection_name: name, ids: [ids[0]!, ids[1]!, ids[4]!], output_fields: ["title", "rating", "lang"] });
