@@ -174,4 +174,21 @@ describe("vbus up (standalone)", () => {
     expect(isAlive(run.natsPid)).toBe(false);
     expect(existsSync(runfilePath(up.dataDir))).toBe(false);
   });
+
+  it("vbus stop after the launcher was killed stops the nats-server it left and removes the runfile", async () => {
+    await using up = await vbus(["up", "--milvus-port", "off"]);
+    const run = runfileOf(up);
+    up.child.kill("SIGKILL");
+    await up.exited;
+    expect(isAlive(run.natsPid)).toBe(true);
+    const stop = spawn(process.execPath, [VBUS, "stop", "--data", up.dataDir], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    stop.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const [code] = await once(stop, "exit");
+    expect(code).toBe(0);
+    expect(out).toContain(`vectorbus (pid ${run.pid}) is not running`);
+    expect(out).toContain(`nats-server (pid ${run.natsPid})`);
+    expect(isAlive(run.natsPid)).toBe(false);
+    expect(existsSync(runfilePath(up.dataDir))).toBe(false);
+  });
 });
