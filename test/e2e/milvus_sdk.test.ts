@@ -5,7 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DataType, MilvusClient, RRFRanker, WeightedRanker, logger as sdkLogger } from "@zilliz/milvus2-sdk-node";
+import * as grpc from "@grpc/grpc-js";
 import { startMilvusFrontDoor, type MilvusFrontDoor } from "../../actors/front/server.ts";
+import { MILVUS_SERVICE } from "../../actors/front/milvus/proto.ts";
 import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
 
 const DIM = 8;
@@ -137,6 +139,12 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
     const ranged = await milvus.search({ collection_name: name, data: queries[0]!, limit: 10, params: { radius, range_filter: 0 }, metric_type: "L2" });
     expect(ranged.status.error_code).toBe("Success");
     expect((ranged.results as unknown as { id: string }[]).map((h) => Number(h.id))).toEqual(nearest.slice(0, 3).map((w) => w.id));
+    // search by primary keys: the stored vectors are the queries
+    const byPk = await milvus.search({ collection_name: name, ids: [7, 8], limit: 3, metric_type: "L2" });
+    expect(byPk.status.error_code).toBe("Success");
+    const pkHits = byPk.results as unknown as { id: string }[][];
+    [7, 8].forEach((id, qi) => expect(pkHits[qi]!.map((h) => Number(h.id))).toEqual(bruteForce(vectorOf(id), rows.map((r) => r.id), 3).map((w) => w.id)));
+
     const count = await milvus.count({ collection_name: name });
     expect(count.data).toBe(ROWS);
 
@@ -312,6 +320,7 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
     expect((await milvus.dropAlias({ collection_name: name, alias: "shelf" } as never)).error_code).toBe("Success");
     expect((await milvus.createDatabase({ db_name: "other" })).error_code).toBe("Success");
     expect((await milvus.listDatabases()).db_names).toEqual(expect.arrayContaining(["default", "other"]));
+    expect((await milvus.describeDatabase({ db_name: "other" })).db_name).toBe("other");
     expect((await milvus.dropDatabase({ db_name: "other" })).error_code).toBe("Success");
 
     expect((await milvus.dropCollection({ collection_name: name })).error_code).toBe("Success");
@@ -400,6 +409,20 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
     const badQuery = await milvus.search({ collection_name: name, data: [[1, 2, 3]], limit: 1 });
     expect(badQuery.status.code).toBe(1100);
     expect(badQuery.status.reason).toContain("dim");
+
+    // malformed bytes inside a request: a 1100 naming the collection, no crash
+    const Raw = grpc.makeGenericClientConstructor(MILVUS_SERVICE, "MilvusService");
+    const raw = new Raw(`127.0.0.1:${door.port}`, grpc.credentials.createInsecure()) as unknown as Record<string, (req: unknown, cb: (err: Error | null, res: Record<string, unknown>) => void) => void>;
+    const rawCall = (method: string, req: unknown) => new Promise<Record<string, unknown>>((resolve, reject) => raw[method]!.call(raw, req, (err, res) => (err ? reject(err) : resolve(res))));
+    const badSchema = (await rawCall("CreateCollection", { collection_name: "garbled", schema: Buffer.from([0x0a, 0xff, 0xff, 0xff]) })) as { code: number; reason: string };
+    expect(badSchema.code).toBe(1100);
+    expect(badSchema.reason).toContain("garbled");
+    const badVectors = (await rawCall("Search", { collection_name: name, placeholder_group: Buffer.from([0x0a, 0x05, 0x1a, 0x03, 1, 2, 3]), nq: 1 })) as {
+      status: { code: number; reason: string };
+    };
+    expect(badVectors.status.code).toBe(1100);
+    expect(badVectors.status.reason).toContain(name);
+    (raw as unknown as grpc.Client).close();
 
     const unimplemented = await milvus.alterCollectionProperties({ collection_name: name, properties: { "collection.ttl.seconds": 60 } });
     expect(unimplemented.code).toBe(10);

@@ -261,7 +261,36 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
   };
 
   /** `req` is the search (or sub-request); `outer` carries the partitions, consistency and guarantee (the same object for a plain Search). */
-  const searchOne = async (req: Msg, outer: Msg, info: CollectionInfo, requested: string[], ctx: CallContext): Promise<OneSearch> => {
+  /** Search by primary keys: the stored vectors of those rows, in the order given, are the queries. */
+  const vectorsOfIds = async (req: Msg, info: CollectionInfo, ctx: CallContext): Promise<Float32Array[]> => {
+    const sp = keyValues(req.search_params);
+    const field = sp.anns_field ? info.schema.fields.find((f) => f.name === sp.anns_field) : info.schema.fields.find((f) => f.type === "FloatVector");
+    if (!field || field.type !== "FloatVector") throw invalid(`search on collection "${info.name}": no vector field ${JSON.stringify(sp.anns_field ?? "")}`);
+    const pk = info.schema.fields.find((f) => f.isPrimaryKey)!;
+    const given = req.ids as Msg;
+    const ids: (bigint | string)[] =
+      given?.id_field === "int_id" ? ((given.int_id?.data ?? []) as string[]).map((x) => BigInt(x)) : ((given?.str_id?.data ?? []) as string[]);
+    if (ids.length === 0) throw invalid(`search on collection "${info.name}": ids is empty`);
+    const { rows } = await call(
+      "Query",
+      {
+        ...db(ctx),
+        collectionName: info.name,
+        ids: (pk.type === "Int64" ? (ids as bigint[]) : (ids as string[])) as bigint[] | string[],
+        outputFields: [field.name],
+        ...(consistencyOf(req) ? { consistencyLevel: consistencyOf(req)! } : {}),
+      },
+      ctx,
+    );
+    const byPk = new Map(rows.map((r) => [String(r[pk.name]), r[field.name] as ArrayLike<number>]));
+    return ids.map((id) => {
+      const v = byPk.get(String(id));
+      if (!v) throw invalid(`search on collection "${info.name}": primary key ${String(id)} not found`);
+      return Float32Array.from(v);
+    });
+  };
+
+  const searchOne = async (req: Msg, outer: Msg, info: CollectionInfo, requested: string[], ctx: CallContext, vectors?: Float32Array[]): Promise<OneSearch> => {
     const collectionName = info.name;
     const sp = keyValues(req.search_params);
     const params = sp.params ? parseJsonObject(sp.params, "search_params.params") : {};
@@ -272,7 +301,7 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
     const groupBy = sp.group_by_field || (params.group_by_field as string | undefined);
     const searchParams: Record<string, unknown> = { ...params };
     for (const k of ["topk", "limit", "offset", "round_decimal", "metric_type", "group_by_field", "anns_field"]) delete searchParams[k];
-    const data = queryVectors((req.placeholder_group ?? new Uint8Array()) as Uint8Array, collectionName);
+    const data = vectors ?? queryVectors((req.placeholder_group ?? new Uint8Array()) as Uint8Array, collectionName);
     const partitionNames = names(outer.partition_names);
     const filterParams = filterParamsOf(req);
     const consistencyLevel = consistencyOf(outer);
@@ -371,6 +400,20 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
     async DropDatabase(req, ctx) {
       await call("DropDatabase", { dbName: requireName(req, "db_name") }, ctx);
       return {};
+    },
+    async DescribeDatabase(req, ctx) {
+      const dbName = nonEmpty(req.db_name) ?? "default";
+      const { databases } = await call("ListDatabases", {}, ctx);
+      if (!databases.includes(dbName)) throw new VbError(ErrorCode.DatabaseNotFound, `database "${dbName}" not found (800)`);
+      return { db_name: dbName, dbID: "0", created_timestamp: "0", properties: [] };
+    },
+    async GetComponentStates(_req, ctx) {
+      const healthy = await client.call("ListDatabases", {}, { timeoutMs: Math.min(ctx.timeoutMs, 5_000) }).then(
+        () => true,
+        () => false,
+      );
+      const state = { nodeID: "0", role: "Proxy", state_code: healthy ? "Healthy" : "Abnormal", extra_info: [] };
+      return { state, subcomponent_states: [] };
     },
     async ListDatabases(_req, ctx) {
       const { databases } = await call("ListDatabases", {}, ctx);
@@ -685,11 +728,11 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
     // reads
     async Search(req, ctx) {
       const collectionName = requireName(req);
-      if (req.search_input === "ids") throw invalid(`search on collection "${collectionName}": search by primary keys is not supported; give query vectors`);
       rejectFunctionScore(req, collectionName);
       const info = await describe(ctx, collectionName);
       const requested = outputNames(req.output_fields);
-      const one = await searchOne(req, req, info, requested, ctx);
+      const vectors = req.search_input === "ids" ? await vectorsOfIds(req, info, ctx) : undefined;
+      const one = await searchOne(req, req, info, requested, ctx, vectors);
       return searchReply(info, requested, one.hits, one.limit, one.roundDecimal, one.nq);
     },
     async HybridSearch(req, ctx) {
