@@ -158,7 +158,7 @@ connOptions(program.command("up"))
       if (opts.querynodes) config.querynodes = opts.querynodes;
       if (opts.maxPayload) config.maxPayload = opts.maxPayload;
       refuseRunning(config.dataDir);
-      if (opts.pods) return upPods(config, opts);
+      if (opts.pods) return upPods(config, { ...opts, milvus: milvusPortOf(opts.milvusPort) });
       if (opts.proxies || opts.standby || !opts.restart) throw VbError.invalid("--proxies, --standby and --no-restart go with --pods");
       await upStandalone(config, milvusPortOf(opts.milvusPort));
     },
@@ -235,9 +235,13 @@ async function upStandalone(config: VbConfig, milvus?: { port: number }): Promis
   if (!stopped) process.exit(1);
 }
 
-async function upPods(config: VbConfig, opts: { datanodes?: number; querynodes?: number; proxies?: number; standby?: boolean; restart: boolean }): Promise<void> {
+async function upPods(
+  config: VbConfig,
+  opts: { datanodes?: number; querynodes?: number; proxies?: number; standby?: boolean; restart: boolean; milvus: { port: number } | undefined },
+): Promise<void> {
   const launcher = new PodsLauncher({
     config,
+    ...(opts.milvus ? { milvusPort: opts.milvus.port } : {}),
     querynodes: opts.querynodes ?? 1,
     datanodes: opts.datanodes ?? 1,
     proxies: opts.proxies ?? 1,
@@ -254,7 +258,7 @@ async function upPods(config: VbConfig, opts: { datanodes?: number; querynodes?:
   try {
     const first = await Promise.race([started.then(() => "ready" as const), signalled.then(() => "signal" as const)]);
     if (first === "ready") {
-      process.stdout.write(`vectorbus ready nats=${launcher.natsUrl}\n`);
+      process.stdout.write(`vectorbus ready nats=${launcher.natsUrl}${launcher.milvusPort ? ` milvus=localhost:${launcher.milvusPort}` : ""}\n`);
       await signalled;
     }
     process.stdout.write("vectorbus stopping\n");

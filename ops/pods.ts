@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { discover, SERVICE_NAME_PREFIX, type ServiceIdentity } from "../runtime/discovery.ts";
 import { connectNats, type NatsConnection } from "../runtime/transport.ts";
-import { startNatsServer, type NatsServer } from "./nats_server.ts";
+import { freePort, startNatsServer, type NatsServer } from "./nats_server.ts";
 import type { Role } from "./roles.ts";
 import { DEFAULT_DRAIN_TIMEOUT_MS } from "../actors/querynode/drain.ts";
 import type { VbConfig } from "./config.ts";
@@ -45,6 +45,8 @@ export interface PodsOptions {
   stopTimeoutMs?: number;
   /** how long the cluster may take to answer (default 180 s) */
   readyTimeoutMs?: number;
+  /** the first proxy serves Milvus's gRPC API on this port (0: a free one, chosen at start) */
+  milvusPort?: number;
   /** a line for the user (the CLI prints it on stdout) */
   say?: (line: string) => void;
 }
@@ -160,6 +162,8 @@ export class PodsLauncher {
   readonly logDir: string;
   natsServer: NatsServer | undefined;
   natsUrl = "";
+  /** the port of the first proxy's Milvus gRPC API, when it serves one */
+  milvusPort: number | undefined;
   private ready = false;
   private stopping: Promise<void> | undefined;
   /** the runfile this launcher wrote, until it removed it */
@@ -202,6 +206,8 @@ export class PodsLauncher {
       this.say(`nats-server        pid ${this.natsServer.pid}  ${this.natsUrl}  log ${join(c.dataDir, "nats-server.log")}`);
     }
     if (this.stopped) return;
+    // a port fixed before the proxy starts: a restarted proxy serves on the same one
+    if (this.opts.milvusPort !== undefined) this.milvusPort = this.opts.milvusPort || (await freePort());
     this.plan();
     this.changed();
     const nc = await connectNats(this.natsUrl, { name: "vbus-pods", maxReconnectAttempts: -1 });
@@ -228,15 +234,17 @@ export class PodsLauncher {
     const o = this.opts;
     const c = this.config;
     const common = ["--nats", this.natsUrl, "--prefix", c.prefix, "--data", c.dataDir, ...(c.objectStore ? ["--s3", c.objectStore] : [])];
-    const add = (role: Role, node: string) =>
-      this.pods.push(new Pod(role, node, join(this.logDir, node.startsWith(`${role}-`) ? `${node}.log` : `${role}-${node}.log`), ["--role", role, "--node-id", node, ...common], this));
+    const add = (role: Role, node: string, extra: string[] = []) =>
+      this.pods.push(
+        new Pod(role, node, join(this.logDir, node.startsWith(`${role}-`) ? `${node}.log` : `${role}-${node}.log`), ["--role", role, "--node-id", node, ...common, ...extra], this),
+      );
     for (const role of COORDINATORS) {
       add(role, `${role}-1`);
       if (o.standby) add(role, `${role}-2`);
     }
     for (let i = 1; i <= (o.datanodes ?? 1); i++) add("datanode", `dn${i}`);
     for (let i = 1; i <= (o.querynodes ?? 1); i++) add("querynode", `qn${i}`);
-    for (let i = 1; i <= (o.proxies ?? 1); i++) add("proxy", `proxy-${i}`);
+    for (let i = 1; i <= (o.proxies ?? 1); i++) add("proxy", `proxy-${i}`, i === 1 && this.milvusPort ? ["--milvus-port", String(this.milvusPort)] : []);
   }
 
   /**
@@ -271,6 +279,7 @@ export class PodsLauncher {
       prefix: this.config.prefix,
       pid: process.pid,
       mode: "pods",
+      ...(this.milvusPort ? { milvusPort: this.milvusPort } : {}),
       ...(this.natsServer?.pid ? { natsPid: this.natsServer.pid } : {}),
       ready: this.ready,
       children: this.pods.map((p) => p.record()),

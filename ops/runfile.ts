@@ -31,6 +31,8 @@ export interface Runfile {
   mode?: "standalone" | "pods";
   /** the nats-server child, when `vbus up` started one */
   natsPid?: number;
+  /** pods mode: the port of the first proxy's Milvus gRPC API, when it serves one */
+  milvusPort?: number;
   /** pods mode: false while the children start */
   ready?: boolean;
   /** pods mode: every child */

@@ -75,7 +75,7 @@ describe("vbus up --pods", () => {
     "runs each role in a process, serves a collection, restarts a killed querynode, and two SIGTERMs stop everything",
     async () => {
       const prefix = uniquePrefix("p");
-      await using up = await vbus(["up", "--pods", "--querynodes", "2", "--prefix", prefix]);
+      await using up = await vbus(["up", "--pods", "--querynodes", "2", "--prefix", prefix, "--milvus-port", "0"]);
       const run = runfileOf(up);
       expect(run.mode).toBe("pods");
       expect(run.pid).toBe(up.child.pid);
@@ -89,6 +89,9 @@ describe("vbus up --pods", () => {
       for (const pid of pids) expect(isAlive(pid)).toBe(true);
       for (const c of children) expect(existsSync(c.log)).toBe(true);
       for (const c of children) expect(up.out()).toContain(`pid ${c.pid}`);
+      // the first proxy serves the Milvus API on the port the launcher chose
+      expect(run.milvusPort).toBeGreaterThan(0);
+      expect(up.out()).toContain(`vectorbus ready nats=${run.natsUrl} milvus=localhost:${run.milvusPort}`);
 
       // the cluster works through the client, as any program would use it
       await using vb = await connect({ servers: run.natsUrl, prefix });
