@@ -36,8 +36,8 @@ export interface PodsOptions {
   standby?: boolean;
   /** start a child again when it exits (default true) */
   restart?: boolean;
-  /** backoff between restarts of one child: doubled from `initialMs` up to `maxMs`, reset after `resetAfterMs` up */
-  backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
+  /** backoff between restarts of one child (default `DEFAULT_BACKOFF`) */
+  backoff?: Backoff;
   /**
    * SIGTERM to SIGKILL, per child, on stop (default 15 s; a querynode gets at least its drain's time,
    * `VB_DRAIN_TIMEOUT_MS`, and 5 s more)
@@ -49,6 +49,24 @@ export interface PodsOptions {
   milvusPort?: number;
   /** a line for the user (the CLI prints it on stdout) */
   say?: (line: string) => void;
+}
+
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+  /** a child that stayed up this long starts over from `initialMs` */
+  resetAfterMs: number;
+}
+
+export const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 30_000, resetAfterMs: 15_000 };
+
+/**
+ * The wait before a child that exited starts again, and the wait after that (as Kubernetes's
+ * CrashLoopBackOff: doubled at each crash up to a cap, and back to the start after a good run).
+ */
+export function nextBackoff(policy: Backoff, currentMs: number, upMs: number): { delayMs: number; nextMs: number } {
+  const delayMs = upMs >= policy.resetAfterMs ? policy.initialMs : currentMs;
+  return { delayMs, nextMs: Math.min(delayMs * 2, policy.maxMs) };
 }
 
 const START_GROUPS: Role[] = ["rootcoord", "datacoord", "datanode", "querycoord", "querynode", "proxy"];
@@ -120,10 +138,8 @@ class Pod {
       this.launcher.say(`${this.role} ${this.node} (pid ${this.child?.pid}) exited (${how}); not restarted (--no-restart)`);
       return;
     }
-    const b = this.launcher.backoff;
-    if (Date.now() - this.startedAt >= b.resetAfterMs) this.backoffMs = b.initialMs;
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, b.maxMs);
+    const { delayMs: delay, nextMs } = nextBackoff(this.launcher.backoff, this.backoffMs, Date.now() - this.startedAt);
+    this.backoffMs = nextMs;
     this.launcher.say(`${this.role} ${this.node} (pid ${this.child?.pid}) exited (${how}); restarting in ${(delay / 1000).toFixed(1)} s`);
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -157,7 +173,7 @@ class Pod {
 
 export class PodsLauncher {
   readonly restart: boolean;
-  readonly backoff: { initialMs: number; maxMs: number; resetAfterMs: number };
+  readonly backoff: Backoff;
   readonly pods: Pod[] = [];
   readonly logDir: string;
   natsServer: NatsServer | undefined;
@@ -175,7 +191,7 @@ export class PodsLauncher {
   constructor(private readonly opts: PodsOptions) {
     this.config = opts.config;
     this.restart = opts.restart ?? true;
-    this.backoff = opts.backoff ?? { initialMs: 1_000, maxMs: 30_000, resetAfterMs: 15_000 };
+    this.backoff = opts.backoff ?? DEFAULT_BACKOFF;
     this.logDir = join(this.config.dataDir, "logs");
     this.sayLine = opts.say ?? ((line) => process.stdout.write(line + "\n"));
     // whatever way this process ends, no child outlives it and no runfile says it runs
