@@ -15,13 +15,14 @@ import { connect, type VectorbusClient } from "../actors/control/client.ts";
 import { defaultConfig, type VbConfig } from "./config.ts";
 import { startStandalone, type Standalone } from "./standalone.ts";
 import { DEFAULT_MILVUS_PORT } from "../actors/front/server.ts";
-import { PodsLauncher } from "./pods.ts";
+import { PodsLauncher, hostingPids } from "./pods.ts";
 import { RUNFILE, isAlive, isOurProcess, readRunfile, runfilePath, writeRunfile, type Runfile } from "./runfile.ts";
 import { randomRows } from "./random_rows.ts";
 import { formatActors, listActors } from "./actors.ts";
 import { ROLES, type Role, type RoleSet } from "./roles.ts";
 import { ask } from "../runtime/ask.ts";
 import { Subjects } from "../protocol/subjects.ts";
+import type { NatsConnection } from "../runtime/transport.ts";
 import { DATACOORD_GET_STATUS, type DatacoordStatus } from "../actors/datacoord/status.ts";
 
 const program = new Command();
@@ -702,15 +703,15 @@ connOptions(program.command("query <collection>"))
   });
 
 connOptions(program.command("status"))
-  .description("querynodes, replicas, per-node delegators/segments/rows/memory, load progress and what it waits on")
+  .description("pods' processes, querynodes, replicas, per-node delegators/segments/rows/memory, load progress and what it waits on")
   .option("--json", "as JSON")
   .action(async (opts: ConnOpts & { json?: boolean }) => {
     const { prefix } = await cluster(opts);
+    await using vb = await client(opts);
     // pods mode: the processes of a local `vbus up --pods`, from its runfile, shown first (they tell
     // why the cluster may not answer)
-    const processes = opts.nats ? undefined : podProcesses(configFrom(opts).dataDir);
+    const processes = opts.nats ? undefined : await podProcesses(configFrom(opts).dataDir, vb.nc, prefix);
     if (processes && !opts.json) process.stdout.write(formatProcesses(processes));
-    await using vb = await client(opts);
     const st = await vb.getStatus({});
     // records datacoord could not read (a lost checkpoint would read as position 0): said, never hidden
     const dc = await ask<DatacoordStatus>(vb.nc, new Subjects(prefix).datacoord(), DATACOORD_GET_STATUS, {}, { timeoutMs: 10_000 }).catch(
@@ -749,17 +750,28 @@ interface PodProcesses {
   launcherPid: number;
   natsPid?: number;
   ready: boolean;
-  children: { role: string; node: string; pid: number | null; alive: boolean; restarts: number; log: string }[];
+  /** `leader` for a coordinator: whether it leads its role now (false: a standby) */
+  children: { role: string; node: string; pid: number | null; alive: boolean; restarts: number; log: string; leader?: boolean }[];
 }
 
-function podProcesses(dataDir: string): PodProcesses | undefined {
+async function podProcesses(dataDir: string, nc: NatsConnection, prefix: string): Promise<PodProcesses | undefined> {
   const run = readRunfile(dataDir);
   if (run?.mode !== "pods") return undefined;
+  const coordinators = ["rootcoord", "datacoord", "querycoord"] as const;
+  const leaders = new Set((await Promise.all(coordinators.map((r) => hostingPids(nc, prefix, r)))).flatMap((pids) => [...pids]));
   return {
     launcherPid: run.pid,
     ...(run.natsPid ? { natsPid: run.natsPid } : {}),
     ready: run.ready ?? false,
-    children: (run.children ?? []).map((c) => ({ role: c.role, node: c.node, pid: c.pid ?? null, alive: isAlive(c.pid), restarts: c.restarts, log: c.log })),
+    children: (run.children ?? []).map((c) => ({
+      role: c.role,
+      node: c.node,
+      pid: c.pid ?? null,
+      alive: isAlive(c.pid),
+      restarts: c.restarts,
+      log: c.log,
+      ...((coordinators as readonly string[]).includes(c.role) ? { leader: c.pid !== undefined && leaders.has(c.pid) } : {}),
+    })),
   };
 }
 
@@ -768,7 +780,10 @@ function formatProcesses(p: PodProcesses): string {
   return (
     head +
     p.children
-      .map((c) => `  ${c.role.padEnd(10)} ${c.node.padEnd(12)} pid ${String(c.pid ?? "-").padStart(7)}  ${c.alive ? "up  " : "DOWN"}  restarts ${c.restarts}\n`)
+      .map(
+        (c) =>
+          `  ${c.role.padEnd(10)} ${c.node.padEnd(12)} pid ${String(c.pid ?? "-").padStart(7)}  ${c.alive ? "up  " : "DOWN"}  restarts ${c.restarts}${c.leader === undefined ? "" : c.leader ? "  leader" : "  standby"}\n`,
+      )
       .join("")
   );
 }

@@ -69,6 +69,15 @@ export function nextBackoff(policy: Backoff, currentMs: number, upMs: number): {
   return { delayMs, nextMs: Math.min(delayMs * 2, policy.maxMs) };
 }
 
+/**
+ * The pids of the processes of the cluster (`prefix`) that host the role's actor now: for a coordinator
+ * role, its leader (a standby hosts nothing until it leads).
+ */
+export async function hostingPids(nc: NatsConnection, prefix: string, role: Role, opts: { maxMs?: number } = {}): Promise<Set<number>> {
+  const answers = await discover<ServiceIdentity>(nc, "PING", { name: SERVICE_NAME_PREFIX + role, quietMs: 150, maxMs: opts.maxMs ?? 1_000 }).catch(() => []);
+  return new Set(answers.filter((a) => a.metadata?.prefix === prefix).map((a) => Number(a.metadata?.pid)));
+}
+
 const START_GROUPS: Role[] = ["rootcoord", "datacoord", "datanode", "querycoord", "querynode", "proxy"];
 const STOP_GROUPS: Role[] = ["proxy", "querynode", "datanode", "querycoord", "datacoord", "rootcoord"];
 const COORDINATORS: readonly Role[] = ["rootcoord", "datacoord", "querycoord"];
@@ -178,6 +187,8 @@ export class PodsLauncher {
   readonly logDir: string;
   natsServer: NatsServer | undefined;
   natsUrl = "";
+  /** the launcher's own connection: readiness, and which coordinator process leads */
+  private nc: NatsConnection | undefined;
   /** the port of the first proxy's Milvus gRPC API, when it serves one */
   milvusPort: number | undefined;
   private ready = false;
@@ -226,8 +237,8 @@ export class PodsLauncher {
     if (this.opts.milvusPort !== undefined) this.milvusPort = this.opts.milvusPort || (await freePort());
     this.plan();
     this.changed();
-    const nc = await connectNats(this.natsUrl, { name: "vbus-pods", maxReconnectAttempts: -1 });
-    try {
+    const nc = (this.nc = await connectNats(this.natsUrl, { name: "vbus-pods", maxReconnectAttempts: -1 }));
+    {
       const deadline = Date.now() + (this.opts.readyTimeoutMs ?? 180_000);
       for (const role of START_GROUPS) {
         const group = this.pods.filter((p) => p.role === role);
@@ -238,8 +249,6 @@ export class PodsLauncher {
         await this.waitAnswer(nc, role, deadline);
         if (this.stopped) return;
       }
-    } finally {
-      await nc.close().catch(() => undefined);
     }
     this.ready = true;
     this.changed();
@@ -272,8 +281,7 @@ export class PodsLauncher {
     const group = this.pods.filter((p) => p.role === role);
     for (;;) {
       if (this.stopped) return;
-      const answers = await discover<ServiceIdentity>(nc, "PING", { name: SERVICE_NAME_PREFIX + role, quietMs: 150, maxMs: 1_000 }).catch(() => []);
-      const pids = new Set(answers.filter((a) => a.metadata?.prefix === this.config.prefix).map((a) => Number(a.metadata?.pid)));
+      const pids = await hostingPids(nc, this.config.prefix, role);
       const ok = COORDINATORS.includes(role) ? group.some((p) => pids.has(p.pid ?? -1)) : group.every((p) => pids.has(p.pid ?? -1));
       if (ok) return;
       if (!this.restart) {
@@ -324,14 +332,28 @@ export class PodsLauncher {
       const drainMs = Number(process.env.VB_DRAIN_TIMEOUT_MS ?? DEFAULT_DRAIN_TIMEOUT_MS);
       try {
         for (const role of STOP_GROUPS) {
+          if (role === "querycoord") await this.stopStandbys(timeoutMs); // (the first coordinator group to stop)
           const ms = role === "querynode" ? Math.max(timeoutMs, drainMs + 5_000) : timeoutMs;
           await Promise.all(this.pods.filter((p) => p.role === role).map((p) => p.stop(ms)));
         }
       } finally {
+        await this.nc?.close().catch(() => undefined);
         await this.natsServer?.stop({ keepStore: true });
         this.removeRunfile();
       }
     })());
+  }
+
+  /**
+   * The coordinator processes that do not lead, before any leader: a leader that stopped first would
+   * hand its role to a standby that is about to stop too.
+   */
+  private async stopStandbys(timeoutMs: number): Promise<void> {
+    const coordinators = this.pods.filter((p) => COORDINATORS.includes(p.role) && p.alive);
+    if (!this.nc || coordinators.length <= COORDINATORS.length) return;
+    const leaders = new Set<number>();
+    for (const pids of await Promise.all(COORDINATORS.map((role) => hostingPids(this.nc!, this.config.prefix, role)))) for (const pid of pids) leaders.add(pid);
+    await Promise.all(coordinators.filter((p) => !leaders.has(p.pid ?? -1)).map((p) => p.stop(timeoutMs)));
   }
 
   /** A second signal: the children still running get SIGKILL now; the stop goes on (nats-server, runfile). */
