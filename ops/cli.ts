@@ -184,7 +184,7 @@ async function upStandalone(config: VbConfig, milvus?: { port: number }): Promis
   // the handlers are in place before anything starts: a signal during the start stops what started
   let hurry = (_ms: number): void => undefined;
   const signalled = until(() => {
-    process.stderr.write(`stopping already; the actors get ${HURRIED_STOP_MS / 1000} s more, then the nats-server is stopped anyway\n`);
+    process.stdout.write(`stopping already; the actors get ${HURRIED_STOP_MS / 1000} s more, then the nats-server is stopped anyway\n`);
     hurry(HURRIED_STOP_MS);
   });
   const sa = await startStandalone(config, milvus ? { milvus } : {});

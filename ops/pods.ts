@@ -82,7 +82,8 @@ const START_GROUPS: Role[] = ["rootcoord", "datacoord", "datanode", "querycoord"
 const STOP_GROUPS: Role[] = ["proxy", "querynode", "datanode", "querycoord", "datacoord", "rootcoord"];
 const COORDINATORS: readonly Role[] = ["rootcoord", "datacoord", "querycoord"];
 
-class Pod {
+/** One child process of the launcher: a role and node id, started again after it exits. */
+export class Pod {
   child: ChildProcess | undefined;
   restarts = 0;
   private backoffMs: number;
@@ -133,7 +134,8 @@ class Pod {
         this.onExit(code, signal);
       });
       child.once("error", (err) => {
-        this.launcher.say(`${this.role} ${this.node}: could not start: ${err.message}`);
+        this.launcher.say(`${this.role} ${this.node}: ${child.pid === undefined ? "could not start" : "error"}: ${err.message}`);
+        if (child.pid === undefined) resolve(); // no process, no exit event
       });
     });
     this.launcher.changed();
