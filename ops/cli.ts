@@ -19,6 +19,7 @@ import { PodsLauncher, hostingPids } from "./pods.ts";
 import { RUNFILE, isAlive, isOurProcess, readRunfile, runfilePath, writeRunfile, type Runfile } from "./runfile.ts";
 import { randomRows } from "./random_rows.ts";
 import { formatActors, listActors } from "./actors.ts";
+import { CHAOS_SCENARIOS, runChaos, type ChaosScenario } from "./chaos.ts";
 import { ROLES, type Role, type RoleSet } from "./roles.ts";
 import { ask } from "../runtime/ask.ts";
 import { Subjects } from "../protocol/subjects.ts";
@@ -803,6 +804,33 @@ connOptions(program.command("actors"))
 // ---- demos ----
 
 // (ops/vbus.mjs quiets the actors' logs for demos: they print their result)
+program
+  .command("chaos <scenario>")
+  .description(`run a pods cluster of its own on loopback under a failure, with Strong searches and inserts, and print what the clients saw: ${CHAOS_SCENARIOS.join(", ")}`)
+  .option("--duration <s>", "seconds of load and faults", "120")
+  .option("--interval <s>", "seconds between two faults", "20")
+  .option("--querynodes <n>", "querynodes", "3")
+  .option("--replicas <n>", "replicas of the collection", "2")
+  .option("--rows <n>", "rows loaded before the faults start", "10000")
+  .option("--json", "one JSON object on stdout (progress on stderr)")
+  .action(async (scenario: string, opts: { duration: string; interval: string; querynodes: string; replicas: string; rows: string; json?: boolean }) => {
+    if (!(CHAOS_SCENARIOS as readonly string[]).includes(scenario)) {
+      throw VbError.invalid(`unknown chaos scenario "${scenario}": use one of ${CHAOS_SCENARIOS.join(", ")}`);
+    }
+    process.env.VB_LOG_LEVEL ??= "warn";
+    const report = await runChaos({
+      scenario: scenario as ChaosScenario,
+      durationS: Number(opts.duration),
+      intervalS: Number(opts.interval),
+      querynodes: Number(opts.querynodes),
+      replicas: Number(opts.replicas),
+      rows: Number(opts.rows),
+      say: (line) => process.stderr.write(line + "\n"),
+    });
+    if (opts.json) process.stdout.write(JSON.stringify(report) + "\n");
+    else print(report);
+  });
+
 const demo = program.command("demo").description("self-contained demonstrations on a standalone of their own");
 demo
   .command("write")

@@ -79,6 +79,13 @@ class RequestMux {
   constructor(private readonly nc: NatsConnection) {
     this.sub = nc.subscribe(`${this.prefix}.*`, { callback: (err, m) => (err ? this.failAll(err) : this.onReply(m)) });
     void this.sub.closed.then(() => this.failAll(new Error("connection closed")));
+    // a request or its reply in flight when the connection drops is lost (core NATS does not resend
+    // it): fail those asks now, retriable, instead of at their deadlines; the connection reconnects
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === "disconnect") this.failAll(new Error("the connection to NATS was lost before the answer came (it reconnects by itself)"));
+      }
+    })().catch(() => undefined);
   }
 
   request(address: string, data: Uint8Array, timeout: number, type: string): Promise<Msg> {

@@ -44,14 +44,34 @@ export interface VectorbusClient extends Methods, AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** Verbs that change nothing: the client asks them again after a lost connection. */
+const READS: ReadonlySet<string> = new Set(
+  PROXY_VERBS.filter((v) => /^(Search|Query|Get|Describe|Has|List)/.test(v)),
+);
+
 const lower = (s: string) => s[0]!.toLowerCase() + s.slice(1);
 
 /** Wraps an open NATS connection (the caller keeps owning it). */
 export function clientOf(nc: NatsConnection, opts: Omit<ConnectOptions, "servers"> = {}): VectorbusClient {
   const address = new Subjects(opts.prefix ?? "vb").proxy();
   const defaultTimeout = opts.timeoutMs ?? 60_000;
-  const call = <V extends Verb>(verb: V, req: ProxyApi[V][0], o: CallOptions = {}) =>
-    ask<ProxyApi[V][1]>(nc, address, `${PROXY}.${verb}`, req ?? {}, { timeoutMs: o.timeoutMs ?? defaultTimeout });
+  const once = <V extends Verb>(verb: V, req: ProxyApi[V][0], timeoutMs: number) =>
+    ask<ProxyApi[V][1]>(nc, address, `${PROXY}.${verb}`, req ?? {}, { timeoutMs });
+  const call = async <V extends Verb>(verb: V, req: ProxyApi[V][0], o: CallOptions = {}): Promise<ProxyApi[V][1]> => {
+    const deadline = Date.now() + (o.timeoutMs ?? defaultTimeout);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await once(verb, req, Math.max(1, deadline - Date.now()));
+      } catch (err) {
+        // a read that was lost with the connection (NATS restarting), or that found no proxy for a
+        // moment, is asked again until its deadline; writes are not (one may have landed)
+        const again =
+          READS.has(verb) && err instanceof VbError && err.code === ErrorCode.ServiceUnavailable && err.retriable && deadline - Date.now() > 100;
+        if (!again) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * 2 ** attempt, Math.max(0, deadline - Date.now() - 50))));
+      }
+    }
+  };
 
   const chunked = async (verb: "Insert" | "Upsert", req: InsertReq, o: InsertOptions = {}): Promise<InsertRes> => {
     if (!req.rows || !Array.isArray(req.rows)) return call(verb, req, o);

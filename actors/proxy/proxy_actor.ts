@@ -35,6 +35,10 @@ const ASK_MS = 30_000;
 const GRACEFUL_MS = 5_000;
 /** shard leaders are refreshed after this long even without errors */
 const LEADERS_TTL_MS = 10_000;
+/** GetShardLeaders: a short ask (the cached leaders serve when querycoord is slow or failing over) */
+const LEADERS_ASK_MS = 3_000;
+/** how long a write waits for rootcoord's timestamps while rootcoord fails over to its standby */
+const COORDINATOR_FAILOVER_MS = 20_000;
 /** how long a read keeps retrying transient shard failures (a leader moving after a node loss) */
 const READ_BUDGET_MS = 15_000;
 
@@ -81,7 +85,8 @@ export class ProxyActor extends Actor {
   /** vchannel ends read recently (Bounded reads), with when */
   private readonly ends = new Map<string, { position: bigint; at: number }>();
   private readonly leaders = new Map<bigint, { shards: { vchannel: string; leaders: ShardLeader[] }[]; at: number }>();
-  private readonly tso = new TimestampPool((count) => this.rootcoord("AllocTimestamp", { count }));
+  // rootcoord moving to its standby (its lease's TTL) is waited out, not turned into failed writes
+  private readonly tso = new TimestampPool((count) => this.whileUnavailable(() => this.rootcoord("AllocTimestamp", { count }), COORDINATOR_FAILOVER_MS));
   /** what the write path (write_task.ts) uses of this proxy */
   private readonly writes: WriteContext;
 
@@ -294,9 +299,30 @@ export class ProxyActor extends Actor {
   private async shardLeaders(collectionId: bigint, refresh: boolean): Promise<{ vchannel: string; leaders: ShardLeader[] }[]> {
     const hit = this.leaders.get(collectionId);
     if (hit && !refresh && Date.now() - hit.at < LEADERS_TTL_MS) return hit.shards;
-    const { shards } = await this.querycoord("GetShardLeaders", { collectionId });
-    this.leaders.set(collectionId, { shards, at: Date.now() });
-    return shards;
+    try {
+      const { shards } = await this.querycoord("GetShardLeaders", { collectionId }, LEADERS_ASK_MS);
+      this.leaders.set(collectionId, { shards, at: Date.now() });
+      return shards;
+    } catch (err) {
+      // querycoord moving to its standby: the leaders known last keep serving meanwhile (a dead one
+      // answers "no responders" at once, and the next is tried)
+      const e = VbError.from(err);
+      if (hit && (e.code === ErrorCode.ServiceUnavailable || e.code === ErrorCode.Timeout)) return hit.shards;
+      throw err;
+    }
+  }
+
+  /** Runs `call` again while it fails with 2 (no one at the address: a coordinator failing over), for up to `budgetMs`. */
+  private async whileUnavailable<T>(call: () => Promise<T>, budgetMs: number): Promise<T> {
+    const deadline = Date.now() + budgetMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!(err instanceof VbError && err.code === ErrorCode.ServiceUnavailable) || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(500, 25 * 2 ** attempt)));
+      }
+    }
   }
 
   private async channelEnd(info: CollectionInfo, vchannel: string): Promise<bigint> {
