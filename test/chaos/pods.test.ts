@@ -3,13 +3,14 @@
  * directory, with a nats-server of its own on loopback. A killed querynode is restarted by the launcher;
  * signals (two in a row) and `vbus stop` leave no process and no runfile behind.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { connect } from "../../actors/control/client.ts";
 import { rng } from "../../ops/random_rows.ts";
@@ -132,6 +133,15 @@ describe("vbus up --pods", () => {
       expect(again.restarts).toBe(1);
       pids.add(again.pid!);
       expect(up.out()).toContain(`querynode qn1 restarted: pid ${again.pid}`);
+
+      // vbus status lists the processes: the restarted one up with its new pid and one restart
+      const { stdout } = await promisify(execFile)(process.execPath, [VBUS, "status", "--json", "--data", up.dataDir], { timeout: 60_000 });
+      const status = JSON.parse(stdout) as { processes: { launcherPid: number; children: { node: string; pid: number; alive: boolean; restarts: number; leader?: boolean }[] } };
+      expect(status.processes.launcherPid).toBe(up.child.pid);
+      const listed = new Map(status.processes.children.map((c) => [c.node, c]));
+      expect(listed.get("qn1")).toMatchObject({ pid: again.pid, alive: true, restarts: 1 });
+      expect(listed.get("qn2")).toMatchObject({ alive: true, restarts: 0 });
+      expect(listed.get("rootcoord-1")).toMatchObject({ alive: true, leader: true });
 
       // two SIGTERMs in a row: the second hurries the stop, and the stop still ends clean
       up.child.kill("SIGTERM");
