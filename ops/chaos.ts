@@ -55,6 +55,8 @@ export interface ChaosReport {
   rows_extra: number;
   /** the distinct errors the clients saw, with counts */
   errors: Record<string, number>;
+  /** the collection's load state at the end (Loaded throughout a run that went well) */
+  load_state: string;
   /** the slowest searches over 1 s: when they started (s into the run), how long they took */
   slow_searches: { at_s: number; ms: number; error?: string }[];
 }
@@ -200,6 +202,10 @@ async function workload(
       await sleep(1_000);
     }
   }
+  const loadState = await vb.getLoadState({ collectionName: COLLECTION }).then(
+    (r) => String(r.state),
+    (err: unknown) => `unknown: ${VbError.from(err).message}`,
+  );
   latencies.sort((a, b) => a - b);
   const searches = latencies.length;
   return {
@@ -216,6 +222,7 @@ async function workload(
     rows_lost: Math.max(0, acked - finalCount),
     rows_extra: Math.max(0, finalCount - acked - uncertain),
     errors,
+    load_state: loadState,
     slow_searches: slow.sort((a, b) => b.ms - a.ms).slice(0, 10),
   };
 }
