@@ -14,6 +14,7 @@ import { createLogger } from "../runtime/logger.ts";
 import { openObjectStore, describeObjectStore } from "../runtime/object_store_url.ts";
 import { createClusterEnv, type ClusterEnv } from "../actors/env.ts";
 import { startNatsServer, type NatsServer } from "./nats_server.ts";
+import { ask } from "../runtime/ask.ts";
 import { drainQuerynodes, DEFAULT_DRAIN_TIMEOUT_MS } from "../actors/querynode/drain.ts";
 import { spawnRoles, ALL_ROLES, type RoleSet, type SpawnedRoles } from "./roles.ts";
 import { VB_VERSION, type VbConfig } from "./config.ts";
@@ -104,6 +105,16 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
         await milvus?.close();
         discovery.stop();
         await host.stop();
+        // a datanode pod hands its vchannels over now (datacoord gives them to the other datanodes,
+        // which read on from the checkpoints) instead of after its heartbeats run out
+        if (opts.roles && !opts.roles.datacoord && spawned) {
+          for (const nodeId of opts.roles.datanodes ?? []) {
+            await ask(nc, env.subjects.datacoord(), "datacoord.DatanodeLeaving", { nodeId }, { timeoutMs: 3_000 }).then(
+              (r) => log.info({ node: nodeId, ...(r as object) }, "datanode left: datacoord moved its vchannels"),
+              (err: unknown) => log.warn({ node: nodeId, err: String(err) }, "could not tell datacoord this datanode leaves (it finds out from the heartbeats)"),
+            );
+          }
+        }
         await spawned?.resign().catch((err: unknown) => log.warn({ err }, "could not give the coordinator leases up"));
         if (!dataNc.isClosed()) await dataNc.drain().catch(() => undefined);
         if (!nc.isClosed()) await nc.drain().catch(() => undefined);

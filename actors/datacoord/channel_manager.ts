@@ -33,6 +33,8 @@ export interface NodeInfo {
   reported: Set<string>;
   /** when datacoord last told it something about a vchannel (`watch:<v>`, `unwatch:<v>`, `flush:<v>`) */
   sentAt: Map<string, number>;
+  /** the session that said it was leaving (DatanodeLeaving): heartbeats still on their way from it do not bring it back */
+  leftSession?: string;
 }
 
 /**
@@ -114,6 +116,16 @@ export class ChannelManager {
     }
     if (at > n.lastSeen) n.lastSeen = at;
     if (session !== undefined && (opts.takeSession || n.session === undefined)) n.session = session;
+    if (n.leftSession !== undefined && n.session !== n.leftSession) delete n.leftSession;
+    return n;
+  }
+
+  /** The node left (a graceful stop): not alive from now on, until a new session of it speaks. */
+  leave(nodeId: string, session: string | undefined): NodeInfo | undefined {
+    const n = this.nodes.get(nodeId);
+    if (!n || (session !== undefined && n.session !== undefined && session !== n.session)) return undefined;
+    n.lastSeen = 0;
+    n.leftSession = n.session ?? session ?? "";
     return n;
   }
 

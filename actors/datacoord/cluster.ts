@@ -110,6 +110,8 @@ export class DatacoordCluster {
       return undefined;
     }
     const now = Date.now();
+    const known = this.core.channels.nodes.get(hb.nodeId);
+    if (known?.leftSession !== undefined && hb.session === known.leftSession) return undefined; // it left; a late heartbeat
     // a value from before datacoord started is as old as the server says; a new one is fresh
     const seenAt = m.initial ? m.timestamp : now;
     const wasAlive = this.core.channels.isAlive(hb.nodeId, now, this.core.env.config.heartbeatAvailableMs);
@@ -189,6 +191,17 @@ export class DatacoordCluster {
     for (const [nodeId, channels] of told) {
       this.core.tellDatanode(nodeId, "WatchDmChannels", { channels, sealPolicy: this.core.env.config.sealPolicy });
     }
+  }
+
+  async datanodeLeaving(body: unknown): Promise<Res<DatacoordApi, "DatanodeLeaving">> {
+    const b = obj(body, "DatanodeLeaving");
+    const nodeId = nodeIdOf(b.nodeId, "nodeId");
+    const session = b.session === undefined ? undefined : stringOf(b.session, "session");
+    const held = this.core.channels.ofNode(nodeId).length;
+    if (!this.core.channels.leave(nodeId, session)) return { vchannels: 0 };
+    this.core.ctx.log.info({ node: nodeId, vchannels: held }, "datanode is leaving: its vchannels go to the other datanodes now");
+    await this.assign();
+    return { vchannels: held };
   }
 
   async getChannelWatches(body: unknown): Promise<Res<DatacoordApi, "GetChannelWatches">> {

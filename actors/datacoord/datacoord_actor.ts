@@ -72,6 +72,7 @@ export class DatacoordActor extends Actor {
       GetRecoveryInfo: (b) => segments.getRecoveryInfo(b),
       GetChannelCheckpoint: (b) => segments.getChannelCheckpoint(b),
       GetChannelWatches: (b) => cluster.getChannelWatches(b),
+      DatanodeLeaving: (b) => cluster.datanodeLeaving(b),
       CreateIndex: (b, msg) => indexes.createIndex(b, core.deadlineOf(msg)),
       DescribeIndex: (b) => indexes.describeIndex(b),
       DropIndex: (b) => indexes.dropIndex(b),

@@ -112,6 +112,12 @@ export type DatacoordApi = {
   /** what a datanode watches (it asks at start and when told); `session` makes it the node's current one */
   GetChannelWatches: [{ nodeId: string; session?: string }, { channels: ChannelWatch[]; sealPolicy: SealPolicy }];
   /**
+   * A datanode stopping gracefully (its actors stopped, nothing more from it): its vchannels go to the
+   * other live datanodes now, which read on from the channels' checkpoints, instead of after its
+   * heartbeats run out. Replies with how many vchannels moved.
+   */
+  DatanodeLeaving: [{ nodeId: string; session?: string }, { vchannels: number }];
+  /**
    * the datanode's checkpoint of a vchannel moved without a segment flushing (nothing buffered, or a flush
    * found nothing to seal); datacoord keeps the highest it was told
    */

@@ -486,6 +486,31 @@ describe("datacoord + datanode", () => {
     expect(watches.channels.map((w) => w.vchannel).sort()).toEqual(info.vchannels.map((v) => v.name).sort());
   });
 
+  it("hands a gracefully stopping datanode's vchannels to a live one at once, not when its heartbeats run out", async () => {
+    // heartbeats would take a minute to run out: only the datanode's leaving can move the channel in time
+    await using c = await startCluster({ heartbeatAvailableMs: 60_000 });
+    await c.startDatanode("dn1");
+    const dn2 = await c.startDatanode("dn2");
+    const info = await c.createCollection("leaving");
+    const rows = ids(1, 300).map((id) => rowOf(id));
+    await publishRows(c, info, rows, 50);
+    await waitFor(async () => (await c.dn("dn2", "GetStatus", {})).channels.length === 1, { what: "dn2 watching a vchannel" });
+    // a graceful stop, as a datanode pod's: its actors stop, then it tells datacoord it leaves
+    c.nodes.delete("dn2");
+    await dn2.host.stop();
+    const left = await c.dc("DatanodeLeaving", { nodeId: "dn2" });
+    expect(left.vchannels).toBe(1);
+    await dn2.close();
+    await waitFor(async () => (await c.dn("dn1", "GetStatus", {})).channels.length === 2, {
+      what: "dn1 taking over the leaving dn2's vchannel",
+      timeoutMs: 20_000,
+    });
+    await c.flushAndWait(info.collectionId);
+    const visible = await visibleRows(c, info);
+    expect(visible.size).toBe(rows.length);
+    for (const want of rows) expectRow(visible.get(want.id), want);
+  });
+
   it("removes a dropped collection's objects, segments and channels", async () => {
     await using c = await startCluster({});
     await c.startDatanode("dn1");
