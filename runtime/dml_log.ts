@@ -4,23 +4,32 @@
  * subject from a position with an ordered consumer (one filter subject, start at position + 1); after a
  * restart a reader passes its last applied position again, so resuming has no gap and no duplicate.
  *
- * Reading is flow-controlled: a reader pulls with a bound on the bytes in flight (`max_bytes`, at least
- * one message of the server's max_payload), so the server never has more than that queued for it, and the
- * next pull leaves only once the reader has taken what came before; between messages the reader gives
+ * Reading is flow-controlled: a reader has one pull out at a time, bounded in bytes (`max_bytes`: the
+ * read-ahead, or one message when a message is larger), so the server never has more than that queued for
+ * it, and the next pull leaves only once the reader has taken what came before; between messages it gives
  * the event loop a turn, so a backlog read at start never starves timers, asks and heartbeats. Readers
  * may use a connection of their own (`readNc`), so bulk data never queues ahead of control traffic.
  *
  * Stream and subject names come from the caller (built by protocol/subjects.ts).
  */
-import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, type Consumer, type JsMsg } from "@nats-io/jetstream";
+import {
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type Consumer,
+  type ConsumerMessages,
+  type JsMsg,
+} from "@nats-io/jetstream";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
-import { setImmediate as nextTurn } from "node:timers/promises";
+import { setImmediate as nextTurn, setTimeout as delay } from "node:timers/promises";
 import { ErrorCode, VbError } from "../protocol/errors.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import {
   assertPayloadFits,
   ensureStream,
   errorText,
+  isPullFullByBytes,
   isStreamNotFound,
   jetstreamOf,
   maxPayloadOf,
@@ -76,7 +85,7 @@ export type DmlHandler = (msg: DmlMessage) => void | Promise<void>;
 export interface DmlReadOptions {
   /**
    * Bytes the client pulls ahead of the reader (the server sends no more until the reader has taken
-   * them). Default `DEFAULT_READ_AHEAD_BYTES`; never less than one message of the server's max_payload.
+   * them). Default `DEFAULT_READ_AHEAD_BYTES`; a message larger than that is pulled alone.
    */
   readAheadBytes?: number;
   /**
@@ -107,8 +116,17 @@ export interface DmlConsumption extends AsyncDisposable {
 }
 
 export const DEFAULT_MAX_IN_FLIGHT = 128;
-/** Bytes a reader pulls ahead by default (raised to the server's max_payload when that is larger). */
+/** Bytes a reader pulls ahead by default (a pull for one larger message goes up to the server's max_payload). */
 export const DEFAULT_READ_AHEAD_BYTES = 4 * 1024 * 1024;
+/** How long a pull waits at the end of the channel for new messages (they are delivered as they come). */
+const PULL_EXPIRES_MS = 5_000;
+const PULL_RETRY_MAX_MS = 2_000;
+/**
+ * Messages in one byte-bounded pull: the client library asks for 100 (it takes no count with `max_bytes`).
+ * Were that to change, a reader would only be slower: a pull left early is complete on the server's side,
+ * and one left too early makes the ordered consumer start again after the last message it delivered.
+ */
+const PULL_BATCH = 100;
 /** Room for a message's subject and headers beyond its payload in a pull's byte count. */
 const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
 /** A reader gives the event loop a turn after this long or this many bytes without one. */
@@ -229,31 +247,63 @@ export class DmlLog {
     } catch (err) {
       throw readError(err, stream, subject);
     }
-    // a pull asks for more than one message may be (or the server answers 409 and the reader stalls)
-    const readAhead = Math.max(opts.readAheadBytes ?? this.readAheadBytes, maxPayloadOf(nc) + MESSAGE_OVERHEAD_BYTES);
-    const messages = await consumer.consume({ max_bytes: readAhead });
+    // One pull at a time, of at most `readAhead` bytes, the next only once this one's messages are taken:
+    // the server never holds more than that for this reader, nor does the client. (The client's own
+    // `consume` refills with pulls whose byte budget can be smaller than the next message, which the
+    // server refuses with a 409 that stalls it until its heartbeat check: tens of seconds.)
+    const readAhead = opts.readAheadBytes ?? this.readAheadBytes;
+    const largest = maxPayloadOf(nc) + MESSAGE_OVERHEAD_BYTES;
+    let batch: ConsumerMessages | undefined;
     let stopped = false;
     let last = fromPosition;
     const log = this.log;
     const stop = async (): Promise<void> => {
       if (stopped) return;
       stopped = true;
-      messages.stop();
+      batch?.stop();
       await consumer.delete().catch(() => undefined);
     };
     async function* generate(): AsyncGenerator<DmlMessage> {
+      let ask = readAhead;
+      let failures = 0;
       try {
-        for await (const m of messages) {
-          if (stopped) break;
-          const msg = toDmlMessage(m);
-          // the ordered consumer already guarantees order; this guards the contract if it ever did not
-          if (msg.position <= last || !subjectMatches(subject, msg.subject)) {
-            log.warn({ stream, subject, position: String(msg.position), last: String(last) }, "skipped an out-of-order message");
-            continue;
+        while (!stopped && !nc.isClosed()) {
+          let got = 0;
+          try {
+            batch = await consumer.fetch({ max_bytes: ask, expires: PULL_EXPIRES_MS });
+            for await (const m of batch) {
+              if (stopped) break;
+              got++;
+              const msg = toDmlMessage(m);
+              // the ordered consumer already guarantees order; this guards the contract if it ever did not
+              if (msg.position <= last || !subjectMatches(subject, msg.subject)) {
+                log.warn({ stream, subject, position: String(msg.position), last: String(last) }, "skipped an out-of-order message");
+                continue;
+              }
+              last = msg.position;
+              yield msg;
+              if (stopped) break;
+              // the pull is complete, but the client only ends it when its byte count is used up too
+              if (got >= PULL_BATCH) break;
+            }
+            ask = readAhead;
+            failures = 0;
+          } catch (err) {
+            if (stopped || nc.isClosed()) break;
+            if (isPullFullByBytes(err)) {
+              // the batch is complete; or, with nothing in it, the next message is larger than the pull
+              if (got > 0) ask = readAhead;
+              else if (ask < largest) ask = Math.min(ask * 2, largest);
+              else throw readError(err, stream, subject);
+              failures = 0;
+              continue;
+            }
+            if (isStreamNotFound(err)) throw readError(err, stream, subject);
+            // a disconnect, a missed heartbeat: the ordered consumer resumes after the last message on the next pull
+            failures++;
+            log.warn({ stream, subject, position: String(last), failures, err: errorText(err) }, "DML pull failed; pulling again");
+            await delay(Math.min(PULL_RETRY_MAX_MS, 100 * 2 ** Math.min(failures, 8)));
           }
-          last = msg.position;
-          yield msg;
-          if (stopped) break;
         }
       } finally {
         await stop();

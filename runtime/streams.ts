@@ -10,6 +10,7 @@ import {
   DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
+  JetStreamError,
   jetstream,
   jetstreamManager,
   type ConsumerConfig,
@@ -84,6 +85,16 @@ export function jsApiCode(err: unknown): number | undefined {
 
 export function isStreamNotFound(err: unknown): boolean {
   return jsApiCode(err) === JetStreamApiCodes.StreamNotFound || (err instanceof Error && err.message === "stream not found");
+}
+
+/**
+ * A pull with `max_bytes` ended because its next message did not fit what was left of it (409): after
+ * some messages that is the end of the batch; before any, the message is larger than the whole pull.
+ * The server gives no other code for it, so the description is compared (as the client library does).
+ */
+export function isPullFullByBytes(err: unknown): boolean {
+  // a JetStreamStatusError (not exported by the client's main module): a JetStreamError with the status code
+  return err instanceof JetStreamError && (err as { code?: unknown }).code === 409 && err.message === "message size exceeds maxbytes";
 }
 
 export function isConsumerNotFound(err: unknown): boolean {
