@@ -1,6 +1,6 @@
 /**
- * The Milvus front door: one TCP port (19530 by default) for Milvus's gRPC MilvusService and, later,
- * its REST v2 API. A `net.Server` reads the first bytes of each connection: the HTTP/2 preface goes to
+ * The Milvus front door: one TCP port (19530 by default) for Milvus's gRPC MilvusService and its
+ * REST v2 API (rest/rest_v2.ts). A `net.Server` reads the first bytes of each connection: the HTTP/2 preface goes to
  * grpc-js through `createConnectionInjector()`, anything else to `node:http` (DESIGN §8). Each call is
  * translated to the native API (milvus/service.ts) and answered with Milvus's status.
  */
@@ -14,6 +14,7 @@ import { clientOf, type VectorbusClient } from "../control/client.ts";
 import { MILVUS_METHODS, MILVUS_SERVICE, TELEMETRY_SERVICE, type Msg } from "./milvus/proto.ts";
 import { milvusHandlers, telemetryHandlers, type CallContext, type Handler } from "./milvus/service.ts";
 import { errorStatus, okStatus, unimplemented } from "./milvus/status.ts";
+import { replyJson, restHandlers, type RestContext, type RestHandler } from "./rest/rest_v2.ts";
 
 export const DEFAULT_MILVUS_PORT = 19530;
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -75,15 +76,63 @@ function implementations(
   return impl;
 }
 
-/** REST v2 is not served yet: every HTTP request gets Milvus's REST envelope with the unimplemented code. */
-function restPlaceholder(req: IncomingMessage, res: ServerResponse): void {
-  req.resume();
-  const body = JSON.stringify({
-    code: ErrorCode.Unimplemented,
-    message: `service unimplemented: ${req.method ?? "GET"} ${req.url ?? "/"}: the Milvus REST v2 API is not served yet; use gRPC on this port`,
-  });
-  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-  res.end(body);
+const REST_PATH = /^\/v2\/vectordb\/([a-z_]+(?:\/[a-z_]+)?)\/([a-z_]+)\/?$/;
+const MAX_REST_BODY = 256 * 1024 * 1024;
+
+/** node:http handler of REST v2: POST /v2/vectordb/<category>/<action>, replies `{code, message, data}` with HTTP 200 (errors too, as Milvus). */
+function restRouter(handlers: Record<string, RestHandler>, log: ReturnType<typeof createLogger>) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const send = (status: number, body: unknown) => {
+      const text = replyJson(body);
+      res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+      res.end(text);
+    };
+    const path = new URL(req.url ?? "/", "http://front").pathname;
+    const m = REST_PATH.exec(path);
+    if (!m) {
+      req.resume();
+      send(404, { code: ErrorCode.ParameterInvalid, message: `no such endpoint ${path}: the Milvus REST API is POST /v2/vectordb/<category>/<action>` });
+      return;
+    }
+    const route = `${m[1]}/${m[2]}`;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_REST_BODY) chunks.push(c);
+    });
+    req.on("end", () => {
+      const handler = handlers[route];
+      const fail = (err: unknown) => {
+        if (!(err instanceof VbError)) log.warn({ err, route }, "Milvus REST call failed unexpectedly");
+        const e = VbError.from(err);
+        send(200, { code: e.code, message: e.message });
+      };
+      if (!handler) return fail(new VbError(ErrorCode.Unimplemented, `service unimplemented: ${path} is not implemented by Vectorbus's Milvus front door`));
+      if (size > MAX_REST_BODY) return fail(new VbError(ErrorCode.ParameterTooLarge, `request body of ${size} bytes is over ${MAX_REST_BODY}`));
+      let body: Record<string, unknown>;
+      try {
+        const text = Buffer.concat(chunks).toString("utf8").trim();
+        const parsed = (text === "" ? {} : JSON.parse(text)) as unknown;
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("the body must be a JSON object");
+        body = parsed as Record<string, unknown>;
+      } catch (err) {
+        return fail(new VbError(ErrorCode.ParameterInvalid, `${route}: the request body is not valid JSON: ${(err as Error).message}`));
+      }
+      const header = (name: string) => {
+        const v = req.headers[name];
+        return Array.isArray(v) ? v[0] : v;
+      };
+      const seconds = Number(header("request-timeout"));
+      const dbName = (typeof body.dbName === "string" && body.dbName) || header("db-name") || undefined;
+      const ctx: RestContext = {
+        dbName,
+        allowInt64: header("accept-type-allow-int64") === "true",
+        timeoutMs: Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1000, 10 * DEFAULT_TIMEOUT_MS) : DEFAULT_TIMEOUT_MS,
+      };
+      handler(body, ctx).then(({ data, extra }) => send(200, { code: 0, cost: 0, data: data ?? {}, ...extra }), fail);
+    });
+  };
 }
 
 /** Starts the Milvus front door; resolves once it listens. */
@@ -100,7 +149,8 @@ export async function startMilvusFrontDoor(opts: MilvusFrontDoorOptions): Promis
   grpcServer.addService(MILVUS_SERVICE, implementations(MILVUS_SERVICE, handlers, (m) => MILVUS_METHODS.get(m)?.statusField ?? "status", log));
   grpcServer.addService(TELEMETRY_SERVICE, implementations(TELEMETRY_SERVICE, telemetryHandlers, () => "status", log));
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const http = createHttpServer(restPlaceholder);
+  const rest = restHandlers(client, { allowInt64: (ctx) => ctx.allowInt64 === true });
+  const http = createHttpServer(restRouter(rest, log));
 
   const sockets = new Set<Socket>();
   const route = (socket: Socket) => {
