@@ -93,9 +93,15 @@ const count = async (tc: TestCluster, name: string, consistencyLevel: "Strong" |
     await tc.client.query({ collectionName: name, outputFields: ["count(*)"], consistencyLevel, ...(filter ? { filter } : {}) })
   ).rows[0]!["count(*)"] as number;
 
-describe("query plane on standalone with 2 querynodes", () => {
+/** The same tests with the querynodes in this process, and in processes of their own (as pods run them). */
+const MODES = [
+  { name: "on standalone with 2 querynodes", start: () => startTestCluster({ querynodes: 2 }) },
+  { name: "with 2 querynodes in processes of their own", start: () => startTestCluster({ querynodeProcesses: 2 }) },
+];
+
+describe.each(MODES)("query plane $name", ({ start }) => {
   it("searches exactly (L2, IP, COSINE, with and without filters), filters exactly, counts exactly", async () => {
-    await using tc = await startTestCluster({ querynodes: 2 });
+    await using tc = await start();
     const rows = Array.from({ length: 50_000 }, (_, i) => makeRow(i));
     await tc.client.createCollection({ schema: schema("exact"), shardsNum: 2 });
     // half flushed (sealed segments), half growing
@@ -146,7 +152,7 @@ describe("query plane on standalone with 2 querynodes", () => {
   });
 
   it("reads its own writes with Strong and Session, and counts exactly after deletes", async () => {
-    await using tc = await startTestCluster({ querynodes: 2 });
+    await using tc = await start();
     await tc.client.createCollection({ schema: schema("ryw"), shardsNum: 2 });
     await tc.client.loadCollection({ collectionName: "ryw", wait: true });
     for (let i = 0; i < 1_000; i++) {
@@ -171,7 +177,7 @@ describe("query plane on standalone with 2 querynodes", () => {
   });
 
   it("hands off growing rows to flushed segments with no missing or doubled row", async () => {
-    await using tc = await startTestCluster({ querynodes: 2 });
+    await using tc = await start();
     await tc.client.createCollection({ schema: schema("handoff"), shardsNum: 2 });
     await tc.client.loadCollection({ collectionName: "handoff", replicaNumber: 2, wait: true });
     let acked = 0;
@@ -239,7 +245,7 @@ describe("query plane on standalone with 2 querynodes", () => {
   });
 
   it("counts a delegator's growing rows and their memory in its node's load, once", async () => {
-    await using tc = await startTestCluster({ querynodes: 2 });
+    await using tc = await start();
     await tc.client.createCollection({ schema: schema("growing_load"), shardsNum: 2 });
     await tc.client.loadCollection({ collectionName: "growing_load", wait: true });
     const sum = async () => {
@@ -260,7 +266,7 @@ describe("query plane on standalone with 2 querynodes", () => {
   });
 
   it("reports load states: 101 after release, Loaded for an empty collection, monotonic progress", async () => {
-    await using tc = await startTestCluster({ querynodes: 2 });
+    await using tc = await start();
     await tc.client.createCollection({ schema: schema("empty") });
     await tc.client.loadCollection({ collectionName: "empty", wait: true });
     expect((await tc.client.getLoadState({ collectionName: "empty" })).state).toBe("Loaded");
