@@ -326,10 +326,12 @@ export function restHandlers(client: VectorbusClient, opts: { allowInt64: (ctx: 
       if (quick) {
         const vec = schema.fields.find((f) => f.type === "FloatVector")!;
         await createIndexes(ctx, collectionName, [{ fieldName: vec.name, indexType: "AUTOINDEX", metricType: String(body.metricType ?? "COSINE") }]);
-        await call("LoadCollection", { ...db(ctx), collectionName, wait: false }, ctx);
       } else if (Array.isArray(body.indexParams) && body.indexParams.length > 0) {
         await createIndexes(ctx, collectionName, body.indexParams);
-        await call("LoadCollection", { ...db(ctx), collectionName, wait: false }, ctx);
+      }
+      // with an index given, Milvus loads the new (empty) collection: it is searchable when the call returns
+      if (quick || (Array.isArray(body.indexParams) && body.indexParams.length > 0)) {
+        await call("LoadCollection", { ...db(ctx), collectionName, wait: true, timeoutMs: ctx.timeoutMs }, ctx);
       }
       return { data: {} };
     },
