@@ -154,6 +154,51 @@ describe("DML log on JetStream", () => {
     expect(await ch.log.lastPosition(ch.stream, ch.a)).toBe(lastApplied);
   });
 
+  it("reads messages of mixed sizes, some larger than its read-ahead, in order and with no stall", async () => {
+    await using ch = await newChannel();
+    const log = new DmlLog(ch.nc, { readAheadBytes: 256 * 1024 });
+    const sizes = [700_000, 10, 300_000, 100, 250_000, 1_000_000, 1, 130_000, 130_000];
+    const items = Array.from({ length: 45 }, (_, i) => ({ subject: ch.a, payload: new Uint8Array(sizes[i % sizes.length]!).fill(i) }));
+    const positions = await log.publishBatch(items, { maxInFlight: 4 });
+    const got: DmlMessage[] = [];
+    const c = await log.consume(ch.stream, ch.a, 0n, (m) => void got.push(m));
+    // a pull whose byte budget is smaller than the next message would stall the reader for tens of seconds
+    await waitFor(() => got.length === items.length, { what: "every message", timeoutMs: 15_000 });
+    await c.stop();
+    expect(got.map((m) => m.position)).toEqual(positions);
+    expect(got.map((m) => m.data.byteLength)).toEqual(items.map((it) => it.payload.byteLength));
+    expect(got.map((m) => m.data[0] ?? 0)).toEqual(items.map((_, i) => i));
+  });
+
+  it("has no more than its read-ahead delivered ahead of a reader that does not take it", async () => {
+    await using ch = await newChannel();
+    const log = new DmlLog(ch.nc, { readAheadBytes: 256 * 1024 });
+    await log.publishBatch(Array.from({ length: 40 }, () => ({ subject: ch.a, payload: new Uint8Array(100_000) })));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let handled = 0;
+    const c = await log.consume(ch.stream, ch.a, 0n, async () => {
+      handled++;
+      if (handled === 1) await held;
+    });
+    const { jsm } = await jetstreamOf(ch.nc);
+    const delivered = async () => {
+      const infos = await jsm.consumers.list(ch.stream).next();
+      return Math.max(0, ...infos.map((ci) => ci.delivered.stream_seq));
+    };
+    await waitFor(async () => (await delivered()) >= 1, { what: "the first delivery" });
+    // while the first message is held, the server has sent at most one pull's worth (256 KiB: 2 messages)
+    const deadline = Date.now() + 500;
+    while (Date.now() < deadline) {
+      expect(await delivered()).toBeLessThanOrEqual(2);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(handled).toBe(1);
+    release();
+    await waitFor(() => handled === 40, { what: "the rest once released" });
+    await c.stop();
+  });
+
   it("stops delivering at stop() and ends the consumption with the handler's error", async () => {
     await using ch = await newChannel();
     await ch.log.publishBatch(Array.from({ length: 50 }, (_, i) => ({ subject: ch.a, payload: encode({ ch: "a", i }) })));
