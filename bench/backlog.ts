@@ -3,7 +3,8 @@
  * rows inserted and not flushed, is stopped, and is started again on the same data, so its datanode and
  * querynode start by reading the whole DML backlog. Measured after the restart: how long until a control
  * ask answers (`vbus status`'s GetStatus), how long load and flush take, whether count(*) is exact, the
- * nats-server's "Slow Consumer" log lines and the process's peak RSS.
+ * nats-server's "Slow Consumer" log lines, the process's peak RSS, and the slowest of the control asks
+ * (GetStatus every 200 ms) made while load and flush read the backlog.
  *
  * The physical reference, in the same run: the DML bytes on disk and how fast a bare JetStream consumer
  * (its own connection, nothing done with the messages) reads all of them from the same store.
@@ -60,7 +61,8 @@ export async function main(args: string[]): Promise<void> {
     const raw = await rawRead(config, dir);
 
     // 3. the restart on the same data
-    let peakRss = process.memoryUsage().rss;
+    const rssBefore = process.memoryUsage().rss;
+    let peakRss = rssBefore;
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
     const errors: string[] = [];
     const t0 = performance.now();
@@ -78,6 +80,21 @@ export async function main(args: string[]): Promise<void> {
         }
       }
     }).then((s) => (s === null ? null : round(startS + s, 2)));
+    // while the backlog is read (load, flush), a control ask every 200 ms: how long it waits behind the data
+    const probe = { max: 0, count: 0, failures: 0, on: true };
+    const probing = (async () => {
+      while (probe.on) {
+        const t = performance.now();
+        try {
+          await vb.getStatus({}, { timeoutMs: 5_000 });
+          probe.max = Math.max(probe.max, performance.now() - t);
+          probe.count++;
+        } catch {
+          probe.failures++;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
     const loadS = await timed(errors, "load", 600_000, async (deadline) => {
       await vb.loadCollection({ collectionName: NAME, replicaNumber: 1 });
       for (;;) {
@@ -88,6 +105,8 @@ export async function main(args: string[]): Promise<void> {
       }
     });
     const flushS = await timed(errors, "flush", 600_000, () => vb.flush({ collectionNames: [NAME] }, { timeoutMs: 600_000 }));
+    probe.on = false;
+    await probing;
     let count: number | null = null;
     await timed(errors, "count", 120_000, async () => {
       const r = await vb.query({ collectionName: NAME, outputFields: ["count(*)"], consistencyLevel: "Strong" }, { timeoutMs: 120_000 });
@@ -113,6 +132,10 @@ export async function main(args: string[]): Promise<void> {
       slow_consumer_events: slowAfter - slowBefore,
       slow_consumer_events_while_inserting: slowBefore,
       peak_rss_mb: round(peakRss / 1048576),
+      rss_before_restart_mb: round(rssBefore / 1048576),
+      status_asks_during_catch_up: probe.count,
+      status_max_ms_during_catch_up: round(probe.max),
+      status_failures_during_catch_up: probe.failures,
       dml_mb: round(raw.bytes / 1048576, 1),
       dml_messages: raw.messages,
       raw_read_s: round(raw.seconds, 2),
