@@ -261,7 +261,9 @@ export class DmlLog {
       if (stopped) return;
       stopped = true;
       batch?.stop();
-      await consumer.delete().catch(() => undefined);
+      await Promise.resolve()
+        .then(() => consumer.delete())
+        .catch(() => undefined);
     };
     async function* generate(): AsyncGenerator<DmlMessage> {
       let ask = readAhead;
@@ -271,6 +273,11 @@ export class DmlLog {
           let got = 0;
           try {
             batch = await consumer.fetch({ max_bytes: ask, expires: PULL_EXPIRES_MS });
+            if (stopped) {
+              // stopped while the pull was being made: end it now rather than when it expires
+              batch.stop();
+              break;
+            }
             for await (const m of batch) {
               if (stopped) break;
               got++;
