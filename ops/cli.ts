@@ -16,7 +16,7 @@ import { defaultConfig, type VbConfig } from "./config.ts";
 import { startStandalone, type Standalone } from "./standalone.ts";
 import { DEFAULT_MILVUS_PORT } from "../actors/front/server.ts";
 import { PodsLauncher, hostingPids } from "./pods.ts";
-import { RUNFILE, isAlive, isOurProcess, readRunfile, runfilePath, writeRunfile, type Runfile } from "./runfile.ts";
+import { RUNFILE, isAlive, isOurProcess, readRunfile, runfilePath, stopLeftovers, writeRunfile, type Runfile } from "./runfile.ts";
 import { randomRows } from "./random_rows.ts";
 import { formatActors, listActors } from "./actors.ts";
 import { CHAOS_SCENARIOS, runChaos, type ChaosScenario } from "./chaos.ts";
@@ -119,19 +119,25 @@ function until(again: (signal: NodeJS.Signals) => void): Promise<void> {
   });
 }
 
-/** Refuses to start a second `vbus up` on a data directory whose runfile names a live one. */
-function refuseRunning(dataDir: string): void {
+/**
+ * Refuses to start a second `vbus up` on a data directory whose runfile names a live one; stops what
+ * a `vbus up` that was killed left there (a nats-server of its own on the same JetStream store).
+ */
+async function refuseRunning(dataDir: string): Promise<void> {
   let run: Runfile | undefined;
   try {
     run = readRunfile(dataDir);
   } catch {
     return; // unreadable: overwritten below
   }
-  if (run && run.pid !== process.pid && isOurProcess(run.pid)) {
+  if (!run || run.pid === process.pid) return;
+  if (isOurProcess(run.pid)) {
     throw VbError.invalid(
       `Vectorbus already runs on ${dataDir} (pid ${run.pid}, nats ${run.natsUrl}): stop it with "npx vbus stop${dataDir === defaultConfig().dataDir ? "" : ` --data ${dataDir}`}", or use another --data`,
     );
   }
+  const left = await stopLeftovers(run);
+  if (left.length) process.stdout.write(`stopped what the last vbus up (pid ${run.pid}) left running: ${left.join(", ")}\n`);
 }
 
 /** How long a standalone's actors may take to stop before its nats-server is stopped anyway. */
@@ -159,7 +165,7 @@ connOptions(program.command("up"))
       const config = configFrom(opts);
       if (opts.querynodes) config.querynodes = opts.querynodes;
       if (opts.maxPayload) config.maxPayload = opts.maxPayload;
-      refuseRunning(config.dataDir);
+      await refuseRunning(config.dataDir);
       if (opts.pods) return upPods(config, { ...opts, milvus: milvusPortOf(opts.milvusPort) });
       if (opts.proxies || opts.standby || !opts.restart) throw VbError.invalid("--proxies, --standby and --no-restart go with --pods");
       await upStandalone(config, milvusPortOf(opts.milvusPort));
@@ -362,17 +368,9 @@ program
       process.stdout.write(`vectorbus (pid ${run.pid}) is not running\n`);
     }
     // what a launcher that died without its cleanup left: its children and its nats-server
-    const left = [...(run.children ?? []).map((c) => ({ what: `${c.role} ${c.node}`, pid: c.pid })), { what: "nats-server", pid: run.natsPid }].filter(
-      (x) => isOurProcess(x.pid),
-    );
-    for (const x of left) process.kill(x.pid!, "SIGTERM");
-    const deadline = Date.now() + 10_000;
-    while (left.some((x) => isAlive(x.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    for (const x of left) if (isAlive(x.pid)) process.kill(x.pid!, "SIGKILL");
+    const left = await stopLeftovers(run);
     await rm(runfilePath(dataDir), { force: true });
-    process.stdout.write(
-      `removed ${runfilePath(dataDir)}${left.length ? `; stopped what it left: ${left.map((x) => `${x.what} (pid ${x.pid})`).join(", ")}` : ""}\n`,
-    );
+    process.stdout.write(`removed ${runfilePath(dataDir)}${left.length ? `; stopped what it left: ${left.join(", ")}` : ""}\n`);
   });
 
 // ---- collections ----

@@ -85,3 +85,25 @@ export function isOurProcess(pid: number | undefined): boolean {
     return false;
   }
 }
+
+/**
+ * Stops what a `vbus up` that ended without its cleanup (SIGKILL) left running: its children and its
+ * nats-server, each with SIGTERM and, after `graceMs`, SIGKILL. Returns them, as "what (pid N)".
+ */
+export async function stopLeftovers(run: Runfile, graceMs = 10_000): Promise<string[]> {
+  const left = [...(run.children ?? []).map((c) => ({ what: `${c.role} ${c.node}`, pid: c.pid })), { what: "nats-server", pid: run.natsPid }].filter((x) =>
+    isOurProcess(x.pid),
+  );
+  const signal = (pid: number, sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // gone meanwhile
+    }
+  };
+  for (const x of left) signal(x.pid!, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (left.some((x) => isAlive(x.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const x of left) if (isAlive(x.pid)) signal(x.pid!, "SIGKILL");
+  return left.map((x) => `${x.what} (pid ${x.pid})`);
+}

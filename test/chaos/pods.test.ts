@@ -28,8 +28,8 @@ interface Vbus extends AsyncDisposable {
 }
 
 /** Runs `vbus <args>` on a temporary data directory; disposing kills whatever is left and removes the directory. */
-async function vbus(args: string[]): Promise<Vbus> {
-  const dataDir = await mkdtemp(join(tmpdir(), "vbus-pods-"));
+async function vbus(args: string[], dir?: string): Promise<Vbus> {
+  const dataDir = dir ?? (await mkdtemp(join(tmpdir(), "vbus-pods-")));
   const child = spawn(process.execPath, [VBUS, ...args, "--data", dataDir], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, VB_LOG_LEVEL: "warn" },
@@ -203,5 +203,21 @@ describe("vbus up (standalone)", () => {
     expect(out).toContain(`nats-server (pid ${run.natsPid})`);
     expect(isAlive(run.natsPid)).toBe(false);
     expect(existsSync(runfilePath(up.dataDir))).toBe(false);
+  });
+
+  it("vbus up after a killed one stops the nats-server it left on the same store, then starts", async () => {
+    await using first = await vbus(["up", "--milvus-port", "off"]);
+    const old = runfileOf(first);
+    first.child.kill("SIGKILL");
+    await first.exited;
+    await using second = await vbus(["up", "--milvus-port", "off"], first.dataDir);
+    expect(second.out()).toContain(`stopped what the last vbus up (pid ${old.pid}) left running: nats-server (pid ${old.natsPid})`);
+    expect(isAlive(old.natsPid)).toBe(false);
+    const run = runfileOf(second);
+    expect(run.pid).toBe(second.child.pid);
+    expect(isAlive(run.natsPid)).toBe(true);
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+    expect(isAlive(run.natsPid)).toBe(false);
   });
 });
