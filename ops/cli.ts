@@ -856,6 +856,19 @@ demo
     else print(result);
   });
 
+demo
+  .command("milvus-sdk")
+  .description("the Milvus Node SDK unchanged against the Milvus front door: MilvusClient (gRPC) and HttpClient (REST v2) flows, results against brute force")
+  .option("--rows <n>", "rows", "5000")
+  .option("--json", "one JSON line")
+  .action(async (opts: { rows: string; json?: boolean }) => {
+    const { demoMilvus } = await import("./demo_milvus.ts");
+    const result = await demoMilvus({ rows: Number(opts.rows) });
+    if (opts.json) process.stdout.write(JSON.stringify(result) + "\n");
+    else print(result);
+    if (!result.grpc_ok || !result.rest_ok) process.exitCode = 1;
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
