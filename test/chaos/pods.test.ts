@@ -28,8 +28,8 @@ interface Vbus extends AsyncDisposable {
 }
 
 /** Runs `vbus <args>` on a temporary data directory; disposing kills whatever is left and removes the directory. */
-async function vbus(args: string[], dir?: string): Promise<Vbus> {
-  const dataDir = dir ?? (await mkdtemp(join(tmpdir(), "vbus-pods-")));
+async function vbus(args: string[], opts: { dataDir?: string; readyMs?: number } = {}): Promise<Vbus> {
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "vbus-pods-")));
   const child = spawn(process.execPath, [VBUS, ...args, "--data", dataDir], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, VB_LOG_LEVEL: "warn" },
@@ -55,7 +55,7 @@ async function vbus(args: string[], dir?: string): Promise<Vbus> {
     },
   };
   await waitFor(() => out.includes("vectorbus ready nats="), {
-    timeoutMs: 120_000,
+    timeoutMs: opts.readyMs ?? 75_000,
     intervalMs: 100,
     what: `"vectorbus ready" from vbus ${args.join(" ")} (stdout: ${out}; stderr: ${err})`,
   }).catch(async (e: unknown) => {
@@ -76,7 +76,7 @@ describe("vbus up --pods", () => {
     "runs each role in a process, serves a collection, restarts a killed querynode, and two SIGTERMs stop everything",
     async () => {
       const prefix = uniquePrefix("p");
-      await using up = await vbus(["up", "--pods", "--querynodes", "2", "--prefix", prefix, "--milvus-port", "0"]);
+      await using up = await vbus(["up", "--pods", "--querynodes", "2", "--prefix", prefix, "--milvus-port", "0"], { readyMs: 150_000 });
       const run = runfileOf(up);
       expect(run.mode).toBe("pods");
       expect(run.pid).toBe(up.child.pid);
@@ -158,7 +158,8 @@ describe("vbus up --pods", () => {
   );
 });
 
-describe("vbus up (standalone)", () => {
+// (a standalone starts in seconds; the bound leaves room for a loaded machine)
+describe("vbus up (standalone)", { timeout: 90_000 }, () => {
   it("two SIGTERMs during the stop leave no nats-server and no runfile", async () => {
     await using up = await vbus(["up", "--milvus-port", "off"]);
     const run = runfileOf(up);
@@ -210,7 +211,7 @@ describe("vbus up (standalone)", () => {
     const old = runfileOf(first);
     first.child.kill("SIGKILL");
     await first.exited;
-    await using second = await vbus(["up", "--milvus-port", "off"], first.dataDir);
+    await using second = await vbus(["up", "--milvus-port", "off"], { dataDir: first.dataDir });
     expect(second.out()).toContain(`stopped what the last vbus up (pid ${old.pid}) left running: nats-server (pid ${old.natsPid})`);
     expect(isAlive(old.natsPid)).toBe(false);
     const run = runfileOf(second);
