@@ -5,6 +5,10 @@
  * Two ways to name the field: by a path (`obj(b.segment, "segment")`, `bigintOf(o.id, "channels[2].id")`:
  * "segment must be an object"), or by the verb and the field of its body
  * (`requiredString(verb, body, "collectionName")`: `CreateCollection: field "collectionName" is missing`).
+ * A field of a nested map names its path in the verb (`requiredId(`${verb}: segments[2]`, s, "segmentId")`).
+ *
+ * The same rules hold everywhere: a 64-bit integer is a bigint or a safe integer number (and comes back a
+ * bigint), an integer is a safe integer number (or a bigint in range), a map is not a list nor bytes.
  */
 import { VbError } from "../protocol/errors.ts";
 import { DEFAULT_DB } from "../protocol/meta.ts";
@@ -35,8 +39,8 @@ function integerOf(v: unknown): bigint | undefined {
 // ---- fields named by a path ----
 
 export function obj(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw VbError.invalid(`${what} must be an object`);
-  return v as Record<string, unknown>;
+  if (!isMap(v)) throw VbError.invalid(`${what} must be an object`);
+  return v;
 }
 
 export function list(v: unknown, what: string): unknown[] {
@@ -56,6 +60,11 @@ export function stringOf(v: unknown, what: string): string {
 }
 
 // ---- fields of a verb's body ----
+
+/** A refusal of a verb's request: `<verb>: <message>`, code 1100. */
+export function invalid(verb: string, message: string): VbError {
+  return VbError.invalid(`${verb}: ${message}`);
+}
 
 /** The body as a map of fields; no body (null) is an empty map. */
 export function bodyOf(verb: string, raw: unknown): Body {
@@ -90,15 +99,44 @@ export function dbNameOf(verb: string, b: Body, field = "dbName"): string {
   return optionalString(verb, b, field) ?? DEFAULT_DB;
 }
 
+/** An integer in [min, max] (a bigint in range is accepted too). */
+function intIn(verb: string, field: string, v: unknown, min: number, max: number): number {
+  const n = typeof v === "bigint" ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in [${min}, ${max}]`;
+    throw VbError.invalid(`${verb}: field "${field}" must be an integer ${range}, got ${show(v)}`);
+  }
+  return n;
+}
+
 /** An optional integer in [min, max] (a bigint in range is accepted too). */
 export function optionalInt(verb: string, b: Body, field: string, min: number, max: number): number | undefined {
   const v = b[field];
-  if (v === undefined || v === null) return undefined;
-  const n = typeof v === "bigint" ? Number(v) : v;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
-    throw VbError.invalid(`${verb}: field "${field}" must be an integer in [${min}, ${max}], got ${show(v)}`);
-  }
+  return v === undefined || v === null ? undefined : intIn(verb, field, v, min, max);
+}
+
+/** A required integer in [min, max] (a bigint in range is accepted too). */
+export function requiredInt(verb: string, b: Body, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const v = b[field];
+  if (v === undefined || v === null) throw VbError.invalid(`${verb}: field "${field}" is missing; pass it as an integer`);
+  return intIn(verb, field, v, min, max);
+}
+
+/** A required 64-bit integer ≥ min that is not an id (a position, a timestamp). */
+export function requiredInteger(verb: string, b: Body, field: string, min = 0n): bigint {
+  const v = b[field];
+  if (v === undefined || v === null) throw VbError.invalid(`${verb}: field "${field}" is missing; pass it as a 64-bit integer`);
+  const n = integerOf(v);
+  if (n === undefined || n < min) throw wrongType(verb, field, `a 64-bit integer ≥ ${min}`, v);
   return n;
+}
+
+/** A required list. */
+export function requiredList(verb: string, b: Body, field: string, of: string): unknown[] {
+  const v = b[field];
+  if (v === undefined || v === null) throw VbError.invalid(`${verb}: field "${field}" is missing; pass it as a list of ${of}`);
+  if (!Array.isArray(v)) throw wrongType(verb, field, `a list of ${of}`, v);
+  return v;
 }
 
 /** A 64-bit id: a bigint, or a non-negative safe integer number. */
@@ -121,12 +159,22 @@ export function requiredId(verb: string, b: Body, field: string): bigint {
   return idOf(verb, field, v);
 }
 
+function idsOf(verb: string, field: string, v: unknown): bigint[] {
+  if (!Array.isArray(v) && !(v instanceof BigInt64Array)) throw wrongType(verb, field, "a list of ids", v);
+  return [...new Set(Array.from(v as ArrayLike<unknown>, (x, i) => idOf(verb, `${field}[${i}]`, x)))];
+}
+
 /** An optional list of 64-bit ids (a list or a BigInt64Array), without repeats. */
 export function optionalIds(verb: string, b: Body, field: string): bigint[] | undefined {
   const v = b[field];
-  if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v) && !(v instanceof BigInt64Array)) throw wrongType(verb, field, "a list of ids", v);
-  return [...new Set(Array.from(v as ArrayLike<unknown>, (x, i) => idOf(verb, `${field}[${i}]`, x)))];
+  return v === undefined || v === null ? undefined : idsOf(verb, field, v);
+}
+
+/** A required list of 64-bit ids (a list or a BigInt64Array; may be empty), without repeats. */
+export function requiredIds(verb: string, b: Body, field: string): bigint[] {
+  const v = b[field];
+  if (v === undefined || v === null) throw VbError.invalid(`${verb}: field "${field}" is missing; pass it as a list of ids`);
+  return idsOf(verb, field, v);
 }
 
 /** An optional true or false. */

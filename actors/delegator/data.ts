@@ -22,7 +22,8 @@ import { decodeDml } from "../storage/dml_decode.ts";
 import { estimateBatchBytes } from "../segment/growing.ts";
 import { GROWING, GrowingSegmentActor, type GrowingDelete } from "../segment/growing_segment_actor.ts";
 import { readContext, type ReadContext } from "../segment/read_kernel.ts";
-import { checkSealedEntry, intField, invalid, obj } from "../segment/requests.ts";
+import { bodyOf, invalid, requiredInt, requiredList } from "../request_fields.ts";
+import { checkSealedEntry } from "../segment/requests.ts";
 import { chunkDeletes, DeleteBuffer, type DeleteSlice } from "./delete_buffer.ts";
 import { Distribution, entryKey } from "./distribution.ts";
 import { TSafe } from "./tsafe.ts";
@@ -407,10 +408,9 @@ export class DelegatorData {
 
   onSync(msg: Message): unknown {
     const verb = "delegator.SyncDistribution";
-    const b = obj(msg.body, verb);
-    const targetVersion = intField(b, "targetVersion", verb, { min: 0 });
-    if (!Array.isArray(b.sealed)) throw invalid(verb, `"sealed" must be a list of sealed entries`);
-    const sealed = (b.sealed as unknown[]).map((e, i) => checkSealedEntry(e, verb, i));
+    const b = bodyOf(verb, msg.body);
+    const targetVersion = requiredInt(verb, b, "targetVersion", 0);
+    const sealed = requiredList(verb, b, "sealed", "sealed entries").map((e, i) => checkSealedEntry(e, verb, i));
     const keys = new Set<string>();
     for (const e of sealed) {
       const k = entryKey(e);

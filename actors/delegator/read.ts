@@ -14,7 +14,8 @@ import { SEGMENT, type CoveredRange } from "../../protocol/messages/segment.ts";
 import type { ActorContext, Message } from "../../runtime/actor.ts";
 import type { ClusterEnv } from "../env.ts";
 import { mergeQueryResults, mergeSearchResults } from "../segment/read_kernel.ts";
-import { checkGuarantee, checkQuerySpec, checkSearchSpec, invalid, obj } from "../segment/requests.ts";
+import { bodyOf, invalid } from "../request_fields.ts";
+import { checkGuarantee, checkQuerySpec, checkSearchSpec } from "../segment/requests.ts";
 import { DEFAULT_WAIT_MS, type DelegatorData } from "./data.ts";
 import type { Version } from "./distribution.ts";
 
@@ -30,7 +31,7 @@ export class DelegatorReader {
 
   onRead(kind: ReadKind, msg: Message): unknown {
     const verb = `delegator.${kind}`;
-    const b = obj(msg.body, verb);
+    const b = bodyOf(verb, msg.body);
     const spec = kind === "Search" ? checkSearchSpec(b.spec, verb, this.data.schema) : checkQuerySpec(b.spec, verb, this.data.schema);
     const guarantee = checkGuarantee(b.guarantee, verb);
     if (spec.collectionId !== this.data.watch.collectionId) {

@@ -27,7 +27,7 @@ import { KvWriter } from "./meta/kv_writer.ts";
 import { Meta } from "./meta/meta.ts";
 import { TargetManager } from "./meta/target_manager.ts";
 import { DEFAULT_QUERYCOORD_PARAMS, type QuerycoordParams } from "./params.ts";
-import { bodyOf, optionalBool, optionalIds, optionalInt, requiredId } from "./request.ts";
+import { bodyOf, optionalBool, optionalIds, optionalInt, requiredId } from "../request_fields.ts";
 import {
   getLoadingProgress,
   getLoadState,
@@ -136,7 +136,7 @@ export class QuerycoordActor extends Actor {
         return undefined;
     }
     const verb = msg.type.startsWith(`${QUERYCOORD}.`) ? (msg.type.slice(QUERYCOORD.length + 1) as Verb) : undefined;
-    if (verb && Object.hasOwn(API, verb)) return API[verb](this, core, bodyOf(verb, msg.body), msg);
+    if (verb && Object.hasOwn(API, verb)) return API[verb](this, core, bodyOf(`querycoord.${verb}`, msg.body), msg);
     throw VbError.invalid(
       `unknown message type "${msg.type}" for querycoord (1100): it takes ${Object.keys(API)
         .map((v) => messageType(QUERYCOORD, v))
@@ -245,21 +245,21 @@ function waitDeadline(timeoutMs: number | undefined, msg: Message): number {
 /** Every verb of QuerycoordApi and its handler: the compiler checks that none is missing. */
 const API: { [V in Verb]: Handler } = {
   LoadCollection: (actor, core, b, msg) => {
-    const collectionId = requiredId("LoadCollection", b, "collectionId");
-    const replicaNumber = optionalInt("LoadCollection", b, "replicaNumber", 1, MAX_REPLICAS);
-    const timeoutMs = optionalInt("LoadCollection", b, "timeoutMs", 1, 24 * 3_600_000);
-    const wait = optionalBool("LoadCollection", b, "wait") ?? false;
+    const collectionId = requiredId("querycoord.LoadCollection", b, "collectionId");
+    const replicaNumber = optionalInt("querycoord.LoadCollection", b, "replicaNumber", 1, MAX_REPLICAS);
+    const timeoutMs = optionalInt("querycoord.LoadCollection", b, "timeoutMs", 1, 24 * 3_600_000);
+    const wait = optionalBool("querycoord.LoadCollection", b, "wait") ?? false;
     failFastOnNodeLack(core, collectionId, replicaNumber);
     const job = new LoadJob({ collectionId, ...(replicaNumber === undefined ? {} : { replicaNumber }), wait, deadline: waitDeadline(timeoutMs, msg) });
     return actor.ctx.reenter(actor.submitJob(job));
   },
   LoadPartitions: (actor, core, b, msg) => {
-    const collectionId = requiredId("LoadPartitions", b, "collectionId");
-    const partitionIds = optionalIds("LoadPartitions", b, "partitionIds");
+    const collectionId = requiredId("querycoord.LoadPartitions", b, "collectionId");
+    const partitionIds = optionalIds("querycoord.LoadPartitions", b, "partitionIds");
     if (!partitionIds || partitionIds.length === 0) throw VbError.invalid(`querycoord.LoadPartitions: field "partitionIds" must name at least one partition`);
-    const replicaNumber = optionalInt("LoadPartitions", b, "replicaNumber", 1, MAX_REPLICAS);
-    const timeoutMs = optionalInt("LoadPartitions", b, "timeoutMs", 1, 24 * 3_600_000);
-    const wait = optionalBool("LoadPartitions", b, "wait") ?? false;
+    const replicaNumber = optionalInt("querycoord.LoadPartitions", b, "replicaNumber", 1, MAX_REPLICAS);
+    const timeoutMs = optionalInt("querycoord.LoadPartitions", b, "timeoutMs", 1, 24 * 3_600_000);
+    const wait = optionalBool("querycoord.LoadPartitions", b, "wait") ?? false;
     failFastOnNodeLack(core, collectionId, replicaNumber);
     const job = new LoadJob({
       collectionId,
@@ -271,21 +271,21 @@ const API: { [V in Verb]: Handler } = {
     return actor.ctx.reenter(actor.submitJob(job));
   },
   ReleaseCollection: (actor, _core, b) => {
-    const collectionId = requiredId("ReleaseCollection", b, "collectionId");
+    const collectionId = requiredId("querycoord.ReleaseCollection", b, "collectionId");
     return actor.ctx.reenter(actor.submitJob(new ReleaseJob(collectionId, { wait: true, why: "ReleaseCollection" })));
   },
   ReleasePartitions: (actor, _core, b) => {
-    const collectionId = requiredId("ReleasePartitions", b, "collectionId");
-    const partitionIds = optionalIds("ReleasePartitions", b, "partitionIds");
+    const collectionId = requiredId("querycoord.ReleasePartitions", b, "collectionId");
+    const partitionIds = optionalIds("querycoord.ReleasePartitions", b, "partitionIds");
     if (!partitionIds || partitionIds.length === 0) throw VbError.invalid(`querycoord.ReleasePartitions: field "partitionIds" must name at least one partition`);
     return actor.ctx.reenter(actor.submitJob(new ReleaseJob(collectionId, { partitionIds, wait: false, why: "ReleasePartitions" })));
   },
   GetLoadState: (_a, core, b) =>
-    getLoadState(core, requiredId("GetLoadState", b, "collectionId"), optionalIds("GetLoadState", b, "partitionIds")),
-  GetLoadingProgress: (_a, core, b) => getLoadingProgress(core, requiredId("GetLoadingProgress", b, "collectionId")),
+    getLoadState(core, requiredId("querycoord.GetLoadState", b, "collectionId"), optionalIds("querycoord.GetLoadState", b, "partitionIds")),
+  GetLoadingProgress: (_a, core, b) => getLoadingProgress(core, requiredId("querycoord.GetLoadingProgress", b, "collectionId")),
   ShowCollections: (_a, core) => showCollections(core),
-  GetShardLeaders: (_a, core, b) => getShardLeaders(core, requiredId("GetShardLeaders", b, "collectionId")),
-  GetReplicas: (_a, core, b) => getReplicas(core, requiredId("GetReplicas", b, "collectionId")),
-  GetSegmentInfo: (_a, core, b) => getSegmentInfo(core, requiredId("GetSegmentInfo", b, "collectionId")),
+  GetShardLeaders: (_a, core, b) => getShardLeaders(core, requiredId("querycoord.GetShardLeaders", b, "collectionId")),
+  GetReplicas: (_a, core, b) => getReplicas(core, requiredId("querycoord.GetReplicas", b, "collectionId")),
+  GetSegmentInfo: (_a, core, b) => getSegmentInfo(core, requiredId("querycoord.GetSegmentInfo", b, "collectionId")),
   GetStatus: (_a, core) => getStatus(core),
 };

@@ -36,20 +36,18 @@ import { DelegatorActor } from "../delegator/delegator_actor.ts";
 import { DistPublisher, ensureDistStream } from "./dist_publisher.ts";
 import { formatBytes, MemoryBudget } from "./memory.ts";
 import { mergeQueryResults, mergeSearchResults, readContext } from "../segment/read_kernel.ts";
+import { checkQuerySpec, checkSchema, checkSearchSpec, checkSegmentInfo, indexLoadInfos, pkColumn } from "../segment/requests.ts";
 import {
-  bigintField,
-  bigintList,
-  checkQuerySpec,
-  checkSchema,
-  checkSearchSpec,
-  checkSegmentInfo,
-  indexLoadInfos,
-  intField,
+  bodyOf,
   invalid,
   obj,
-  pkColumn,
-  stringField,
-} from "../segment/requests.ts";
+  requiredId,
+  requiredIds,
+  requiredInt,
+  requiredInteger,
+  requiredList,
+  requiredString,
+} from "../request_fields.ts";
 import { estimateSegmentBytes, loadSealedSegment, readL0, type SealedSegment } from "../segment/sealed_segment.ts";
 import { checkIndexField, indexMismatch, SealedSegmentActor } from "../segment/sealed_segment_actor.ts";
 import { type IndexHandle, SearchThreads } from "../segment/search_threads.ts";
@@ -256,17 +254,16 @@ export class QuerynodeActor extends Actor {
   private watch(body: unknown): unknown {
     const verb = "querynode.WatchDmChannels";
     this.refuseWhileStopping(verb);
-    const b = obj(body, verb);
-    const collectionId = bigintField(b, "collectionId", verb);
-    const vchannel = stringField(b, "vchannel", verb);
+    const b = bodyOf(verb, body);
+    const collectionId = requiredId(verb, b, "collectionId");
+    const vchannel = requiredString(verb, b, "vchannel");
     if (!/^[A-Za-z0-9_-]+$/.test(vchannel)) throw invalid(verb, `"vchannel" must hold letters, digits, _ and - only`);
-    const pchannel = intField(b, "pchannel", verb, { min: 0 });
-    const replicaId = bigintField(b, "replicaId", verb);
+    const pchannel = requiredInt(verb, b, "pchannel", 0);
+    const replicaId = requiredId(verb, b, "replicaId");
     const schema = checkSchema(b.schema, verb);
-    const seekPosition = bigintField(b, "seekPosition", verb, { min: 0n });
-    const partitionIds = bigintList(b, "partitionIds", verb);
-    if (!Array.isArray(b.l0Segments)) throw invalid(verb, `"l0Segments" must be a list of segments`);
-    const l0Segments = (b.l0Segments as unknown[]).map((s, i) => checkSegmentInfo(s, verb, `l0Segments[${i}]`));
+    const seekPosition = requiredInteger(verb, b, "seekPosition");
+    const partitionIds = requiredIds(verb, b, "partitionIds");
+    const l0Segments = requiredList(verb, b, "l0Segments", "segments").map((s, i) => checkSegmentInfo(s, verb, `l0Segments[${i}]`));
     const req: WatchChannelReq = { collectionId, vchannel, pchannel, replicaId, schema, seekPosition, partitionIds, l0Segments };
     const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId), asNodeId(this.nodeId));
     const existing = this.delegators.get(address);
@@ -294,11 +291,11 @@ export class QuerynodeActor extends Actor {
 
   private unsub(body: unknown): unknown {
     const verb = "querynode.UnsubDmChannel";
-    const b = obj(body, verb);
-    const collectionId = bigintField(b, "collectionId", verb);
-    const vchannel = stringField(b, "vchannel", verb);
+    const b = bodyOf(verb, body);
+    const collectionId = requiredId(verb, b, "collectionId");
+    const vchannel = requiredString(verb, b, "vchannel");
     if (!/^[A-Za-z0-9_-]+$/.test(vchannel)) throw invalid(verb, `"vchannel" must hold letters, digits, _ and - only`);
-    const replicaId = bigintField(b, "replicaId", verb);
+    const replicaId = requiredId(verb, b, "replicaId");
     const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId), asNodeId(this.nodeId));
     if (!this.delegators.has(address)) return null;
     return this.ctx.reenter(this.stopDelegator(address));
@@ -344,7 +341,7 @@ export class QuerynodeActor extends Actor {
   }
 
   private onReport(body: unknown): void {
-    const r = obj(body, "querynode.DelegatorReport") as unknown as DelegatorReport;
+    const r = obj(body, "querynode.DelegatorReport: the request body") as unknown as DelegatorReport;
     const d = typeof r.address === "string" ? this.delegators.get(r.address) : undefined;
     if (!d) return;
     const before = d.report;
@@ -364,15 +361,13 @@ export class QuerynodeActor extends Actor {
   private load(body: unknown): unknown {
     const verb = "querynode.LoadSegments";
     this.refuseWhileStopping(verb);
-    const b = obj(body, verb);
-    const collectionId = bigintField(b, "collectionId", verb);
-    bigintField(b, "replicaId", verb);
+    const b = bodyOf(verb, body);
+    const collectionId = requiredId(verb, b, "collectionId");
+    requiredId(verb, b, "replicaId");
     const schema = checkSchema(b.schema, verb);
-    if (!Array.isArray(b.segments)) throw invalid(verb, `"segments" must be a list of segments`);
-    if (!Array.isArray(b.l0Segments)) throw invalid(verb, `"l0Segments" must be a list of segments`);
-    const segments = (b.segments as unknown[]).map((s, i) => checkSegmentInfo(s, verb, `segments[${i}]`));
-    const l0Segments = (b.l0Segments as unknown[]).map((s, i) => checkSegmentInfo(s, verb, `l0Segments[${i}]`));
-    const indexInfos = indexLoadInfos(b, "indexes", verb, true);
+    const segments = requiredList(verb, b, "segments", "segments").map((s, i) => checkSegmentInfo(s, verb, `segments[${i}]`));
+    const l0Segments = requiredList(verb, b, "l0Segments", "segments").map((s, i) => checkSegmentInfo(s, verb, `l0Segments[${i}]`));
+    const indexInfos = indexLoadInfos(verb, b, "indexes", true);
     for (const s of [...segments, ...l0Segments]) {
       if (s.collectionId !== collectionId) throw invalid(verb, `segment ${s.segmentId} is of collection ${s.collectionId}, not ${collectionId}`);
     }
@@ -552,9 +547,9 @@ export class QuerynodeActor extends Actor {
 
   private releaseSegments(body: unknown): null {
     const verb = "querynode.ReleaseSegments";
-    const b = obj(body, verb);
-    const collectionId = bigintField(b, "collectionId", verb);
-    const ids = bigintList(b, "segmentIds", verb);
+    const b = bodyOf(verb, body);
+    const collectionId = requiredId(verb, b, "collectionId");
+    const ids = requiredIds(verb, b, "segmentIds");
     for (const id of ids) {
       const seg = this.store.get(id);
       if (seg && seg.collectionId !== collectionId) continue;
@@ -584,9 +579,9 @@ export class QuerynodeActor extends Actor {
 
   private loadIndex(body: unknown): unknown {
     const verb = "querynode.LoadIndex";
-    const b = obj(body, verb);
-    const collectionId = bigintField(b, "collectionId", verb);
-    const infos = indexLoadInfos(b, "infos", verb);
+    const b = bodyOf(verb, body);
+    const collectionId = requiredId(verb, b, "collectionId");
+    const infos = indexLoadInfos(verb, b, "infos");
     const missing: bigint[] = [];
     for (const info of infos) {
       const seg = this.store.get(info.segmentId);
@@ -770,10 +765,10 @@ export class QuerynodeActor extends Actor {
 
   private releaseIndex(body: unknown): unknown {
     const verb = "querynode.ReleaseIndex";
-    const b = obj(body, verb);
-    const collectionId = bigintField(b, "collectionId", verb);
-    const segmentId = bigintField(b, "segmentId", verb);
-    const indexId = bigintField(b, "indexId", verb);
+    const b = bodyOf(verb, body);
+    const collectionId = requiredId(verb, b, "collectionId");
+    const segmentId = requiredId(verb, b, "segmentId");
+    const indexId = requiredId(verb, b, "indexId");
     const seg = this.store.get(segmentId);
     if (seg && seg.collectionId !== collectionId) throw invalid(verb, `segment ${segmentId} belongs to collection ${seg.collectionId}, not ${collectionId}`);
     this.store.forgetIndex(segmentId, indexId);
@@ -816,8 +811,8 @@ export class QuerynodeActor extends Actor {
 
   private releaseCollection(body: unknown): unknown {
     const verb = "querynode.ReleaseCollection";
-    const b = obj(body, verb);
-    const collectionId = bigintField(b, "collectionId", verb);
+    const b = bodyOf(verb, body);
+    const collectionId = requiredId(verb, b, "collectionId");
     for (const seg of this.store.ofCollection(collectionId)) this.releaseOne(seg.segmentId);
     this.changed();
     const stops = [...this.delegators.values()].filter((d) => d.collectionId === collectionId).map((d) => this.stopDelegator(d.address));
@@ -846,9 +841,9 @@ export class QuerynodeActor extends Actor {
   }
 
   private readArgs(verb: string, body: unknown): { b: Record<string, unknown>; ids: bigint[]; readPosition: bigint } {
-    const b = obj(body, verb);
-    const ids = bigintList(b, "segmentIds", verb);
-    const readPosition = bigintField(b, "readPosition", verb, { min: 0n });
+    const b = bodyOf(verb, body);
+    const ids = requiredIds(verb, b, "segmentIds");
+    const readPosition = requiredInteger(verb, b, "readPosition");
     return { b, ids, readPosition };
   }
 
@@ -900,10 +895,10 @@ export class QuerynodeActor extends Actor {
   /** Deletes a delegator forwards: each segment's actor stamps them; the reply waits for all. */
   private applyDelete(body: unknown): unknown {
     const verb = "querynode.ApplyDelete";
-    const b = obj(body, verb);
-    const collectionId = bigintField(b, "collectionId", verb);
-    const ids = bigintList(b, "segmentIds", verb);
-    const pks = pkColumn(b.pks, "pks", verb);
+    const b = bodyOf(verb, body);
+    const collectionId = requiredId(verb, b, "collectionId");
+    const ids = requiredIds(verb, b, "segmentIds");
+    const pks = pkColumn(verb, b, "pks");
     const positions = b.positions;
     if (!(positions instanceof BigInt64Array) || positions.length !== pks.length) {
       throw invalid(verb, `"positions" must be a BigInt64Array with one position per pk (${pks.length})`);

@@ -16,7 +16,8 @@ import type { CollectionSchema } from "../../protocol/schema.ts";
 import { Actor, type Message } from "../../runtime/actor.ts";
 import { GrowingRows, type GrowingBatch } from "./growing.ts";
 import { querySources, readContext, searchResultOf, searchSources, type ReadContext, type RowSource } from "./read_kernel.ts";
-import { bigintField, checkQuerySpec, checkSearchSpec, invalid, obj, pkColumn } from "./requests.ts";
+import { bodyOf, invalid, requiredInteger } from "../request_fields.ts";
+import { checkQuerySpec, checkSearchSpec, pkColumn } from "./requests.ts";
 
 /** What the delegator tells its growing segments. */
 export const GROWING = {
@@ -93,8 +94,8 @@ export class GrowingSegmentActor extends Actor {
   }
 
   private args(body: unknown, verb: string): { b: Record<string, unknown>; r: bigint; covered: (src: RowSource) => boolean } {
-    const b = obj(body, verb);
-    const r = bigintField(b, "readPosition", verb, { min: 0n });
+    const b = bodyOf(verb, body);
+    const r = requiredInteger(verb, b, "readPosition");
     return { b, r, covered: coveredBy(b.covered, verb) };
   }
 
@@ -126,8 +127,8 @@ export class GrowingSegmentActor extends Actor {
   /** A delete from anywhere: one position per pk. */
   private applyDelete(body: unknown): { changed: number } {
     const verb = "segment.ApplyDelete";
-    const b = obj(body, verb);
-    const pks = pkColumn(b.pks, "pks", verb);
+    const b = bodyOf(verb, body);
+    const pks = pkColumn(verb, b, "pks");
     const positions = b.positions;
     if (!(positions instanceof BigInt64Array) || positions.length !== pks.length) {
       throw invalid(verb, `"positions" must be a BigInt64Array with one position per pk (${pks.length})`);

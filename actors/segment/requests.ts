@@ -1,79 +1,48 @@
 /**
- * Checks of what querynodes and delegators are sent: a body that does not have the shape of its message
- * type gets a 1100 naming the field, never a crash. Deep checks that need the schema (the vector field,
- * the output fields, the filter's fields) are made against it by `checkSearchSpec` / `checkQuerySpec`.
+ * Checks of what querynodes, delegators and segments are sent: a body that does not have the shape of its
+ * message type gets a 1100 naming the field, never a crash. The shapes are the query plane's (schema,
+ * SegmentInfo, IndexLoadInfo, sealed entries, search and query specs, guarantees); their fields are read
+ * with actors/request_fields.ts, so the rules and messages are those of every other actor. Deep checks
+ * that need the schema (the vector field, the output fields, the filter's fields) are made against it by
+ * `checkSearchSpec` / `checkQuerySpec`. A checked map comes back as a copy whose 64-bit fields are bigints.
  */
-import type { PkColumn } from "../../protocol/dml.ts";
-import { VbError } from "../../protocol/errors.ts";
+import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
 import type { IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import type { Guarantee, QuerySpec, SearchSpec, SealedEntry } from "../../protocol/messages/querynode.ts";
+import { isValidNodeId } from "../../protocol/ids.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
 import { CONSISTENCY_LEVELS, type CollectionSchema } from "../../protocol/schema.ts";
 import { checkRange } from "../search/range.ts";
+import {
+  invalid,
+  obj,
+  requiredId,
+  requiredIds,
+  requiredInt,
+  requiredInteger,
+  requiredList,
+  requiredString,
+  type Body,
+} from "../request_fields.ts";
 
 /** limit + offset of a plain search or query may not pass this (Milvus's max query result window) */
 export const MAX_TOPK = 16_384;
 
-export function invalid(verb: string, message: string): VbError {
-  return VbError.invalid(`${verb}: ${message}`);
-}
-
-export function obj(body: unknown, verb: string): Record<string, unknown> {
-  if (typeof body !== "object" || body === null || Array.isArray(body) || ArrayBuffer.isView(body)) {
-    throw invalid(verb, "the request body must be an object");
-  }
-  return body as Record<string, unknown>;
-}
-
-export function bigintField(b: Record<string, unknown>, field: string, verb: string, opts: { min?: bigint } = {}): bigint {
+/** A pk column: a BigInt64Array (Int64 pks) or a list of strings (VarChar pks). */
+export function pkColumn(verb: string, b: Body, field: string): PkColumn {
   const v = b[field];
-  if (typeof v !== "bigint") throw invalid(verb, `"${field}" must be a bigint, got ${describe(v)}`);
-  if (opts.min !== undefined && v < opts.min) throw invalid(verb, `"${field}" must be ≥ ${opts.min}, got ${v}`);
-  return v;
-}
-
-export function stringField(b: Record<string, unknown>, field: string, verb: string): string {
-  const v = b[field];
-  if (typeof v !== "string" || v.length === 0) throw invalid(verb, `"${field}" must be a non-empty string`);
-  return v;
-}
-
-export function intField(b: Record<string, unknown>, field: string, verb: string, opts: { min?: number; max?: number } = {}): number {
-  const v = b[field];
-  if (typeof v !== "number" || !Number.isSafeInteger(v)) throw invalid(verb, `"${field}" must be an integer, got ${describe(v)}`);
-  if (opts.min !== undefined && v < opts.min) throw invalid(verb, `"${field}" must be ≥ ${opts.min}, got ${v}`);
-  if (opts.max !== undefined && v > opts.max) throw invalid(verb, `"${field}" must be ≤ ${opts.max}, got ${v}`);
-  return v;
-}
-
-export function bigintList(b: Record<string, unknown>, field: string, verb: string): bigint[] {
-  const v = b[field];
-  if (v instanceof BigInt64Array) return Array.from(v);
-  if (!Array.isArray(v) || v.some((x) => typeof x !== "bigint")) throw invalid(verb, `"${field}" must be a list of bigint`);
-  return v as bigint[];
-}
-
-export function pkColumn(v: unknown, field: string, verb: string): PkColumn {
   if (v instanceof BigInt64Array) return v;
   if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v as string[];
-  throw invalid(verb, `"${field}" must be a BigInt64Array (Int64 pks) or a list of strings (VarChar pks)`);
-}
-
-function describe(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "a list";
-  if (ArrayBuffer.isView(v)) return v.constructor.name;
-  return typeof v;
+  throw invalid(verb, `field "${field}" must be a BigInt64Array (Int64 pks) or a list of strings (VarChar pks)`);
 }
 
 export function checkSchema(v: unknown, verb: string): CollectionSchema {
-  const s = obj(v, `${verb} schema`);
+  const s = obj(v, `${verb}: field "schema"`);
   if (typeof s.name !== "string" || !Array.isArray(s.fields) || s.fields.length === 0) {
     throw invalid(verb, `"schema" must be a collection schema with a name and fields`);
   }
   for (const [i, f] of (s.fields as unknown[]).entries()) {
-    const fo = obj(f, `${verb} schema.fields[${i}]`);
+    const fo = obj(f, `${verb}: field "schema.fields[${i}]"`);
     if (typeof fo.name !== "string" || typeof fo.type !== "string" || typeof fo.fieldId !== "number") {
       throw invalid(verb, `schema.fields[${i}] must have a name, a type and a fieldId`);
     }
@@ -87,62 +56,74 @@ export function checkSchema(v: unknown, verb: string): CollectionSchema {
 }
 
 export function checkSegmentInfo(v: unknown, verb: string, field: string): SegmentInfo {
-  const s = obj(v, `${verb} ${field}`);
-  for (const k of ["segmentId", "collectionId", "partitionId", "startPosition"]) {
-    if (typeof s[k] !== "bigint") throw invalid(verb, `${field}.${k} must be a bigint`);
-  }
-  if (typeof s.vchannel !== "string") throw invalid(verb, `${field}.vchannel must be a string`);
-  if (s.level !== "L0" && s.level !== "L1") throw invalid(verb, `${field}.level must be L0 or L1`);
-  if (typeof s.numRows !== "number" || !Number.isSafeInteger(s.numRows) || s.numRows < 0) throw invalid(verb, `${field}.numRows must be an integer ≥ 0`);
-  if (!Array.isArray(s.binlogs) || !Array.isArray(s.deltalogs) || !Array.isArray(s.statslogs)) {
-    throw invalid(verb, `${field} must list binlogs, deltalogs and statslogs`);
-  }
-  if (s.endPosition !== undefined && typeof s.endPosition !== "bigint") throw invalid(verb, `${field}.endPosition must be a bigint`);
-  return s as unknown as SegmentInfo;
+  const at = `${verb}: ${field}`;
+  const s = obj(v, `${verb}: field "${field}"`);
+  const out: Record<string, unknown> = {
+    ...s,
+    segmentId: requiredId(at, s, "segmentId"),
+    collectionId: requiredId(at, s, "collectionId"),
+    // an L0 segment's deletes may hold for every partition (ALL_PARTITIONS)
+    partitionId: requiredInteger(at, s, "partitionId", ALL_PARTITIONS),
+    startPosition: requiredInteger(at, s, "startPosition"),
+    vchannel: requiredString(at, s, "vchannel"),
+    numRows: requiredInt(at, s, "numRows", 0),
+  };
+  if (s.level !== "L0" && s.level !== "L1") throw invalid(at, `field "level" must be L0 or L1`);
+  for (const k of ["binlogs", "deltalogs", "statslogs"]) requiredList(at, s, k, "log files");
+  if (s.endPosition !== undefined) out.endPosition = requiredInteger(at, s, "endPosition");
+  return out as unknown as SegmentInfo;
 }
 
 const INDEX_TYPE_NAMES = ["FLAT", "HNSW", "HNSW_SQ8", "HNSW_FP16", "IVF_FLAT", "AUTOINDEX"];
 
 /** Checks one IndexLoadInfo (what LoadIndex and LoadSegments carry); 1100 naming the field at fault. */
 export function checkIndexLoadInfo(v: unknown, verb: string, field: string): IndexLoadInfo {
-  const i = obj(v, `${verb} ${field}`);
-  for (const k of ["segmentId", "indexId", "buildId"]) {
-    if (typeof i[k] !== "bigint") throw invalid(verb, `${field}.${k} must be a bigint`);
-  }
-  if (typeof i.fieldId !== "number" || !Number.isSafeInteger(i.fieldId)) throw invalid(verb, `${field}.fieldId must be a field id`);
-  if (typeof i.fileKey !== "string" || i.fileKey.length === 0) throw invalid(verb, `${field}.fileKey must be the artifact's object key`);
+  const at = `${verb}: ${field}`;
+  const i = obj(v, `${verb}: field "${field}"`);
+  const out = {
+    ...i,
+    segmentId: requiredId(at, i, "segmentId"),
+    indexId: requiredId(at, i, "indexId"),
+    buildId: requiredId(at, i, "buildId"),
+    fieldId: requiredInt(at, i, "fieldId", 0),
+    fileKey: requiredString(at, i, "fileKey"),
+  };
   if (typeof i.indexType !== "string" || !INDEX_TYPE_NAMES.includes(i.indexType)) {
-    throw invalid(verb, `${field}.indexType must be one of ${INDEX_TYPE_NAMES.join(", ")}`);
+    throw invalid(at, `field "indexType" must be one of ${INDEX_TYPE_NAMES.join(", ")}`);
   }
-  if (i.metricType !== "L2" && i.metricType !== "IP" && i.metricType !== "COSINE") throw invalid(verb, `${field}.metricType must be L2, IP or COSINE`);
+  if (i.metricType !== "L2" && i.metricType !== "IP" && i.metricType !== "COSINE") throw invalid(at, `field "metricType" must be L2, IP or COSINE`);
   if (typeof i.memorySize !== "number" || !Number.isFinite(i.memorySize) || i.memorySize < 0) {
-    throw invalid(verb, `${field}.memorySize must be a number of bytes ≥ 0`);
+    throw invalid(at, `field "memorySize" must be a number of bytes ≥ 0`);
   }
-  return i as unknown as IndexLoadInfo;
+  return out as unknown as IndexLoadInfo;
 }
 
 /** A list of IndexLoadInfo (`field` of the body), checked; [] when absent and `optional`. */
-export function indexLoadInfos(b: Record<string, unknown>, field: string, verb: string, optional = false): IndexLoadInfo[] {
-  const v = b[field];
-  if (v === undefined && optional) return [];
-  if (!Array.isArray(v)) throw invalid(verb, `"${field}" must be a list of index load infos`);
-  return v.map((x, i) => checkIndexLoadInfo(x, verb, `${field}[${i}]`));
+export function indexLoadInfos(verb: string, b: Body, field: string, optional = false): IndexLoadInfo[] {
+  if ((b[field] === undefined || b[field] === null) && optional) return [];
+  return requiredList(verb, b, field, "index load infos").map((x, i) => checkIndexLoadInfo(x, verb, `${field}[${i}]`));
 }
 
 export function checkSealedEntry(v: unknown, verb: string, i: number): SealedEntry {
-  const e = obj(v, `${verb} sealed[${i}]`);
-  for (const k of ["segmentId", "partitionId", "startPosition", "endPosition"]) {
-    if (typeof e[k] !== "bigint") throw invalid(verb, `sealed[${i}].${k} must be a bigint`);
-  }
-  if (typeof e.nodeId !== "string" || !/^[A-Za-z0-9_-]+$/.test(e.nodeId)) throw invalid(verb, `sealed[${i}].nodeId must be a node id`);
-  if (typeof e.numRows !== "number") throw invalid(verb, `sealed[${i}].numRows must be a number`);
-  if ((e.startPosition as bigint) > (e.endPosition as bigint)) throw invalid(verb, `sealed[${i}]: startPosition is after endPosition`);
-  return e as unknown as SealedEntry;
+  const at = `${verb}: sealed[${i}]`;
+  const e = obj(v, `${verb}: field "sealed[${i}]"`);
+  const out = {
+    ...e,
+    segmentId: requiredId(at, e, "segmentId"),
+    partitionId: requiredId(at, e, "partitionId"),
+    startPosition: requiredInteger(at, e, "startPosition"),
+    endPosition: requiredInteger(at, e, "endPosition"),
+    nodeId: requiredString(at, e, "nodeId"),
+    numRows: requiredInt(at, e, "numRows", 0),
+  };
+  if (!isValidNodeId(out.nodeId)) throw invalid(at, `field "nodeId" must be a node id (letters, digits, _ and -), got "${out.nodeId}"`);
+  if (out.startPosition > out.endPosition) throw invalid(at, `startPosition is after endPosition`);
+  return out as unknown as SealedEntry;
 }
 
 function checkFilter(v: unknown, verb: string): void {
   if (v === undefined || v === null) return;
-  const f = obj(v, `${verb} filter`);
+  const f = obj(v, `${verb}: field "filter"`);
   if (f.version !== 1 || typeof f.root !== "object" || f.root === null) {
     throw invalid(verb, `"filter" must be a compiled filter plan (version 1) from actors/expr`);
   }
@@ -162,15 +143,15 @@ function checkOutputFields(ids: unknown, schema: CollectionSchema | undefined, v
 
 /** Checks a SearchSpec; with the schema, also the vector field, its dim and the output fields. */
 export function checkSearchSpec(v: unknown, verb: string, schema?: CollectionSchema): SearchSpec {
-  const s = obj(v, `${verb} spec`);
-  bigintField(s, "collectionId", verb);
-  intField(s, "annsFieldId", verb);
+  const s = obj(v, `${verb}: field "spec"`);
+  const collectionId = requiredId(verb, s, "collectionId");
+  requiredInt(verb, s, "annsFieldId", 0);
   if (s.metric !== "L2" && s.metric !== "IP" && s.metric !== "COSINE") throw invalid(verb, `"metric" must be L2, IP or COSINE`);
   if (!(s.queries instanceof Float32Array)) throw invalid(verb, `"queries" must be a Float32Array of nq × dim`);
-  const nq = intField(s, "nq", verb, { min: 1 });
-  intField(s, "topk", verb, { min: 1, max: MAX_TOPK });
+  const nq = requiredInt(verb, s, "nq", 1);
+  requiredInt(verb, s, "topk", 1, MAX_TOPK);
   if (s.queries.length === 0 || s.queries.length % nq !== 0) throw invalid(verb, `"queries" holds ${s.queries.length} floats, not nq (${nq}) rows`);
-  bigintList(s, "partitionIds", verb);
+  const partitionIds = requiredIds(verb, s, "partitionIds");
   checkOutputFields(s.outputFieldIds, schema, verb);
   checkFilter(s.filter, verb);
   for (const k of ["radius", "rangeFilter"]) {
@@ -192,27 +173,28 @@ export function checkSearchSpec(v: unknown, verb: string, schema?: CollectionSch
       throw invalid(verb, `"queries" holds ${(s.queries as Float32Array).length} floats, not nq (${nq}) × dim (${f.dim})`);
     }
   }
-  return s as unknown as SearchSpec;
+  return { ...s, collectionId, partitionIds } as unknown as SearchSpec;
 }
 
 export function checkQuerySpec(v: unknown, verb: string, schema?: CollectionSchema): QuerySpec {
-  const s = obj(v, `${verb} spec`);
-  bigintField(s, "collectionId", verb);
-  bigintList(s, "partitionIds", verb);
+  const s = obj(v, `${verb}: field "spec"`);
+  const collectionId = requiredId(verb, s, "collectionId");
+  const partitionIds = requiredIds(verb, s, "partitionIds");
   checkOutputFields(s.outputFieldIds, schema, verb);
   checkFilter(s.filter, verb);
-  if (s.limit !== undefined) intField(s, "limit", verb, { min: 0 });
-  if (typeof s.countOnly !== "boolean") throw invalid(verb, `"countOnly" must be a boolean`);
-  return s as unknown as QuerySpec;
+  if (s.limit !== undefined) requiredInt(verb, s, "limit", 0);
+  if (typeof s.countOnly !== "boolean") throw invalid(verb, `field "countOnly" must be true or false`);
+  return { ...s, collectionId, partitionIds } as unknown as QuerySpec;
 }
 
 export function checkGuarantee(v: unknown, verb: string): Guarantee {
-  const g = obj(v, `${verb} guarantee`);
+  const at = `${verb}: guarantee`;
+  const g = obj(v, `${verb}: field "guarantee"`);
   if (typeof g.consistency !== "string" || !CONSISTENCY_LEVELS.includes(g.consistency as never)) {
-    throw invalid(verb, `guarantee.consistency must be one of ${CONSISTENCY_LEVELS.join(", ")}`);
+    throw invalid(at, `field "consistency" must be one of ${CONSISTENCY_LEVELS.join(", ")}`);
   }
-  bigintField(g, "position", verb, { min: 0n });
-  if (g.waitMs !== undefined) intField(g, "waitMs", verb, { min: 0 });
-  if (g.gracefulMs !== undefined && (typeof g.gracefulMs !== "number" || g.gracefulMs < 0)) throw invalid(verb, `guarantee.gracefulMs must be ≥ 0`);
-  return g as unknown as Guarantee;
+  const position = requiredInteger(at, g, "position");
+  if (g.waitMs !== undefined) requiredInt(at, g, "waitMs", 0);
+  if (g.gracefulMs !== undefined && (typeof g.gracefulMs !== "number" || g.gracefulMs < 0)) throw invalid(at, `field "gracefulMs" must be ≥ 0`);
+  return { ...g, position } as unknown as Guarantee;
 }

@@ -22,7 +22,8 @@ import type { SegmentDescription } from "../../protocol/messages/segment.ts";
 import type { CollectionSchema } from "../../protocol/schema.ts";
 import { Actor, type Message } from "../../runtime/actor.ts";
 import { querySources, readContext, searchResultOf, type ReadContext } from "./read_kernel.ts";
-import { bigintField, checkIndexLoadInfo, checkQuerySpec, checkSearchSpec, invalid, obj, pkColumn } from "./requests.ts";
+import { bodyOf, invalid, requiredId, requiredInteger } from "../request_fields.ts";
+import { checkIndexLoadInfo, checkQuerySpec, checkSearchSpec, pkColumn } from "./requests.ts";
 import type { SealedSegment } from "./sealed_segment.ts";
 import { searchSealed } from "./sealed_search.ts";
 import type { IndexHandle, SearchThreads } from "./search_threads.ts";
@@ -81,7 +82,7 @@ export class SealedSegmentActor extends Actor {
   }
 
   private readPosition(b: Record<string, unknown>, verb: string): bigint {
-    return bigintField(b, "readPosition", verb, { min: 0n });
+    return requiredInteger(verb, b, "readPosition");
   }
 
   private checkCollection(collectionId: bigint, verb: string): void {
@@ -92,7 +93,7 @@ export class SealedSegmentActor extends Actor {
 
   private search(body: unknown): unknown {
     const verb = "segment.Search";
-    const b = obj(body, verb);
+    const b = bodyOf(verb, body);
     const r = this.readPosition(b, verb);
     const spec = checkSearchSpec(b.spec, verb, this.seg.schema);
     this.checkCollection(spec.collectionId, verb);
@@ -111,7 +112,7 @@ export class SealedSegmentActor extends Actor {
 
   private query(body: unknown): unknown {
     const verb = "segment.Query";
-    const b = obj(body, verb);
+    const b = bodyOf(verb, body);
     const r = this.readPosition(b, verb);
     const spec = checkQuerySpec(b.spec, verb, this.seg.schema);
     this.checkCollection(spec.collectionId, verb);
@@ -120,8 +121,8 @@ export class SealedSegmentActor extends Actor {
 
   private applyDelete(body: unknown): { changed: number } {
     const verb = "segment.ApplyDelete";
-    const b = obj(body, verb);
-    const pks = pkColumn(b.pks, "pks", verb);
+    const b = bodyOf(verb, body);
+    const pks = pkColumn(verb, b, "pks");
     const positions = b.positions;
     if (!(positions instanceof BigInt64Array) || positions.length !== pks.length) {
       throw invalid(verb, `"positions" must be a BigInt64Array with one position per pk (${pks.length})`);
@@ -139,7 +140,7 @@ export class SealedSegmentActor extends Actor {
   /** From anywhere: the querynode loads the index (it accounts the memory) and attaches it here. */
   private loadIndex(body: unknown): unknown {
     const verb = "segment.LoadIndex";
-    const info = checkIndexLoadInfo(obj(body, verb).info, verb, "info");
+    const info = checkIndexLoadInfo(bodyOf(verb, body).info, verb, "info");
     if (info.segmentId !== this.seg.segmentId) throw invalid(verb, `info.segmentId ${info.segmentId} is not this segment (${this.id})`);
     checkIndexField(this.seg.schema, info, verb);
     if (this.seg.indexes.get(info.indexId)?.info.buildId === info.buildId) return null;
@@ -158,7 +159,7 @@ export class SealedSegmentActor extends Actor {
    */
   private attachIndex(body: unknown): { releasedBytes: number } {
     const verb = "segment.AttachIndex";
-    const b = obj(body, verb);
+    const b = bodyOf(verb, body);
     const handle = b.handle;
     if (!this.deps.threads.owns(handle)) throw invalid(verb, `"handle" must be an index loaded by this segment's querynode (send LoadIndex instead)`);
     const info = checkIndexLoadInfo(b.info, verb, "info");
@@ -175,7 +176,7 @@ export class SealedSegmentActor extends Actor {
 
   private releaseIndex(body: unknown): { memoryBytes: number } {
     const verb = "segment.ReleaseIndex";
-    const indexId = bigintField(obj(body, verb), "indexId", verb);
+    const indexId = requiredId(verb, bodyOf(verb, body), "indexId");
     const a = this.seg.indexes.get(indexId);
     if (!a) return { memoryBytes: 0 };
     this.seg.indexes.delete(indexId);
