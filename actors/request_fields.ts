@@ -11,6 +11,7 @@
  * bigint), an integer is a safe integer number (or a bigint in range), a map is not a list nor bytes.
  */
 import { VbError } from "../protocol/errors.ts";
+import { isValidNodeId } from "../protocol/ids.ts";
 import { DEFAULT_DB } from "../protocol/meta.ts";
 
 export type Body = Record<string, unknown>;
@@ -83,6 +84,14 @@ export function requiredString(verb: string, b: Body, field: string): string {
   if (v === undefined || v === null) throw VbError.invalid(`${verb}: field "${field}" is missing; pass it as a string`);
   if (typeof v !== "string") throw wrongType(verb, field, "a string", v);
   if (v.length === 0) throw VbError.invalid(`${verb}: field "${field}" must not be empty`);
+  return v;
+}
+
+/** A required name that goes into subjects (a vchannel, a node id): letters, digits, _ and - only. */
+export function requiredToken(verb: string, b: Body, field: string): string {
+  const v = requiredString(verb, b, field);
+  // node ids follow the rule of every subject token
+  if (!isValidNodeId(v)) throw VbError.invalid(`${verb}: field "${field}" must hold letters, digits, _ and - only, got ${show(v)}`);
   return v;
 }
 

@@ -46,7 +46,7 @@ import {
   requiredInt,
   requiredInteger,
   requiredList,
-  requiredString,
+  requiredToken,
 } from "../request_fields.ts";
 import { estimateSegmentBytes, loadSealedSegment, readL0, type SealedSegment } from "../segment/sealed_segment.ts";
 import { checkIndexField, indexMismatch, SealedSegmentActor } from "../segment/sealed_segment_actor.ts";
@@ -256,8 +256,7 @@ export class QuerynodeActor extends Actor {
     this.refuseWhileStopping(verb);
     const b = bodyOf(verb, body);
     const collectionId = requiredId(verb, b, "collectionId");
-    const vchannel = requiredString(verb, b, "vchannel");
-    if (!/^[A-Za-z0-9_-]+$/.test(vchannel)) throw invalid(verb, `"vchannel" must hold letters, digits, _ and - only`);
+    const vchannel = requiredToken(verb, b, "vchannel");
     const pchannel = requiredInt(verb, b, "pchannel", 0);
     const replicaId = requiredId(verb, b, "replicaId");
     const schema = checkSchema(b.schema, verb);
@@ -293,8 +292,7 @@ export class QuerynodeActor extends Actor {
     const verb = "querynode.UnsubDmChannel";
     const b = bodyOf(verb, body);
     const collectionId = requiredId(verb, b, "collectionId");
-    const vchannel = requiredString(verb, b, "vchannel");
-    if (!/^[A-Za-z0-9_-]+$/.test(vchannel)) throw invalid(verb, `"vchannel" must hold letters, digits, _ and - only`);
+    const vchannel = requiredToken(verb, b, "vchannel");
     const replicaId = requiredId(verb, b, "replicaId");
     const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId), asNodeId(this.nodeId));
     if (!this.delegators.has(address)) return null;

@@ -9,7 +9,6 @@
 import { ALL_PARTITIONS, type PkColumn } from "../../protocol/dml.ts";
 import type { IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import type { Guarantee, QuerySpec, SearchSpec, SealedEntry } from "../../protocol/messages/querynode.ts";
-import { isValidNodeId } from "../../protocol/ids.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
 import { CONSISTENCY_LEVELS, type CollectionSchema } from "../../protocol/schema.ts";
 import { checkRange } from "../search/range.ts";
@@ -22,6 +21,7 @@ import {
   requiredInteger,
   requiredList,
   requiredString,
+  requiredToken,
   type Body,
 } from "../request_fields.ts";
 
@@ -113,10 +113,9 @@ export function checkSealedEntry(v: unknown, verb: string, i: number): SealedEnt
     partitionId: requiredId(at, e, "partitionId"),
     startPosition: requiredInteger(at, e, "startPosition"),
     endPosition: requiredInteger(at, e, "endPosition"),
-    nodeId: requiredString(at, e, "nodeId"),
+    nodeId: requiredToken(at, e, "nodeId"),
     numRows: requiredInt(at, e, "numRows", 0),
   };
-  if (!isValidNodeId(out.nodeId)) throw invalid(at, `field "nodeId" must be a node id (letters, digits, _ and -), got "${out.nodeId}"`);
   if (out.startPosition > out.endPosition) throw invalid(at, `startPosition is after endPosition`);
   return out as unknown as SealedEntry;
 }
