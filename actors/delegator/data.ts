@@ -1,14 +1,14 @@
 /**
- * The delegator's data side (Milvus's `delegator_data.go` with its delete forwarding): it consumes the
- * vchannel after the seek position and feeds the growing segments (child actors, one per partition),
- * keeps the delete buffer and forwards deletes to the sealed segments they may hit before tSafe moves
- * past them, decides when the shard is serviceable, and makes a SyncDistribution's sealed view readable
- * only once the new entries have their deletes. It reports the shard to its querynode.
+ * The delegator's data side (Milvus's `delegator_data.go`): it consumes the vchannel after the seek
+ * position and feeds the growing segments (child actors, one per partition), keeps the delete buffer and
+ * forwards deletes to the sealed segments they may hit (delta_forward.ts) before tSafe moves past them,
+ * decides when the shard is serviceable, and makes a SyncDistribution's sealed view readable only once
+ * the new entries have their deletes. It reports the shard to its querynode.
  *
  * It runs in the delegator's mailbox (`DelegatorActor` dispatches to it); the read side (read.ts) reads
  * its tSafe, view and growing segments and is told when tSafe moves (`onApplied`).
  */
-import { ALL_PARTITIONS, type DmlMsg, type PkColumn } from "../../protocol/dml.ts";
+import { ALL_PARTITIONS, type DmlMsg } from "../../protocol/dml.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asNodeId, asReplicaId } from "../../protocol/ids.ts";
 import { QUERYNODE, type DelegatorReport, type SealedEntry, type WatchChannelReq } from "../../protocol/messages/querynode.ts";
@@ -24,7 +24,8 @@ import { GROWING, GrowingSegmentActor, type GrowingDelete } from "../segment/gro
 import { readContext, type ReadContext } from "../segment/read_kernel.ts";
 import { bodyOf, invalid, requiredInt, requiredList } from "../request_fields.ts";
 import { checkSealedEntry } from "../segment/requests.ts";
-import { chunkDeletes, DeleteBuffer, type DeleteSlice } from "./delete_buffer.ts";
+import { DeleteBuffer } from "./delete_buffer.ts";
+import { forwardsOf, sendForward, type Forward } from "./delta_forward.ts";
 import { Distribution, entryKey } from "./distribution.ts";
 import { TSafe } from "./tsafe.ts";
 
@@ -34,9 +35,6 @@ export interface DelegatorOptions {
   watch: WatchChannelReq;
 }
 
-/** Deletes a forward carries at most (estimated bytes), to stay well under the payload limit. */
-const FORWARD_CHUNK_BYTES = 256 * 1024;
-const FORWARD_TIMEOUT_MS = 15_000;
 /** How long a read waits for its guarantee, and a SyncDistribution for tSafe, when the ask sets no deadline. */
 export const DEFAULT_WAIT_MS = 30_000;
 const RECONSUME_MS = 1_000;
@@ -55,12 +53,6 @@ export interface GrowingChild {
 export interface DmlItem {
   m: DmlMessage;
   done: () => void;
-}
-
-interface Forward {
-  nodeId: string;
-  entries: SealedEntry[];
-  body: { collectionId: bigint; segmentIds: bigint[]; pks: PkColumn; positions: BigInt64Array };
 }
 
 export interface SyncJob {
@@ -288,7 +280,7 @@ export class DelegatorData {
         if (partition === ALL_PARTITIONS || this.kept(partition)) {
           this.deleteGrowing({ pks: msg.pks, position: p, partitionId: partition });
           this.deletes.add(msg.pks, p, partition);
-          forwards = this.forwardsOf({ pks: msg.pks, positions: new BigInt64Array(msg.pks.length).fill(p) }, this.dist.forwardTargets(partition));
+          forwards = forwardsOf(this.watch.collectionId, { pks: msg.pks, positions: new BigInt64Array(msg.pks.length).fill(p) }, this.dist.forwardTargets(partition));
         }
       }
       if ((msg.k === "insert" || msg.k === "upsert") && msg.numRows > 0 && this.kept(msg.partitionId)) {
@@ -315,7 +307,7 @@ export class DelegatorData {
       this.applied(item, m.position, ts);
       return;
     }
-    const asks = forwards.map((f) => this.sendForward(f));
+    const asks = forwards.map((f) => sendForward(this.ctx, this.env, f));
     void Promise.allSettled(asks).then((results) => this.ctx.self("delegator.internal.Forwarded", { item, ts, forwards, results }));
   }
 
@@ -376,34 +368,6 @@ export class DelegatorData {
     );
   }
 
-
-
-  /** The ApplyDelete asks that bring `slice` to `targets`, one per node (chunked). */
-  private forwardsOf(slice: DeleteSlice, targets: readonly SealedEntry[]): Forward[] {
-    if (targets.length === 0 || slice.positions.length === 0) return [];
-    const byNode = new Map<string, SealedEntry[]>();
-    for (const e of targets) {
-      let l = byNode.get(e.nodeId);
-      if (!l) byNode.set(e.nodeId, (l = []));
-      l.push(e);
-    }
-    const out: Forward[] = [];
-    for (const [nodeId, entries] of byNode) {
-      for (const part of chunkDeletes(slice, FORWARD_CHUNK_BYTES)) {
-        out.push({
-          nodeId,
-          entries,
-          body: { collectionId: this.watch.collectionId, segmentIds: entries.map((e) => e.segmentId), pks: part.pks, positions: part.positions },
-        });
-      }
-    }
-    return out;
-  }
-
-  private sendForward(f: Forward): Promise<unknown> {
-    return this.ctx.ask(this.env.subjects.querynode(asNodeId(f.nodeId)), `${QUERYNODE}.ApplyDelete`, f.body, { timeoutMs: FORWARD_TIMEOUT_MS });
-  }
-
   // ---- SyncDistribution ----
 
   onSync(msg: Message): unknown {
@@ -462,8 +426,8 @@ export class DelegatorData {
     job.state = "forwarding";
     this.dist.setPending(added);
     const forwards: Forward[] = [];
-    for (const e of added) forwards.push(...this.forwardsOf(this.deletes.collect(e.startPosition, e.partitionId), [e]));
-    void Promise.allSettled(forwards.map((f) => this.sendForward(f))).then((results) =>
+    for (const e of added) forwards.push(...forwardsOf(this.watch.collectionId, this.deletes.collect(e.startPosition, e.partitionId), [e]));
+    void Promise.allSettled(forwards.map((f) => sendForward(this.ctx, this.env, f))).then((results) =>
       this.ctx.self("delegator.internal.SyncForwarded", { job, forwards, results }),
     );
   }
