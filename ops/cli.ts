@@ -729,8 +729,15 @@ connOptions(program.command("status"))
     process.stdout.write("querynodes:\n");
     for (const n of st.nodes) {
       process.stdout.write(
-        `  ${n.nodeId.padEnd(12)} ${(n.state === "stopping" ? "stopping" : n.alive ? "up" : "DOWN").padEnd(8)} rows ${String(n.rows).padStart(9)}  segments ${String(n.segments).padStart(4)}  delegators ${String(n.delegators).padStart(3)}  memory ${mb(n.memoryBytes)} / ${mb(n.memoryLimitBytes)}\n`,
+        `  ${n.nodeId.padEnd(12)} ${(n.state === "stopping" ? "stopping" : n.alive ? "up" : "DOWN").padEnd(8)} rows ${String(n.rows).padStart(9)}  segments ${String(n.segments).padStart(4)}  delegators ${String(n.delegators).padStart(3)}  memory ${mb(n.memoryBytes)} / ${mb(n.memoryLimitBytes)}${n.score !== undefined ? `  score ${n.score}` : ""}\n`,
       );
+    }
+    if (st.moves && st.moves.length > 0) {
+      process.stdout.write("balance moves in flight:\n");
+      for (const m of st.moves) {
+        const coll = names.get(String(m.collectionId)) ?? String(m.collectionId);
+        process.stdout.write(`  ${coll} segment ${m.segmentId} (${m.rows} rows) ${m.from} → ${m.to}, ${((Date.now() - m.startedAt) / 1000).toFixed(1)} s\n`);
+      }
     }
     process.stdout.write("collections:\n");
     for (const c of st.collections) {

@@ -17,6 +17,7 @@ import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
 import { nodeLoads, scoreOf } from "./balance/node_load.ts";
 import { rebalanceReplicaNodes } from "./balance/replica_assign.ts";
+import { moveKey, planBalance, type SegmentMove } from "./balance/score_balancer.ts";
 import {
   addBlocker,
   collectionIndexes,
@@ -81,6 +82,9 @@ export class QuerycoordCore {
   private readonly releaseWaiters = new Map<bigint, ReleaseWaiter[]>();
   /** set when the actor stops or restarts: this state is gone, continuations of its work are dropped */
   private retired = false;
+  /** balance moves in flight, by `moveKey(replica, segment)`, with when they were planned */
+  readonly moves = new Map<string, SegmentMove & { at: number }>();
+  private lastBalanceAt = 0;
   /** querynodes with a liveness probe in flight */
   private readonly probing = new Set<string>();
   /** why a querynode was found down, for the log line */
@@ -488,8 +492,11 @@ export class QuerycoordCore {
       pending: this.scheduler.pendingLoads(),
       watched: new Map([...this.watched].map(([address, w]) => [address, w.partitions])),
       indexes: this.indexes,
+      moves: this.moves,
     };
+    this.settleMoves(snap, now);
     const result = runCheckers(input);
+    if (result.tasks.length === 0 && this.scheduler.inflightTasks().length === 0) this.balance(input, now);
     this.scheduler.replacePending(result.tasks, now);
     for (const t of this.scheduler.dispatch(now)) this.startTask(t);
 
@@ -505,6 +512,34 @@ export class QuerycoordCore {
     for (const c of this.meta.allCollections()) this.observe(c, snap, now);
     this.snap = snap;
     this.settleWaiters(snap, now);
+  }
+
+  /** Forgets balance moves that are done (the copy is on `to` only) or can no longer be done. */
+  private settleMoves(snap: DistSnapshot, now: number): void {
+    for (const [key, m] of this.moves) {
+      const onTo = snap.hasSegment(m.to, m.collectionId, m.segmentId);
+      const onFrom = snap.hasSegment(m.from, m.collectionId, m.segmentId);
+      let why: string | undefined;
+      if (onTo && !onFrom) why = "";
+      else if (!snap.isAlive(m.to) || snap.isStopping(m.to)) why = `node ${m.to} is no longer up`;
+      else if (!this.targets.current(m.collectionId)?.segments.has(m.segmentId)) why = "the segment left the target";
+      else if (now - m.at > this.params.balanceMoveTimeoutMs) why = `not done within ${this.params.balanceMoveTimeoutMs} ms`;
+      if (why === undefined) continue;
+      this.moves.delete(key);
+      if (why === "") this.log.info({ collection: m.collectionId, segment: m.segmentId, from: m.from, to: m.to, ms: now - m.at }, "balance: segment moved");
+      else this.log.warn({ collection: m.collectionId, segment: m.segmentId, from: m.from, to: m.to }, `balance: move given up: ${why}`);
+    }
+  }
+
+  /** Plans segment moves (BalanceChecker) every balanceIntervalMs while nothing else is to be done. */
+  private balance(input: CheckInput, now: number): void {
+    if (this.params.balanceIntervalMs <= 0 || now - this.lastBalanceAt < this.params.balanceIntervalMs) return;
+    this.lastBalanceAt = now;
+    for (const m of planBalance(input, this.moves)) {
+      this.moves.set(moveKey(m.replicaId, m.segmentId), { ...m, at: now });
+      this.log.info({ collection: m.collectionId, replica: m.replicaId, segment: m.segmentId, rows: m.rows, from: m.from, to: m.to }, "balance: moving a segment");
+    }
+    if (this.moves.size > 0) this.kick();
   }
 
   /** Acknowledged views, plus what syncs in flight are telling delegators (a copy they may point at). */

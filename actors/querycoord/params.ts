@@ -31,6 +31,10 @@ export interface QuerycoordParams {
    * feed instead of failing at once (ms)
    */
   startupGraceMs: number;
+  /** how often the BalanceChecker plans segment moves when nothing else is to be done (ms; 0: never) */
+  balanceIntervalMs: number;
+  /** a balance move not done after this long is given up (ms) */
+  balanceMoveTimeoutMs: number;
 }
 
 export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
@@ -47,4 +51,6 @@ export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   releaseWaitMs: 10_000,
   distReadyTimeoutMs: 10_000,
   startupGraceMs: 3_000,
+  balanceIntervalMs: 3_000,
+  balanceMoveTimeoutMs: 120_000,
 };

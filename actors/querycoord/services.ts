@@ -3,6 +3,7 @@
  * shard leaders, replicas, segments, status. Answers come from the state of the last reconcile round;
  * none waits on a peer.
  */
+import { DEFAULT_BALANCE_OPTIONS, nodeScores } from "./balance/score_balancer.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
 import type { LoadState, QuerycoordApi, ReplicaInfo, ShardLeader } from "../../protocol/messages/querycoord.ts";
@@ -129,8 +130,22 @@ export function getSegmentInfo(core: QuerycoordCore, collectionId: bigint): Res<
 }
 
 export function getStatus(core: QuerycoordCore): Res<"GetStatus"> {
+  const snap = core.snapshot;
+  const scores = nodeScores([...snap.nodes.keys()], { dist: snap, pending: new Map() }, DEFAULT_BALANCE_OPTIONS.delegatorOverheadRows);
   return {
-    nodes: core.dist.statuses(),
+    nodes: core.dist.statuses().map((n) => {
+      const s = scores.get(n.nodeId);
+      return s && n.alive ? { ...n, score: Math.round(s.score) } : n;
+    }),
+    moves: [...core.moves.values()].map((m) => ({
+      collectionId: m.collectionId,
+      replicaId: m.replicaId,
+      segmentId: m.segmentId,
+      rows: m.rows,
+      from: m.from,
+      to: m.to,
+      startedAt: m.at,
+    })),
     collections: core.meta.allCollections().map((c) => ({
       collectionId: c.collectionId,
       state: c.status as LoadState,

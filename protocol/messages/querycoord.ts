@@ -57,6 +57,8 @@ export type QuerycoordApi = {
     Record<string, never>,
     {
       nodes: QueryNodeStatus[];
+      /** balance moves in flight: a segment's copy going from one node to another in a replica */
+      moves?: { collectionId: bigint; replicaId: bigint; segmentId: bigint; rows: number; from: string; to: string; startedAt: number }[];
       collections: { collectionId: bigint; state: LoadState; progress: number; replicas: ReplicaInfo[]; blockers: LoadBlocker[] }[];
     },
   ];
@@ -67,6 +69,8 @@ export interface QueryNodeStatus {
   alive: boolean;
   /** up; stopping (draining before it exits); down (no heartbeat, or its process is gone) */
   state: "up" | "stopping" | "down";
+  /** the balancer's score: rows plus an overhead per delegator, over the node's share of memory capacity */
+  score?: number;
   lastHeartbeatMs: number;
   memoryBytes: number;
   memoryLimitBytes: number;

@@ -9,6 +9,7 @@
  * are retried on another replica, instead of silently missing its rows.
  */
 import type { SealedEntry } from "../../../protocol/messages/querynode.ts";
+import { moveKey } from "../balance/score_balancer.ts";
 import { reportShows } from "../task/effects.ts";
 import { leaderKey, Priority } from "../task/task.ts";
 import { byBigint, emptyResult, partitionKey, replicasByCollection, type CheckInput, type CheckResult, type SyncedView } from "./types.ts";
@@ -59,8 +60,9 @@ export function checkLeaders(input: CheckInput): CheckResult {
             .filter((n) => members.has(n))
             .sort();
           const was = prevNode.get(s.segmentId);
-          // copies on stopping nodes only while no other copy exists (the node drains)
-          const settled = nodes.filter((n) => !input.dist.isStopping(n));
+          // copies on stopping nodes, or moved away by balance, only while no other copy exists
+          const move = input.moves?.get(moveKey(r.replicaId, s.segmentId));
+          const settled = nodes.filter((n) => !input.dist.isStopping(n) && n !== move?.from);
           const pick = (from: string[]) => (was && from.includes(was.nodeId) ? was.nodeId : from.includes(d.nodeId) ? d.nodeId : from[0]);
           const node = pick(settled) ?? pick(nodes);
           if (node === undefined) {

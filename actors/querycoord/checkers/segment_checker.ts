@@ -9,6 +9,7 @@
  */
 import type { SegmentInfo } from "../../../protocol/meta.ts";
 import { addLoad, nodeLoads, pickSegmentNode } from "../balance/node_load.ts";
+import { moveKey } from "../balance/score_balancer.ts";
 import type { SegmentCopy } from "../dist/dist_snapshot.ts";
 import { Priority, segmentKey, straySegmentKey, type TaskSpec } from "../task/task.ts";
 import {
@@ -78,8 +79,11 @@ export function checkSegments(input: CheckInput): CheckResult {
         const info = wanted.get(segId)!;
         const key = segmentKey(r.replicaId, segId);
         const copies = (inDist.get(segId) ?? []).filter((c) => members.has(c.nodeId));
-        // a copy on a stopping node is served until another copy is loaded, then released
-        if (copies.length === 0 || (placement.length > 0 && copies.every(stopping))) {
+        // a balance move: the copy on `from` gives way to one on `to`, as a stopping node's does
+        const move = input.moves?.get(moveKey(r.replicaId, segId));
+        const leaving = (c: SegmentCopy) => stopping(c) || (move !== undefined && c.nodeId === move.from && placement.includes(move.to));
+        // a leaving copy (a stopping node's, a moved one's) is served until another copy is loaded, then released
+        if (copies.length === 0 || (placement.length > 0 && copies.every(leaving))) {
           if (!leaderChannels.has(info.vchannel)) continue; // its channel's delegator comes first
           const failure = input.failures.get(key);
           if (failure) addBlocker(out, coll.collectionId, { kind: "segment", subject: `${segId}`, reason: failure.reason });
@@ -89,7 +93,9 @@ export function checkSegments(input: CheckInput): CheckResult {
           }
           const indexes = [...(builds?.get(segId) ?? [])];
           const memoryBytes = info.memorySize + indexes.reduce((n, b) => n + b.memorySize, 0);
-          const node = pickSegmentNode(loads, { rows: info.numRows, memoryBytes }, failure ? new Set([failure.nodeId]) : undefined)!;
+          const node =
+            (copies.length > 0 && move && !failure ? loads.find((l) => l.nodeId === move.to) : undefined) ??
+            pickSegmentNode(loads, { rows: info.numRows, memoryBytes }, failure ? new Set([failure.nodeId]) : undefined)!;
           addLoad(node, { rows: info.numRows, memoryBytes, segments: 1 });
           emit({
             key,
@@ -111,10 +117,10 @@ export function checkSegments(input: CheckInput): CheckResult {
           // pointed at yet (a segment of the next target), keep them all
           // (copies on stopping nodes first; while a view still points at a stopping node's copy, only
           // stopping copies go: the LeaderChecker moves the view to the new copy first)
-          const pointsAtStopping = copies.some((c) => stopping(c) && pointedAt.has(`${segId}@${c.nodeId}`));
+          const pointsAtLeaving = copies.some((c) => leaving(c) && pointedAt.has(`${segId}@${c.nodeId}`));
           const extra = copies
-            .filter((c) => !pointedAt.has(`${segId}@${c.nodeId}`) && (!pointsAtStopping || stopping(c)))
-            .sort((a, b) => Number(stopping(b)) - Number(stopping(a)) || (a.nodeId < b.nodeId ? -1 : 1));
+            .filter((c) => !pointedAt.has(`${segId}@${c.nodeId}`) && (!pointsAtLeaving || leaving(c)))
+            .sort((a, b) => Number(leaving(b)) - Number(leaving(a)) || (a.nodeId < b.nodeId ? -1 : 1));
           if (extra.length < copies.length && extra[0]) release(key, r.replicaId, extra[0]);
         }
       }

@@ -7,6 +7,7 @@ import type { IndexInfo, IndexLoadInfo } from "../../../protocol/messages/indexe
 import type { LoadBlocker } from "../../../protocol/messages/querycoord.ts";
 import type { SealedEntry } from "../../../protocol/messages/querynode.ts";
 import type { PendingLoad } from "../balance/node_load.ts";
+import type { SegmentMove } from "../balance/score_balancer.ts";
 import type { DistSnapshot } from "../dist/dist_snapshot.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
 import type { CollectionLoad, Replica } from "../meta/types.ts";
@@ -58,6 +59,8 @@ export interface CheckInput {
    * has its indexes neither loaded nor released
    */
   indexes?: ReadonlyMap<bigint, CollectionIndexes>;
+  /** balance moves in flight, by `moveKey(replica, segment)`: the segment's copy on `from` gives way to one on `to` */
+  moves?: ReadonlyMap<string, SegmentMove>;
 }
 
 /**

@@ -1,0 +1,140 @@
+/**
+ * BalanceChecker's planner (Milvus's ScoreBasedBalancer): inside each replica of a Loaded collection,
+ * move sealed segments from the node with the highest score to the one with the lowest while that is a
+ * clear gain. A node's score is the rows it holds (every collection's, plus those on their way) plus an
+ * overhead per delegator, divided by its share of memory capacity (`node_load.ts`). A move is planned
+ * only when it brings the two nodes closer without swapping their order and the gap is worth it; at most
+ * `maxMovesPerRound` moves in all, `maxMovesPerReplica` per replica; ties go by node id, then segment id.
+ *
+ * A move never leaves a shard without a serviceable copy: it is carried out as load on the target, the
+ * delegator's view moved to the new copy (LeaderChecker), then release on the source (SegmentChecker),
+ * and it is planned only for a segment with one copy in the replica whose shard has a serviceable
+ * delegator. Pure functions.
+ */
+import type { CheckInput } from "../checkers/types.ts";
+import { placementNodesOf } from "../checkers/types.ts";
+import { nodeLoads, type NodeLoad } from "./node_load.ts";
+
+export interface SegmentMove {
+  collectionId: bigint;
+  replicaId: bigint;
+  segmentId: bigint;
+  vchannel: string;
+  from: string;
+  to: string;
+  rows: number;
+}
+
+export interface BalanceOptions {
+  maxMovesPerRound: number;
+  maxMovesPerReplica: number;
+  /** a delegator weighs like this many rows (Milvus's delegator overhead) */
+  delegatorOverheadRows: number;
+  /** a move only when the two nodes differ by more than this share of the higher score */
+  minGapRatio: number;
+  /** and by at least this many rows */
+  minGapRows: number;
+}
+
+export const DEFAULT_BALANCE_OPTIONS: BalanceOptions = {
+  maxMovesPerRound: 8,
+  maxMovesPerReplica: 2,
+  delegatorOverheadRows: 1_000,
+  minGapRatio: 0.1,
+  minGapRows: 1_000,
+};
+
+/** `segmentMoveKey(replica, segment)`: how moves in flight are named. */
+export function moveKey(replicaId: bigint, segmentId: bigint): string {
+  return `${replicaId}/${segmentId}`;
+}
+
+interface Scored {
+  load: NodeLoad;
+  /** weighted rows */
+  score: number;
+  /** capacity weight (1 for the largest node) */
+  weight: number;
+}
+
+/** The score of every node given (rows + overhead per delegator) / capacity weight. */
+export function nodeScores(nodeIds: readonly string[], input: Pick<CheckInput, "dist" | "pending">, overheadRows: number): Map<string, Scored> {
+  const loads = nodeLoads(nodeIds, input.dist, input.pending);
+  const maxLimit = Math.max(0, ...loads.map((l) => l.memoryLimitBytes));
+  const out = new Map<string, Scored>();
+  for (const l of loads) {
+    const limit = l.memoryLimitBytes > 0 ? l.memoryLimitBytes : maxLimit;
+    const weight = maxLimit > 0 && limit > 0 ? limit / maxLimit : 1;
+    out.set(l.nodeId, { load: l, weight, score: (l.rows + overheadRows * l.channels) / weight });
+  }
+  return out;
+}
+
+export function planBalance(
+  input: CheckInput,
+  /** moves in flight: their segments are not moved again, and their rows count on their target */
+  inFlight: ReadonlyMap<string, SegmentMove>,
+  opts: BalanceOptions = DEFAULT_BALANCE_OPTIONS,
+): SegmentMove[] {
+  const moves: SegmentMove[] = [];
+  const busyCollections = new Set([...inFlight.values()].map((m) => m.collectionId));
+  const allNodes = [...input.dist.nodes.keys()].sort();
+  const scores = nodeScores(allNodes, input, opts.delegatorOverheadRows);
+  // rows already on their way count on both ends until the move is done: count them where they go
+  for (const m of inFlight.values()) {
+    const to = scores.get(m.to);
+    const from = scores.get(m.from);
+    if (to) to.score += m.rows / to.weight;
+    if (from) from.score -= m.rows / from.weight;
+  }
+  const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  for (const coll of [...input.collections].sort((a, b) => (a.collectionId < b.collectionId ? -1 : 1))) {
+    if (coll.status !== "Loaded" || busyCollections.has(coll.collectionId)) continue;
+    const pair = input.targets.get(coll.collectionId);
+    const current = pair?.current;
+    if (!current || (pair?.next && pair.next.version !== current.version)) continue; // a handoff in progress first
+    const dels = input.dist.delegatorsOf(coll.collectionId);
+    for (const r of input.replicas.filter((x) => x.collectionId === coll.collectionId).sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1))) {
+      const nodes = placementNodesOf(r, input.dist).filter((n) => scores.has(n));
+      if (nodes.length < 2) continue;
+      const members = new Set(r.nodes);
+      const serviceable = new Set(dels.filter((d) => d.replicaId === r.replicaId && d.serviceable && members.has(d.nodeId)).map((d) => d.vchannel));
+      const inDist = input.dist.segmentsOf(coll.collectionId);
+      let planned = 0;
+      const moved = new Set<bigint>();
+      while (planned < opts.maxMovesPerReplica && moves.length < opts.maxMovesPerRound) {
+        const ranked = nodes.map((n) => scores.get(n)!);
+        // the highest score gives, the lowest takes; ties to the lowest node id either way
+        const src = [...ranked].sort((a, b) => b.score - a.score || byId(a.load.nodeId, b.load.nodeId))[0]!;
+        const dst = [...ranked].sort((a, b) => a.score - b.score || byId(a.load.nodeId, b.load.nodeId))[0]!;
+        const gap = src.score - dst.score;
+        if (gap <= 0 || gap < opts.minGapRatio * src.score || gap < opts.minGapRows) break;
+        // the largest segment of this replica on src whose move narrows the gap without reversing it
+        const candidates = [...current.segments.values()]
+          .filter((s) => !moved.has(s.segmentId) && !inFlight.has(moveKey(r.replicaId, s.segmentId)) && serviceable.has(s.vchannel))
+          .filter((s) => {
+            const copies = (inDist.get(s.segmentId) ?? []).filter((c) => members.has(c.nodeId));
+            return copies.length === 1 && copies[0]!.nodeId === src.load.nodeId;
+          })
+          .filter((s) => s.numRows > 0 && s.numRows / src.weight + s.numRows / dst.weight <= gap)
+          .sort((a, b) => b.numRows - a.numRows || (a.segmentId < b.segmentId ? -1 : 1));
+        const s = candidates[0];
+        if (!s) break;
+        moves.push({
+          collectionId: coll.collectionId,
+          replicaId: r.replicaId,
+          segmentId: s.segmentId,
+          vchannel: s.vchannel,
+          from: src.load.nodeId,
+          to: dst.load.nodeId,
+          rows: s.numRows,
+        });
+        moved.add(s.segmentId);
+        src.score -= s.numRows / src.weight;
+        dst.score += s.numRows / dst.weight;
+        planned++;
+      }
+    }
+  }
+  return moves;
+}
