@@ -141,3 +141,29 @@ export class VbError extends Error {
 export function isVbError(err: unknown, code?: number): err is VbError {
   return err instanceof VbError && (code === undefined || err.code === code);
 }
+
+/** How a message names a collection: `"books" (69)` by name with its id, or the id alone when the name is not known. */
+export function collectionLabel(collectionId: bigint | number, name?: string): string {
+  return name ? `"${name}" (${collectionId})` : String(collectionId);
+}
+
+/** 101 for a read or a wait on a collection that is not loaded; the hint names the CLI command and the API call. */
+export function collectionNotLoaded(collectionId: bigint | number, name?: string): VbError {
+  return new VbError(
+    ErrorCode.CollectionNotLoaded,
+    `collection ${collectionLabel(collectionId, name)} is not loaded (101): load it first (vbus load ${name ?? "<name>"}, or LoadCollection)`,
+  );
+}
+
+/**
+ * An error from a component that knew the collection by id only (`collection 69 ...`), with its name
+ * put in (`collection "books" (69) ...`) by a caller that knows it; the code, retriable flag and cause
+ * stay. Anything else passes through unchanged.
+ */
+export function namingCollection(err: unknown, collectionId: bigint | number, name: string): unknown {
+  if (!(err instanceof VbError)) return err;
+  const byId = new RegExp(`\\bcollection ${String(collectionId)}(?!\\d)`, "g");
+  if (!byId.test(err.message)) return err;
+  const message = err.message.replace(byId, `collection ${collectionLabel(collectionId, name)}`).replaceAll("vbus load <name>", `vbus load ${name}`);
+  return new VbError(err.code, message, { retriable: err.retriable, cause: err });
+}

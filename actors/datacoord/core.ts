@@ -5,6 +5,7 @@
  * (collections, vchannels and datanodes: cluster.ts), the segment services (segment_service.ts) and the
  * index service (index_service.ts) — run in the actor's mailbox; only the actor changes this state.
  */
+import { collectionLabel } from "../../protocol/errors.ts";
 import { messageType, type Req, type Res } from "../../protocol/messages/api.ts";
 import type { DatanodeApi } from "../../protocol/messages/datacoord.ts";
 import { asNodeId } from "../../protocol/ids.ts";
@@ -115,9 +116,8 @@ export class DatacoordCore {
     this.ctx.timers.startSingle(key, backoffMs(retries, RETRY_MIN_MS, RETRY_MAX_MS), type, body);
   }
 
-  /** How messages name a collection: by name when datacoord knows it. */
+  /** How messages name a collection: by name (the id after it) when datacoord knows it. */
   collectionLabel(collectionId: bigint): string {
-    const c = this.collections.get(collectionId);
-    return c ? `"${c.name}"` : String(collectionId);
+    return collectionLabel(collectionId, this.collections.get(collectionId)?.name);
   }
 }

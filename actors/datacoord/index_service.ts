@@ -87,7 +87,7 @@ export class IndexService {
       if (!same) {
         throw VbError.invalid(
           `fieldName: field "${field.name}" already has index "${existing.indexName}" (${existing.indexType}, ${existing.metricType}, ` +
-            `${JSON.stringify(existing.params)}); a field has one index: drop it first to index the field differently`,
+            `${JSON.stringify(existing.params)}); a field has one index: drop it first to index the field differently (vbus index drop ${info.name} --name ${existing.indexName}, or DropIndex)`,
         );
       }
       // the same index again: nothing to create, but builds that failed for good get another round
@@ -134,7 +134,7 @@ export class IndexService {
     throw new VbError(
       ErrorCode.IndexNotFound,
       indexName === undefined
-        ? `collection ${coll} has no index (700): create one with CreateIndex`
+        ? `collection ${coll} has no index (700): create one first (vbus index create ${this.core.collections.get(collectionId)?.name ?? "<name>"} --field <vector field>, or CreateIndex)`
         : `index "${indexName}" not found on collection ${coll} (700)${all.length ? `: its indexes are ${all.map((i) => `"${i.indexName}"`).join(", ")}` : ""}`,
       { retriable: false },
     );
@@ -154,7 +154,7 @@ export class IndexService {
     const indexName = optionalStringOf(b.indexName, "indexName");
     const named = this.indexesNamed(collectionId, indexName);
     if (named.length > 1) {
-      throw VbError.invalid(`indexName: collection ${this.core.collectionLabel(collectionId)} has ${named.length} indexes (${named.map((i) => `"${i.indexName}"`).join(", ")}): name the one to drop`);
+      throw VbError.invalid(`indexName: collection ${this.core.collectionLabel(collectionId)} has ${named.length} indexes (${named.map((i) => `"${i.indexName}"`).join(", ")}): name the one to drop (vbus index drop ${this.core.collections.get(collectionId)?.name ?? "<name>"} --name <index>, or DropIndex's indexName)`);
     }
     const index = named[0]!;
     await this.core.indexMeta.removeIndex(index);

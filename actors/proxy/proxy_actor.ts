@@ -7,7 +7,7 @@
  * Requests run concurrently (`ctx.reenter`): a proxy is stateless but for its caches (collections and
  * their indexes), which only the mailbox changes (DDL and index events arrive as messages).
  */
-import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import { ErrorCode, namingCollection, VbError } from "../../protocol/errors.ts";
 import type { CollectionInfo } from "../../protocol/meta.ts";
 import { DATACOORD, type DatacoordApi } from "../../protocol/messages/datacoord.ts";
 import type { Req, Res } from "../../protocol/messages/api.ts";
@@ -257,7 +257,6 @@ export class ProxyActor extends Actor {
     const req = requireObject(body, verb) as { dbName?: string; collectionName?: string; partitionNames?: unknown; replicaNumber?: unknown; wait?: unknown; timeoutMs?: unknown };
     const name = requireString(req as Record<string, unknown>, "collectionName", verb);
     const info = await this.describe(req.dbName, name);
-    const collectionId = info.collectionId;
     if (req.replicaNumber !== undefined && (typeof req.replicaNumber !== "number" || !Number.isInteger(req.replicaNumber) || req.replicaNumber < 1)) {
       throw VbError.invalid(`${verb}: "replicaNumber" must be an integer ≥ 1`);
     }
@@ -267,6 +266,18 @@ export class ProxyActor extends Actor {
       ...(req.replicaNumber !== undefined ? { replicaNumber: req.replicaNumber as number } : {}),
       ...(wait ? { wait, timeoutMs } : {}),
     };
+    return named(info, this.loadCallOf(verb, info, req, opts, wait, timeoutMs));
+  }
+
+  private async loadCallOf(
+    verb: string,
+    info: CollectionInfo,
+    req: { partitionNames?: unknown },
+    opts: { replicaNumber?: number; wait?: boolean; timeoutMs?: number },
+    wait: boolean,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    const collectionId = info.collectionId;
     switch (verb) {
       case "LoadCollection":
         return this.querycoord("LoadCollection", { collectionId, ...opts }, wait ? timeoutMs + 5_000 : ASK_MS);
@@ -408,13 +419,13 @@ export class ProxyActor extends Actor {
     const info = await this.describe(req.dbName, name);
     const prepared = prepareSearch(info, req, await this.indexesOf(info.collectionId));
     const waitMs = 10_000;
-    const results = await this.perShard<SearchResult>(
+    const results = await named(info, this.perShard<SearchResult>(
       info,
       "Search",
       async (vchannel) => ({ spec: prepared.spec, guarantee: await this.guarantee(info, vchannel, prepared.consistency, req.guaranteeTimestamp, waitMs) }),
       waitMs + ASK_MS,
       READ_BUDGET_MS,
-    );
+    ));
     const pk = primaryField(info.schema);
     return { results: mergeSearch(results, prepared, pk.type === "Int64") };
   }
@@ -425,13 +436,13 @@ export class ProxyActor extends Actor {
     const info = await this.describe(req.dbName, name);
     const prepared = prepareQuery(info, req);
     const waitMs = 10_000;
-    const results = await this.perShard<QueryResult>(
+    const results = await named(info, this.perShard<QueryResult>(
       info,
       "Query",
       async (vchannel) => ({ spec: prepared.spec, guarantee: await this.guarantee(info, vchannel, prepared.consistency, req.guaranteeTimestamp, waitMs) }),
       waitMs + ASK_MS,
       READ_BUDGET_MS,
-    );
+    ));
     return { rows: mergeQuery(results, prepared, info) };
   }
 
@@ -466,14 +477,14 @@ export class ProxyActor extends Actor {
       throw VbError.invalid(`CreateIndex: "params" must be an object of index parameters, such as {"M": 16, "efConstruction": 128}`);
     }
     try {
-      await this.datacoord("CreateIndex", {
+      await named(info, this.datacoord("CreateIndex", {
         collectionId: info.collectionId,
         fieldName,
         ...(indexName !== undefined ? { indexName } : {}),
         indexType: req.indexType as string,
         metricType: req.metricType as string,
         ...(req.params !== undefined ? { params: req.params as Record<string, unknown> } : {}),
-      });
+      }));
     } finally {
       this.ctx.self(SELF.forgetIndexes, info.collectionId);
     }
@@ -482,13 +493,13 @@ export class ProxyActor extends Actor {
 
   private async describeIndex(body: unknown): Promise<Res<ProxyApi, "DescribeIndex">> {
     const { info, indexName } = await this.indexTarget(body, "DescribeIndex");
-    return this.datacoord("DescribeIndex", { collectionId: info.collectionId, ...(indexName !== undefined ? { indexName } : {}) });
+    return named(info, this.datacoord("DescribeIndex", { collectionId: info.collectionId, ...(indexName !== undefined ? { indexName } : {}) }));
   }
 
   private async dropIndex(body: unknown): Promise<null> {
     const { info, indexName } = await this.indexTarget(body, "DropIndex");
     try {
-      await this.datacoord("DropIndex", { collectionId: info.collectionId, ...(indexName !== undefined ? { indexName } : {}) });
+      await named(info, this.datacoord("DropIndex", { collectionId: info.collectionId, ...(indexName !== undefined ? { indexName } : {}) }));
     } finally {
       this.ctx.self(SELF.forgetIndexes, info.collectionId);
     }
@@ -512,7 +523,7 @@ export class ProxyActor extends Actor {
     const req = requireObject(body, "GetCollectionStatistics") as { dbName?: string; collectionName?: string };
     const name = requireString(req as Record<string, unknown>, "collectionName", "GetCollectionStatistics");
     const info = await this.describe(req.dbName, name);
-    const { segments } = await this.datacoord("ListSegments", { collectionId: info.collectionId });
+    const { segments } = await named(info, this.datacoord("ListSegments", { collectionId: info.collectionId }));
     let rowCount = 0;
     let flushedRows = 0;
     let count = 0;
@@ -526,4 +537,11 @@ export class ProxyActor extends Actor {
     }
     return { rowCount, flushedRows, segments: count };
   }
+}
+
+/** Coordinators that know a collection by id only name it so (`collection 69 ...`): the proxy knows its name and puts it in. */
+function named<T>(info: CollectionInfo, work: Promise<T>): Promise<T> {
+  return work.catch((err: unknown) => {
+    throw namingCollection(err, info.collectionId, info.name);
+  });
 }

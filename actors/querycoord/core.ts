@@ -4,7 +4,7 @@
  * that waits on a peer (asks to querynodes, delegators, rootcoord, datacoord) is started here and
  * continues back in the mailbox (`after`, the runtime's reenterAfter).
  */
-import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import { collectionLabel, collectionNotLoaded, ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asNodeId, type CollectionId, type ReplicaId } from "../../protocol/ids.ts";
 import type { CollectionInfo } from "../../protocol/meta.ts";
 import type { RecoveryInfo } from "../../protocol/messages/datacoord.ts";
@@ -375,6 +375,7 @@ export class QuerycoordCore {
 
   /** Forgets a released collection: meta, replicas, targets, tasks, views. Returns the KV writes. */
   forgetCollection(collectionId: bigint): Promise<void> {
+    const label = collectionLabel(collectionId, this.meta.collection(collectionId)?.name);
     const writes = [this.meta.removeCollection(collectionId), this.targets.remove(collectionId)];
     this.refreshes.forget(collectionId);
     this.indexRefreshes.forget(collectionId);
@@ -385,7 +386,7 @@ export class QuerycoordCore {
     this.blockers.delete(collectionId);
     this.progress.delete(collectionId);
     for (const w of this.loadWaiters.get(collectionId) ?? []) {
-      w.reject(new VbError(ErrorCode.CollectionNotLoaded, `collection ${collectionId} was released while it was loading`));
+      w.reject(new VbError(ErrorCode.CollectionNotLoaded, `collection ${label} was released while it was loading`));
     }
     this.loadWaiters.delete(collectionId);
     return Promise.all(writes).then(() => undefined);
@@ -394,7 +395,7 @@ export class QuerycoordCore {
   waitLoaded(collectionId: bigint, deadline: number, resolve: () => void, reject: (err: unknown) => void): void {
     const c = this.meta.collection(collectionId);
     if (!c) {
-      reject(new VbError(ErrorCode.CollectionNotLoaded, `collection ${collectionId} is not loaded (101): call LoadCollection first`));
+      reject(collectionNotLoaded(collectionId));
       return;
     }
     if (c.status === "Loaded") {
@@ -592,7 +593,7 @@ export class QuerycoordCore {
         w.reject(
           new VbError(
             ErrorCode.Timeout,
-            `collection ${collectionId} is still loading (${this.meta.collection(collectionId)?.progress ?? 0}%)` +
+            `collection ${collectionLabel(collectionId, this.meta.collection(collectionId)?.name)} is still loading (${this.meta.collection(collectionId)?.progress ?? 0}%)` +
               (bs.length ? `: waiting on ${bs.slice(0, 3).join("; ")}` : ""),
             { retriable: true },
           ),

@@ -4,7 +4,7 @@
  * none waits on a peer.
  */
 import { DEFAULT_BALANCE_OPTIONS, nodeScores } from "./balance/score_balancer.ts";
-import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import { collectionLabel, collectionNotLoaded, ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
 import type { LoadState, QuerycoordApi, ReplicaInfo, ShardLeader } from "../../protocol/messages/querycoord.ts";
 import type { QuerycoordCore } from "./core.ts";
@@ -13,8 +13,9 @@ import type { CollectionLoad } from "./meta/types.ts";
 
 type Res<V extends keyof QuerycoordApi> = QuerycoordApi[V][1];
 
+/** querycoord keeps no name for a collection it has not loaded: the proxy puts the name in. */
 function notLoaded(collectionId: bigint): VbError {
-  return new VbError(ErrorCode.CollectionNotLoaded, `collection ${collectionId} is not loaded (101): call LoadCollection first`);
+  return collectionNotLoaded(collectionId);
 }
 
 /** GetLoadingProgress never goes back for one load: the highest value reported so far. */
@@ -92,12 +93,12 @@ export function getShardLeaders(core: QuerycoordCore, collectionId: bigint): Res
     if (c.status === "Loading") {
       throw new VbError(
         ErrorCode.CollectionNotFullyLoaded,
-        `collection ${collectionId} is not fully loaded (103, ${progressOf(core, c)}%): no serviceable shard leader yet for ${missing.join(", ")}`,
+        `collection ${collectionLabel(collectionId, c.name)} is not fully loaded (103, ${progressOf(core, c)}%): no serviceable shard leader yet for ${missing.join(", ")}`,
       );
     }
     throw new VbError(
       ErrorCode.ChannelNotAvailable,
-      `collection ${collectionId}: no serviceable shard leader for ${missing.join(", ")} (503); querycoord is placing it again, retry`,
+      `collection ${collectionLabel(collectionId, c.name)}: no serviceable shard leader for ${missing.join(", ")} (503); querycoord is placing it again, retry`,
       { retriable: true },
     );
   }

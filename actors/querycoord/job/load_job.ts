@@ -4,7 +4,7 @@
  * `replicaNumber` replicas, stores the load and its replicas, and asks for the target; the checkers do
  * the rest. Loading again what is loaded is a no-op; LoadPartitions on a partition load widens it.
  */
-import { ErrorCode, VbError } from "../../../protocol/errors.ts";
+import { collectionLabel, ErrorCode, VbError } from "../../../protocol/errors.ts";
 import type { CollectionInfo } from "../../../protocol/meta.ts";
 import type { PipeResult } from "../../../runtime/actor.ts";
 import { splitNodes } from "../balance/replica_assign.ts";
@@ -49,7 +49,7 @@ export class LoadJob extends Job {
     if (existing) {
       if (req.replicaNumber !== undefined && req.replicaNumber !== existing.replicaNumber) {
         throw VbError.invalid(
-          `collection ${req.collectionId} is loaded with ${existing.replicaNumber} replica(s); release it first to load it with ${req.replicaNumber}`,
+          `collection ${collectionLabel(req.collectionId, existing.name)} is loaded with ${existing.replicaNumber} replica(s); release it first (vbus release ${existing.name}, or ReleaseCollection) to load it with ${req.replicaNumber}`,
         );
       }
       if (existing.loadType === "Collection") return { stored: Promise.resolve() };
@@ -83,7 +83,7 @@ export class LoadJob extends Job {
     const known = new Set(info.partitions.map((p) => p.partitionId));
     for (const p of req.partitionIds ?? []) {
       if (!known.has(p)) {
-        throw new VbError(ErrorCode.PartitionNotFound, `partition ${p} not found in collection ${info.name} (${req.collectionId})`);
+        throw new VbError(ErrorCode.PartitionNotFound, `partition ${p} not found in collection ${collectionLabel(req.collectionId, info.name)}`);
       }
     }
     const now = Date.now();
