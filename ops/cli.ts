@@ -8,7 +8,6 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Command, Option } from "commander";
-import cliProgress from "cli-progress";
 import { VbError, ErrorCode } from "../protocol/errors.ts";
 import type { CollectionSchema, FieldSchema } from "../protocol/schema.ts";
 import { connect, type VectorbusClient } from "../actors/control/client.ts";
@@ -18,6 +17,7 @@ import { DEFAULT_MILVUS_PORT } from "../actors/front/server.ts";
 import { PodsLauncher, hostingPids } from "./pods.ts";
 import { RUNFILE, isAlive, isOurProcess, readRunfile, runfilePath, stopLeftovers, writeRunfile, type Runfile } from "./runfile.ts";
 import { randomRows } from "./random_rows.ts";
+import { progress } from "./progress.ts";
 import { formatActors, listActors } from "./actors.ts";
 import { CHAOS_SCENARIOS, runChaos, type ChaosScenario } from "./chaos.ts";
 import { ROLES, type Role, type RoleSet } from "./roles.ts";
@@ -453,19 +453,19 @@ async function* jsonlBatches(file: string, size: number): AsyncGenerator<Record<
 }
 
 connOptions(program.command("insert <collection>"))
-  .description("insert rows from a JSON-lines file, or N random rows")
+  .description("insert rows from a JSON-lines file (--file) or n random rows (--random), showing progress")
   .option("--file <rows.jsonl>", "one JSON object per line")
   .option("--random <n>", "insert n random rows that fit the schema")
   .option("--batch <n>", "rows per request", "2000")
-  .option("--partition <name>", "partition")
+  .option("--partition <name>", "the partition to insert into (default: the collection's default partition)")
   .action(async (name: string, opts: ConnOpts & { file?: string; random?: string; batch: string; partition?: string }) => {
     if (!opts.file === !opts.random) throw VbError.invalid("give --file rows.jsonl or --random N");
     await using vb = await client(opts);
     const batchSize = Math.max(1, Number(opts.batch));
-    const bar = new cliProgress.SingleBar(
-      { format: "inserting [{bar}] {value}/{total} rows | {rate} rows/s", stream: process.stderr, hideCursor: true },
-      cliProgress.Presets.shades_classic,
-    );
+    const bar = progress({
+      barFormat: "inserting [{bar}] {value}/{total} rows | {rate} rows/s",
+      line: (p) => `inserting into "${name}": ${p.value}${opts.random ? `/${p.total}` : ""} rows sent${p.percent !== undefined ? ` (${p.percent}%)` : ""}, ${String(p.payload.rate)} rows/s`,
+    });
     const t0 = performance.now();
     let done = 0;
     const send = async (rows: Record<string, unknown>[]) => {
@@ -490,13 +490,37 @@ connOptions(program.command("insert <collection>"))
   });
 
 connOptions(program.command("flush <collection>"))
-  .description("seal and write every growing segment of the collection to the object store")
-  .action(async (name: string, opts: ConnOpts) => {
+  .description("seal and write every growing segment of the collection to the object store, showing progress")
+  .option("--no-wait", "seal the segments and return; the writes go on")
+  .option("--timeout <s>", "how long to wait for the writes", "600")
+  .action(async (name: string, opts: ConnOpts & { wait: boolean; timeout: string }) => {
     await using vb = await client(opts);
     const t0 = performance.now();
+    const seconds = () => ((performance.now() - t0) / 1000).toFixed(2);
     const res = await vb.flush({ collectionNames: [name] });
     const r = res.collections[name]!;
-    process.stdout.write(`flushed "${name}": ${r.segmentIds.length} segment(s) sealed in ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
+    if (!opts.wait || r.flushed) {
+      process.stdout.write(`flushed "${name}": ${r.segmentIds.length} segment(s) sealed in ${seconds()} s${r.flushed ? ", written" : "; writing"}\n`);
+      return;
+    }
+    const bar = progress({
+      barFormat: `flushing "${name}": ${r.segmentIds.length} segment(s) sealed, writing {state}`,
+      line: () => `flushing "${name}": ${r.segmentIds.length} segment(s) sealed, writing to the object store`,
+    });
+    bar.start(0, 0, { state: "" });
+    const deadline = Date.now() + Number(opts.timeout) * 1000;
+    for (;;) {
+      const { flushed } = await vb.getFlushState({ collectionName: name, flushTs: r.flushTs });
+      bar.update(0, { state: flushed ? "done" : "..." });
+      if (flushed) break;
+      if (Date.now() > deadline) {
+        bar.stop();
+        throw new VbError(ErrorCode.Timeout, `flush of "${name}" not written after ${opts.timeout} s: are datanodes up? (vbus status)`);
+      }
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    bar.stop();
+    process.stdout.write(`flushed "${name}": ${r.segmentIds.length} segment(s) sealed and written in ${seconds()} s\n`);
   });
 
 // ---- indexes ----
@@ -538,10 +562,11 @@ connOptions(index.command("create <collection>"))
       process.stdout.write(`created index on "${name}".${opts.field}; building\n`);
       return;
     }
-    const bar = new cliProgress.SingleBar(
-      { format: "building [{bar}] {value}/{total} rows | {pending} build(s) pending", stream: process.stderr, hideCursor: true },
-      cliProgress.Presets.shades_classic,
-    );
+    const bar = progress({
+      barFormat: "building [{bar}] {value}/{total} rows | {pending} build(s) pending",
+      line: (p) =>
+        `building the index on "${name}".${opts.field}: ${p.value}/${p.total} rows indexed${p.percent !== undefined ? ` (${p.percent}%)` : ""}, ${String(p.payload.pending)} build(s) pending`,
+    });
     bar.start(0, 0, { pending: "?" });
     let lastChange = Date.now();
     let last = -1;
@@ -606,10 +631,10 @@ connOptions(program.command("load <collection>"))
       process.stdout.write(`loading "${name}"\n`);
       return;
     }
-    const bar = new cliProgress.SingleBar(
-      { format: "loading [{bar}] {value}% {blocker}", stream: process.stderr, hideCursor: true },
-      cliProgress.Presets.shades_classic,
-    );
+    const bar = progress({
+      barFormat: "loading [{bar}] {value}% {blocker}",
+      line: (p) => `loading "${name}": ${p.value}%${p.payload.blocker ? `, ${String(p.payload.blocker)}` : ""}`,
+    });
     bar.start(100, 0, { blocker: "" });
     let lastChange = Date.now();
     let last = -1;
@@ -646,9 +671,11 @@ function parseVector(text: string): number[] {
 }
 
 connOptions(program.command("search <collection>"))
-  .description("top-k search with a query vector (JSON list), a random one, or a stored row's vector")
+  .description("top-k search with a query vector (--vector JSON list), a random one (--random), or a stored row's vector (--id)")
   .option("--vector <json>", "the query vector, e.g. [0.1, 0.2, ...]")
   .option("--random", "a random query vector")
+  .option("--id <pk>", "the vector of the stored row with this primary key")
+  .option("--field <name>", "the vector field to search (default: the first one)")
   .option("--limit <n>", "top k", "10")
   .option("--offset <n>", "skip this many", "0")
   .option("--filter <expr>", "boolean filter expression")
@@ -656,19 +683,49 @@ connOptions(program.command("search <collection>"))
   .option("--metric <m>", "L2, IP or COSINE (default: the index's, or COSINE)")
   .option("--params <json>", `search params, e.g. '{"ef":64}' (HNSW) or '{"nprobe":16}' (IVF_FLAT)`)
   .option("--consistency <level>", "Strong, Session, Bounded or Eventually")
-  .action(async (name: string, opts: ConnOpts & { vector?: string; random?: boolean; limit: string; offset: string; filter?: string; output?: string; metric?: string; params?: string; consistency?: string }) => {
+  .action(async (name: string, opts: ConnOpts & { vector?: string; random?: boolean; id?: string; field?: string; limit: string; offset: string; filter?: string; output?: string; metric?: string; params?: string; consistency?: string }) => {
     const searchParams = parseParams(opts.params);
     await using vb = await client(opts);
+    if ([opts.vector, opts.random, opts.id].filter((x) => x !== undefined).length !== 1) {
+      throw VbError.invalid("give one of --vector [..], --random or --id <pk>");
+    }
+    const vectorField = async (): Promise<{ f: FieldSchema; schema: CollectionSchema }> => {
+      const { schema } = await vb.describeCollection({ collectionName: name });
+      const vectors = schema.fields.filter((x) => x.type === "FloatVector");
+      const f = opts.field ? vectors.find((x) => x.name === opts.field) : vectors[0];
+      if (!f) {
+        throw VbError.invalid(`--field: collection "${name}" has no vector field ${opts.field ? `"${opts.field}"` : ""}; its vector fields are ${vectors.map((x) => `"${x.name}"`).join(", ")}`);
+      }
+      return { f, schema };
+    };
     let vector: number[];
+    let annsField = opts.field;
     if (opts.vector) vector = parseVector(opts.vector);
     else if (opts.random) {
-      const info = await vb.describeCollection({ collectionName: name });
-      const f = info.schema.fields.find((x) => x.type === "FloatVector")!;
+      const { f } = await vectorField();
       vector = Array.from({ length: f.dim! }, () => Math.random() * 2 - 1);
-    } else throw VbError.invalid("give --vector [..] or --random");
+    } else {
+      const { f, schema } = await vectorField();
+      annsField = f.name;
+      const pk = schema.fields.find((x) => x.isPrimaryKey)!;
+      let id: bigint | string = opts.id!;
+      if (pk.type === "Int64") {
+        if (!/^-?\d+$/.test(opts.id!)) throw VbError.invalid(`--id: the primary key "${pk.name}" of "${name}" is an Int64, got ${JSON.stringify(opts.id)}`);
+        id = BigInt(opts.id!);
+      }
+      const { rows } = await vb.query({
+        collectionName: name,
+        ids: (pk.type === "Int64" ? [id as bigint] : [id as string]) as bigint[] | string[],
+        outputFields: [f.name],
+        ...(opts.consistency ? { consistencyLevel: opts.consistency as "Strong" } : {}),
+      });
+      if (rows.length === 0) throw new VbError(ErrorCode.ParameterInvalid, `--id: no row of "${name}" has ${pk.name} ${opts.id}`);
+      vector = Array.from(rows[0]![f.name] as ArrayLike<number>);
+    }
     const res = await vb.search({
       collectionName: name,
       data: [vector],
+      ...(annsField ? { annsField } : {}),
       limit: Number(opts.limit),
       offset: Number(opts.offset),
       ...(opts.filter ? { filter: opts.filter } : {}),
