@@ -3,7 +3,8 @@
  * contracts (schemas, messages, ids).
  *
  *     import { connect } from "vectorbus";
- *     const vb = await connect({ servers: "nats://127.0.0.1:4222" });
+ *     const vb = await connect(); // a local `vbus up`, or VB_NATS_URL; or connect({ servers: "nats://host:4222" })
  */
 export { connect, clientOf, type VectorbusClient, type ConnectOptions, type CallOptions, type InsertOptions } from "./actors/control/client.ts";
+export { locateCluster, DEFAULT_NATS_PORT, DEFAULT_NATS_URL, type LocateOptions, type Located } from "./actors/control/locate.ts";
 export * from "./protocol/index.ts";

@@ -7,8 +7,9 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Role } from "./roles.ts";
+import { RUNFILE } from "../actors/control/locate.ts";
 
-export const RUNFILE = "vbus.json";
+export { RUNFILE };
 
 /** One child of a pods launcher. */
 export interface PodRecord {

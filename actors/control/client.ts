@@ -1,7 +1,7 @@
 /**
- * The typed client of the native API, for programs that speak NATS: `connect({servers})` returns a
- * client with one method per verb (`createCollection`, `insert`, `flush`, ...) whose failures are
- * `VbError`s with Milvus's codes. Big inserts are sent in chunks that fit the NATS payload limit.
+ * The typed client of the native API, for programs that speak NATS: `connect({servers})` (or `connect()`,
+ * which finds a local `vbus up`) returns a client with one method per verb (`createCollection`, `insert`,
+ * `flush`, ...) whose failures are `VbError`s with Milvus's codes. Big inserts are sent in chunks that fit the NATS payload limit.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { encode } from "../../protocol/codec.ts";
@@ -10,11 +10,18 @@ import { PROXY, PROXY_VERBS, type InsertReq, type InsertRes, type ProxyApi } fro
 import { Subjects } from "../../protocol/subjects.ts";
 import { ask, flushOutbox } from "../../runtime/ask.ts";
 import { connectNats } from "../../runtime/transport.ts";
+import { locateCluster } from "./locate.ts";
 
 export interface ConnectOptions {
-  servers: string | string[];
-  /** subject prefix of the Vectorbus cluster (default `vb`) */
+  /**
+   * NATS server URL(s) of the cluster. Default: `VB_NATS_URL`, else the one a local `vbus up` wrote in its
+   * runfile (`<dataDir>/vbus.json`), else `nats://127.0.0.1:4222`.
+   */
+  servers?: string | string[];
+  /** subject prefix of the Vectorbus cluster (default: the runfile's, else `VB_PREFIX`, else `vb`) */
   prefix?: string;
+  /** where to look for the runfile of a local `vbus up` (default `VB_DATA_DIR`, else `.vbus`) */
+  dataDir?: string;
   /** default deadline of a call (default 60 s) */
   timeoutMs?: number;
   /** a connection name the server shows */
@@ -126,17 +133,22 @@ export function clientOf(nc: NatsConnection, opts: Omit<ConnectOptions, "servers
   return client as unknown as VectorbusClient;
 }
 
-/** Connects to the NATS servers of a Vectorbus cluster and returns a typed client that owns the connection. */
-export async function connect(opts: ConnectOptions): Promise<VectorbusClient> {
+/**
+ * Connects to the NATS servers of a Vectorbus cluster and returns a typed client that owns the connection.
+ * Without `servers` it finds the cluster as `vbus` does (see `locateCluster`).
+ */
+export async function connect(opts: ConnectOptions = {}): Promise<VectorbusClient> {
+  const where = locateCluster(opts);
   let nc: NatsConnection;
   try {
-    nc = await connectNats(opts.servers, { name: opts.name ?? "vectorbus-client", maxReconnectAttempts: 10 });
+    nc = await connectNats(where.servers, { name: opts.name ?? "vectorbus-client", maxReconnectAttempts: 10 });
   } catch (err) {
-    throw new VbError(ErrorCode.ServiceUnavailable, `cannot connect to NATS at ${String(opts.servers)}: ${(err as Error).message}`, {
+    const hint = where.found ? "is it running?" : `start one with "npx vbus up", or pass servers (or set VB_NATS_URL)`;
+    throw new VbError(ErrorCode.ServiceUnavailable, `cannot connect to NATS at ${String(where.servers)} (${where.from}): ${(err as Error).message}; ${hint}`, {
       cause: err,
       retriable: true,
     });
   }
-  const c = clientOf(nc, opts);
+  const c = clientOf(nc, { ...opts, prefix: where.prefix });
   return Object.assign(c, { [Symbol.asyncDispose]: () => c.close() });
 }
