@@ -490,37 +490,30 @@ connOptions(program.command("insert <collection>"))
   });
 
 connOptions(program.command("flush <collection>"))
-  .description("seal and write every growing segment of the collection to the object store, showing progress")
+  .description("seal every growing segment of the collection and wait until they are written to the object store, showing progress")
   .option("--no-wait", "seal the segments and return; the writes go on")
   .option("--timeout <s>", "how long to wait for the writes", "600")
   .action(async (name: string, opts: ConnOpts & { wait: boolean; timeout: string }) => {
     await using vb = await client(opts);
     const t0 = performance.now();
-    const seconds = () => ((performance.now() - t0) / 1000).toFixed(2);
-    const res = await vb.flush({ collectionNames: [name] });
-    const r = res.collections[name]!;
-    if (!opts.wait || r.flushed) {
-      process.stdout.write(`flushed "${name}": ${r.segmentIds.length} segment(s) sealed in ${seconds()} s${r.flushed ? ", written" : "; writing"}\n`);
-      return;
-    }
+    const timeoutMs = Number(opts.timeout) * 1000;
     const bar = progress({
-      barFormat: `flushing "${name}": ${r.segmentIds.length} segment(s) sealed, writing {state}`,
-      line: () => `flushing "${name}": ${r.segmentIds.length} segment(s) sealed, writing to the object store`,
+      barFormat: `flushing "${name}": sealing and writing the growing segments | {duration_formatted}`,
+      line: () => `flushing "${name}": sealing and writing the growing segments`,
     });
-    bar.start(0, 0, { state: "" });
-    const deadline = Date.now() + Number(opts.timeout) * 1000;
-    for (;;) {
-      const { flushed } = await vb.getFlushState({ collectionName: name, flushTs: r.flushTs });
-      bar.update(0, { state: flushed ? "done" : "..." });
-      if (flushed) break;
-      if (Date.now() > deadline) {
-        bar.stop();
-        throw new VbError(ErrorCode.Timeout, `flush of "${name}" not written after ${opts.timeout} s: are datanodes up? (vbus status)`);
-      }
-      await new Promise((res) => setTimeout(res, 250));
+    // the proxy answers once the segments are written: a line every few seconds meanwhile
+    bar.start(0, 0);
+    const tick = opts.wait ? setInterval(() => bar.update(0), 250) : undefined;
+    let res;
+    try {
+      res = await vb.flush({ collectionNames: [name], wait: opts.wait, timeoutMs }, { timeoutMs: timeoutMs + 10_000 });
+    } finally {
+      clearInterval(tick);
+      bar.stop();
     }
-    bar.stop();
-    process.stdout.write(`flushed "${name}": ${r.segmentIds.length} segment(s) sealed and written in ${seconds()} s\n`);
+    const r = res.collections[name]!;
+    const took = ((performance.now() - t0) / 1000).toFixed(2);
+    process.stdout.write(`flushed "${name}": ${r.segmentIds.length} segment(s) sealed${r.flushed ? " and written" : "; writing"} in ${took} s\n`);
   });
 
 // ---- indexes ----

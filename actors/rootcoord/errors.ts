@@ -11,21 +11,21 @@ export function databaseNotFound(dbName: string): VbError {
 export function collectionNotFound(dbName: string, name: string): VbError {
   return new VbError(
     ErrorCode.CollectionNotFound,
-    `collection "${name}" not found in database "${dbName}" (100): check the name with ListCollections, or create it with CreateCollection`,
+    `collection "${name}" not found in database "${dbName}" (100): check the name (vbus collection list, or ListCollections), or create it (vbus collection create ${name}, or CreateCollection)`,
   );
 }
 
 export function collectionIdNotFound(collectionId: bigint): VbError {
   return new VbError(
     ErrorCode.CollectionNotFound,
-    `collection with id ${collectionId} not found (100): it was dropped or never existed; look it up by name with ListCollections`,
+    `collection with id ${collectionId} not found (100): it was dropped or never existed; look it up by name (vbus collection list, or ListCollections)`,
   );
 }
 
 export function partitionNotFound(collection: string, partition: string): VbError {
   return new VbError(
     ErrorCode.PartitionNotFound,
-    `partition "${partition}" not found in collection "${collection}" (200): check the name with ListPartitions, or create it with CreatePartition`,
+    `partition "${partition}" not found in collection "${collection}" (200): check the name (vbus collection describe ${collection} lists them, or ListPartitions), or create it with CreatePartition`,
   );
 }
 
@@ -59,6 +59,6 @@ export function aliasExists(dbName: string, alias: string, collection: string): 
 
 export function collectionExists(dbName: string, name: string): VbError {
   return VbError.invalid(
-    `collection "${name}" already exists in database "${dbName}" (1100): choose another name, or drop it first with DropCollection`,
+    `collection "${name}" already exists in database "${dbName}" (1100): choose another name, or drop it first (vbus collection drop ${name}, or DropCollection)`,
   );
 }

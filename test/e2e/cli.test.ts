@@ -95,7 +95,7 @@ describe("vbus CLI with stderr not a terminal", () => {
   it("flushes and builds an index with progress lines", async () => {
     const flush = await vbus("flush", NAME);
     expect(flush.code, flush.stderr).toBe(0);
-    expect(flush.stdout).toMatch(new RegExp(`^flushed "${NAME}": \\d+ segment\\(s\\) sealed.*written`));
+    expect(flush.stdout).toMatch(new RegExp(`^flushed "${NAME}": \\d+ segment\\(s\\) sealed and written in \\d+\\.\\d+ s\\n$`));
 
     const index = await vbus("index", "create", NAME, "--field", "vector", "--type", "HNSW", "--metric", "COSINE");
     expect(index.code, index.stderr).toBe(0);
