@@ -5,13 +5,14 @@
 import { createReadStream, rmSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Command, Option } from "commander";
 import { VbError, ErrorCode } from "../protocol/errors.ts";
 import type { CollectionSchema, FieldSchema } from "../protocol/schema.ts";
 import { connect, type VectorbusClient } from "../actors/control/client.ts";
-import { defaultConfig, type VbConfig } from "./config.ts";
+import { defaultConfig, VB_VERSION, type VbConfig } from "./config.ts";
+import { locateCluster } from "../actors/control/locate.ts";
+import { DEFAULT_NATS_PORT, checkUpPorts, portOf } from "./ports.ts";
 import { startStandalone, type Standalone } from "./standalone.ts";
 import { DEFAULT_MILVUS_PORT } from "../actors/front/server.ts";
 import { PodsLauncher, hostingPids } from "./pods.ts";
@@ -27,7 +28,7 @@ import type { NatsConnection } from "../runtime/transport.ts";
 import { DATACOORD_GET_STATUS, type DatacoordStatus } from "../actors/datacoord/status.ts";
 
 const program = new Command();
-program.name("vbus").description("Vectorbus: a distributed vector database on NATS").showHelpAfterError();
+program.name("vbus").description("Vectorbus: a distributed vector database on NATS").version(VB_VERSION).showHelpAfterError();
 
 interface ConnOpts {
   nats?: string;
@@ -50,21 +51,12 @@ function configFrom(opts: ConnOpts & { s3?: string; datanodes?: number }): VbCon
 /** The cluster named by --nats, VB_NATS_URL, or the runfile a local `vbus up` wrote: its NATS and prefix. */
 async function cluster(opts: ConnOpts): Promise<{ url: string; prefix: string }> {
   const config = configFrom(opts);
-  let url = config.natsUrl;
-  let prefix = config.prefix;
-  if (!url) {
-    try {
-      const run = JSON.parse(await readFile(join(config.dataDir, RUNFILE), "utf8")) as { natsUrl: string; prefix: string };
-      url = run.natsUrl;
-      if (!opts.prefix) prefix = run.prefix;
-    } catch {
-      throw new VbError(
-        ErrorCode.ServiceUnavailable,
-        `no running Vectorbus found in ${config.dataDir}: start one with "npx vbus up", or pass --nats URL`,
-      );
-    }
+  // as the typed client's connect() finds it, but no guess at the default port
+  const where = locateCluster({ servers: config.natsUrl, prefix: opts.prefix, dataDir: config.dataDir });
+  if (!where.found) {
+    throw new VbError(ErrorCode.ServiceUnavailable, `no running Vectorbus found in ${config.dataDir}: start one with "npx vbus up", or pass --nats URL`);
   }
-  return { url, prefix };
+  return { url: String(where.servers), prefix: where.prefix };
 }
 
 /** Connects to the cluster (see `cluster`). */
@@ -157,15 +149,18 @@ connOptions(program.command("up"))
   .addOption(new Option("--proxies <n>", "proxies to run (--pods)").argParser(Number))
   .option("--standby", "two processes of each coordinator role, one leading and one waiting (--pods)")
   .option("--no-restart", "do not restart a crashed process (--pods)")
+  .option("--port <port>", "client port of the nats-server it starts (0: a free one; ignored with --nats)", String(DEFAULT_NATS_PORT))
   .option("--milvus-port <port>", "port of the Milvus gRPC API (0: a free one; off: none)", String(DEFAULT_MILVUS_PORT))
   .action(
     async (
-      opts: ConnOpts & { s3?: string; datanodes?: number; querynodes?: number; maxPayload?: number; pods?: boolean; proxies?: number; standby?: boolean; restart: boolean; milvusPort: string },
+      opts: ConnOpts & { s3?: string; datanodes?: number; querynodes?: number; maxPayload?: number; pods?: boolean; proxies?: number; standby?: boolean; restart: boolean; port: string; milvusPort: string },
     ) => {
       const config = configFrom(opts);
       if (opts.querynodes) config.querynodes = opts.querynodes;
       if (opts.maxPayload) config.maxPayload = opts.maxPayload;
+      if (!config.natsUrl) config.natsPort = portOf("--port", opts.port);
       await refuseRunning(config.dataDir);
+      await checkUpPorts({ nats: config.natsPort, milvus: milvusPortOf(opts.milvusPort)?.port });
       if (opts.pods) return upPods(config, { ...opts, milvus: milvusPortOf(opts.milvusPort) });
       if (opts.proxies || opts.standby || !opts.restart) throw VbError.invalid("--proxies, --standby and --no-restart go with --pods");
       await upStandalone(config, milvusPortOf(opts.milvusPort));

@@ -13,6 +13,8 @@ export interface VbConfig {
   dataDir: string;
   /** NATS server URL(s); when absent, standalone starts its own nats-server. */
   natsUrl?: string;
+  /** Client port of the nats-server standalone starts (absent or 0: a free one; `vbus up`: 4222). */
+  natsPort?: number;
   /** Object store spec: a path / `file:///path`, or `s3://KEY:SECRET@host:port/bucket?ssl=false`. */
   objectStore?: string;
   /** Max NATS payload for a nats-server standalone starts (bytes). */

@@ -1,6 +1,6 @@
 /**
- * Starts a nats-server with JetStream as a child process: on a free loopback port, with its own store
- * directory. Used by `vbus up` (standalone) and by the test harness. One server or a cluster of several.
+ * Starts a nats-server with JetStream as a child process: on a loopback port (a free one unless given),
+ * with its own store directory. Used by `vbus up` (standalone) and by the test harness. One server or a cluster of several.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
@@ -37,6 +37,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** True when nothing listens on the port (this process can bind it): a port given by a flag is checked first. */
+export async function portIsFree(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
 async function probe(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = tcpConnect({ port, host: "127.0.0.1" });
@@ -51,6 +61,7 @@ async function probe(port: number): Promise<boolean> {
 export interface NatsServerOptions {
   /** JetStream store directory; a new temporary one when not given (and then removed on stop). */
   storeDir?: string;
+  /** client port (default, or 0: a free one) */
   port?: number;
   /** Max payload in bytes (the server default is 1 MiB). */
   maxPayload?: number;
@@ -118,7 +129,9 @@ export class NatsServer implements AsyncDisposable {
 
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const bin = findNatsServer();
-  const port = opts.port ?? (await freePort());
+  const port = opts.port || (await freePort());
+  // a server already there would answer the probe below in place of this one
+  if (opts.port && !(await portIsFree(port))) throw new Error(`port ${port} is taken: nats-server cannot listen on 127.0.0.1:${port}`);
   const ownsStore = opts.storeDir === undefined;
   const storeDir = opts.storeDir ?? (await mkdtemp(join(tmpdir(), "vbus-nats-")));
   await mkdir(storeDir, { recursive: true });

@@ -227,6 +227,7 @@ export class PodsLauncher {
     else {
       this.natsServer = await startNatsServer({
         storeDir: join(c.dataDir, "nats"),
+        ...(c.natsPort ? { port: c.natsPort } : {}),
         maxPayload: c.maxPayload,
         logFile: join(c.dataDir, "nats-server.log"),
         detached: true,

@@ -62,6 +62,7 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
     await mkdir(config.dataDir, { recursive: true });
     server = await startNatsServer({
       storeDir: join(config.dataDir, "nats"),
+      ...(config.natsPort ? { port: config.natsPort } : {}),
       maxPayload: config.maxPayload,
       logFile: join(config.dataDir, "nats-server.log"),
       detached: true,
