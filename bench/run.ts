@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   search: () => import("./search.ts"),
   vector_index: () => import("./vector_index.ts"),
   backlog: () => import("./backlog.ts"),
+  segment_fanout: () => import("./segment_fanout.ts"),
 };
 
 const [name, ...rest] = process.argv.slice(2);
