@@ -13,7 +13,7 @@
  */
 import { encode } from "../../protocol/codec.ts";
 import { ALL_PARTITIONS, type DeleteMsg, type InsertMsg, type PkColumn, type UpsertMsg } from "../../protocol/dml.ts";
-import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import { ErrorCode, namingCollection, VbError } from "../../protocol/errors.ts";
 import { shardOfPk } from "../../protocol/hash.ts";
 import { DEFAULT_PARTITION, type CollectionInfo } from "../../protocol/meta.ts";
 import type { Req, Res } from "../../protocol/messages/api.ts";
@@ -172,13 +172,15 @@ export async function flushTask(w: WriteContext, body: unknown): Promise<FlushRe
   const started: [string, FlushResult][] = [];
   for (const name of req.collectionNames as string[]) {
     const info = await w.describe(req.dbName, name);
-    started.push([name, await w.datacoord("Flush", { collectionId: info.collectionId })]);
+    started.push([name, await named(info, w.datacoord("Flush", { collectionId: info.collectionId }))]);
   }
   for (const [name, fr] of started) {
     let flushed = false;
     if (wait) {
       for (;;) {
-        ({ flushed } = await w.datacoord("GetFlushState", { collectionId: fr.collectionId, flushPositions: fr.flushPositions }));
+        ({ flushed } = await w
+          .datacoord("GetFlushState", { collectionId: fr.collectionId, flushPositions: fr.flushPositions })
+          .catch((err: unknown) => Promise.reject(namingCollection(err, fr.collectionId, name))));
         if (flushed) break;
         if (Date.now() > deadline) {
           throw new VbError(
@@ -203,7 +205,12 @@ export async function flushStateTask(w: WriteContext, body: unknown): Promise<{ 
   for (const v of info.vchannels) {
     flushPositions[v.name] = await w.env.dml.lastPosition(w.env.subjects.dmlStream(v.pchannel), w.env.subjects.dmlSubject(v.pchannel, v.name));
   }
-  return w.datacoord("GetFlushState", { collectionId: info.collectionId, flushPositions });
+  return named(info, w.datacoord("GetFlushState", { collectionId: info.collectionId, flushPositions }));
+}
+
+/** datacoord knows a collection by id only (`collection 69 was dropped`): the name goes in. */
+function named<T>(info: CollectionInfo, work: Promise<T>): Promise<T> {
+  return work.catch((err: unknown) => Promise.reject(namingCollection(err, info.collectionId, info.name)));
 }
 
 function normalizePks(ids: unknown, int64: boolean): PkColumn {
