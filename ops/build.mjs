@@ -10,7 +10,15 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+let tsc;
+try {
+  tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+} catch (err) {
+  // `npm ci --omit=dev` (the container image) runs prepare too: the vbus CLI runs the sources, not dist/
+  if (process.env.npm_lifecycle_event !== "prepare") throw err;
+  process.stderr.write("prepare: typescript is not installed (--omit=dev): the typed client package (dist/) is not built\n");
+  process.exit(0);
+}
 const run = promisify(execFile);
 
 rmSync(new URL("../dist", import.meta.url), { recursive: true, force: true });
