@@ -30,7 +30,9 @@ interface Vbus extends AsyncDisposable {
 /** Runs `vbus <args>` on a temporary data directory; disposing kills whatever is left and removes the directory. */
 async function vbus(args: string[], opts: { dataDir?: string; readyMs?: number } = {}): Promise<Vbus> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "vbus-pods-")));
-  const child = spawn(process.execPath, [VBUS, ...args, "--data", dataDir], {
+  // `vbus up` serves NATS on 4222 unless told: a free port here, as every test's
+  const port = args[0] === "up" ? ["--port", "0"] : [];
+  const child = spawn(process.execPath, [VBUS, ...args, ...port, "--data", dataDir], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, VB_LOG_LEVEL: "warn" },
   });
