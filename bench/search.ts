@@ -15,7 +15,14 @@
  *  - `insert_rows_per_s`, `index_build_s`, `load_s`, `process_rss_mb` (the standalone process, which
  *    hosts both querynodes and every other role).
  *
- * `npm run bench -- search --rows 200000 --dim 128 --json`
+ * With `--via grpc`, the standalone also serves the Milvus gRPC door on a free port, and the same
+ * queries on the one-shard collection go through the Milvus Node SDK's MilvusClient (same limit,
+ * metric, search params and consistency level; 1 client in this thread, 16 clients in a worker thread
+ * with its own MilvusClient): `grpc_qps_1client`, `grpc_qps_16clients`, `grpc_over_native_16clients`
+ * (against `e2e_qps_16clients` of the same run), `grpc_p50_ms`, `grpc_p99_ms`, `grpc_recall_at_10`
+ * (the same ground truth).
+ *
+ * `npm run bench -- search --rows 200000 --dim 128 --json [--via grpc]`
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -28,7 +35,7 @@ import { defaultEf } from "../actors/index/index.ts";
 import { defaultConfig } from "../ops/config.ts";
 import { startStandalone } from "../ops/standalone.ts";
 import { rng } from "../ops/random_rows.ts";
-import { option, report, round } from "./util.ts";
+import { option, optionText, report, round } from "./util.ts";
 
 const K = 10;
 const M = 16;
@@ -64,6 +71,9 @@ export async function main(args: string[]): Promise<void> {
   const rows = option(args, "rows", 200_000);
   const dim = option(args, "dim", 128);
   const nq = option(args, "queries", 200);
+  const via = optionText(args, "via", "native");
+  if (via !== "native" && via !== "grpc") throw new Error(`--via takes native or grpc, got "${via}"`);
+  const viaGrpc = via === "grpc";
   const vectors = clusteredData(rows, dim);
   const queries = clusteredData(nq, dim, 100, 7).map((x, i) => x + (((i * 2654435761) % 1000) / 1000 - 0.5) * 0.05);
   const query = (i: number) => queries.subarray(i * dim, (i + 1) * dim);
@@ -99,7 +109,7 @@ export async function main(args: string[]): Promise<void> {
   // Vectorbus end to end
   const dir = await mkdtemp(join(tmpdir(), "vbus-bench-"));
   try {
-    await using sa = await startStandalone({ ...defaultConfig({}), dataDir: dir, prefix: "bsearch", querynodes: 2 });
+    await using sa = await startStandalone({ ...defaultConfig({}), dataDir: dir, prefix: "bsearch", querynodes: 2 }, viaGrpc ? { milvus: { port: 0, host: "127.0.0.1" } } : {});
     const vb = clientOf(sa.nc, { prefix: "bsearch" });
     /** a collection of the data: insert, flush, HNSW build, load; returns the timings */
     const prepare = async (name: string, shardsNum?: number) => {
@@ -163,6 +173,60 @@ export async function main(args: string[]): Promise<void> {
         w.once("error", reject);
       });
 
+    /** the same queries through the Milvus gRPC door and the Milvus Node SDK: 1 client here, then 16 in a worker */
+    const viaMilvusGrpc = async (door: typeof sa.milvus, collectionName: string) => {
+      if (!door) throw new Error("the standalone serves no Milvus door");
+      const { MilvusClient, ConsistencyLevelEnum, logger: sdkLogger } = await import("@zilliz/milvus2-sdk-node");
+      sdkLogger.level = "warn";
+      const address = `127.0.0.1:${door.port}`;
+      // the SDK takes plain arrays; converted once, outside the timed loops
+      const plain = Array.from({ length: nq }, (_, i) => Array.from(query(i)));
+      const milvus = new MilvusClient({ address, timeout: 60_000 });
+      await milvus.connectPromise;
+      try {
+        const grpcSearch = async (i: number) => {
+          const res = await milvus.search({
+            collection_name: collectionName,
+            data: plain[i % nq]!,
+            limit: K,
+            metric_type: "L2",
+            consistency_level: ConsistencyLevelEnum.Eventually,
+          });
+          if (res.status.error_code !== "Success") throw new Error(`search through the Milvus door failed: ${res.status.reason}`);
+          return res.results as unknown as { id: string | number }[];
+        };
+        for (let i = 0; i < 20; i++) await grpcSearch(i); // warm up
+        let rec = 0;
+        const glat: number[] = [];
+        const tg = performance.now();
+        for (let i = 0; i < nq; i++) {
+          const s = performance.now();
+          const hits = await grpcSearch(i);
+          glat.push(performance.now() - s);
+          rec += recall(hits.map((h) => Number(h.id)), truth[i]!);
+        }
+        const qps1 = nq / ((performance.now() - tg) / 1000);
+        const qps16 = await new Promise<number>((resolve, reject) => {
+          const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
+            workerData: {
+              module: new URL("./search_grpc_client.ts", import.meta.url).href,
+              address,
+              collectionName,
+              queries: plain,
+              k: K,
+              clients: 16,
+              total: option(args, "queries16", 4_000),
+            },
+          });
+          w.once("message", (m: { qps: number }) => resolve(m.qps));
+          w.once("error", reject);
+        });
+        return { qps1, qps16, p50: percentile(glat, 50), p99: percentile(glat, 99), recall: rec / nq };
+      } finally {
+        await milvus.closeConnection();
+      }
+    };
+
     // the collection as created by default: one shard
     const name = "bench_search";
     const { insertS, buildS, loadS, segments } = await prepare(name);
@@ -191,6 +255,7 @@ export async function main(args: string[]): Promise<void> {
     }
 
     const e2eQps16 = await qps16(name);
+    const grpc = viaGrpc ? await viaMilvusGrpc(sa.milvus, name) : undefined;
     const rss = process.memoryUsage().rss;
     await vb.releaseCollection({ collectionName: name });
 
@@ -224,6 +289,16 @@ export async function main(args: string[]): Promise<void> {
       ef,
       M,
       efConstruction: EF_CONSTRUCTION,
+      ...(grpc
+        ? {
+            grpc_qps_1client: round(grpc.qps1),
+            grpc_qps_16clients: round(grpc.qps16),
+            grpc_over_native_16clients: round(grpc.qps16 / e2eQps16, 3),
+            grpc_p50_ms: round(grpc.p50, 2),
+            grpc_p99_ms: round(grpc.p99, 2),
+            grpc_recall_at_10: round(grpc.recall, 3),
+          }
+        : {}),
     });
   } finally {
     await rm(dir, { recursive: true, force: true });

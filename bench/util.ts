@@ -11,6 +11,13 @@ export function option(args: string[], name: string, fallback: number): number {
   return v;
 }
 
+/** `--name value` as text, or `fallback` when absent. */
+export function optionText(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0 || i + 1 >= args.length) return fallback;
+  return args[i + 1]!;
+}
+
 /** Runs `op` `total` times, sequentially; returns operations per second. */
 export async function rateSequential(total: number, op: (i: number) => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
