@@ -77,4 +77,32 @@ describe("balance", () => {
     const after = await vb.getStatus({});
     expect(after.nodes.reduce((n, x) => n + x.rows, 0)).toBe(COLLECTIONS.length * total);
   });
+
+  it("gives a querynode that comes back after it went down its share again", { timeout: 180_000 }, async () => {
+    await using tc = await startTestCluster({ querynodes: 2, cluster: { heartbeatIntervalMs: 200 } });
+    const vb = tc.client;
+    const name = "bal_back";
+    await vb.createCollection({
+      schema: { name, fields: [{ name: "id", type: "Int64", isPrimaryKey: true }, { name: "v", type: "FloatVector", dim: DIM }] },
+      shardsNum: 1,
+    });
+    for (let s = 0; s < 6; s++) {
+      await vb.insert({ collectionName: name, rows: Array.from({ length: ROWS }, (_, i) => ({ id: s * ROWS + i, v: Array.from({ length: DIM }, () => Math.random()) })) });
+      await vb.flush({ collectionNames: [name] });
+    }
+    await vb.loadCollection({ collectionName: name, wait: true });
+    const segmentsOn = async (node: string) => (await vb.getStatus({})).nodes.find((n) => n.nodeId === node && n.alive)?.segments ?? 0;
+    // qn2 goes away (its actor and everything it holds stop, as its process would): qn1 takes it all
+    await tc.sa.host.stopActor(tc.sa.env.subjects.querynode("qn2" as never));
+    await waitFor(async () => (await segmentsOn("qn1")) === 6, { timeoutMs: 60_000, intervalMs: 250, what: "qn1 holding every segment" });
+    // it comes back empty, with the same id: balance gives it its share
+    await spawnQuerynode(tc.sa.host, tc.sa.env, { nodeId: "qn2" });
+    await waitFor(async () => (await segmentsOn("qn2")) >= 2 && ((await vb.getStatus({})).moves ?? []).length === 0, {
+      timeoutMs: 90_000,
+      intervalMs: 500,
+      what: "qn2 getting segments back",
+    });
+    const c = await vb.query({ collectionName: name, outputFields: ["count(*)"], consistencyLevel: "Strong" });
+    expect(Number(c.rows[0]!["count(*)"])).toBe(6 * ROWS);
+  });
 });
