@@ -88,6 +88,18 @@ export function checkChannels(input: CheckInput): CheckResult {
       const placement = placementNodesOf(r, input.dist);
       const loads = nodeLoads(placement, input.dist, input.pending);
       const stopping = (d: DelegatorView) => input.dist.isStopping(d.nodeId);
+      /** watches `v` on the replica's least loaded node that can take work (another than a failed one's) */
+      const watch = (v: string, key: string) => {
+        const failure = input.failures.get(key);
+        if (failure) addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: failure.reason });
+        const node = pickChannelNode(loads, failure ? new Set([failure.nodeId]) : undefined)!;
+        addLoad(node, { channels: 1 });
+        emit({
+          key,
+          priority: Priority.High,
+          action: { kind: "WatchChannel", nodeId: node.nodeId, collectionId: coll.collectionId, replicaId: r.replicaId, vchannel: v },
+        });
+      };
       for (const v of channels) {
         const key = channelKey(r.replicaId, v);
         const ds = dels.filter((d) => d.replicaId === r.replicaId && d.vchannel === v);
@@ -99,15 +111,7 @@ export function checkChannels(input: CheckInput): CheckResult {
         const settled = ds.filter((d) => !stopping(d));
         if (ds.length > 0 && settled.length === 0 && placement.length > 0) {
           // only on stopping nodes: watch its replacement first (the stopping one serves meanwhile)
-          const failure = input.failures.get(key);
-          if (failure) addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: failure.reason });
-          const node = pickChannelNode(loads, failure ? new Set([failure.nodeId]) : undefined)!;
-          addLoad(node, { channels: 1 });
-          emit({
-            key,
-            priority: Priority.High,
-            action: { kind: "WatchChannel", nodeId: node.nodeId, collectionId: coll.collectionId, replicaId: r.replicaId, vchannel: v },
-          });
+          watch(v, key);
           continue;
         }
         if (ds.length > 1 && settled.length > 0 && settled.length < ds.length) {
@@ -117,9 +121,9 @@ export function checkChannels(input: CheckInput): CheckResult {
           continue;
         }
         if (ds.length === 0) {
-          const failure = input.failures.get(key);
-          if (failure) addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: failure.reason });
           if (placement.length === 0) {
+            const failure = input.failures.get(key);
+            if (failure) addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: failure.reason });
             addBlocker(out, coll.collectionId, {
               kind: "channel",
               subject: v,
@@ -127,13 +131,7 @@ export function checkChannels(input: CheckInput): CheckResult {
             });
             continue;
           }
-          const node = pickChannelNode(loads, failure ? new Set([failure.nodeId]) : undefined)!;
-          addLoad(node, { channels: 1 });
-          emit({
-            key,
-            priority: Priority.High,
-            action: { kind: "WatchChannel", nodeId: node.nodeId, collectionId: coll.collectionId, replicaId: r.replicaId, vchannel: v },
-          });
+          watch(v, key);
         } else if (ds.length > 1) {
           const keep = best(ds);
           emit(unsub(ds.find((d) => d !== keep)!));
