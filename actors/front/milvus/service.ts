@@ -3,6 +3,7 @@
  * through the typed client, and returns the reply's fields (the status is added by the server: OK, or
  * the VbError's code as Milvus numbers it). A call with no handler here answers "unimplemented".
  */
+import { fuseHits, normalizedScore } from "../fuse.ts";
 import { randomInt } from "node:crypto";
 import { encode } from "../../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../../protocol/errors.ts";
@@ -169,18 +170,6 @@ function rejectFunctionScore(req: Msg, collection: string): void {
   }
 }
 
-/** Milvus's score normalization for the weighted ranker: every metric onto [0, 1], larger is better. */
-function normalized(score: number, metric: string): number {
-  switch (metric) {
-    case "L2":
-      return 1 - (2 * Math.atan(score)) / Math.PI;
-    case "IP":
-      return 0.5 + Math.atan(score) / Math.PI;
-    default:
-      return (1 + score) / 2;
-  }
-}
-
 /** The ranker of a HybridSearch's rank_params: RRF (`k`, default 60) or weighted (one weight per request). */
 function rankerOf(rp: Record<string, string>, requests: number, collection: string): (req: number, rank: number, score: number, metric: string) => number {
   const strategy = (rp.strategy ?? "rrf").toLowerCase();
@@ -196,7 +185,7 @@ function rankerOf(rp: Record<string, string>, requests: number, collection: stri
       throw invalid(`hybrid search on collection "${collection}": the weighted ranker needs ${requests} weights in [0, 1], got ${JSON.stringify(weights)}`);
     }
     const norm = params.norm_score !== false;
-    return (req, _rank, score, metric) => (weights[req] as number) * (norm ? normalized(score, metric) : score);
+    return (req, _rank, score, metric) => (weights[req] as number) * (norm ? normalizedScore(score, metric) : score);
   }
   throw invalid(`hybrid search on collection "${collection}": unknown ranker "${strategy}" (rrf or weighted)`);
 }
@@ -751,27 +740,7 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
       const nq = ones[0]!.nq;
       if (ones.some((o) => o.nq !== nq)) throw invalid(`hybrid search on collection "${collectionName}": every request must have the same nq`);
       const metrics = await Promise.all(ones.map((o) => metricOf(o, collectionName, ctx)));
-      const fused: SearchHits[] = [];
-      for (let q = 0; q < nq; q++) {
-        const score = new Map<string, number>();
-        const entity = new Map<string, { id: bigint | string; e: Record<string, unknown> }>();
-        ones.forEach((o, i) => {
-          const h = o.hits[q]!;
-          for (let r = 0; r < h.ids.length; r++) {
-            const id = h.ids[r]!;
-            const key = String(id);
-            score.set(key, (score.get(key) ?? 0) + ranker(i, r, h.scores[r]!, metrics[i]!));
-            if (!entity.has(key)) entity.set(key, { id, e: h.entities[r] ?? {} });
-          }
-        });
-        const order = [...score.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(offset, offset + limit);
-        const ids = order.map(([k]) => entity.get(k)!.id);
-        fused.push({
-          ids: (typeof ids[0] === "bigint" ? BigInt64Array.from(ids as bigint[]) : (ids as string[])) as SearchHits["ids"],
-          scores: Float32Array.from(order.map(([, v]) => v)),
-          entities: order.map(([k]) => entity.get(k)!.e),
-        });
-      }
+      const fused = fuseHits(ones.map((o) => o.hits), nq, (i, r, score) => ranker(i, r, score, metrics[i]!), offset, limit);
       return searchReply(info, requested, fused, limit, roundDecimal, nq);
     },
     async Query(req, ctx) {

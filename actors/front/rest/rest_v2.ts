@@ -3,6 +3,7 @@
  * the JSON body, asks the proxy through the typed client and returns the `data` of Milvus's envelope
  * `{code, message, data}`; a VbError becomes `{code, message}` with HTTP 200, as Milvus answers.
  */
+import { fuseHits, normalizedScore } from "../fuse.ts";
 import { ErrorCode, VbError } from "../../../protocol/errors.ts";
 import type { CollectionInfo } from "../../../protocol/meta.ts";
 import type { ProxyApi, SearchHits, SearchReq } from "../../../protocol/messages/proxy.ts";
@@ -417,30 +418,10 @@ export function restHandlers(client: VectorbusClient, opts: { allowInt64: (ctx: 
       }
       if (strategy !== "rrf" && strategy !== "weighted") throw invalid(`hybrid search on collection "${info.name}": unknown ranker "${strategy}" (rrf or weighted)`);
       const k = Number(rp.k ?? 60);
-      const norm = (score: number, metric: string) =>
-        metric === "L2" ? 1 - (2 * Math.atan(score)) / Math.PI : metric === "IP" ? 0.5 + Math.atan(score) / Math.PI : (1 + score) / 2;
       const nq = ones[0]!.hits.length;
-      const fused: SearchHits[] = [];
-      for (let q = 0; q < nq; q++) {
-        const score = new Map<string, number>();
-        const entity = new Map<string, { id: bigint | string; e: Record<string, unknown> }>();
-        ones.forEach((o, i) => {
-          const h = o.hits[q]!;
-          for (let r = 0; r < h.ids.length; r++) {
-            const key = String(h.ids[r]);
-            const add = strategy === "rrf" ? 1 / (k + r + 1) : weights![i]! * (rp.norm_score === false ? h.scores[r]! : norm(h.scores[r]!, metrics[i]!));
-            score.set(key, (score.get(key) ?? 0) + add);
-            if (!entity.has(key)) entity.set(key, { id: h.ids[r]!, e: h.entities[r] ?? {} });
-          }
-        });
-        const order = [...score.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(offset, offset + limit);
-        const ids = order.map(([key]) => entity.get(key)!.id);
-        fused.push({
-          ids: (typeof ids[0] === "bigint" ? BigInt64Array.from(ids as bigint[]) : (ids as string[])) as SearchHits["ids"],
-          scores: Float32Array.from(order.map(([, v]) => v)),
-          entities: order.map(([key]) => entity.get(key)!.e),
-        });
-      }
+      const rank = (i: number, r: number, score: number) =>
+        strategy === "rrf" ? 1 / (k + r + 1) : weights![i]! * (rp.norm_score === false ? score : normalizedScore(score, metrics[i]!));
+      const fused = fuseHits(ones.map((o) => o.hits), nq, rank, offset, limit);
       return hitsOut(info, fused, ctx);
     },
 
