@@ -547,6 +547,8 @@ describe("an ask whose receiver dies while it works", () => {
     const slow = `${prefix}.slow`;
     await b.spawn({ address: dying, create: () => new Silent() });
     await b.spawn({ address: slow, create: () => new Silent() });
+    // the server has both subscriptions before the asks go out (they come from another connection)
+    await ncB.flush();
     const toDying = askError(a.ask(dying, "silent.Work", {}, { timeoutMs: 30_000 }));
     let slowSettled = false;
     const toSlow = a.ask(slow, "silent.Work", {}, { timeoutMs: 4_000 }).catch((err: unknown) => {
