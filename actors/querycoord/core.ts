@@ -17,7 +17,7 @@ import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
 import { nodeLoads, scoreOf } from "./balance/node_load.ts";
 import { rebalanceReplicaNodes } from "./balance/replica_assign.ts";
-import { moveKey, planBalance, type SegmentMove } from "./balance/score_balancer.ts";
+import { channelMoveKey, moveKey, planBalance, planChannelBalance, type ChannelMove, type SegmentMove } from "./balance/score_balancer.ts";
 import {
   addBlocker,
   collectionIndexes,
@@ -40,7 +40,7 @@ import { promotionReadiness, TargetRefreshes } from "./observers/target_observer
 import type { QuerycoordParams } from "./params.ts";
 import { effectVisible } from "./task/effects.ts";
 import { TaskScheduler } from "./task/scheduler.ts";
-import { describeAction, type Task } from "./task/task.ts";
+import { channelKey, describeAction, type Task } from "./task/task.ts";
 
 interface LoadWaiter {
   deadline: number;
@@ -84,6 +84,8 @@ export class QuerycoordCore {
   private retired = false;
   /** balance moves in flight, by `moveKey(replica, segment)`, with when they were planned */
   readonly moves = new Map<string, SegmentMove & { at: number }>();
+  /** channel (delegator) moves in flight, by `channelMoveKey(replica, vchannel)`, with when they were planned */
+  readonly channelMoves = new Map<string, ChannelMove & { at: number }>();
   private lastBalanceAt = 0;
   /** querynodes with a liveness probe in flight */
   private readonly probing = new Set<string>();
@@ -494,8 +496,10 @@ export class QuerycoordCore {
       watched: new Map([...this.watched].map(([address, w]) => [address, w.partitions])),
       indexes: this.indexes,
       moves: this.moves,
+      channelMoves: this.channelMoves,
     };
     this.settleMoves(snap, now);
+    this.settleChannelMoves(snap, now);
     const result = runCheckers(input);
     if (result.tasks.length === 0 && this.scheduler.inflightTasks().length === 0) this.balance(input, now);
     this.scheduler.replacePending(result.tasks, now);
@@ -532,10 +536,38 @@ export class QuerycoordCore {
     }
   }
 
-  /** Plans segment moves (BalanceChecker) every balanceIntervalMs while nothing else is to be done. */
+  /** Forgets channel moves that are done (the delegator is on `to` only) or can no longer be done. */
+  private settleChannelMoves(snap: DistSnapshot, now: number): void {
+    for (const [key, m] of this.channelMoves) {
+      const onTo = snap.delegatorOn(m.to, m.collectionId, m.vchannel, m.replicaId) !== undefined;
+      const onFrom = snap.delegatorOn(m.from, m.collectionId, m.vchannel, m.replicaId) !== undefined;
+      const failure = this.scheduler.failures().get(channelKey(m.replicaId, m.vchannel));
+      let why: string | undefined;
+      if (onTo && !onFrom) why = "";
+      else if (!snap.isAlive(m.to) || snap.isStopping(m.to)) why = `node ${m.to} is no longer up`;
+      else if (!onFrom && !onTo) why = "the channel has no delegator on either node";
+      else if (!this.targets.current(m.collectionId)?.channels.has(m.vchannel)) why = "the channel left the target";
+      else if (failure && failure.nodeId === m.to) why = failure.reason;
+      else if (now - m.at > this.params.balanceMoveTimeoutMs) why = `not done within ${this.params.balanceMoveTimeoutMs} ms`;
+      if (why === undefined) continue;
+      this.channelMoves.delete(key);
+      if (why === "") this.log.info({ collection: m.collectionId, vchannel: m.vchannel, from: m.from, to: m.to, ms: now - m.at }, "balance: channel moved");
+      else this.log.warn({ collection: m.collectionId, vchannel: m.vchannel, from: m.from, to: m.to }, `balance: channel move given up: ${why}`);
+    }
+  }
+
+  /**
+   * Plans channel moves, then segment moves (BalanceChecker) every balanceIntervalMs while nothing else
+   * is to be done; a collection with a channel move planned gets no segment move in the same round.
+   */
   private balance(input: CheckInput, now: number): void {
     if (this.params.balanceIntervalMs <= 0 || now - this.lastBalanceAt < this.params.balanceIntervalMs) return;
     this.lastBalanceAt = now;
+    for (const m of planChannelBalance(input, this.channelMoves)) {
+      this.channelMoves.set(channelMoveKey(m.replicaId, m.vchannel), { ...m, at: now });
+      this.log.info({ collection: m.collectionId, replica: m.replicaId, vchannel: m.vchannel, from: m.from, to: m.to }, "balance: moving a channel");
+    }
+    if (this.channelMoves.size > 0) this.kick();
     for (const m of planBalance(input, this.moves)) {
       this.moves.set(moveKey(m.replicaId, m.segmentId), { ...m, at: now });
       this.log.info({ collection: m.collectionId, replica: m.replicaId, segment: m.segmentId, rows: m.rows, from: m.from, to: m.to }, "balance: moving a segment");

@@ -1,7 +1,18 @@
 /** BalanceChecker's planner and how the checkers carry a move out (pure, fed by hand). */
 import { describe, expect, it } from "vitest";
-import { planBalance, moveKey, DEFAULT_BALANCE_OPTIONS, type SegmentMove } from "../../actors/querycoord/balance/score_balancer.ts";
-import { checkLeaders, checkSegments } from "../../actors/querycoord/checkers/index.ts";
+import {
+  channelMoveKey,
+  DEFAULT_BALANCE_OPTIONS,
+  DEFAULT_CHANNEL_BALANCE_OPTIONS,
+  moveKey,
+  planBalance,
+  planChannelBalance,
+  type ChannelMove,
+  type SegmentMove,
+} from "../../actors/querycoord/balance/score_balancer.ts";
+import { checkChannels, checkLeaders, checkSegments, type CheckInput } from "../../actors/querycoord/checkers/index.ts";
+import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
+import type { TargetPair } from "../../actors/querycoord/meta/target_manager.ts";
 import type { TaskAction } from "../../actors/querycoord/task/task.ts";
 import { COLL, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
 
@@ -93,6 +104,127 @@ describe("a balance move carried out by the checkers", () => {
   it("then releases the source copy", () => {
     expect(actions(checkSegments({ ...state(true, "qn2"), moves }))).toEqual([
       { kind: "ReleaseSegment", nodeId: "qn1", collectionId: COLL, replicaId: 1n, segmentId: 1n },
+    ]);
+  });
+});
+
+describe("channel balance", () => {
+  const chans = ["100v0", "100v1", "100v2", "100v3"];
+  const addr = (v: string, n: string, r = 1n) => `vb.dlg.${COLL}.${v}.${r}.${n}`;
+  const lead = (v: string, n: string, opts: { serviceable?: boolean; targetVersion?: number } = {}) => ({
+    vchannel: v,
+    replicaId: 1n,
+    address: addr(v, n),
+    targetVersion: opts.targetVersion ?? 1,
+    serviceable: opts.serviceable ?? true,
+  });
+  /** a Loaded collection of 4 channels (no segments) whose delegators are placed as `on` says */
+  function placed(on: Record<string, string[]>, nodes = ["qn1", "qn2", "qn3"], extra: { stopping?: string[] } = {}) {
+    return input({
+      collections: [load({ status: "Loaded" })],
+      replicas: [replica(1n, nodes)],
+      targets: [[COLL, { current: target(1, [], chans) }]],
+      nodes: nodes.map((n) => node(n, { delegators: (on[n] ?? []).map((v) => lead(v, n)), stopping: extra.stopping?.includes(n) ?? false })),
+    });
+  }
+  const plan = (i: CheckInput, opts = DEFAULT_CHANNEL_BALANCE_OPTIONS) => planChannelBalance(i, new Map(), opts).map((m) => [m.vchannel, m.from, m.to]);
+
+  it("moves a delegator from the node over its share to the one with the fewest, one per replica and round", () => {
+    expect(plan(placed({ qn1: chans }))).toEqual([["100v0", "qn1", "qn2"]]);
+    // unbounded: 4 delegators over 3 nodes end 2, 1, 1
+    expect(plan(placed({ qn1: chans }), { maxMovesPerRound: 10, maxMovesPerReplica: 10 })).toEqual([
+      ["100v0", "qn1", "qn2"],
+      ["100v1", "qn1", "qn3"],
+    ]);
+  });
+
+  it("plans nothing without a gain: a difference of one delegator stays", () => {
+    expect(plan(placed({ qn1: ["100v0", "100v1"], qn2: ["100v2"], qn3: ["100v3"] }))).toEqual([]);
+    expect(plan(placed({ qn1: ["100v0", "100v1"], qn2: ["100v2", "100v3"] }, ["qn1", "qn2"]))).toEqual([]);
+  });
+
+  it("never moves while a shard lacks one serviceable leader, onto a stopping node, or while a move of the collection is in flight", () => {
+    const unserviceable = placed({ qn1: chans });
+    const n1 = unserviceable.dist.nodes.get("qn1")!;
+    const dist = new DistSnapshot([{ ...n1, delegators: n1.delegators.map((d, i) => (i === 3 ? { ...d, serviceable: false } : d)) }, node("qn2"), node("qn3")]);
+    expect(plan({ ...unserviceable, dist })).toEqual([]);
+    const twice = new DistSnapshot([n1, node("qn2", { delegators: [lead("100v0", "qn2")] }), node("qn3")]);
+    expect(plan({ ...unserviceable, dist: twice })).toEqual([]);
+    // stopping nodes take nothing: qn2 is skipped, qn3 takes
+    expect(plan(placed({ qn1: chans }, ["qn1", "qn2", "qn3"], { stopping: ["qn2"] }))).toEqual([["100v0", "qn1", "qn3"]]);
+    expect(plan(placed({ qn1: chans }, ["qn1", "qn2"], { stopping: ["qn2"] }))).toEqual([]);
+    const busy: ChannelMove = { collectionId: COLL, replicaId: 1n, vchannel: "100v3", from: "qn1", to: "qn3" };
+    expect(planChannelBalance(placed({ qn1: chans }), new Map([[channelMoveKey(1n, "100v3"), busy]]))).toEqual([]);
+    const segMove: SegmentMove = { collectionId: COLL, replicaId: 1n, segmentId: 9n, vchannel: "100v0", from: "qn1", to: "qn2", rows: 2_000 };
+    expect(planChannelBalance({ ...placed({ qn1: chans }), moves: new Map([[moveKey(1n, 9n), segMove]]) }, new Map())).toEqual([]);
+    // and the segment balancer leaves a collection with a channel move in flight alone
+    expect(planBalance({ ...skewed([1n, 2n, 3n, 4n, 5n, 6n]), channelMoves: new Map([[channelMoveKey(1n, "100v0"), busy]]) }, new Map())).toEqual([]);
+  });
+
+  it("breaks ties deterministically and counts delegators of every collection", () => {
+    expect(plan(placed({ qn1: ["100v3", "100v2", "100v1", "100v0"] }, ["qn3", "qn2", "qn1"]))).toEqual([["100v0", "qn1", "qn2"]]);
+    // qn2 leads another collection's shard: qn3 is the emptier one
+    const other = placed({ qn1: chans });
+    const dist = new DistSnapshot([
+      other.dist.nodes.get("qn1")!,
+      node("qn2", { delegators: [{ ...lead("200v0", "qn2"), collectionId: 200n, address: `vb.dlg.200.200v0.7.qn2`, replicaId: 7n }] }),
+      node("qn3"),
+    ]);
+    expect(plan({ ...other, dist })).toEqual([["100v0", "qn1", "qn3"]]);
+  });
+
+  it("is bounded per round across collections", () => {
+    const colls = [100n, 101n, 102n, 103n, 104n, 105n];
+    const i = input({
+      collections: colls.map((c) => load({ collectionId: c, status: "Loaded" })),
+      replicas: colls.map((c, k) => replica(BigInt(k + 1), ["qn1", "qn2"], c)),
+      targets: colls.map((c) => [c, { current: target(1, [], [`${c}v0`, `${c}v1`], c) }] as [bigint, TargetPair]),
+      nodes: [
+        node("qn1", {
+          delegators: colls.flatMap((c, k) =>
+            [`${c}v0`, `${c}v1`].map((v) => ({ collectionId: c, vchannel: v, replicaId: BigInt(k + 1), address: `vb.dlg.${c}.${v}.${k + 1}.qn1`, targetVersion: 1, serviceable: true })),
+          ),
+        }),
+        node("qn2"),
+      ],
+    });
+    const moves = planChannelBalance(i, new Map());
+    expect(moves.length).toBe(DEFAULT_CHANNEL_BALANCE_OPTIONS.maxMovesPerRound);
+    expect(moves.map((m) => m.collectionId)).toEqual([100n, 101n, 102n, 103n]);
+  });
+});
+
+describe("a channel move carried out by the checkers", () => {
+  const move: ChannelMove = { collectionId: COLL, replicaId: 1n, vchannel: "100v0", from: "qn1", to: "qn2" };
+  const channelMoves = new Map([[channelMoveKey(1n, "100v0"), move]]);
+  const state = (onQn2?: { serviceable: boolean; targetVersion: number }) =>
+    input({
+      collections: [load({ status: "Loaded" })],
+      replicas: [replica(1n, ["qn1", "qn2"])],
+      targets: [[COLL, { current: target(1, [seg(1n)]) }]],
+      nodes: [
+        node("qn1", { segments: [seg(1n)], delegators: [{ ...dlg("qn1"), sealedSegmentIds: [1n] }] }),
+        node("qn2", onQn2 ? { delegators: [{ ...dlg("qn2"), ...onQn2 }] } : {}),
+      ],
+      synced: [[at("qn1"), { targetVersion: 1, sealed: [entry(1n, "qn1")] }]],
+    });
+
+  it("watches the channel on the target node first", () => {
+    expect(actions(checkChannels({ ...state(), channelMoves }))).toEqual([
+      { kind: "WatchChannel", nodeId: "qn2", collectionId: COLL, replicaId: 1n, vchannel: "100v0" },
+    ]);
+  });
+
+  it("keeps the old leader until the new one serves the current version, and syncs the new one's view", () => {
+    const starting = { ...state({ serviceable: true, targetVersion: 0 }), channelMoves };
+    expect(actions(checkChannels(starting))).toEqual([]);
+    const sync = actions(checkLeaders(starting)).find((a) => a.kind === "SyncLeader" && a.nodeId === "qn2");
+    expect(sync && sync.kind === "SyncLeader" && sync.sealed).toEqual([entry(1n, "qn1")]);
+  });
+
+  it("then unwatches the old leader", () => {
+    expect(actions(checkChannels({ ...state({ serviceable: true, targetVersion: 1 }), channelMoves }))).toEqual([
+      { kind: "UnsubChannel", nodeId: "qn1", collectionId: COLL, replicaId: 1n, vchannel: "100v0" },
     ]);
   });
 });

@@ -9,7 +9,15 @@
  * A move never leaves a shard without a serviceable copy: it is carried out as load on the target, the
  * delegator's view moved to the new copy (LeaderChecker), then release on the source (SegmentChecker),
  * and it is planned only for a segment with one copy in the replica whose shard has a serviceable
- * delegator. Pure functions.
+ * delegator.
+ *
+ * Channel balance (Milvus's genChannelPlan): inside each replica, the node holding the most delegators
+ * (every collection's) gives one of this replica's channels to the node holding the fewest, when they
+ * differ by two or more (so the move narrows the gap without reversing it). A channel moves like a
+ * stopping node's delegator: watched on the target, synced by the LeaderChecker, and only once the new
+ * delegator is serviceable at the current target's version is the old one unwatched — the shard always
+ * has a serviceable leader. A replica whose channels are not all led by one serviceable delegator on a
+ * settled node is left to the ChannelChecker. Pure functions.
  */
 import type { CheckInput } from "../checkers/types.ts";
 import { placementNodesOf } from "../checkers/types.ts";
@@ -44,6 +52,27 @@ export const DEFAULT_BALANCE_OPTIONS: BalanceOptions = {
   minGapRows: 1_000,
 };
 
+/** A delegator moving from one node of its replica to another. */
+export interface ChannelMove {
+  collectionId: bigint;
+  replicaId: bigint;
+  vchannel: string;
+  from: string;
+  to: string;
+}
+
+export interface ChannelBalanceOptions {
+  maxMovesPerRound: number;
+  maxMovesPerReplica: number;
+}
+
+export const DEFAULT_CHANNEL_BALANCE_OPTIONS: ChannelBalanceOptions = { maxMovesPerRound: 4, maxMovesPerReplica: 1 };
+
+/** How channel moves in flight are named (one per replica and vchannel). */
+export function channelMoveKey(replicaId: bigint, vchannel: string): string {
+  return `${replicaId}/ch/${vchannel}`;
+}
+
 /** `segmentMoveKey(replica, segment)`: how moves in flight are named. */
 export function moveKey(replicaId: bigint, segmentId: bigint): string {
   return `${replicaId}/${segmentId}`;
@@ -77,7 +106,7 @@ export function planBalance(
   opts: BalanceOptions = DEFAULT_BALANCE_OPTIONS,
 ): SegmentMove[] {
   const moves: SegmentMove[] = [];
-  const busyCollections = new Set([...inFlight.values()].map((m) => m.collectionId));
+  const busyCollections = new Set([...inFlight.values(), ...(input.channelMoves?.values() ?? [])].map((m) => m.collectionId));
   const allNodes = [...input.dist.nodes.keys()].sort();
   const scores = nodeScores(allNodes, input, opts.delegatorOverheadRows);
   // rows already on their way count on both ends until the move is done: count them where they go
@@ -90,9 +119,8 @@ export function planBalance(
   const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   for (const coll of [...input.collections].sort((a, b) => (a.collectionId < b.collectionId ? -1 : 1))) {
     if (coll.status !== "Loaded" || busyCollections.has(coll.collectionId)) continue;
-    const pair = input.targets.get(coll.collectionId);
-    const current = pair?.current;
-    if (!current || (pair?.next && pair.next.version !== current.version)) continue; // a handoff in progress first
+    const current = settledTarget(input, coll.collectionId);
+    if (!current) continue; // a handoff in progress first
     const dels = input.dist.delegatorsOf(coll.collectionId);
     for (const r of input.replicas.filter((x) => x.collectionId === coll.collectionId).sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1))) {
       const nodes = placementNodesOf(r, input.dist).filter((n) => scores.has(n));
@@ -132,6 +160,74 @@ export function planBalance(
         moved.add(s.segmentId);
         src.score -= s.numRows / src.weight;
         dst.score += s.numRows / dst.weight;
+        planned++;
+      }
+    }
+  }
+  return moves;
+}
+
+/** Whether the collection is Loaded with one current target and no handoff in progress. */
+function settledTarget(input: CheckInput, collectionId: bigint) {
+  const pair = input.targets.get(collectionId);
+  const current = pair?.current;
+  if (!current || (pair?.next && pair.next.version !== current.version)) return undefined;
+  return current;
+}
+
+/**
+ * Channel moves for this round (see the module's comment). `inFlight` are channel moves not yet done;
+ * a collection with any move in flight (channel or segment, `input.moves`) is not planned again.
+ */
+export function planChannelBalance(
+  input: CheckInput,
+  inFlight: ReadonlyMap<string, ChannelMove>,
+  opts: ChannelBalanceOptions = DEFAULT_CHANNEL_BALANCE_OPTIONS,
+): ChannelMove[] {
+  const moves: ChannelMove[] = [];
+  const busy = new Set([...inFlight.values(), ...(input.moves?.values() ?? [])].map((m) => m.collectionId));
+  // delegators per node, every collection's; a move in flight counts on its target only
+  const count = new Map<string, number>();
+  for (const [id, d] of input.dist.nodes) count.set(id, d.delegators.length);
+  for (const m of inFlight.values()) {
+    if (count.has(m.from) && input.dist.delegatorOn(m.from, m.collectionId, m.vchannel, m.replicaId)) count.set(m.from, count.get(m.from)! - 1);
+    if (count.has(m.to) && !input.dist.delegatorOn(m.to, m.collectionId, m.vchannel, m.replicaId)) count.set(m.to, count.get(m.to)! + 1);
+  }
+  const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  for (const coll of [...input.collections].sort((a, b) => (a.collectionId < b.collectionId ? -1 : 1))) {
+    if (moves.length >= opts.maxMovesPerRound) break;
+    if (coll.status !== "Loaded" || busy.has(coll.collectionId)) continue;
+    const current = settledTarget(input, coll.collectionId);
+    if (!current) continue;
+    const dels = input.dist.delegatorsOf(coll.collectionId);
+    for (const r of input.replicas.filter((x) => x.collectionId === coll.collectionId).sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1))) {
+      const nodes = placementNodesOf(r, input.dist).filter((n) => count.has(n));
+      if (nodes.length < 2) continue;
+      const members = new Set(r.nodes);
+      // each channel led by exactly one serviceable delegator on a settled node of the replica, else the ChannelChecker first
+      const leader = new Map<string, string>();
+      let settled = true;
+      for (const v of current.channels.keys()) {
+        const ds = dels.filter((d) => d.replicaId === r.replicaId && d.vchannel === v);
+        const d = ds[0];
+        if (ds.length !== 1 || !d!.serviceable || !members.has(d!.nodeId) || input.dist.isStopping(d!.nodeId)) settled = false;
+        else leader.set(v, d!.nodeId);
+      }
+      if (!settled) continue;
+      const moved = new Set<string>();
+      let planned = 0;
+      while (planned < opts.maxMovesPerReplica && moves.length < opts.maxMovesPerRound) {
+        const holders = nodes.filter((n) => [...leader].some(([v, at]) => at === n && !moved.has(v)));
+        // the node with the most delegators gives, the one with the fewest takes; ties to the lowest id
+        const src = [...holders].sort((a, b) => count.get(b)! - count.get(a)! || byId(a, b))[0];
+        const dst = [...nodes].sort((a, b) => count.get(a)! - count.get(b)! || byId(a, b))[0]!;
+        if (!src || count.get(src)! - count.get(dst)! < 2) break;
+        const v = [...leader].filter(([c, at]) => at === src && !moved.has(c)).map(([c]) => c).sort()[0]!;
+        moves.push({ collectionId: coll.collectionId, replicaId: r.replicaId, vchannel: v, from: src, to: dst });
+        moved.add(v);
+        leader.set(v, dst);
+        count.set(src, count.get(src)! - 1);
+        count.set(dst, count.get(dst)! + 1);
         planned++;
       }
     }

@@ -4,9 +4,12 @@
  * replica's node with the fewest delegators; extra, stray (a node outside the replica, a replica or
  * channel the collection no longer has) → unwatch it. A delegator on a stopping node (draining
  * before it exits) is replaced first: a new one is watched on another node of the replica, and the old
- * one is unwatched once the new one is serviceable, so the shard never goes without a leader.
+ * one is unwatched once the new one is serviceable, so the shard never goes without a leader. A
+ * channel balance move (`input.channelMoves`) goes the same way: watched on its target node, and the
+ * old delegator unwatched once the new one is serviceable at the current target's version.
  */
 import { nodeLoads, pickChannelNode, addLoad } from "../balance/node_load.ts";
+import { channelMoveKey } from "../balance/score_balancer.ts";
 import type { DelegatorView } from "../dist/dist_snapshot.ts";
 import { channelKey, Priority, type TaskSpec } from "../task/task.ts";
 import type { CollectionLoad, Replica } from "../meta/types.ts";
@@ -109,6 +112,26 @@ export function checkChannels(input: CheckInput): CheckResult {
           continue;
         }
         const settled = ds.filter((d) => !stopping(d));
+        const move = input.channelMoves?.get(channelMoveKey(r.replicaId, v));
+        if (move && settled.length === ds.length) {
+          const onFrom = ds.find((d) => d.nodeId === move.from);
+          const onTo = ds.find((d) => d.nodeId === move.to);
+          if (onFrom && !onTo && ds.length === 1 && placement.includes(move.to) && !input.failures.has(key)) {
+            const to = loads.find((l) => l.nodeId === move.to);
+            if (to) addLoad(to, { channels: 1 });
+            emit({
+              key,
+              priority: Priority.High,
+              action: { kind: "WatchChannel", nodeId: move.to, collectionId: coll.collectionId, replicaId: r.replicaId, vchannel: v },
+            });
+            continue;
+          }
+          if (onFrom && onTo && ds.length === 2) {
+            // the shard's new leader serves the current version before the old one goes
+            if (onTo.serviceable && pair.current !== undefined && onTo.targetVersion === pair.current.version) emit(unsub(onFrom));
+            continue;
+          }
+        }
         if (ds.length > 0 && settled.length === 0 && placement.length > 0) {
           // only on stopping nodes: watch its replacement first (the stopping one serves meanwhile)
           watch(v, key);

@@ -7,7 +7,7 @@ import type { IndexInfo, IndexLoadInfo } from "../../../protocol/messages/indexe
 import type { LoadBlocker } from "../../../protocol/messages/querycoord.ts";
 import type { SealedEntry } from "../../../protocol/messages/querynode.ts";
 import type { PendingLoad } from "../balance/node_load.ts";
-import type { SegmentMove } from "../balance/score_balancer.ts";
+import type { ChannelMove, SegmentMove } from "../balance/score_balancer.ts";
 import type { DistSnapshot } from "../dist/dist_snapshot.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
 import type { CollectionLoad, Replica } from "../meta/types.ts";
@@ -61,6 +61,8 @@ export interface CheckInput {
   indexes?: ReadonlyMap<bigint, CollectionIndexes>;
   /** balance moves in flight, by `moveKey(replica, segment)`: the segment's copy on `from` gives way to one on `to` */
   moves?: ReadonlyMap<string, SegmentMove>;
+  /** channel moves in flight, by `channelMoveKey(replica, vchannel)`: the delegator on `from` gives way to one on `to` */
+  channelMoves?: ReadonlyMap<string, ChannelMove>;
 }
 
 /**
