@@ -15,6 +15,7 @@ import { MILVUS_METHODS, MILVUS_SERVICE, TELEMETRY_SERVICE, type Msg } from "./m
 import { milvusHandlers, telemetryHandlers, type CallContext, type Handler } from "./milvus/service.ts";
 import { errorStatus, okStatus, unimplemented } from "./milvus/status.ts";
 import { replyJson, restHandlers, type RestContext, type RestHandler } from "./rest/rest_v2.ts";
+import { consoleRouter } from "./console/console.ts";
 
 export const DEFAULT_MILVUS_PORT = 19530;
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -150,7 +151,9 @@ export async function startMilvusFrontDoor(opts: MilvusFrontDoorOptions): Promis
   grpcServer.addService(TELEMETRY_SERVICE, implementations(TELEMETRY_SERVICE, telemetryHandlers, () => "status", log));
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const rest = restHandlers(client, { allowInt64: (ctx) => ctx.allowInt64 === true });
-  const http = createHttpServer(restRouter(rest, log));
+  const restRoutes = restRouter(rest, log);
+  const consoleRoutes = consoleRouter({ client, prefix: opts.prefix ?? "vb" }, log); // the web console, under /console
+  const http = createHttpServer((req, res) => consoleRoutes(req, res) || restRoutes(req, res));
 
   const sockets = new Set<Socket>();
   const route = (socket: Socket) => {

@@ -1,0 +1,156 @@
+/**
+ * The web console in a real browser (Debian's Chromium driven by playwright-core): a standalone with two
+ * querynodes and the front door on a free port; the test creates, fills, indexes and loads a collection
+ * with the native client while the page is open. The page lists the collection, shows its load reaching
+ * 100 %, draws one box per querynode with every loaded segment inside, and its playground's searches (by
+ * vector and by a row's id) return the ids the native client's search returns. Screenshots go to
+ * test-output/console/.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { startMilvusFrontDoor, type MilvusFrontDoor } from "../../actors/front/server.ts";
+import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
+import { waitFor } from "../harness/index.ts";
+import { embeddingVectors } from "../harness/sealed.ts";
+
+const CHROMIUM = process.env.VB_CHROMIUM ?? "/usr/bin/chromium";
+const OUT = fileURLToPath(new URL("../../test-output/console/", import.meta.url));
+const DIM = 8;
+const BATCHES = 3;
+const ROWS = 400;
+const NAME = "console_books";
+
+// deterministic embedding-like vectors: row i's is the i-th of one set
+const VECTORS = embeddingVectors(BATCHES * ROWS + 1, DIM, 7);
+const vectorOf = (i: number): number[] => Array.from(VECTORS.subarray(i * DIM, (i + 1) * DIM));
+const QUERY = BATCHES * ROWS; // a vector no row has
+
+describe("web console", () => {
+  let tc: TestCluster;
+  let door: MilvusFrontDoor;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's Chromium with "bash ops/install --test" (or set VB_CHROMIUM)`);
+    mkdirSync(OUT, { recursive: true });
+    tc = await startTestCluster({ querynodes: 2 });
+    door = await startMilvusFrontDoor({ port: 0, host: "127.0.0.1", client: tc.client, prefix: tc.config.prefix, serverVersion: "test" });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: process.getuid?.() === 0 ? ["--no-sandbox"] : [] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await door?.close();
+    await tc?.stop();
+  });
+
+  it("lists a collection, shows its load reach 100 %, draws one box per querynode, and searches as the native client does", { timeout: 240_000 }, async () => {
+    const vb = tc.client;
+    const url = `http://127.0.0.1:${door.port}/console`;
+    await page.goto(url);
+    expect(new URL(page.url()).pathname).toBe("/console/");
+    await page.waitForFunction(`Number(document.querySelector("#updated")?.getAttribute("data-polls") ?? 0) > 0`);
+    // both querynodes are there before any collection
+    await page.waitForSelector('#nodes tr[data-node="qn2"]');
+
+    await vb.createCollection({
+      schema: {
+        name: NAME,
+        fields: [
+          { name: "id", type: "Int64", isPrimaryKey: true },
+          { name: "vec", type: "FloatVector", dim: DIM },
+          { name: "title", type: "VarChar", maxLength: 32 },
+        ],
+      },
+      shardsNum: 2,
+    });
+    // one flushed segment per shard and batch
+    for (let b = 0; b < BATCHES; b++) {
+      const rows = Array.from({ length: ROWS }, (_, k) => {
+        const i = b * ROWS + k;
+        return { id: i, vec: vectorOf(i), title: `book ${i}` };
+      });
+      await vb.insert({ collectionName: NAME, rows });
+      await vb.flush({ collectionNames: [NAME] });
+    }
+    await vb.createIndex({ collectionName: NAME, fieldName: "vec", indexType: "HNSW", metricType: "L2", params: { M: 16, efConstruction: 64 } });
+
+    // the page lists it, not loaded, with its schema and index
+    const card = page.locator(`.collection[data-collection="${NAME}"]`);
+    await card.waitFor();
+    await expect.poll(() => card.locator('[data-testid="load-state"]').textContent(), { timeout: 30_000 }).toBe("NotLoad");
+    expect(await card.locator("table").first().textContent()).toContain("FloatVector");
+    await expect.poll(() => card.locator('[data-testid="index-progress-vec"]').textContent(), { timeout: 60_000 }).toBe("100 %");
+    await page.screenshot({ path: `${OUT}/01-created.png`, fullPage: true });
+
+    await vb.loadCollection({ collectionName: NAME });
+    await expect.poll(() => card.locator('[data-testid="load-progress"]').textContent(), { timeout: 120_000 }).toBe("100 %");
+    await expect.poll(() => card.locator('[data-testid="load-state"]').textContent(), { timeout: 30_000 }).toBe("Loaded");
+    expect((await vb.getLoadingProgress({ collectionName: NAME })).progress).toBe(100);
+
+    // the picture: one box per querynode, every loaded segment inside the box of the node that holds it,
+    // and every segment's index loaded (so both searches below go through the same indexes)
+    const expected = async () => {
+      const st = await vb.getStatus({});
+      return { nodes: st.nodes.map((n) => n.nodeId).sort(), segments: st.nodes.reduce((s, n) => s + n.segments, 0) };
+    };
+    // (run in the page: the test's own TypeScript has no DOM types)
+    const drawn = () =>
+      page.evaluate<{ nodes: string[]; segments: number; unindexed: number }>(`(() => {
+        const svg = document.querySelector("#distribution");
+        const nodes = [...svg.querySelectorAll("g.node:not(.gone)")].map((g) => g.getAttribute("data-node")).sort();
+        const segs = [...svg.querySelectorAll("g.seg:not(.gone)")];
+        return { nodes, segments: segs.length, unindexed: segs.filter((g) => g.matches(".noindex, .loading, .failed")).length };
+      })()`);
+    await waitFor(
+      async () => {
+        const [want, got] = await Promise.all([expected(), drawn()]);
+        return want.segments === BATCHES * 2 && got.segments === want.segments && got.unindexed === 0 && JSON.stringify(got.nodes) === JSON.stringify(want.nodes);
+      },
+      { timeoutMs: 90_000, intervalMs: 500, what: "the distribution drawn with every segment, indexed" },
+    );
+    const picture = await drawn();
+    expect(picture.nodes).toEqual(["qn1", "qn2"]);
+    expect(picture.segments).toBe(BATCHES * 2);
+    expect(await page.locator("#distribution g.dlg").count()).toBe(2); // one delegator per shard
+    await page.screenshot({ path: `${OUT}/02-loaded.png`, fullPage: true });
+
+    // the playground, by vector
+    const query = vectorOf(QUERY);
+    const native = await vb.search({ collectionName: NAME, data: [query], limit: 10 });
+    const nativeIds = Array.from(native.results[0]!.ids as BigInt64Array, String);
+    expect(nativeIds).toHaveLength(10);
+    await page.selectOption("#pg-collection", { label: NAME });
+    await page.fill("#pg-vector", JSON.stringify(query));
+    await page.fill("#pg-limit", "10");
+    await page.click("#pg-run");
+    await page.waitForSelector('#pg-status[data-state="done"], #pg-status[data-state="error"]');
+    expect(await page.locator("#pg-status").getAttribute("data-state"), (await page.locator("#pg-status").textContent()) ?? "").toBe("done");
+    const shown = await page.locator("#results td.id").allTextContents();
+    expect(shown).toEqual(nativeIds);
+    await page.screenshot({ path: `${OUT}/03-search-vector.png`, fullPage: true });
+
+    // by a row's id, with a filter: the row itself comes first (distance 0), as in the native search
+    const filter = "id >= 100";
+    const byRow = await vb.search({ collectionName: NAME, data: [vectorOf(421)], limit: 5, filter });
+    await page.check('input[name="by"][value="id"]');
+    await page.fill("#pg-id", "421");
+    await page.fill("#pg-filter", filter);
+    await page.fill("#pg-limit", "5");
+    await page.click("#pg-run");
+    await expect.poll(() => page.locator("#results td.id").allTextContents(), { timeout: 30_000 }).toEqual(Array.from(byRow.results[0]!.ids as BigInt64Array, String));
+    expect(await page.locator("#results td.id").first().textContent()).toBe("421");
+    await page.screenshot({ path: `${OUT}/04-search-id.png`, fullPage: true });
+
+    // a bad vector is said in the page, not thrown
+    await page.check('input[name="by"][value="vector"]');
+    await page.fill("#pg-vector", "[1, 2]");
+    await page.click("#pg-run");
+    await page.waitForSelector('#pg-status[data-state="error"]');
+    expect(await page.locator("#pg-status").textContent()).toMatch(/dim/i);
+  });
+});
