@@ -2,6 +2,10 @@
  * The message envelope. A request is `{t, d, b}`: its message type, its deadline (ms since the epoch,
  * 0 = none) and its body. A reply is `{ok: true, body}` or `{ok: false, error}`. Short keys keep the
  * envelope lean: it is on every message.
+ *
+ * A traced request also carries `c`, its W3C `traceparent` (`00-<trace id>-<parent span id>-<flags>`),
+ * and its reply `h`, the hops the request made (the answering actor's and those of the actors it
+ * asked in turn). Untraced messages carry neither.
  */
 import type { WireError } from "./errors.ts";
 
@@ -12,9 +16,29 @@ export interface Envelope<T = unknown> {
   d: number;
   /** body */
   b: T;
+  /** trace context: a W3C traceparent, only on traced requests */
+  c?: string;
 }
 
-export type Reply<T = unknown> = { ok: true; body: T } | { ok: false; error: WireError };
+/** One actor's part in a traced request, as replies bring it back. */
+export interface Hop {
+  /** the actor's address */
+  actor: string;
+  /** the message type it handled */
+  type: string;
+  /** this hop's span id, and its parent's (the asker's) */
+  span: string;
+  parent: string;
+  /** ms from arrival to the start of handling (the mailbox) */
+  queueMs: number;
+  /** ms from arrival to the answer */
+  ms: number;
+}
+
+export type Reply<T = unknown> = ({ ok: true; body: T } | { ok: false; error: WireError }) & {
+  /** hops of a traced request */
+  h?: Hop[];
+};
 
 export function isEnvelope(v: unknown): v is Envelope {
   return (

@@ -6,6 +6,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "./logger.ts";
 import type { AskOptions } from "./ask.ts";
+import type { Trace } from "./trace.ts";
 
 export interface Message<B = unknown> {
   /** `<kind>.<Verb>` */
@@ -15,6 +16,13 @@ export interface Message<B = unknown> {
   replyable: boolean;
   /** deadline in ms since the epoch; 0 = none */
   deadline: number;
+  /** performance.now() when the host took the message (requests from other actors and NATS) */
+  receivedAt?: number;
+  /**
+   * The hop of a traced request (its envelope carried a traceparent): pass it on as `{ trace }` in
+   * the asks made for the request, so the trace follows them and their hops come back.
+   */
+  trace?: Trace;
 }
 
 /**

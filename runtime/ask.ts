@@ -14,6 +14,7 @@ import { createInbox, RequestError, TimeoutError, type Msg, type NatsConnection,
 import { decode, encode } from "../protocol/codec.ts";
 import { isReply, type Envelope } from "../protocol/envelope.ts";
 import { ErrorCode, VbError } from "../protocol/errors.ts";
+import type { Trace } from "./trace.ts";
 
 export const DEFAULT_ASK_TIMEOUT_MS = 10_000;
 
@@ -36,6 +37,11 @@ export interface AskOptions {
    * the receiver must not change the body. Over NATS this changes nothing.
    */
   share?: boolean;
+  /**
+   * The hop of a traced request this ask is made for (`msg.trace`): the envelope carries its
+   * traceparent, and the hops of the reply are added to it.
+   */
+  trace?: Trace;
 }
 
 export async function ask<R = unknown>(
@@ -47,8 +53,9 @@ export async function ask<R = unknown>(
 ): Promise<R> {
   const timeout = opts.timeoutMs ?? DEFAULT_ASK_TIMEOUT_MS;
   const env: Envelope = { t: type, d: Date.now() + timeout, b: body };
+  if (opts.trace) env.c = opts.trace.traceparent;
   const msg = await muxOf(nc).request(address, encode(env), timeout, type);
-  return unwrapReply<R>(msg.data, address, type);
+  return unwrapReply<R>(msg.data, address, type, opts.trace);
 }
 
 interface Pending {
@@ -256,7 +263,8 @@ export function flushOutbox(nc: NatsConnection): void {
   outboxes.get(nc)?.flush();
 }
 
-export function unwrapReply<R>(data: Uint8Array, address: string, type: string): R {
+/** Decodes a reply: its body, or its error thrown; a traced ask's `trace` gets the reply's hops. */
+export function unwrapReply<R>(data: Uint8Array, address: string, type: string, trace?: Trace): R {
   let reply: unknown;
   try {
     reply = decode(data);
@@ -264,6 +272,7 @@ export function unwrapReply<R>(data: Uint8Array, address: string, type: string):
     throw new VbError(ErrorCode.Unexpected, `malformed reply from ${address} to ${type}`, { cause: err });
   }
   if (!isReply(reply)) throw new VbError(ErrorCode.Unexpected, `malformed reply from ${address} to ${type}`);
+  if (trace && reply.h) trace.collect(reply.h);
   if (reply.ok) return reply.body as R;
   throw VbError.fromWire(reply.error);
 }

@@ -25,6 +25,7 @@ import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-
 import { setImmediate as nextTurn, setTimeout as delay } from "node:timers/promises";
 import { ErrorCode, VbError } from "../protocol/errors.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { DmlLagMeter } from "./metrics.ts";
 import {
   assertPayloadFits,
   ensureStream,
@@ -78,6 +79,8 @@ export interface DmlMessage {
   data: Uint8Array;
   /** When the server stored it, ms since the epoch (server clock). */
   timestamp: number;
+  /** Messages of the subject after this one that the reader has yet to read (the consumer's pending count). */
+  pending: number;
 }
 
 export type DmlHandler = (msg: DmlMessage) => void | Promise<void>;
@@ -98,6 +101,11 @@ export interface DmlReadOptions {
    * that is an error, because the reader would silently skip messages.
    */
   allowGap?: boolean;
+  /**
+   * Who reads (`datanode dn1`, a delegator's address): `consume` reports the reader's lag under this
+   * name and the subject (`vectorbus_dml_consumer_lag_*`) while it runs. Without it, no lag is reported.
+   */
+  reader?: string;
 }
 
 /** A stream of the messages of one subject, in order, until `stop()`. */
@@ -339,6 +347,7 @@ export class DmlLog {
     const reader = await this.iterate(stream, subject, fromPosition, opts);
     let position = fromPosition;
     let stopping = false;
+    const lag = opts.reader === undefined ? undefined : new DmlLagMeter(opts.reader, subject);
     const done = (async () => {
       let turn = performance.now();
       let bytes = 0;
@@ -346,6 +355,7 @@ export class DmlLog {
         if (stopping) break;
         await handler(msg);
         position = msg.position;
+        lag?.read(msg.data.byteLength, msg.pending);
         if (stopping) break;
         // messages already pulled come one after another without a turn of the event loop: give it one
         bytes += msg.data.byteLength;
@@ -356,6 +366,7 @@ export class DmlLog {
         }
       }
     })();
+    void done.finally(() => lag?.close()).catch(() => undefined);
     done.catch((err: unknown) => {
       this.log.warn({ stream, subject, position: String(position), err: errorText(err) }, "DML consumption ended by an error");
     });
@@ -419,6 +430,7 @@ function toDmlMessage(m: JsMsg): DmlMessage {
     subject: m.subject,
     data: m.data,
     timestamp: Math.floor(m.info.timestampNanos / 1_000_000),
+    pending: m.info.pending,
   };
 }
 

@@ -6,7 +6,7 @@
  */
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decode, encode } from "../protocol/codec.ts";
-import { isEnvelope, type Reply } from "../protocol/envelope.ts";
+import { isEnvelope, type Envelope, type Hop, type Reply } from "../protocol/envelope.ts";
 import { ErrorCode, VbError } from "../protocol/errors.ts";
 import {
   ACTOR_STOPPED,
@@ -26,9 +26,10 @@ import {
 import { ask, DEFAULT_ASK_TIMEOUT_MS, flushOutbox, outboxOf, PROBE_TYPE, tell, unwrapReply, type AskOptions } from "./ask.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { Mailbox } from "./mailbox.ts";
+import { parseTraceparent, roundMs, startTrace, type TraceParent } from "./trace.ts";
 
-/** What an asker gets back: the actor's value or its error. */
-type Answer = { ok: true; value: unknown } | { ok: false; error: VbError };
+/** What an asker gets back: the actor's value or its error (and the hops of a traced request). */
+type Answer = ({ ok: true; value: unknown } | { ok: false; error: VbError }) & { hops?: Hop[] };
 
 interface Item {
   msg: Message;
@@ -40,25 +41,31 @@ interface Item {
   private?: boolean;
   /** a continuation (reenterAfter): run in the mailbox instead of `receive` */
   run?: () => unknown;
+  /** the asker's trace context: the request is traced (see runtime/trace.ts) */
+  trace?: TraceParent;
 }
 
 /** An answer channel that sends the encoded reply through `respond`. */
 function encodedAnswer(respond: ((data: Uint8Array) => void) | undefined): ((a: Answer) => void) | undefined {
-  return respond && ((a) => respond(a.ok ? replyOk(a.value) : replyError(a.error)));
+  return respond && ((a) => respond(a.ok ? replyOk(a.value, a.hops) : replyError(a.error, a.hops)));
 }
 
 const OK_EMPTY = encode({ ok: true, body: null } satisfies Reply);
 
-function replyError(err: VbError): Uint8Array {
-  return encode({ ok: false, error: err.toWire() } satisfies Reply);
+function replyError(err: VbError, hops?: Hop[]): Uint8Array {
+  const reply: Reply = { ok: false, error: err.toWire() };
+  if (hops) reply.h = hops;
+  return encode(reply);
 }
 
-function replyOk(body: unknown): Uint8Array {
-  if (body === undefined || body === null) return OK_EMPTY;
+function replyOk(body: unknown, hops?: Hop[]): Uint8Array {
+  if ((body === undefined || body === null) && !hops) return OK_EMPTY;
   try {
-    return encode({ ok: true, body } satisfies Reply);
+    const reply: Reply = { ok: true, body: body ?? null };
+    if (hops) reply.h = hops;
+    return encode(reply);
   } catch (err) {
-    return replyError(new VbError(ErrorCode.Unexpected, "reply could not be encoded", { cause: err }));
+    return replyError(new VbError(ErrorCode.Unexpected, "reply could not be encoded", { cause: err }), hops);
   }
 }
 
@@ -178,6 +185,7 @@ class ActorCell implements ActorContext {
     }
     if (!item.private) this.stats.requests++;
     const t0 = item.private ? 0 : performance.now();
+    if (item.trace) this.beginHop(item, t0);
     let result: unknown;
     try {
       result = item.run ? item.run() : this.instance.receive(msg);
@@ -200,6 +208,26 @@ class ActorCell implements ActorContext {
     }
     this.timed(item, t0);
     this.succeeded(item, result);
+  }
+
+  /**
+   * A traced request: its hop's span starts (as of its arrival) under the asker's, the actor sees the
+   * hop as `msg.trace`, and the answer ends the span and carries this hop and those it collected.
+   */
+  private beginHop(item: Item, handledAt: number): void {
+    const { msg } = item;
+    const receivedAt = msg.receivedAt ?? handledAt;
+    const t = startTrace(msg.type, item.trace, { "vectorbus.actor": this.address, ...(this.host.nodeId ? { "vectorbus.node": this.host.nodeId } : {}) }, { startedAt: receivedAt });
+    msg.trace = t;
+    const queueMs = roundMs(handledAt - receivedAt);
+    const answer = item.answer;
+    item.answer = (a) => {
+      const end = performance.now();
+      t.span.setAttribute("vectorbus.queue_ms", queueMs);
+      t.end(a.ok ? undefined : a.error, end);
+      const hop: Hop = { actor: this.address, type: msg.type, span: t.spanId, parent: t.parentSpanId, queueMs, ms: roundMs(end - receivedAt) };
+      answer?.({ ...a, hops: [hop, ...t.hops] });
+    };
   }
 
   /** Adds a request's time in `receive` (not its deferred work) to the actor's processing time. */
@@ -581,7 +609,7 @@ export class ActorHost implements AsyncDisposable {
       return;
     }
     if (opts.share) {
-      queueMicrotask(() => this.deliverLocal(address, (cell) => cell.deliver({ msg: { type, body, replyable: false, deadline: 0 } })));
+      queueMicrotask(() => this.deliverLocal(address, (cell) => cell.deliver({ msg: { type, body, replyable: false, deadline: 0, receivedAt: performance.now() } })));
       return;
     }
     const bytes = encode({ t: type, d: 0, b: body });
@@ -599,7 +627,13 @@ export class ActorHost implements AsyncDisposable {
     if (!this.isLocal(address)) return ask<R>(this.nc, address, type, body, opts);
     const timeout = opts.timeoutMs ?? DEFAULT_ASK_TIMEOUT_MS;
     const deadline = Date.now() + timeout;
-    const bytes = opts.share ? undefined : encode({ t: type, d: deadline, b: body });
+    let bytes: Uint8Array | undefined;
+    if (!opts.share) {
+      const env: Envelope = { t: type, d: deadline, b: body };
+      if (opts.trace) env.c = opts.trace.traceparent;
+      bytes = encode(env);
+    }
+    const trace = opts.trace;
     return new Promise<R>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
@@ -617,7 +651,7 @@ export class ActorHost implements AsyncDisposable {
         }
       };
       if (bytes) {
-        const respond = (data: Uint8Array) => settle(() => unwrapReply<R>(data, address, type));
+        const respond = (data: Uint8Array) => settle(() => unwrapReply<R>(data, address, type, trace));
         queueMicrotask(() =>
           this.deliverLocal(address, (cell) => this.dispatch(cell, bytes, respond), (err) => respond(replyError(err))),
         );
@@ -626,6 +660,7 @@ export class ActorHost implements AsyncDisposable {
       // shared: the body and the answer are handed over as they are
       const answer = (a: Answer) =>
         settle(() => {
+          if (trace && a.hops) trace.collect(a.hops);
           // the error the asker would read off the wire: code, message, retriable
           if (!a.ok) throw VbError.fromWire(a.error.toWire());
           return a.value as R;
@@ -633,7 +668,7 @@ export class ActorHost implements AsyncDisposable {
       queueMicrotask(() =>
         this.deliverLocal(
           address,
-          (cell) => cell.deliver({ msg: { type, body, replyable: true, deadline }, answer }),
+          (cell) => cell.deliver({ msg: { type, body, replyable: true, deadline, receivedAt: performance.now() }, answer, ...(trace ? { trace } : {}) }),
           (error) => answer({ ok: false, error }),
         ),
       );
@@ -738,6 +773,14 @@ export class ActorHost implements AsyncDisposable {
       respond?.(OK_EMPTY);
       return;
     }
-    cell.deliver({ msg: { type: env.t, body: env.b, replyable: respond !== undefined, deadline: env.d }, answer: encodedAnswer(respond) });
+    const item: Item = {
+      msg: { type: env.t, body: env.b, replyable: respond !== undefined, deadline: env.d, receivedAt: performance.now() },
+      answer: encodedAnswer(respond),
+    };
+    if (env.c !== undefined) {
+      const parent = parseTraceparent(env.c);
+      if (parent) item.trace = parent;
+    }
+    cell.deliver(item);
   }
 }
