@@ -25,6 +25,11 @@ export interface ClusterConfig {
    * a standby process takes over this long after the leader stops refreshing it (at once when it resigns).
    */
   coordinatorLeaseMs: number;
+  /**
+   * Searches and queries at least this slow (ms, at the proxy) are logged with the time spent at each
+   * hop, as one JSON line (`VB_SLOW_QUERY_MS`; negative: none).
+   */
+  slowQueryMs: number;
 }
 
 export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
@@ -39,6 +44,7 @@ export const DEFAULT_CLUSTER_CONFIG: ClusterConfig = {
   heartbeatIntervalMs: 1_000,
   maxRowsPerMessage: 4_096,
   coordinatorLeaseMs: 10_000,
+  slowQueryMs: 1_000,
 };
 
 export interface ClusterEnv {

@@ -9,6 +9,7 @@ import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { PROXY, PROXY_VERBS, type InsertReq, type InsertRes, type ProxyApi } from "../../protocol/messages/proxy.ts";
 import { Subjects } from "../../protocol/subjects.ts";
 import { ask, flushOutbox } from "../../runtime/ask.ts";
+import type { Trace } from "../../runtime/trace.ts";
 import { connectNats } from "../../runtime/transport.ts";
 import { locateCluster } from "./locate.ts";
 
@@ -30,6 +31,8 @@ export interface ConnectOptions {
 
 export interface CallOptions {
   timeoutMs?: number;
+  /** the hop of a traced request this call is made for: the envelope carries its traceparent */
+  trace?: Trace;
 }
 
 export interface InsertOptions extends CallOptions {
@@ -62,13 +65,13 @@ const lower = (s: string) => s[0]!.toLowerCase() + s.slice(1);
 export function clientOf(nc: NatsConnection, opts: Omit<ConnectOptions, "servers"> = {}): VectorbusClient {
   const address = new Subjects(opts.prefix ?? "vb").proxy();
   const defaultTimeout = opts.timeoutMs ?? 60_000;
-  const once = <V extends Verb>(verb: V, req: ProxyApi[V][0], timeoutMs: number) =>
-    ask<ProxyApi[V][1]>(nc, address, `${PROXY}.${verb}`, req ?? {}, { timeoutMs });
+  const once = <V extends Verb>(verb: V, req: ProxyApi[V][0], timeoutMs: number, trace: Trace | undefined) =>
+    ask<ProxyApi[V][1]>(nc, address, `${PROXY}.${verb}`, req ?? {}, trace ? { timeoutMs, trace } : { timeoutMs });
   const call = async <V extends Verb>(verb: V, req: ProxyApi[V][0], o: CallOptions = {}): Promise<ProxyApi[V][1]> => {
     const deadline = Date.now() + (o.timeoutMs ?? defaultTimeout);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await once(verb, req, Math.max(1, deadline - Date.now()));
+        return await once(verb, req, Math.max(1, deadline - Date.now()), o.trace);
       } catch (err) {
         // a read that was lost with the connection (NATS restarting), or that found no proxy for a
         // moment, is asked again until its deadline; writes are not (one may have landed)

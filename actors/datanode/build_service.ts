@@ -19,6 +19,7 @@ import { readSegment } from "../storage/insert_log.ts";
 import { I, type AskDatacoord, type RetryLater } from "./channel.ts";
 import { buildParamsOf, IndexBuilder } from "./index_builder.ts";
 import { bigintOf, obj, stringOf } from "./requests.ts";
+import { dnBuildIndexLatency } from "../metrics.ts";
 
 /** An index build this node holds: running, or reporting its outcome to datacoord. */
 interface Build {
@@ -89,7 +90,14 @@ export class IndexBuildService {
       { collection: String(collectionId), segment: String(segment.segmentId), build: String(buildId), type: index.indexType, rows: segment.numRows },
       "building index",
     );
-    after(this.ctx, this.runBuild({ segment, schema, index, fileKey }), (r) => this.onBuilt(buildId, fileKey, r));
+    const started = performance.now();
+    const work = this.runBuild({ segment, schema, index, fileKey });
+    const labels = (status: string) => ({ node_id: this.nodeId, index_type: index.indexType, status });
+    work.then(
+      () => dnBuildIndexLatency.observe(labels("success"), performance.now() - started),
+      () => dnBuildIndexLatency.observe(labels("fail"), performance.now() - started),
+    );
+    after(this.ctx, work, (r) => this.onBuilt(buildId, fileKey, r));
     return null;
   }
 

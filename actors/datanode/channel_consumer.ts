@@ -25,11 +25,13 @@ export class ChannelConsumer {
     readonly subject: string,
     private readonly deliver: Deliver,
     private readonly windowBytes = DEFAULT_WINDOW_BYTES,
+    /** who reads, for the DML consumer lag metrics */
+    private readonly reader?: string,
   ) {}
 
   /** Starts reading after `from`; resolves with `done`, which settles when the consumption ends. */
   async start(from: bigint): Promise<{ done: Promise<void> }> {
-    const c = await this.dml.consume(this.stream, this.subject, from, (m) => this.onMessage(m));
+    const c = await this.dml.consume(this.stream, this.subject, from, (m) => this.onMessage(m), this.reader === undefined ? {} : { reader: this.reader });
     if (this.stopped) {
       await c.stop();
       return { done: Promise.resolve() };

@@ -347,7 +347,7 @@ export class DatanodeActor extends Actor {
     const consumerGen = ++ch.consumerGen;
     const deliver = (msg: DmlMessage, applied: () => void): void =>
       this.ctx.self(I.Dml, { vchannel: ch.vchannel, gen: ch.gen, consumerGen, msg, applied });
-    const consumer = new ChannelConsumer(this.env.dml, ch.stream, ch.subject, deliver);
+    const consumer = new ChannelConsumer(this.env.dml, ch.stream, ch.subject, deliver, undefined, this.ctx.address);
     ch.consumer = consumer;
     const tag = { vchannel: ch.vchannel, gen: ch.gen, consumerGen };
     after(this.ctx, consumer.start(ch.buffer!.consumed), (r) => this.onConsumerStarted(tag, consumer, r));

@@ -17,6 +17,7 @@ import type { ClusterEnv } from "../env.ts";
 import { I, type AskDatacoord, type Channel, type ChannelRef, type Op, type RetryLater } from "./channel.ts";
 import { writeDeltaSegment, writeInsertSegment, type WrittenSegment } from "./sync.ts";
 import type { BufferEvents, BufferedSegment } from "./write_buffer.ts";
+import { dnFlushedRows, dnFlushedSize, dnSaveLatency } from "../metrics.ts";
 
 /** What the sync manager needs of the datanode that holds the channels. */
 export interface SyncNode {
@@ -179,6 +180,17 @@ export class SyncManager {
       seg.level === "L0"
         ? writeDeltaSegment(this.env.objectStore, header, () => buf.materializeDeletes(seg))
         : writeInsertSegment(this.env.objectStore, header, buf.collectionSchema, () => buf.materialize(seg));
+    const started = performance.now();
+    const kind = seg.level === "L0" ? "delete" : "insert";
+    work.then(
+      (w) => {
+        const labels = { node_id: this.node.reporter.nodeId, msg_type: kind };
+        dnSaveLatency.observe(labels, performance.now() - started);
+        dnFlushedSize.inc(labels, w.memorySize);
+        dnFlushedRows.inc(labels, w.numRows);
+      },
+      () => undefined,
+    );
     after(this.ctx, work, (r) => this.onWritten(t, r));
   }
 

@@ -28,6 +28,7 @@ import { DeleteBuffer } from "./delete_buffer.ts";
 import { forwardsOf, sendForward, type Forward } from "./delta_forward.ts";
 import { Distribution, entryKey } from "./distribution.ts";
 import { TSafe } from "./tsafe.ts";
+import { qnTSafeLag } from "../metrics.ts";
 
 export interface DelegatorOptions {
   /** the querynode hosting it */
@@ -97,6 +98,8 @@ export class DelegatorData {
   private readonly syncs: SyncJob[] = [];
   private activeSync: SyncJob | undefined;
   private gcPending = false;
+  /** the last message applied (its store time and what remained unread then: the tSafe lag) */
+  private lastApplied: DmlMessage | undefined;
 
   constructor(
     private readonly env: ClusterEnv,
@@ -125,6 +128,7 @@ export class DelegatorData {
   /** The delegator stops: parked reads, start waiters and syncs fail retriably; consumption stops. */
   async stop(): Promise<void> {
     this.closing = true;
+    qnTSafeLag.remove({ node_id: this.opts.nodeId, channel_name: this.watch.vchannel });
     const gone = new VbError(ErrorCode.ChannelNotAvailable, `delegator of ${this.watch.vchannel} stopped: retry on another replica`, {
       retriable: true,
     });
@@ -174,7 +178,7 @@ export class DelegatorData {
     this.catchUpTo = res.value.last;
     const stream = this.env.subjects.dmlStream(this.watch.pchannel);
     const subject = this.env.subjects.dmlSubject(this.watch.pchannel, this.watch.vchannel);
-    this.ctx.pipeToSelf(this.env.dml.consume(stream, subject, this.watch.seekPosition, (m) => this.deliver(m)), "delegator.internal.Consuming");
+    this.ctx.pipeToSelf(this.env.dml.consume(stream, subject, this.watch.seekPosition, (m) => this.deliver(m), { reader: this.ctx.address }), "delegator.internal.Consuming");
   }
 
   /** The consumer's handler (outside the mailbox): hands the message to the mailbox and waits for it. */
@@ -235,9 +239,19 @@ export class DelegatorData {
     };
   }
 
+  /** the querynode hosting this delegator */
+  get nodeId(): string {
+    return this.opts.nodeId;
+  }
+
   report(): void {
     const parent = this.ctx.parent;
     if (!parent || this.closing) return;
+    // tSafe lag: how old the last applied message is while the vchannel holds unread ones
+    qnTSafeLag.set(
+      { node_id: this.opts.nodeId, channel_name: this.watch.vchannel },
+      this.lastApplied && this.lastApplied.pending > 0 ? Math.max(0, Date.now() - this.lastApplied.timestamp) : 0,
+    );
     const r: DelegatorReport = {
       address: this.ctx.address,
       collectionId: this.watch.collectionId,
@@ -337,6 +351,7 @@ export class DelegatorData {
   /** The message at `position` is applied: tSafe moves, the consumer goes on, due reads start. */
   private applied(item: DmlItem, position: bigint, ts: bigint): void {
     this.tsafe.advance(position, ts);
+    this.lastApplied = item.m;
     if (this.handlerDone === item.done) this.handlerDone = undefined;
     item.done();
     this.checkServiceable();
@@ -362,7 +377,7 @@ export class DelegatorData {
     if (this.closing) return;
     const stream = this.env.subjects.dmlStream(this.watch.pchannel);
     const subject = this.env.subjects.dmlSubject(this.watch.pchannel, this.watch.vchannel);
-    this.env.dml.consume(stream, subject, this.tsafe.position, (m) => this.deliver(m)).then(
+    this.env.dml.consume(stream, subject, this.tsafe.position, (m) => this.deliver(m), { reader: this.ctx.address }).then(
       (c) => (this.closing ? void c.stop() : this.watchConsumption(c)),
       (err: unknown) => this.ctx.self("delegator.internal.ConsumeEnded", err),
     );

@@ -11,7 +11,9 @@ import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asNodeId } from "../../protocol/ids.ts";
 import { QUERYNODE, type QueryResult, type QuerySpec, type SearchResult, type SearchSpec } from "../../protocol/messages/querynode.ts";
 import { SEGMENT, type CoveredRange } from "../../protocol/messages/segment.ts";
-import type { ActorContext, Message } from "../../runtime/actor.ts";
+import type { ActorContext, DeferredReply, Message } from "../../runtime/actor.ts";
+import type { Trace } from "../../runtime/trace.ts";
+import { observeRead, qnSQWaitTSafe } from "../metrics.ts";
 import type { ClusterEnv } from "../env.ts";
 import { mergeQueryResults, mergeSearchResults } from "../segment/read_kernel.ts";
 import { bodyOf, invalid } from "../request_fields.ts";
@@ -29,7 +31,23 @@ export class DelegatorReader {
     private readonly data: DelegatorData,
   ) {}
 
+  /** A read, observed: mailbox wait, tSafe wait, time to answer (`vectorbus_querynode_sq_*`, scope delegator). */
   onRead(kind: ReadKind, msg: Message): unknown {
+    const handledAt = performance.now();
+    const queryType = kind === "Search" ? "search" : "query";
+    const queued = handledAt - (msg.receivedAt ?? handledAt);
+    let reply: DeferredReply<unknown>;
+    try {
+      reply = this.read(kind, msg, handledAt);
+    } catch (err) {
+      observeRead(this.data.nodeId, "delegator", queryType, queued, handledAt, Promise.reject(err));
+      throw err;
+    }
+    observeRead(this.data.nodeId, "delegator", queryType, queued, handledAt, reply.work);
+    return reply;
+  }
+
+  private read(kind: ReadKind, msg: Message, handledAt: number): DeferredReply<unknown> {
     const verb = `delegator.${kind}`;
     const b = bodyOf(verb, msg.body);
     const spec = kind === "Search" ? checkSearchSpec(b.spec, verb, this.data.schema) : checkQuerySpec(b.spec, verb, this.data.schema);
@@ -39,7 +57,11 @@ export class DelegatorReader {
     }
     const wait = guarantee.consistency === "Eventually" ? undefined : guarantee.position;
     const deadline = msg.deadline > 0 ? msg.deadline : 0;
-    if (this.data.ready(wait)) return this.ctx.reenter(this.execute(kind, spec, deadline));
+    const labels = { node_id: this.data.nodeId, query_type: kind === "Search" ? "search" : "query" };
+    if (this.data.ready(wait)) {
+      qnSQWaitTSafe.observe(labels, 0);
+      return this.ctx.reenter(this.execute(kind, spec, deadline, msg.trace));
+    }
     if (wait === undefined) {
       throw new VbError(
         ErrorCode.ChannelNotAvailable,
@@ -55,7 +77,8 @@ export class DelegatorReader {
           wait,
           () => {
             this.ctx.timers.cancel(`wait-${id}`);
-            resolve(this.execute(kind, spec, deadline));
+            qnSQWaitTSafe.observe(labels, performance.now() - handledAt);
+            resolve(this.execute(kind, spec, deadline, msg.trace));
           },
           reject,
         );
@@ -84,7 +107,7 @@ export class DelegatorReader {
   }
 
   /** In the mailbox: fixes the read position and the version, then reads off the mailbox. */
-  private execute(kind: ReadKind, spec: SearchSpec | QuerySpec, deadline: number): Promise<SearchResult | QueryResult> {
+  private execute(kind: ReadKind, spec: SearchSpec | QuerySpec, deadline: number, trace: Trace | undefined): Promise<SearchResult | QueryResult> {
     const r = this.data.tsafe.position;
     const v = this.data.dist.pin();
     const offline = this.data.dist.offlineIn(v);
@@ -97,7 +120,7 @@ export class DelegatorReader {
               { retriable: true },
             ),
           )
-        : this.runRead(kind, spec, r, v, deadline);
+        : this.runRead(kind, spec, r, v, deadline, trace);
     const unpin = () => this.ctx.self("delegator.internal.Unpin", v.id);
     work.then(unpin, unpin);
     return work;
@@ -109,7 +132,9 @@ export class DelegatorReader {
     r: bigint,
     v: Version,
     deadline: number,
+    trace: Trace | undefined,
   ): Promise<SearchResult | QueryResult> {
+    const traced = trace ? { trace } : {};
     const partitions = spec.partitionIds.length > 0 ? new Set(spec.partitionIds) : undefined;
     const byNode = new Map<string, bigint[]>();
     for (const e of v.sealed) {
@@ -126,7 +151,7 @@ export class DelegatorReader {
           `${QUERYNODE}.${kind}Segments`,
           { segmentIds, spec, readPosition: r },
           // shared in process: querynodes only read the spec and build their results for this read
-          { timeoutMs, share: true },
+          { timeoutMs, share: true, ...traced },
         )
         .catch((err: unknown) => {
           const e = VbError.from(err);
@@ -143,7 +168,7 @@ export class DelegatorReader {
     for (const g of this.data.growing.values()) {
       if (g.rows === 0 || (partitions && !partitions.has(g.partitionId))) continue;
       growing.push(
-        this.ctx.ask<SearchResult | QueryResult>(g.address, `${SEGMENT}.${kind}`, { spec, readPosition: r, covered }, { timeoutMs, share: true }),
+        this.ctx.ask<SearchResult | QueryResult>(g.address, `${SEGMENT}.${kind}`, { spec, readPosition: r, covered }, { timeoutMs, share: true, ...traced }),
       );
     }
     const parts = await Promise.all([...growing, ...sealed]);

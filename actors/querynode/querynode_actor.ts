@@ -53,6 +53,8 @@ import { checkIndexField, indexMismatch, SealedSegmentActor } from "../segment/s
 import { type IndexHandle, SearchThreads } from "../segment/search_threads.ts";
 import { SegmentStore } from "./segment_store.ts";
 import { after } from "../continuations.ts";
+import type { Trace } from "../../runtime/trace.ts";
+import { qnDelegatorNum, qnEntityNum, qnMemoryBytes, qnSegmentNum } from "../metrics.ts";
 
 export interface QuerynodeOptions {
   nodeId: string;
@@ -160,9 +162,9 @@ export class QuerynodeActor extends Actor {
       case "querynode.ReleaseIndex":
         return this.releaseIndex(msg.body);
       case "querynode.SearchSegments":
-        return this.searchSegments(msg.body);
+        return this.searchSegments(msg.body, msg.trace);
       case "querynode.QuerySegments":
-        return this.querySegments(msg.body);
+        return this.querySegments(msg.body, msg.trace);
       case "querynode.ApplyDelete":
         return this.applyDelete(msg.body);
       case "querynode.GetDist":
@@ -227,6 +229,13 @@ export class QuerynodeActor extends Actor {
       growingRows += d.report?.growingRows ?? 0;
       growingBytes += d.report?.growingBytes ?? 0;
     }
+    const segments = this.store.distSegments();
+    const node = { node_id: this.nodeId };
+    qnSegmentNum.set({ ...node, segment_state: "Sealed" }, segments.length);
+    qnEntityNum.set({ ...node, segment_state: "Sealed" }, this.store.numRows);
+    qnEntityNum.set({ ...node, segment_state: "Growing" }, growingRows);
+    qnMemoryBytes.set(node, this.memory.usedBytes + growingBytes);
+    qnDelegatorNum.set(node, this.delegators.size);
     return {
       nodeId: this.nodeId,
       at: Date.now(),
@@ -234,7 +243,7 @@ export class QuerynodeActor extends Actor {
       memoryLimitBytes: this.memory.limit,
       ...(this.stopping ? { stopping: true } : {}),
       rows: this.store.numRows + growingRows,
-      segments: this.store.distSegments(),
+      segments,
       delegators: [...this.delegators.values()].map((d) => ({
         collectionId: d.collectionId,
         vchannel: d.vchannel,
@@ -849,11 +858,12 @@ export class QuerynodeActor extends Actor {
    * Asks each segment actor of a read or a delete (in process: the body is shared, nothing is
    * encoded); one that crashed meanwhile is asked again once it restarted over its data.
    */
-  private askSegments<R>(ids: bigint[], verb: string, body: Record<string, unknown>): Promise<R[]> {
+  private askSegments<R>(ids: bigint[], verb: string, body: Record<string, unknown>, trace?: Trace): Promise<R[]> {
+    const opts = { share: true, timeoutMs: SEGMENT_ASK_TIMEOUT_MS, ...(trace ? { trace } : {}) };
     const one = async (id: bigint): Promise<R> => {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.ctx.ask<R>(this.segmentAddress(id), `${SEGMENT}.${verb}`, body, { share: true, timeoutMs: SEGMENT_ASK_TIMEOUT_MS });
+          return await this.ctx.ask<R>(this.segmentAddress(id), `${SEGMENT}.${verb}`, body, opts);
         } catch (err) {
           const e = VbError.from(err);
           if (e.code !== ErrorCode.Unexpected || attempt >= SEGMENT_RETRIES) throw err;
@@ -864,7 +874,7 @@ export class QuerynodeActor extends Actor {
     return Promise.all(ids.map(one));
   }
 
-  private searchSegments(body: unknown): unknown {
+  private searchSegments(body: unknown, trace: Trace | undefined): unknown {
     const verb = "querynode.SearchSegments";
     const { b, ids, readPosition } = this.readArgs(verb, body);
     const pre = checkSearchSpec(b.spec, verb);
@@ -873,11 +883,11 @@ export class QuerynodeActor extends Actor {
     const schema = segs[0]!.schema;
     const spec = checkSearchSpec(b.spec, verb, schema);
     const ctx = readContext(schema);
-    const work = this.askSegments<SearchResult>(ids, "Search", { spec, readPosition });
+    const work = this.askSegments<SearchResult>(ids, "Search", { spec, readPosition }, trace);
     return this.ctx.reenter(work.then((parts) => (parts.length === 1 ? parts[0]! : mergeSearchResults(parts, spec, ctx))));
   }
 
-  private querySegments(body: unknown): unknown {
+  private querySegments(body: unknown, trace: Trace | undefined): unknown {
     const verb = "querynode.QuerySegments";
     const { b, ids, readPosition } = this.readArgs(verb, body);
     const pre = checkQuerySpec(b.spec, verb);
@@ -886,7 +896,7 @@ export class QuerynodeActor extends Actor {
     const schema = segs[0]!.schema;
     const spec = checkQuerySpec(b.spec, verb, schema);
     const ctx = readContext(schema);
-    const work = this.askSegments<QueryResult>(ids, "Query", { spec, readPosition });
+    const work = this.askSegments<QueryResult>(ids, "Query", { spec, readPosition }, trace);
     return this.ctx.reenter(work.then((parts) => (parts.length === 1 ? parts[0]! : mergeQueryResults(parts, spec, ctx))));
   }
 

@@ -18,6 +18,7 @@ import { GrowingRows, type GrowingBatch } from "./growing.ts";
 import { querySources, readContext, searchResultOf, searchSources, type ReadContext, type RowSource } from "./read_kernel.ts";
 import { bodyOf, invalid, requiredInteger } from "../request_fields.ts";
 import { checkQuerySpec, checkSearchSpec, pkColumn } from "./requests.ts";
+import { observedSegmentRead } from "./read_metrics.ts";
 
 /** What the delegator tells its growing segments. */
 export const GROWING = {
@@ -73,9 +74,9 @@ export class GrowingSegmentActor extends Actor {
       case GROWING.Sweep:
         return this.sweep();
       case "segment.Search":
-        return this.search(msg.body);
+        return observedSegmentRead(msg, this.opts.nodeId, "Growing", () => this.search(msg.body));
       case "segment.Query":
-        return this.query(msg.body);
+        return observedSegmentRead(msg, this.opts.nodeId, "Growing", () => this.query(msg.body));
       case "segment.ApplyDelete":
         return this.applyDelete(msg.body);
       case "segment.Describe":

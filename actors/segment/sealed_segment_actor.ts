@@ -28,6 +28,7 @@ import type { SealedSegment } from "./sealed_segment.ts";
 import { searchSealed } from "./sealed_search.ts";
 import type { IndexHandle, SearchThreads } from "./search_threads.ts";
 import { segmentTestHooks } from "./test_hooks.ts";
+import { observedSegmentRead } from "./read_metrics.ts";
 
 export interface SealedSegmentDeps {
   nodeId: string;
@@ -61,9 +62,9 @@ export class SealedSegmentActor extends Actor {
   override receive(msg: Message): unknown {
     switch (msg.type) {
       case "segment.Search":
-        return this.search(msg.body);
+        return observedSegmentRead(msg, this.deps.nodeId, "Sealed", () => this.search(msg.body));
       case "segment.Query":
-        return this.query(msg.body);
+        return observedSegmentRead(msg, this.deps.nodeId, "Sealed", () => this.query(msg.body));
       case "segment.ApplyDelete":
         return this.applyDelete(msg.body);
       case "segment.LoadIndex":

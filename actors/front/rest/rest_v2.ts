@@ -16,6 +16,7 @@ import {
   type FieldSchema,
 } from "../../../protocol/schema.ts";
 import type { VectorbusClient } from "../../control/client.ts";
+import type { Trace } from "../../../runtime/trace.ts";
 
 /** A request body as JSON.parse gives it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -26,6 +27,8 @@ export interface RestContext {
   timeoutMs: number;
   /** `Accept-Type-Allow-Int64: true`: Int64 values as bare JSON numbers, else as decimal strings */
   allowInt64?: boolean;
+  /** the caller's trace (a `traceparent` header): the native calls carry it on */
+  trace?: Trace;
 }
 
 /** A handler's answer: the envelope's `data` and any other top-level fields (`topks`). */
@@ -200,7 +203,7 @@ function describeOut(info: CollectionInfo, load: string, indexes: { fieldName: s
 
 /** The REST v2 handlers, by `<category>/<action>`. */
 export function restHandlers(client: VectorbusClient, opts: { allowInt64: (ctx: RestContext) => boolean }): Record<string, RestHandler> {
-  const call = <V extends keyof ProxyApi & string>(verb: V, body: ProxyApi[V][0], ctx: RestContext) => client.call(verb, body, { timeoutMs: ctx.timeoutMs });
+  const call = <V extends keyof ProxyApi & string>(verb: V, body: ProxyApi[V][0], ctx: RestContext) => client.call(verb, body, { timeoutMs: ctx.timeoutMs, ...(ctx.trace ? { trace: ctx.trace } : {}) });
   const db = (ctx: RestContext) => (ctx.dbName ? { dbName: ctx.dbName } : {});
   const describe = (ctx: RestContext, collectionName: string): Promise<CollectionInfo> => call("DescribeCollection", { ...db(ctx), collectionName }, ctx);
   const loadState = async (ctx: RestContext, collectionName: string, partitionNames?: string[]) => {

@@ -5,10 +5,15 @@ import { checkLeaders } from "./leader_checker.ts";
 import { checkSegments } from "./segment_checker.ts";
 import { checkReleased } from "./stray_checker.ts";
 import { mergeResults, type CheckInput, type CheckResult } from "./types.ts";
+import { qcCheckerRound } from "../../metrics.ts";
 
 export { checkChannels, checkLeaders, checkSegments, checkReleased, checkIndexes };
 export * from "./types.ts";
 
+/** One round; its time goes to `vectorbus_querycoord_checker_round_latency`. */
 export function runCheckers(input: CheckInput): CheckResult {
-  return mergeResults(checkChannels(input), checkLeaders(input), checkSegments(input), checkReleased(input), checkIndexes(input));
+  const t0 = performance.now();
+  const result = mergeResults(checkChannels(input), checkLeaders(input), checkSegments(input), checkReleased(input), checkIndexes(input));
+  qcCheckerRound.observe(performance.now() - t0);
+  return result;
 }

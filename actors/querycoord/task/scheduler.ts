@@ -13,6 +13,7 @@
  */
 import { describeAction, type Task, type TaskSpec } from "./task.ts";
 import type { PendingLoad } from "../balance/node_load.ts";
+import { qcTaskFailures, qcTaskLatency, qcTaskNum } from "../../metrics.ts";
 
 export interface SchedulerParams {
   capPerNode: number;
@@ -90,7 +91,19 @@ export class TaskScheduler {
       this.byId.set(t.id, t);
       started.push(t);
     }
+    this.countTasks();
     return started;
+  }
+
+  /** Queue lengths per action and state (`vectorbus_querycoord_task_num`), after each round's dispatch. */
+  private countTasks(): void {
+    qcTaskNum.reset();
+    for (const [state, tasks] of [
+      ["pending", this.pending],
+      ["running", this.inflight],
+    ] as const) {
+      for (const t of tasks.values()) qcTaskNum.inc({ querycoord_task_type: t.action.kind, task_state: state });
+    }
   }
 
   /** The reply of a task's ask. Returns the task (undefined when it is no longer tracked). */
@@ -134,7 +147,7 @@ export class TaskScheduler {
   /** Drops a task that turned out to be moot before it was asked (its collection went away). */
   cancel(id: string): void {
     const t = this.byId.get(id);
-    if (t) this.finish(t);
+    if (t) this.finish(t, "cancelled");
   }
 
   /** A node went down: its tasks in flight fail, its pending ones go. */
@@ -196,13 +209,15 @@ export class TaskScheduler {
     return out;
   }
 
-  private finish(t: Task): void {
+  private finish(t: Task, status = "success"): void {
+    if (this.inflight.get(t.key) === t && t.startedAt > 0) qcTaskLatency.observe({ querycoord_task_type: t.action.kind, status }, Math.max(0, Date.now() - t.startedAt));
     this.inflight.delete(t.key);
     this.byId.delete(t.id);
   }
 
   private fail(t: Task, reason: string, now: number): void {
-    this.finish(t);
+    this.finish(t, "fail");
+    qcTaskFailures.inc({ querycoord_task_type: t.action.kind });
     const prev = this.failuresByKey.get(t.key);
     const attempts = (prev?.attempts ?? 0) + 1;
     const backoff = Math.min(this.params.retryMaxMs, this.params.retryBaseMs * 2 ** (attempts - 1));

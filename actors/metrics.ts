@@ -1,0 +1,120 @@
+/**
+ * The metric families of Vectorbus's actors, named after Milvus's (`milvus_proxy_req_latency` →
+ * `vectorbus_proxy_req_latency`, same labels; latencies in ms with Milvus's buckets). The runtime's own
+ * (NATS connections, DML consumer lag, the process) live in runtime/metrics.ts. Every family is read at
+ * `/metrics` of the process that records it.
+ */
+import { counter, gauge, histogram } from "../runtime/metrics.ts";
+
+export type Door = "native" | "grpc" | "rest";
+export type QueryType = "search" | "query";
+
+export const SUCCESS = "success";
+export const FAIL = "fail";
+
+// ---- proxy ----
+
+/** Requests per API call, door and status: native calls at the proxy actor, Milvus calls at the gRPC and REST doors. */
+export const proxyReqCount = counter("vectorbus_proxy_req_count", "count of requests served, per API call, door and status", [
+  "node_id",
+  "function_name",
+  "status",
+  "door",
+]);
+export const proxyReqLatency = histogram("vectorbus_proxy_req_latency", "latency of each request in ms, per API call and door", ["node_id", "function_name", "door"]);
+export const proxySQLatency = histogram("vectorbus_proxy_sq_latency", "latency of search or query that succeeded, in ms", [
+  "node_id",
+  "query_type",
+  "db_name",
+  "collection_name",
+]);
+export const proxySlowQueryCount = counter("vectorbus_proxy_slow_query_count", "count of searches and queries over the slow-query threshold", ["node_id", "msg_type"]);
+
+/** Counts one request and its latency. */
+export function observeRequest(nodeId: string, door: Door, functionName: string, ok: boolean, ms: number): void {
+  proxyReqCount.inc({ node_id: nodeId, function_name: functionName, status: ok ? SUCCESS : FAIL, door });
+  proxyReqLatency.observe({ node_id: nodeId, function_name: functionName, door }, ms);
+}
+
+// ---- querynode: delegators and segments ----
+
+/** request_scope: `delegator` (a shard's read), `segment` (one segment actor's). */
+export const qnSQReqCount = counter("vectorbus_querynode_sq_req_count", "count of search and query requests, per scope and status", [
+  "node_id",
+  "query_type",
+  "status",
+  "request_scope",
+]);
+export const qnSQReqLatency = histogram("vectorbus_querynode_sq_req_latency", "latency of search and query requests in ms, from handling to answer", [
+  "node_id",
+  "query_type",
+  "request_scope",
+]);
+export const qnSQQueueLatency = histogram("vectorbus_querynode_sq_queue_latency", "time search and query requests waited in the actor's mailbox, in ms", [
+  "node_id",
+  "query_type",
+  "request_scope",
+]);
+export const qnSQWaitTSafe = histogram("vectorbus_querynode_sq_wait_tsafe_latency", "time a read waited at the delegator for tSafe to reach its guarantee, in ms", [
+  "node_id",
+  "query_type",
+]);
+export const qnSQSegmentLatency = histogram("vectorbus_querynode_sq_segment_latency", "latency of one segment's search or query in ms", [
+  "node_id",
+  "query_type",
+  "segment_state",
+]);
+/** Milvus's consume_tt_lag_ms, per vchannel: how far behind the channel the delegator's tSafe is. */
+export const qnTSafeLag = gauge(
+  "vectorbus_querynode_consume_tt_lag_ms",
+  "ms since the last message a delegator applied was stored, while messages of its vchannel are still unread (0 when it has read them all)",
+  ["node_id", "channel_name"],
+);
+export const qnSegmentNum = gauge("vectorbus_querynode_segment_num", "segments a querynode holds (sealed loaded, growing in its delegators)", ["node_id", "segment_state"]);
+export const qnEntityNum = gauge("vectorbus_querynode_entity_num", "rows a querynode holds", ["node_id", "segment_state"]);
+export const qnMemoryBytes = gauge("vectorbus_querynode_memory_bytes", "memory a querynode accounts for its segments, indexes and growing rows (bytes)", ["node_id"]);
+export const qnDelegatorNum = gauge("vectorbus_querynode_delegator_num", "shard delegators a querynode hosts", ["node_id"]);
+
+/** The timings of one read at a delegator or a segment actor, observed when it ends. */
+export function observeRead(
+  nodeId: string,
+  scope: "delegator" | "segment",
+  queryType: QueryType,
+  queuedMs: number,
+  handledAt: number,
+  work: Promise<unknown>,
+): void {
+  qnSQQueueLatency.observe({ node_id: nodeId, query_type: queryType, request_scope: scope }, queuedMs);
+  const done = (ok: boolean) => {
+    qnSQReqCount.inc({ node_id: nodeId, query_type: queryType, status: ok ? SUCCESS : FAIL, request_scope: scope });
+    qnSQReqLatency.observe({ node_id: nodeId, query_type: queryType, request_scope: scope }, performance.now() - handledAt);
+  };
+  work.then(
+    () => done(true),
+    () => done(false),
+  );
+}
+
+// ---- querycoord ----
+
+export const qcTaskNum = gauge("vectorbus_querycoord_task_num", "tasks in querycoord's scheduler, per action and state (pending, running)", [
+  "querycoord_task_type",
+  "task_state",
+]);
+export const qcTaskLatency = histogram("vectorbus_querycoord_task_latency", "ms from a task's start to its end (done or failed)", ["querycoord_task_type", "status"]);
+export const qcTaskFailures = counter("vectorbus_querycoord_task_failed_count", "tasks that failed (an error reply, a node down, a change that never showed)", [
+  "querycoord_task_type",
+]);
+export const qcCheckerRound = histogram("vectorbus_querycoord_checker_round_latency", "ms one round of the checkers took", [], [0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]);
+
+// ---- datanode ----
+
+export const dnFlushedSize = counter("vectorbus_datanode_flushed_data_size", "bytes the datanode wrote to the object store, per kind (insert, delta, stats)", [
+  "node_id",
+  "msg_type",
+]);
+export const dnFlushedRows = counter("vectorbus_datanode_flushed_data_rows", "rows the datanode wrote to the object store", ["node_id", "msg_type"]);
+export const dnSaveLatency = histogram("vectorbus_datanode_save_latency", "ms a sync (a sealed segment or a flush) took to write its objects", ["node_id", "msg_type"]);
+export const dnBuildIndexLatency = histogram("vectorbus_indexnode_build_index_latency", "ms an index build took (read, build, write)", ["node_id", "index_type", "status"], [
+  1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144,
+]);
