@@ -34,6 +34,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): VbConfig {
     ...(env.VB_NATS_URL ? { natsUrl: env.VB_NATS_URL } : {}),
     ...(env.VB_OBJECT_STORE ? { objectStore: env.VB_OBJECT_STORE } : {}),
     maxPayload: Number(env.VB_MAX_PAYLOAD ?? 8 * 1024 * 1024),
+    ...(env.VB_SLOW_QUERY_MS ? { cluster: { slowQueryMs: Number(env.VB_SLOW_QUERY_MS) } } : {}),
   };
 }
 

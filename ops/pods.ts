@@ -47,6 +47,8 @@ export interface PodsOptions {
   readyTimeoutMs?: number;
   /** the first proxy serves Milvus's gRPC API on this port (0: a free one, chosen at start) */
   milvusPort?: number;
+  /** each child serves `/metrics` on a port of its own: this one, the next, ... in the order they start (`--metrics-port`) */
+  metricsPort?: number;
   /** a line for the user (the CLI prints it on stdout) */
   say?: (line: string) => void;
 }
@@ -262,10 +264,17 @@ export class PodsLauncher {
     const o = this.opts;
     const c = this.config;
     const common = ["--nats", this.natsUrl, "--prefix", c.prefix, "--data", c.dataDir, ...(c.objectStore ? ["--s3", c.objectStore] : [])];
-    const add = (role: Role, node: string, extra: string[] = []) =>
+    let metricsPort = o.metricsPort;
+    const add = (role: Role, node: string, extra: string[] = []) => {
+      if (metricsPort !== undefined) {
+        extra = [...extra, "--metrics-port", String(metricsPort)];
+        o.say?.(`${role} ${node}: metrics at http://localhost:${metricsPort}/metrics`);
+        metricsPort++;
+      }
       this.pods.push(
         new Pod(role, node, join(this.logDir, node.startsWith(`${role}-`) ? `${node}.log` : `${role}-${node}.log`), ["--role", role, "--node-id", node, ...common, ...extra], this),
       );
+    };
     for (const role of COORDINATORS) {
       add(role, `${role}-1`);
       if (o.standby) add(role, `${role}-2`);

@@ -19,6 +19,7 @@ import { drainQuerynodes, DEFAULT_DRAIN_TIMEOUT_MS } from "../actors/querynode/d
 import { spawnRoles, ALL_ROLES, type RoleSet, type SpawnedRoles } from "./roles.ts";
 import { VB_VERSION, type VbConfig } from "./config.ts";
 import { startMilvusFrontDoor, type MilvusFrontDoor } from "../actors/front/server.ts";
+import { setMetricsNode, startMetricsServer, type MetricsServer } from "../runtime/metrics.ts";
 
 export interface Standalone extends AsyncDisposable {
   readonly natsUrl: string;
@@ -32,6 +33,8 @@ export interface Standalone extends AsyncDisposable {
   readonly discovery: DiscoveryResponder;
   /** the Milvus front door (gRPC MilvusService), when asked for and this process hosts the proxy */
   readonly milvus: MilvusFrontDoor | undefined;
+  /** the `/metrics` endpoint on a port of its own, when asked for (the Milvus port serves `/metrics` too) */
+  readonly metrics: MetricsServer | undefined;
   stop(): Promise<void>;
 }
 
@@ -52,10 +55,13 @@ export interface StandaloneOptions {
   drainTimeoutMs?: number;
   /** Serve Milvus's gRPC API on this port (0: a free one) once the roles run; only with the proxy role. */
   milvus?: { port: number; host?: string };
+  /** Serve Prometheus metrics at `/metrics` on this port (0: a free one): `--metrics-port`. */
+  metrics?: { port: number; host?: string };
 }
 
 export async function startStandalone(config: VbConfig, opts: StandaloneOptions = {}): Promise<Standalone> {
   const log = createLogger({ role: "standalone" });
+  setMetricsNode(opts.nodeId ?? "standalone");
   let server: NatsServer | undefined;
   let natsUrl = config.natsUrl;
   if (!natsUrl) {
@@ -91,6 +97,7 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
   const discovery = startDiscovery(host, { version: VB_VERSION, metadata: { prefix: config.prefix } });
   let spawned: SpawnedRoles | undefined;
   let milvus: MilvusFrontDoor | undefined;
+  let metrics: MetricsServer | undefined;
   let stopping: Promise<void> | undefined;
   // one stop however often it is called (a second signal waits for the first stop); the nats-server
   // child is stopped even when stopping the actors fails
@@ -104,6 +111,7 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
           log.info({ nodes: drain, ms: d.ms, drained: d.drained }, d.drained ? "drained: nothing left on this node" : "stopping before the drain finished");
         }
         await milvus?.close();
+        await metrics?.close();
         discovery.stop();
         await host.stop();
         // a datanode pod hands its vchannels over now (datacoord gives them to the other datanodes,
@@ -127,6 +135,10 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
     const holderId = opts.holderId ?? `${hostname()}:${resolve(config.dataDir)}`;
     const roles = opts.roles ?? ALL_ROLES(config.datanodes ?? 1, config.querynodes ?? 1);
     spawned = await spawnRoles(host, env, roles, { holderId });
+    if (opts.metrics) {
+      metrics = await startMetricsServer(opts.metrics.port, opts.metrics.host);
+      log.info({ port: metrics.port }, "metrics at /metrics");
+    }
     if (opts.milvus && roles.proxy) {
       milvus = await startMilvusFrontDoor({ ...opts.milvus, nc, prefix: config.prefix, serverVersion: VB_VERSION });
     }
@@ -134,5 +146,5 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
     await stop();
     throw err;
   }
-  return { natsUrl, nc, host, env, config, natsServer: server, discovery, milvus, stop, [Symbol.asyncDispose]: stop };
+  return { natsUrl, nc, host, env, config, natsServer: server, discovery, milvus, metrics, stop, [Symbol.asyncDispose]: stop };
 }
