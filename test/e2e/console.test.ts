@@ -119,6 +119,27 @@ describe("web console", () => {
     expect(await page.locator("#distribution g.dlg").count()).toBe(2); // one delegator per shard
     await page.screenshot({ path: `${OUT}/02-loaded.png`, fullPage: true });
 
+    // the picture is redrawn in place: the same elements, only moved (what lets CSS transitions show a
+    // move), across later polls (nothing moves here: two nodes, 1,200 rows, nothing for balance to do)
+    const polls = () => page.evaluate<number>(`Number(document.querySelector("#updated").getAttribute("data-polls"))`);
+    await page.evaluate(`document.querySelectorAll("#distribution g.seg, #distribution g.node").forEach((g) => { g.dataset.mark = "kept"; })`);
+    const from = await polls();
+    await waitFor(async () => (await polls()) >= from + 2, { timeoutMs: 30_000, what: "two more polls" });
+    expect(await page.locator('#distribution g.seg:not([data-mark="kept"]), #distribution g.node:not([data-mark="kept"])').count()).toBe(0);
+    expect(await page.locator('#distribution g.seg[data-mark="kept"]:not(.gone)').count()).toBe(BATCHES * 2);
+
+    // the same port still answers Milvus's REST v2 and the console's API says what it lacks
+    const base = `http://127.0.0.1:${door.port}`;
+    const listed = (await (await fetch(`${base}/v2/vectordb/collections/list`, { method: "POST", body: "{}" })).json()) as { code: number; data: string[] };
+    expect(listed).toMatchObject({ code: 0, data: [NAME] });
+    const missing = await fetch(`${base}/console/api/nothing`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { message: string }).message).toContain("/console/api/state");
+    const state = (await (await fetch(`${base}/console/api/state`)).json()) as { nodes: { nodeId: string; segmentList: unknown[] }[]; collections: { name: string; load: { progress: number } }[] };
+    expect(state.nodes.map((n) => n.nodeId).sort()).toEqual(["qn1", "qn2"]);
+    expect(state.nodes.reduce((k, n) => k + n.segmentList.length, 0)).toBe(BATCHES * 2);
+    expect(state.collections.find((c) => c.name === NAME)?.load.progress).toBe(100);
+
     // the playground, by vector
     const query = vectorOf(QUERY);
     const native = await vb.search({ collectionName: NAME, data: [query], limit: 10 });

@@ -137,7 +137,10 @@ function drawCollections(state) {
   playground.setCollections(state.collections);
 }
 
-/** The proxy's request latency from /metrics (when this process serves it): the mean over the last poll, by the histogram's _sum and _count. */
+/**
+ * Search and query latency from /metrics (when this port serves it): per query type, the sums and
+ * counts of the proxy's `vectorbus_proxy_sq_latency` histogram (ms), for a mean over each poll.
+ */
 let metricsMissing = 0;
 async function metricsLatency() {
   // a port without /metrics is asked again every 30th poll only
@@ -149,18 +152,15 @@ async function metricsLatency() {
       return undefined;
     }
     metricsMissing = 0;
-    const text = await res.text();
-    let sum = 0;
-    let count = 0;
-    let found = false;
-    for (const line of text.split("\n")) {
-      const m = /^vectorbus_proxy_req_latency_(sum|count)(?:\{[^}]*\})?\s+([0-9.eE+-]+)/.exec(line);
+    const byType = new Map();
+    for (const line of (await res.text()).split("\n")) {
+      const m = /^vectorbus_proxy_sq_latency_(sum|count)\{([^}]*)\}\s+(\S+)/.exec(line);
       if (!m) continue;
-      found = true;
-      if (m[1] === "sum") sum += Number(m[2]);
-      else count += Number(m[2]);
+      const type = /query_type="([^"]*)"/.exec(m[2])?.[1] ?? "all";
+      if (!byType.has(type)) byType.set(type, { sum: 0, count: 0 });
+      byType.get(type)[m[1]] += Number(m[3]);
     }
-    return found ? { sum, count } : undefined;
+    return byType;
   } catch {
     return undefined;
   }
@@ -177,8 +177,9 @@ function drawCharts(state, metrics) {
       qps.add("errors", t, Math.max(0, p.errors - previous.proxy.errors) / dt);
     }
   }
-  if (metrics && previousMetrics && metrics.count > previousMetrics.count) {
-    latency.add("proxy", t, (metrics.sum - previousMetrics.sum) / (metrics.count - previousMetrics.count));
+  for (const [type, now] of metrics ?? []) {
+    const before = previousMetrics?.get(type);
+    if (before && now.count > before.count) latency.add(type, t, (now.sum - before.sum) / (now.count - before.count));
   }
   $("#latency-source").textContent = metrics ? "(from /metrics)" : "(appears when this port serves /metrics)";
   const names = new Set(state.nodes.map((n) => n.nodeId));
@@ -189,7 +190,7 @@ function drawCharts(state, metrics) {
     memory.add(n.nodeId, t, n.memoryBytes / 1048576);
   }
   drawChart($("#chart-qps"), qps, seriesColour, "needs two polls");
-  drawChart($("#chart-latency"), latency, seriesColour, metrics ? "no requests yet" : "no /metrics on this port");
+  drawChart($("#chart-latency"), latency, seriesColour, metrics ? "no search or query yet" : "no /metrics on this port");
   drawChart($("#chart-rows"), rows, seriesColour);
   drawChart($("#chart-memory"), memory, seriesColour);
 }
