@@ -56,6 +56,8 @@ describe("web console", () => {
     await page.waitForFunction(`Number(document.querySelector("#updated")?.getAttribute("data-polls") ?? 0) > 0`);
     // both querynodes are there before any collection
     await page.waitForSelector('#nodes tr[data-node="qn2"]');
+    // the process (this test's standalone) and what it hosts, from service discovery
+    await expect.poll(() => page.locator("#processes tbody").textContent(), { timeout: 30_000 }).toMatch(/rootcoord.*datanode dn1.*querynode qn1 qn2.*proxy/);
 
     await vb.createCollection({
       schema: {

@@ -2,7 +2,8 @@
  * The console's JSON API: what the page polls (`state`) and the playground's search, both gathered from
  * the native API the CLI uses — the proxy's verbs through the typed client, querycoord's GetStatus (via
  * the proxy), each live querynode's distribution (`querynode.GetDist`, as `vbus status` asks datacoord
- * directly), datacoord's status, and the proxy's request counts from NATS service discovery.
+ * directly), datacoord's status, and the processes and the proxy's request counts from NATS service
+ * discovery.
  */
 import { ErrorCode, VbError } from "../../../protocol/errors.ts";
 import { asNodeId } from "../../../protocol/ids.ts";
@@ -10,7 +11,7 @@ import type { QueryNodeDist } from "../../../protocol/messages/querynode.ts";
 import type { CollectionInfo } from "../../../protocol/meta.ts";
 import { Subjects } from "../../../protocol/subjects.ts";
 import { ask } from "../../../runtime/ask.ts";
-import { discover, type ServiceStats } from "../../../runtime/discovery.ts";
+import { discover, SERVICE_NAME_PREFIX, type ServiceInfo, type ServiceStats } from "../../../runtime/discovery.ts";
 import { DATACOORD_GET_STATUS, type DatacoordStatus } from "../../datacoord/status.ts";
 import type { VectorbusClient } from "../../control/client.ts";
 
@@ -43,7 +44,7 @@ export async function clusterState(src: ConsoleSource, calls: ConsoleCalls) {
   const subjects = new Subjects(src.prefix);
   const opts = { timeoutMs: STEP_TIMEOUT_MS };
   // the proxy's counts first, with the console's own calls up to that moment: the page subtracts those
-  const proxyStats = await proxyRequests(src);
+  const [proxyStats, processes] = await Promise.all([proxyRequests(src), actorProcesses(src)]);
   const consoleCalls = calls.count;
   const at = Date.now();
   const [status, dc] = await Promise.all([
@@ -70,6 +71,7 @@ export async function clusterState(src: ConsoleSource, calls: ConsoleCalls) {
     ...("error" in status ? { statusError: status.error } : {}),
     datacoord: dc,
     proxy: { ...proxyStats, consoleCalls },
+    processes,
     resourceGroups: await resourceGroups(src, nodes.map((n) => n.nodeId)),
     nodes: nodes.map((n, i) => {
       const d = dists[i];
@@ -171,10 +173,33 @@ async function resourceGroups(src: ConsoleSource, nodes: string[]): Promise<{ na
   }
 }
 
+/** The kinds of actor a process is listed with on the console (segments and delegators are in the picture). */
+const PROCESS_KINDS = ["rootcoord", "datacoord", "querycoord", "datanode", "querynode", "proxy"] as const;
+
+/**
+ * The processes of the cluster and the coordinators, nodes and proxies each hosts, from NATS service
+ * discovery (`$SRV.INFO.vectorbus-<kind>`): a process that does not answer is not listed.
+ */
+async function actorProcesses(src: ConsoleSource): Promise<{ process: string; node: string; actors: { kind: string; address: string }[] }[]> {
+  const answers = await Promise.all(
+    PROCESS_KINDS.map((kind) => discover<ServiceInfo>(src.client.nc, "INFO", { name: `${SERVICE_NAME_PREFIX}${kind}`, quietMs: 100, maxMs: 1_000 }).catch(() => [])),
+  );
+  const byProcess = new Map<string, { process: string; node: string; actors: { kind: string; address: string }[] }>();
+  for (const info of answers.flat()) {
+    if (info.metadata?.prefix !== src.prefix) continue;
+    const process = info.metadata.process ?? info.id;
+    let p = byProcess.get(process);
+    if (!p) byProcess.set(process, (p = { process, node: info.metadata.node ?? "", actors: [] }));
+    const kind = info.name.slice(SERVICE_NAME_PREFIX.length);
+    for (const e of info.endpoints) p.actors.push({ kind, address: e.subject });
+  }
+  return [...byProcess.values()].sort((a, b) => a.node.localeCompare(b.node) || a.process.localeCompare(b.process));
+}
+
 /** The proxy actors' request and error counts (every verb, since they started), from `$SRV.STATS`. */
 async function proxyRequests(src: ConsoleSource): Promise<{ requests: number; errors: number; proxies: number } | { error: string }> {
   try {
-    const stats = await discover<ServiceStats>(src.client.nc, "STATS", { name: "vectorbus-proxy", quietMs: 100, maxMs: 1_000 });
+    const stats = await discover<ServiceStats>(src.client.nc, "STATS", { name: `${SERVICE_NAME_PREFIX}proxy`, quietMs: 100, maxMs: 1_000 });
     const mine = stats.filter((s) => s.metadata?.prefix === src.prefix);
     let requests = 0;
     let errors = 0;
@@ -222,13 +247,11 @@ export async function playgroundSearch(src: ConsoleSource, calls: ConsoleCalls, 
     vector = req.vector;
   } else if (req.id !== undefined && String(req.id).trim() !== "") {
     const text = String(req.id).trim();
-    let key: bigint | string;
-    if (pk.type === "VarChar") key = text;
-    else if (/^-?\d+$/.test(text)) key = BigInt(text);
-    else throw new VbError(ErrorCode.ParameterInvalid, `search: the primary key "${pk.name}" is an integer; "${text}" is not one`);
-    const rows = await calls.wrap(() =>
-      client.query({ ...ref, ids: typeof key === "bigint" ? [key] : [key], outputFields: [anns.name], consistencyLevel: "Strong" } as Parameters<VectorbusClient["query"]>[0]),
-    );
+    if (pk.type !== "VarChar" && !/^-?\d+$/.test(text)) {
+      throw new VbError(ErrorCode.ParameterInvalid, `search: the primary key "${pk.name}" is an integer; "${text}" is not one`);
+    }
+    const ids = pk.type === "VarChar" ? [text] : [BigInt(text)];
+    const rows = await calls.wrap(() => client.query({ ...ref, ids, outputFields: [anns.name], consistencyLevel: "Strong" }));
     const row = rows.rows[0];
     if (!row) throw new VbError(ErrorCode.ParameterInvalid, `search: no row with ${pk.name} = ${text} in "${req.collectionName}"`);
     vector = Array.from(row[anns.name] as ArrayLike<number>);

@@ -51,6 +51,20 @@ function drawNodes(state) {
     })
     .join("") || `<tr><td colspan="8" class="muted">${esc(state.statusError ? `querycoord did not answer: ${state.statusError}` : "no querynode yet")}</td></tr>`;
   $("#resource-groups").textContent = `resource groups: ${state.resourceGroups.map((g) => `${g.name} [${g.nodes.join(", ")}]`).join(" · ")}`;
+  $("#processes tbody").innerHTML =
+    state.processes
+      .map((p) => {
+        const kinds = new Map();
+        for (const a of p.actors) {
+          // vb.dn.dn1 → dn1; a coordinator's or the proxy's address names only its kind
+          const parts = a.address.split(".");
+          if (!kinds.has(a.kind)) kinds.set(a.kind, []);
+          if (parts.length > 2) kinds.get(a.kind).push(parts[parts.length - 1]);
+        }
+        const hosts = [...kinds].map(([k, ids]) => `${k}${ids.length ? ` ${ids.join(" ")}` : ""}`).join(" · ");
+        return `<tr data-process="${esc(p.process)}"><td>${esc(p.process)}</td><td>${esc(p.node)}</td><td>${esc(hosts)}</td></tr>`;
+      })
+      .join("") || `<tr><td colspan="3" class="muted">no process answered service discovery</td></tr>`;
   const dc = state.datacoord;
   $("#datacoord").textContent = "error" in dc ? `datacoord: no answer (${dc.error})` : `datacoord: ${dc.segments} segments, ${dc.vchannels} vchannels, ${dc.indexes} indexes, ${dc.builds} index builds`;
 }
