@@ -15,6 +15,7 @@ import { clusterState, ConsoleCalls, consoleJson, playgroundSearch, type Console
 export const CONSOLE_PATH = "/console";
 const STATIC_DIR = fileURLToPath(new URL("./static/", import.meta.url));
 const MAX_BODY = 1024 * 1024;
+const SHARE_MS = 1_000;
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -28,6 +29,18 @@ export type ConsoleRouter = (req: IncomingMessage, res: ServerResponse) => boole
 /** The console's routes; returns false (and touches nothing) for a path outside `/console`. */
 export function consoleRouter(src: ConsoleSource, log: Logger): ConsoleRouter {
   const calls = new ConsoleCalls();
+  // polls from several pages share one gathering: one in flight, or one finished less than a second ago
+  let shared: { promise: Promise<unknown>; done?: number } | undefined;
+  const state = () => {
+    if (shared && (shared.done === undefined || Date.now() - shared.done < SHARE_MS)) return shared.promise;
+    const s: { promise: Promise<unknown>; done?: number } = { promise: clusterState(src, calls) };
+    s.promise.then(
+      () => (s.done = Date.now()),
+      () => (s.done = 0), // a failure is not shared with later polls
+    );
+    shared = s;
+    return s.promise;
+  };
   const send = (res: ServerResponse, status: number, body: string, type: string) => {
     res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
     res.end(body);
@@ -47,7 +60,7 @@ export function consoleRouter(src: ConsoleSource, log: Logger): ConsoleRouter {
 
     if (rest === "/api/state" && method === "GET") {
       req.resume();
-      clusterState(src, calls).then((state) => sendJson(res, 200, state), (err: unknown) => fail(res, err));
+      state().then((st) => sendJson(res, 200, st), (err: unknown) => fail(res, err));
       return true;
     }
     if (rest === "/api/search" && method === "POST") {
