@@ -22,9 +22,19 @@
  * (against `e2e_qps_16clients` of the same run), `grpc_p50_ms`, `grpc_p99_ms`, `grpc_recall_at_10`
  * (the same ground truth).
  *
- * `npm run bench -- search --rows 200000 --dim 128 --json [--via grpc]`
+ * CPU per search (`raw_cpu_us_per_search`, `e2e_cpu_us_per_search_16clients`, `cpu_ratio_16clients`,
+ * `grpc_cpu_us_per_search_16clients`): this process's CPU time (every thread: standalone, search
+ * threads, the clients' worker) over the timed searches, divided by their number. It moves far less
+ * than queries per second when other work shares the machine.
+ *
+ * `--profile <dir>` writes a CPU profile of the main thread (proxy, delegators, segment actors, the
+ * Milvus door) over the 16-client phases: `native16.cpuprofile` (and `grpc16.cpuprofile`).
+ * `--no-2shards` leaves out the two-shard collection.
+ *
+ * `npm run bench -- search --rows 200000 --dim 128 --json [--via grpc] [--profile dir] [--no-2shards]`
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
@@ -35,7 +45,7 @@ import { defaultEf } from "../actors/index/index.ts";
 import { defaultConfig } from "../ops/config.ts";
 import { startStandalone } from "../ops/standalone.ts";
 import { rng } from "../ops/random_rows.ts";
-import { option, optionText, report, round } from "./util.ts";
+import { flag, option, optionText, report, round } from "./util.ts";
 
 const K = 10;
 const M = 16;
@@ -62,6 +72,31 @@ function recall(got: ArrayLike<bigint | number>, want: ArrayLike<number>): numbe
   return hit / Math.max(1, Math.min(K, want.length));
 }
 
+/** Runs `op` and returns its result with this process's CPU time (all threads) in microseconds. */
+async function withCpu<T>(op: () => Promise<T>): Promise<{ value: T; cpuUs: number }> {
+  const c0 = process.cpuUsage();
+  const value = await op();
+  const c = process.cpuUsage(c0);
+  return { value, cpuUs: c.user + c.system };
+}
+
+/** Runs `op` under the inspector's CPU profiler when `dir` is set, writing `<dir>/<name>.cpuprofile`. */
+async function profiled<T>(dir: string, name: string, op: () => Promise<T>): Promise<T> {
+  if (dir === "") return op();
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  try {
+    return await op();
+  } finally {
+    const { profile } = await session.post("Profiler.stop");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
@@ -74,6 +109,9 @@ export async function main(args: string[]): Promise<void> {
   const via = optionText(args, "via", "native");
   if (via !== "native" && via !== "grpc") throw new Error(`--via takes native or grpc, got "${via}"`);
   const viaGrpc = via === "grpc";
+  const profileDir = optionText(args, "profile", "");
+  const twoShards = !flag(args, "no-2shards");
+  const total16 = option(args, "queries16", 4_000);
   const vectors = clusteredData(rows, dim);
   const queries = clusteredData(nq, dim, 100, 7).map((x, i) => x + (((i * 2654435761) % 1000) / 1000 - 0.5) * 0.05);
   const query = (i: number) => queries.subarray(i * dim, (i + 1) * dim);
@@ -99,11 +137,14 @@ export async function main(args: string[]): Promise<void> {
   rawRecall /= nq;
   // the rate: the median of rounds over the queries (one round is a few tens of milliseconds)
   const rawRounds: number[] = [];
+  const rawCpu0 = process.cpuUsage();
   for (let round = 0; round < RAW_ROUNDS; round++) {
     const t1 = performance.now();
     for (let i = 0; i < nq; i++) raw.search(query(i), K, 1);
     rawRounds.push(nq / ((performance.now() - t1) / 1000));
   }
+  const rawCpu = process.cpuUsage(rawCpu0);
+  const rawCpuUsPerSearch = (rawCpu.user + rawCpu.system) / (RAW_ROUNDS * nq);
   const rawQps = rawRounds.sort((a, b) => a - b)[RAW_ROUNDS >> 1]!;
 
   // Vectorbus end to end
@@ -166,7 +207,7 @@ export async function main(args: string[]): Promise<void> {
             dim,
             k: K,
             clients: 16,
-            total: option(args, "queries16", 4_000),
+            total: total16,
           },
         });
         w.once("message", (m: { qps: number }) => resolve(m.qps));
@@ -206,7 +247,7 @@ export async function main(args: string[]): Promise<void> {
           rec += recall(hits.map((h) => Number(h.id)), truth[i]!);
         }
         const qps1 = nq / ((performance.now() - tg) / 1000);
-        const qps16 = await new Promise<number>((resolve, reject) => {
+        const g16 = await withCpu(() => profiled(profileDir, "grpc16", () => new Promise<number>((resolve, reject) => {
           const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
             workerData: {
               module: new URL("./search_grpc_client.ts", import.meta.url).href,
@@ -215,13 +256,13 @@ export async function main(args: string[]): Promise<void> {
               queries: plain,
               k: K,
               clients: 16,
-              total: option(args, "queries16", 4_000),
+              total: total16,
             },
           });
           w.once("message", (m: { qps: number }) => resolve(m.qps));
           w.once("error", reject);
-        });
-        return { qps1, qps16, p50: percentile(glat, 50), p99: percentile(glat, 99), recall: rec / nq };
+        })));
+        return { qps1, qps16: g16.value, cpuUsPerSearch: g16.cpuUs / total16, p50: percentile(glat, 50), p99: percentile(glat, 99), recall: rec / nq };
       } finally {
         await milvus.closeConnection();
       }
@@ -254,17 +295,22 @@ export async function main(args: string[]): Promise<void> {
       filtered.push({ pass_ratio: ratios[f]!, recall_at_10: round(rec / nq, 3), qps: round(nq / ((performance.now() - tf) / 1000)) });
     }
 
-    const e2eQps16 = await qps16(name);
+    const native16 = await withCpu(() => profiled(profileDir, "native16", () => qps16(name)));
+    const e2eQps16 = native16.value;
+    const e2eCpuUsPerSearch = native16.cpuUs / total16;
     const grpc = viaGrpc ? await viaMilvusGrpc(sa.milvus, name) : undefined;
     const rss = process.memoryUsage().rss;
     await vb.releaseCollection({ collectionName: name });
 
     // the same data in a collection of two shards: two graphs a query, searched in parallel
     const name2 = "bench_search_2shards";
-    const two = await prepare(name2, 2);
-    for (let i = 0; i < 20; i++) await vb.search({ collectionName: name2, data: [query(i)], limit: K, metricType: "L2", consistencyLevel: "Eventually" });
-    const e2eQps16TwoShards = await qps16(name2);
-    await vb.releaseCollection({ collectionName: name2 });
+    let two: { qps16: number; segments: number } | undefined;
+    if (twoShards) {
+      const { segments: segments2 } = await prepare(name2, 2);
+      for (let i = 0; i < 20; i++) await vb.search({ collectionName: name2, data: [query(i)], limit: K, metricType: "L2", consistencyLevel: "Eventually" });
+      two = { qps16: await qps16(name2), segments: segments2 };
+      await vb.releaseCollection({ collectionName: name2 });
+    }
 
     report(args, {
       rows,
@@ -284,8 +330,10 @@ export async function main(args: string[]): Promise<void> {
       load_s: round(loadS, 2),
       process_rss_mb: round(rss / 1048576),
       segments,
-      e2e_qps_16clients_2shards: round(e2eQps16TwoShards),
-      segments_2shards: two.segments,
+      raw_cpu_us_per_search: round(rawCpuUsPerSearch),
+      e2e_cpu_us_per_search_16clients: round(e2eCpuUsPerSearch),
+      cpu_ratio_16clients: round(rawCpuUsPerSearch / e2eCpuUsPerSearch, 3),
+      ...(two ? { e2e_qps_16clients_2shards: round(two.qps16), segments_2shards: two.segments } : {}),
       ef,
       M,
       efConstruction: EF_CONSTRUCTION,
@@ -297,6 +345,7 @@ export async function main(args: string[]): Promise<void> {
             grpc_p50_ms: round(grpc.p50, 2),
             grpc_p99_ms: round(grpc.p99, 2),
             grpc_recall_at_10: round(grpc.recall, 3),
+            grpc_cpu_us_per_search_16clients: round(grpc.cpuUsPerSearch),
           }
         : {}),
     });
