@@ -2,9 +2,10 @@
  * The metric families of Vectorbus's actors, named after Milvus's (`milvus_proxy_req_latency` →
  * `vectorbus_proxy_req_latency`, same labels; latencies in ms with Milvus's buckets). The runtime's own
  * (NATS connections, DML consumer lag, the process) live in runtime/metrics.ts. Every family is read at
- * `/metrics` of the process that records it.
+ * `/metrics` of the process that records it. Those a search updates (proxy, delegators, segments) are
+ * the runtime's hot counters and histograms, a few additions an update.
  */
-import { counter, gauge, histogram } from "../runtime/metrics.ts";
+import { counter, gauge, histogram, hotCounter, hotHistogram, type CounterSeries, type HistogramSeries } from "../runtime/metrics.ts";
 
 export type Door = "native" | "grpc" | "rest";
 export type QueryType = "search" | "query";
@@ -15,14 +16,14 @@ export const FAIL = "fail";
 // ---- proxy ----
 
 /** Requests per API call, door and status: native calls at the proxy actor, Milvus calls at the gRPC and REST doors. */
-export const proxyReqCount = counter("vectorbus_proxy_req_count", "count of requests served, per API call, door and status", [
+export const proxyReqCount = hotCounter("vectorbus_proxy_req_count", "count of requests served, per API call, door and status", [
   "node_id",
   "function_name",
   "status",
   "door",
 ]);
-export const proxyReqLatency = histogram("vectorbus_proxy_req_latency", "latency of each request in ms, per API call and door", ["node_id", "function_name", "door"]);
-export const proxySQLatency = histogram("vectorbus_proxy_sq_latency", "latency of search or query that succeeded, in ms", [
+export const proxyReqLatency = hotHistogram("vectorbus_proxy_req_latency", "latency of each request in ms, per API call and door", ["node_id", "function_name", "door"]);
+export const proxySQLatency = hotHistogram("vectorbus_proxy_sq_latency", "latency of search or query that succeeded, in ms", [
   "node_id",
   "query_type",
   "db_name",
@@ -30,36 +31,55 @@ export const proxySQLatency = histogram("vectorbus_proxy_sq_latency", "latency o
 ]);
 export const proxySlowQueryCount = counter("vectorbus_proxy_slow_query_count", "count of searches and queries over the slow-query threshold", ["node_id", "msg_type"]);
 
+/** A request's meters at one door, for one API call (looked up once per request). */
+interface RequestMeters {
+  ok: CounterSeries;
+  fail: CounterSeries;
+  latency: HistogramSeries;
+}
+const requestMeters = new Map<string, RequestMeters>();
+
 /** Counts one request and its latency. */
 export function observeRequest(nodeId: string, door: Door, functionName: string, ok: boolean, ms: number): void {
-  proxyReqCount.inc({ node_id: nodeId, function_name: functionName, status: ok ? SUCCESS : FAIL, door });
-  proxyReqLatency.observe({ node_id: nodeId, function_name: functionName, door }, ms);
+  const key = `${nodeId}\u0000${door}\u0000${functionName}`;
+  let m = requestMeters.get(key);
+  if (!m) {
+    const labels = { node_id: nodeId, function_name: functionName, door };
+    m = {
+      ok: proxyReqCount.child({ ...labels, status: SUCCESS }),
+      fail: proxyReqCount.child({ ...labels, status: FAIL }),
+      latency: proxyReqLatency.child(labels),
+    };
+    requestMeters.set(key, m);
+  }
+  (ok ? m.ok : m.fail).inc();
+  m.latency.observe(ms);
 }
 
 // ---- querynode: delegators and segments ----
 
 /** request_scope: `delegator` (a shard's read), `segment` (one segment actor's). */
-export const qnSQReqCount = counter("vectorbus_querynode_sq_req_count", "count of search and query requests, per scope and status", [
+export const qnSQReqCount = hotCounter("vectorbus_querynode_sq_req_count", "count of search and query requests, per scope and status", [
   "node_id",
   "query_type",
   "status",
   "request_scope",
 ]);
-export const qnSQReqLatency = histogram("vectorbus_querynode_sq_req_latency", "latency of search and query requests in ms, from handling to answer", [
+export const qnSQReqLatency = hotHistogram("vectorbus_querynode_sq_req_latency", "latency of search and query requests in ms, from handling to answer", [
   "node_id",
   "query_type",
   "request_scope",
 ]);
-export const qnSQQueueLatency = histogram("vectorbus_querynode_sq_queue_latency", "time search and query requests waited in the actor's mailbox, in ms", [
+export const qnSQQueueLatency = hotHistogram("vectorbus_querynode_sq_queue_latency", "time search and query requests waited in the actor's mailbox, in ms", [
   "node_id",
   "query_type",
   "request_scope",
 ]);
-export const qnSQWaitTSafe = histogram("vectorbus_querynode_sq_wait_tsafe_latency", "time a read waited at the delegator for tSafe to reach its guarantee, in ms", [
+export const qnSQWaitTSafe = hotHistogram("vectorbus_querynode_sq_wait_tsafe_latency", "time a read waited at the delegator for tSafe to reach its guarantee, in ms", [
   "node_id",
   "query_type",
 ]);
-export const qnSQSegmentLatency = histogram("vectorbus_querynode_sq_segment_latency", "latency of one segment's search or query in ms", [
+export const qnSQSegmentLatency = hotHistogram("vectorbus_querynode_sq_segment_latency", "latency of one segment's search or query in ms", [
   "node_id",
   "query_type",
   "segment_state",
@@ -75,24 +95,53 @@ export const qnEntityNum = gauge("vectorbus_querynode_entity_num", "rows a query
 export const qnMemoryBytes = gauge("vectorbus_querynode_memory_bytes", "memory a querynode accounts for its segments, indexes and growing rows (bytes)", ["node_id"]);
 export const qnDelegatorNum = gauge("vectorbus_querynode_delegator_num", "shard delegators a querynode hosts", ["node_id"]);
 
-/** The timings of one read at a delegator or a segment actor, observed when it ends. */
-export function observeRead(
-  nodeId: string,
-  scope: "delegator" | "segment",
-  queryType: QueryType,
-  queuedMs: number,
-  handledAt: number,
-  work: Promise<unknown>,
-): void {
-  qnSQQueueLatency.observe({ node_id: nodeId, query_type: queryType, request_scope: scope }, queuedMs);
-  const done = (ok: boolean) => {
-    qnSQReqCount.inc({ node_id: nodeId, query_type: queryType, status: ok ? SUCCESS : FAIL, request_scope: scope });
-    qnSQReqLatency.observe({ node_id: nodeId, query_type: queryType, request_scope: scope }, performance.now() - handledAt);
-  };
-  work.then(
-    () => done(true),
-    () => done(false),
-  );
+/** The meters of reads of one kind at one scope of a node: held by the reader, so an update is a few additions. */
+export class ReadMeters {
+  private readonly ok: CounterSeries;
+  private readonly fail: CounterSeries;
+  private readonly latency: HistogramSeries;
+  private readonly queue: HistogramSeries;
+  /** delegators: the wait for tSafe */
+  readonly waitTSafe: HistogramSeries;
+  /** segment actors: the time per segment, by state */
+  private readonly segment: HistogramSeries | undefined;
+
+  constructor(nodeId: string, scope: "delegator" | "segment", queryType: QueryType, segmentState?: "Sealed" | "Growing") {
+    const labels = { node_id: nodeId, query_type: queryType, request_scope: scope };
+    this.ok = qnSQReqCount.child({ ...labels, status: SUCCESS });
+    this.fail = qnSQReqCount.child({ ...labels, status: FAIL });
+    this.latency = qnSQReqLatency.child(labels);
+    this.queue = qnSQQueueLatency.child(labels);
+    this.waitTSafe = qnSQWaitTSafe.child({ node_id: nodeId, query_type: queryType });
+    this.segment = segmentState ? qnSQSegmentLatency.child({ node_id: nodeId, query_type: queryType, segment_state: segmentState }) : undefined;
+  }
+
+  /** A read handled at `handledAt` (performance.now()) after `queuedMs` in the mailbox; its outcome is counted when `work` settles. */
+  observe(queuedMs: number, handledAt: number, work: Promise<unknown>): void {
+    this.queue.observe(queuedMs);
+    work.then(
+      () => {
+        const ms = performance.now() - handledAt;
+        this.ok.inc();
+        this.latency.observe(ms);
+        this.segment?.observe(ms);
+      },
+      () => {
+        this.fail.inc();
+        this.latency.observe(performance.now() - handledAt);
+      },
+    );
+  }
+}
+
+const readMeters = new Map<string, ReadMeters>();
+
+/** The meters of a node's reads of one kind at one scope (and segment state), made once. */
+export function readMetersOf(nodeId: string, scope: "delegator" | "segment", queryType: QueryType, segmentState?: "Sealed" | "Growing"): ReadMeters {
+  const key = `${nodeId}\u0000${scope}\u0000${queryType}\u0000${segmentState ?? ""}`;
+  let m = readMeters.get(key);
+  if (!m) readMeters.set(key, (m = new ReadMeters(nodeId, scope, queryType, segmentState)));
+  return m;
 }
 
 // ---- querycoord ----

@@ -9,14 +9,16 @@
  * and ids are made here; with one (any SDK, any exporter) they are recorded under its ids. An untraced
  * message carries no context and costs nothing here.
  */
-import { randomBytes } from "node:crypto";
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from "@opentelemetry/api";
+import { randomFillSync } from "node:crypto";
+import { INVALID_SPAN_CONTEXT, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Span, type Tracer } from "@opentelemetry/api";
 import type { Hop } from "../protocol/envelope.ts";
 
 export type { Hop } from "../protocol/envelope.ts";
 
-/** The tracer every span of Vectorbus comes from (it follows the global provider, registered or not). */
-export const tracer = trace.getTracer("vectorbus");
+/** The tracer every span of Vectorbus comes from: the global provider's, asked each time so that a provider registered (or removed) later is followed. */
+export function tracer(): Tracer {
+  return trace.getTracer("vectorbus");
+}
 
 /** A remote parent: what a traceparent says. */
 export interface TraceParent {
@@ -25,6 +27,7 @@ export interface TraceParent {
   readonly flags: number;
 }
 
+const SAMPLED = TraceFlags.SAMPLED;
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$/;
 const ZERO_TRACE = "0".repeat(32);
 const ZERO_SPAN = "0".repeat(16);
@@ -83,14 +86,38 @@ function isHop(h: unknown): h is Hop {
   return typeof h === "object" && h !== null && typeof (h as Hop).actor === "string" && typeof (h as Hop).ms === "number";
 }
 
+/** Random bytes drawn from a pool refilled 4 KiB at a time (one randomBytes call costs microseconds). */
+const pool = Buffer.alloc(4096);
+let poolUsed = pool.length;
+
 function randomHex(bytes: number): string {
-  return randomBytes(bytes).toString("hex");
+  if (poolUsed + bytes > pool.length) {
+    randomFillSync(pool);
+    poolUsed = 0;
+  }
+  const hex = pool.toString("hex", poolUsed, poolUsed + bytes);
+  poolUsed += bytes;
+  return hex;
 }
+
+/** Span ids of hops that record no span: this process's prefix and a counter (unique, and cheap). */
+const LOCAL_PREFIX = randomHex(4);
+let localSeq = 0;
+
+function localSpanId(): string {
+  localSeq = (localSeq + 1) >>> 0;
+  return LOCAL_PREFIX + localSeq.toString(16).padStart(8, "0");
+}
+
+/** What a hop of an unsampled trace holds for a span: nothing is recorded. */
+const UNRECORDED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /**
  * Starts a hop: a span named `name` under `parent` (a root span without one) that began at `startedAt`
  * (performance.now(); default now). Without a tracer provider the span records nothing and the hop gets
- * ids of its own, so hops still tell apart.
+ * ids of its own, so hops still tell apart. Under an unsampled parent (flags without the sampled bit,
+ * as a tracer provider's parent-based sampler would record nothing either) no span is started at all:
+ * the hop only times itself, which is what the slow-query log needs.
  */
 export function startTrace(
   name: string,
@@ -99,14 +126,15 @@ export function startTrace(
   opts: { startedAt?: number; kind?: SpanKind } = {},
 ): Trace {
   const startedAt = opts.startedAt ?? performance.now();
+  if (parent && (parent.flags & SAMPLED) === 0) return new Trace(parent.traceId, localSpanId(), parent.flags, parent.spanId, UNRECORDED, startedAt);
   const ctx = parent
     ? trace.setSpanContext(ROOT_CONTEXT, { traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.flags, isRemote: true })
     : ROOT_CONTEXT;
-  const span = tracer.startSpan(name, { kind: opts.kind ?? SpanKind.SERVER, attributes, startTime: performance.timeOrigin + startedAt }, ctx);
+  const span = tracer().startSpan(name, { kind: opts.kind ?? SpanKind.SERVER, attributes, startTime: performance.timeOrigin + startedAt }, ctx);
   const sc = span.spanContext();
   const own = trace.isSpanContextValid(sc) && sc.spanId !== parent?.spanId;
   const traceId = own ? sc.traceId : (parent?.traceId ?? randomHex(16));
-  const spanId = own ? sc.spanId : randomHex(8);
+  const spanId = own ? sc.spanId : localSpanId();
   const flags = own ? sc.traceFlags : (parent?.flags ?? 0);
   return new Trace(traceId, spanId, flags, parent?.spanId ?? "", span, startedAt);
 }

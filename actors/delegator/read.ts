@@ -13,7 +13,7 @@ import { QUERYNODE, type QueryResult, type QuerySpec, type SearchResult, type Se
 import { SEGMENT, type CoveredRange } from "../../protocol/messages/segment.ts";
 import type { ActorContext, DeferredReply, Message } from "../../runtime/actor.ts";
 import type { Trace } from "../../runtime/trace.ts";
-import { observeRead, qnSQWaitTSafe } from "../metrics.ts";
+import { readMetersOf, type ReadMeters } from "../metrics.ts";
 import type { ClusterEnv } from "../env.ts";
 import { mergeQueryResults, mergeSearchResults } from "../segment/read_kernel.ts";
 import { bodyOf, invalid } from "../request_fields.ts";
@@ -25,25 +25,28 @@ export type ReadKind = "Search" | "Query";
 
 /** The read side of one delegator, over its data side's state. */
 export class DelegatorReader {
+  private readonly meters: Record<ReadKind, ReadMeters>;
+
   constructor(
     private readonly env: ClusterEnv,
     private readonly ctx: ActorContext,
     private readonly data: DelegatorData,
-  ) {}
+  ) {
+    this.meters = { Search: readMetersOf(data.nodeId, "delegator", "search"), Query: readMetersOf(data.nodeId, "delegator", "query") };
+  }
 
   /** A read, observed: mailbox wait, tSafe wait, time to answer (`vectorbus_querynode_sq_*`, scope delegator). */
   onRead(kind: ReadKind, msg: Message): unknown {
     const handledAt = performance.now();
-    const queryType = kind === "Search" ? "search" : "query";
     const queued = handledAt - (msg.receivedAt ?? handledAt);
     let reply: DeferredReply<unknown>;
     try {
       reply = this.read(kind, msg, handledAt);
     } catch (err) {
-      observeRead(this.data.nodeId, "delegator", queryType, queued, handledAt, Promise.reject(err));
+      this.meters[kind].observe(queued, handledAt, Promise.reject(err));
       throw err;
     }
-    observeRead(this.data.nodeId, "delegator", queryType, queued, handledAt, reply.work);
+    this.meters[kind].observe(queued, handledAt, reply.work);
     return reply;
   }
 
@@ -57,9 +60,9 @@ export class DelegatorReader {
     }
     const wait = guarantee.consistency === "Eventually" ? undefined : guarantee.position;
     const deadline = msg.deadline > 0 ? msg.deadline : 0;
-    const labels = { node_id: this.data.nodeId, query_type: kind === "Search" ? "search" : "query" };
+    const waitTSafe = this.meters[kind].waitTSafe;
     if (this.data.ready(wait)) {
-      qnSQWaitTSafe.observe(labels, 0);
+      waitTSafe.observe(0);
       return this.ctx.reenter(this.execute(kind, spec, deadline, msg.trace));
     }
     if (wait === undefined) {
@@ -77,7 +80,7 @@ export class DelegatorReader {
           wait,
           () => {
             this.ctx.timers.cancel(`wait-${id}`);
-            qnSQWaitTSafe.observe(labels, performance.now() - handledAt);
+            waitTSafe.observe(performance.now() - handledAt);
             resolve(this.execute(kind, spec, deadline, msg.trace));
           },
           reject,

@@ -5,30 +5,26 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { DeferredReply, type Message } from "../../runtime/actor.ts";
-import { observeRead, qnSQSegmentLatency } from "../metrics.ts";
+import { readMetersOf } from "../metrics.ts";
 import { segmentTestHooks } from "./test_hooks.ts";
 
 export function observedSegmentRead(msg: Message, nodeId: string, state: "Sealed" | "Growing", run: () => unknown): unknown {
   const handledAt = performance.now();
-  const queryType = msg.type === "segment.Search" ? "search" : "query";
+  const search = msg.type === "segment.Search";
+  const meters = readMetersOf(nodeId, "segment", search ? "search" : "query", state);
   const queued = handledAt - (msg.receivedAt ?? handledAt);
   let reply: unknown;
   try {
     reply = run();
   } catch (err) {
-    observeRead(nodeId, "segment", queryType, queued, handledAt, Promise.reject(err));
+    meters.observe(queued, handledAt, Promise.reject(err));
     throw err;
   }
   const delay = segmentTestHooks.searchDelayMs;
-  if (delay > 0 && queryType === "search" && reply instanceof DeferredReply) {
+  if (delay > 0 && search && reply instanceof DeferredReply) {
     const work = reply.work as Promise<unknown>;
     reply = new DeferredReply(work.then(async (v) => (await sleep(delay), v)));
   }
-  const work = reply instanceof DeferredReply ? (reply.work as Promise<unknown>) : Promise.resolve(reply);
-  observeRead(nodeId, "segment", queryType, queued, handledAt, work);
-  work.then(
-    () => qnSQSegmentLatency.observe({ node_id: nodeId, query_type: queryType, segment_state: state }, performance.now() - handledAt),
-    () => undefined,
-  );
+  meters.observe(queued, handledAt, reply instanceof DeferredReply ? (reply.work as Promise<unknown>) : Promise.resolve(reply));
   return reply;
 }
