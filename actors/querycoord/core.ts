@@ -16,7 +16,6 @@ import { PROBE_TYPE } from "../../runtime/ask.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
 import { nodeLoads, scoreOf } from "./balance/node_load.ts";
-import { rebalanceReplicaNodes } from "./balance/replica_assign.ts";
 import { channelMoveKey, moveKey, planBalance, planChannelBalance, type ChannelMove, type SegmentMove } from "./balance/score_balancer.ts";
 import {
   addBlocker,
@@ -32,6 +31,8 @@ import { DistManager } from "./dist/dist_manager.ts";
 import { DistSnapshot } from "./dist/dist_snapshot.ts";
 import { MSG } from "./messages.ts";
 import type { Meta } from "./meta/meta.ts";
+import type { ResourceManager } from "./meta/resource_manager.ts";
+import { recoverResourceGroups, withLeaving } from "./rg_services.ts";
 import { l0Of, targetFromRecovery } from "./meta/target.ts";
 import type { TargetManager } from "./meta/target_manager.ts";
 import type { CollectionLoad } from "./meta/types.ts";
@@ -84,6 +85,8 @@ export class QuerycoordCore {
   private retired = false;
   /** balance moves in flight, by `moveKey(replica, segment)`, with when they were planned */
   readonly moves = new Map<string, SegmentMove & { at: number }>();
+  /** callers of a manual LoadBalance waiting for a move to be done ("") or given up (the reason), by move key */
+  readonly moveWaiters = new Map<string, ((why: string) => void)[]>();
   /** channel (delegator) moves in flight, by `channelMoveKey(replica, vchannel)`, with when they were planned */
   readonly channelMoves = new Map<string, ChannelMove & { at: number }>();
   private lastBalanceAt = 0;
@@ -99,6 +102,8 @@ export class QuerycoordCore {
     readonly log: Logger,
     readonly meta: Meta,
     readonly targets: TargetManager,
+    /** querynodes in resource groups */
+    readonly rgs: ResourceManager,
   ) {
     this.dist = new DistManager(env.config.heartbeatAvailableMs);
     this.snap = this.dist.snapshot();
@@ -457,16 +462,9 @@ export class QuerycoordCore {
     }
     const snap = this.dist.snapshot();
 
-    // replicas follow the alive querynodes
-    const alive = new Set(this.dist.aliveNodes());
-    for (const c of this.meta.allCollections()) {
-      const hint = (nodeId: string) => snap.delegatorsOf(c.collectionId).find((d) => d.nodeId === nodeId)?.replicaId;
-      const stopping = new Set([...alive].filter((n) => snap.isStopping(n)));
-      for (const r of rebalanceReplicaNodes(this.meta.replicasOf(c.collectionId), alive, hint, stopping)) {
-        this.log.info({ collection: c.collectionId, replica: r.replicaId, nodes: r.nodes }, "replica nodes changed");
-        void this.meta.putReplica(r).catch(() => undefined);
-      }
-    }
+    // resource groups, then replicas, follow the alive querynodes; nodes leaving a replica's group serve
+    // until their work is elsewhere (the checkers see them as stopping)
+    const leaving = recoverResourceGroups(this, snap);
 
     // tasks whose change shows are finished
     const { failed } = this.scheduler.confirm((t) => effectVisible(t.action, snap), now);
@@ -489,7 +487,7 @@ export class QuerycoordCore {
       collections: this.meta.allCollections(),
       replicas: this.meta.allReplicas(),
       targets: new Map(this.meta.allCollections().map((c) => [c.collectionId, this.targets.get(c.collectionId)])),
-      dist: snap,
+      dist: withLeaving(snap, leaving),
       failures: this.scheduler.failures(),
       synced: this.viewsForCheck(),
       pending: this.scheduler.pendingLoads(),
@@ -531,6 +529,8 @@ export class QuerycoordCore {
       else if (now - m.at > this.params.balanceMoveTimeoutMs) why = `not done within ${this.params.balanceMoveTimeoutMs} ms`;
       if (why === undefined) continue;
       this.moves.delete(key);
+      for (const w of this.moveWaiters.get(key) ?? []) w(why);
+      this.moveWaiters.delete(key);
       if (why === "") this.log.info({ collection: m.collectionId, segment: m.segmentId, from: m.from, to: m.to, ms: now - m.at }, "balance: segment moved");
       else this.log.warn({ collection: m.collectionId, segment: m.segmentId, from: m.from, to: m.to }, `balance: move given up: ${why}`);
     }

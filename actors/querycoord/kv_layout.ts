@@ -7,11 +7,13 @@
  * - `qc_replicas`     `<collectionId>.<replicaId>`      → Replica (its querynodes)
  * - `qc_targets`      `<collectionId>.target`           → PersistedTarget (version, partitions, channels and seek positions, segment ids)
  *                     `<collectionId>.seg.<segmentId>`  → SegmentInfo of a segment of the current target (L1 and L0)
+ * - `qc_resource_groups` `<name>`                      → ResourceGroupRecord (config: requests, limits, transfer_from/to; its querynodes)
  */
 export const BUCKET = {
   collections: "qc_collections",
   replicas: "qc_replicas",
   targets: "qc_targets",
+  resourceGroups: "qc_resource_groups",
 } as const;
 
 export const collectionKey = (collectionId: bigint): string => `${collectionId}`;
@@ -20,3 +22,4 @@ export const targetKey = (collectionId: bigint): string => `${collectionId}.targ
 export const targetSegmentKey = (collectionId: bigint, segmentId: bigint): string => `${collectionId}.seg.${segmentId}`;
 /** every key of one collection in a bucket whose keys start with the collection id */
 export const collectionPrefix = (collectionId: bigint): string => `${collectionId}`;
+export const resourceGroupKey = (name: string): string => name;

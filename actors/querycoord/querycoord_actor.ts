@@ -19,15 +19,26 @@ import { followEvents, type VbEvent } from "../events.ts";
 import { errorText, QuerycoordCore } from "./core.ts";
 import { followQueryNodeDists } from "./dist/dist_feed.ts";
 import { JobQueues, type Job, type JobStep } from "./job/job.ts";
-import { AddPartitionJob, LoadJob, nodeLackError } from "./job/load_job.ts";
+import { AddPartitionJob, groupLack, LoadJob, replicaGroups } from "./job/load_job.ts";
 import { ReleaseJob } from "./job/release_job.ts";
 import { BUCKET } from "./kv_layout.ts";
 import { MSG } from "./messages.ts";
 import { KvWriter } from "./meta/kv_writer.ts";
 import { Meta } from "./meta/meta.ts";
+import { ResourceManager } from "./meta/resource_manager.ts";
+import { loadBalance } from "./balance/manual_balance.ts";
+import {
+  createResourceGroup,
+  describeResourceGroup,
+  dropResourceGroup,
+  listResourceGroups,
+  transferNode,
+  transferReplica,
+  updateResourceGroups,
+} from "./rg_services.ts";
 import { TargetManager } from "./meta/target_manager.ts";
 import { DEFAULT_QUERYCOORD_PARAMS, type QuerycoordParams } from "./params.ts";
-import { bodyOf, optionalBool, optionalIds, optionalInt, requiredId } from "../request_fields.ts";
+import { bodyOf, optionalBool, optionalId, optionalIds, optionalInt, requiredId, requiredString } from "../request_fields.ts";
 import {
   getLoadingProgress,
   getLoadState,
@@ -61,13 +72,24 @@ export class QuerycoordActor extends Actor {
   override async preStart(): Promise<void> {
     const { env, params } = this;
     const log = this.ctx.log;
-    const [kc, kr, kt] = await Promise.all([env.meta(BUCKET.collections), env.meta(BUCKET.replicas), env.meta(BUCKET.targets)]);
-    const writers = { collections: new KvWriter(kc, log), replicas: new KvWriter(kr, log), targets: new KvWriter(kt, log) };
+    const [kc, kr, kt, kg] = await Promise.all([
+      env.meta(BUCKET.collections),
+      env.meta(BUCKET.replicas),
+      env.meta(BUCKET.targets),
+      env.meta(BUCKET.resourceGroups),
+    ]);
+    const writers = {
+      collections: new KvWriter(kc, log),
+      replicas: new KvWriter(kr, log),
+      targets: new KvWriter(kt, log),
+      resourceGroups: new KvWriter(kg, log),
+    };
     this.writers = Object.values(writers);
     const meta = await Meta.open({ collections: kc, replicas: kr }, writers);
     const targets = await TargetManager.open(kt, writers.targets);
     for (const c of targets.collections()) if (!meta.collection(c)) void targets.remove(c); // a release that did not finish
-    const core = new QuerycoordCore(env, params, this.ctx, log, meta, targets);
+    const rgs = await ResourceManager.open(kg, writers.resourceGroups);
+    const core = new QuerycoordCore(env, params, this.ctx, log, meta, targets, rgs);
     this.core = core;
     for (const c of meta.allCollections()) core.requestTarget(c.collectionId);
 
@@ -75,7 +97,12 @@ export class QuerycoordActor extends Actor {
     await this.follow();
     this.ctx.timers.startPeriodic("tick", params.reconcileIntervalMs, MSG.tick);
     log.info(
-      { collections: meta.allCollections().length, replicas: meta.allReplicas().length, nodes: core.dist.aliveAt(Date.now()).length },
+      {
+        collections: meta.allCollections().length,
+        replicas: meta.allReplicas().length,
+        resourceGroups: rgs.names().length,
+        nodes: core.dist.aliveAt(Date.now()).length,
+      },
       "querycoord started",
     );
   }
@@ -231,11 +258,29 @@ export class QuerycoordActor extends Actor {
 
 type Handler = (actor: QuerycoordActor, core: QuerycoordCore, b: Record<string, unknown>, msg: Message) => unknown;
 
-/** A new load asking for more replicas than querynodes are alive fails before it is queued. */
-function failFastOnNodeLack(core: QuerycoordCore, collectionId: bigint, replicaNumber: number | undefined): void {
-  if (core.meta.collection(collectionId) || core.inStartupGrace()) return;
-  const alive = core.dist.aliveAt(Date.now()).length;
-  if (alive < (replicaNumber ?? 1)) throw nodeLackError(collectionId, replicaNumber ?? 1, alive);
+/** A new load asking for more replicas than its resource groups have querynodes fails before it is queued. */
+function failFastOnNodeLack(core: QuerycoordCore, collectionId: bigint, replicaNumber: number | undefined, resourceGroups: string[] | undefined): void {
+  if (core.meta.collection(collectionId)) return;
+  const groups = replicaGroups(core, replicaNumber ?? 1, resourceGroups);
+  if (core.inStartupGrace()) return;
+  const lack = groupLack(core, collectionId, groups);
+  if (lack) throw lack;
+}
+
+/** `resourceGroups` of a load: a list of group names (a name may repeat: one replica each). */
+function resourceGroupsOf(verb: string, b: Record<string, unknown>): string[] | undefined {
+  const v = b.resourceGroups;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === "string" && x.length > 0)) {
+    throw VbError.invalid(`${verb}: field "resourceGroups" must be a list of resource group names`);
+  }
+  return v.length > 0 ? (v as string[]) : undefined;
+}
+
+/** With resource groups and no replica number, one replica per group named (Milvus asks as many). */
+function replicaNumberOf(verb: string, b: Record<string, unknown>, resourceGroups: string[] | undefined): number | undefined {
+  const n = optionalInt(verb, b, "replicaNumber", 1, MAX_REPLICAS);
+  return n ?? (resourceGroups && resourceGroups.length > 1 ? resourceGroups.length : undefined);
 }
 
 function waitDeadline(timeoutMs: number | undefined, msg: Message): number {
@@ -246,25 +291,34 @@ function waitDeadline(timeoutMs: number | undefined, msg: Message): number {
 const API: { [V in Verb]: Handler } = {
   LoadCollection: (actor, core, b, msg) => {
     const collectionId = requiredId("querycoord.LoadCollection", b, "collectionId");
-    const replicaNumber = optionalInt("querycoord.LoadCollection", b, "replicaNumber", 1, MAX_REPLICAS);
+    const resourceGroups = resourceGroupsOf("querycoord.LoadCollection", b);
+    const replicaNumber = replicaNumberOf("querycoord.LoadCollection", b, resourceGroups);
     const timeoutMs = optionalInt("querycoord.LoadCollection", b, "timeoutMs", 1, 24 * 3_600_000);
     const wait = optionalBool("querycoord.LoadCollection", b, "wait") ?? false;
-    failFastOnNodeLack(core, collectionId, replicaNumber);
-    const job = new LoadJob({ collectionId, ...(replicaNumber === undefined ? {} : { replicaNumber }), wait, deadline: waitDeadline(timeoutMs, msg) });
+    failFastOnNodeLack(core, collectionId, replicaNumber, resourceGroups);
+    const job = new LoadJob({
+      collectionId,
+      ...(replicaNumber === undefined ? {} : { replicaNumber }),
+      ...(resourceGroups === undefined ? {} : { resourceGroups }),
+      wait,
+      deadline: waitDeadline(timeoutMs, msg),
+    });
     return actor.ctx.reenter(actor.submitJob(job));
   },
   LoadPartitions: (actor, core, b, msg) => {
     const collectionId = requiredId("querycoord.LoadPartitions", b, "collectionId");
     const partitionIds = optionalIds("querycoord.LoadPartitions", b, "partitionIds");
     if (!partitionIds || partitionIds.length === 0) throw VbError.invalid(`querycoord.LoadPartitions: field "partitionIds" must name at least one partition`);
-    const replicaNumber = optionalInt("querycoord.LoadPartitions", b, "replicaNumber", 1, MAX_REPLICAS);
+    const resourceGroups = resourceGroupsOf("querycoord.LoadPartitions", b);
+    const replicaNumber = replicaNumberOf("querycoord.LoadPartitions", b, resourceGroups);
     const timeoutMs = optionalInt("querycoord.LoadPartitions", b, "timeoutMs", 1, 24 * 3_600_000);
     const wait = optionalBool("querycoord.LoadPartitions", b, "wait") ?? false;
-    failFastOnNodeLack(core, collectionId, replicaNumber);
+    failFastOnNodeLack(core, collectionId, replicaNumber, resourceGroups);
     const job = new LoadJob({
       collectionId,
       partitionIds,
       ...(replicaNumber === undefined ? {} : { replicaNumber }),
+      ...(resourceGroups === undefined ? {} : { resourceGroups }),
       wait,
       deadline: waitDeadline(timeoutMs, msg),
     });
@@ -288,4 +342,30 @@ const API: { [V in Verb]: Handler } = {
   GetReplicas: (_a, core, b) => getReplicas(core, requiredId("querycoord.GetReplicas", b, "collectionId")),
   GetSegmentInfo: (_a, core, b) => getSegmentInfo(core, requiredId("querycoord.GetSegmentInfo", b, "collectionId")),
   GetStatus: (_a, core) => getStatus(core),
+  CreateResourceGroup: (actor, core, b) => actor.ctx.reenter(createResourceGroup(core, b)),
+  DropResourceGroup: (actor, core, b) => actor.ctx.reenter(dropResourceGroup(core, b)),
+  UpdateResourceGroups: (actor, core, b) => actor.ctx.reenter(updateResourceGroups(core, b)),
+  DescribeResourceGroup: (_a, core, b) => describeResourceGroup(core, b),
+  ListResourceGroups: (_a, core) => listResourceGroups(core),
+  TransferNode: (actor, core, b) => actor.ctx.reenter(transferNode(core, b)),
+  TransferReplica: (actor, core, b) => actor.ctx.reenter(transferReplica(core, b)),
+  LoadBalance: (actor, core, b, msg) => {
+    const verb = "querycoord.LoadBalance";
+    const sourceNode = requiredString(verb, b, "sourceNode");
+    const collectionId = optionalId(verb, b, "collectionId");
+    const dstNodes = b.dstNodes === undefined || b.dstNodes === null ? undefined : b.dstNodes;
+    if (dstNodes !== undefined && (!Array.isArray(dstNodes) || !dstNodes.every((n) => typeof n === "string" && n.length > 0))) {
+      throw VbError.invalid(`${verb}: field "dstNodes" must be a list of querynode ids`);
+    }
+    const segmentIds = optionalIds(verb, b, "segmentIds");
+    const wait = optionalBool(verb, b, "wait") ?? false;
+    const timeoutMs = optionalInt(verb, b, "timeoutMs", 1, 24 * 3_600_000);
+    const req = {
+      sourceNode,
+      ...(collectionId === undefined ? {} : { collectionId }),
+      ...(dstNodes && dstNodes.length > 0 ? { dstNodes: dstNodes as string[] } : {}),
+      ...(segmentIds && segmentIds.length > 0 ? { segmentIds } : {}),
+    };
+    return actor.ctx.reenter(loadBalance(core, req, wait, waitDeadline(timeoutMs, msg)));
+  },
 };

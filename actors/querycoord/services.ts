@@ -10,6 +10,8 @@ import type { LoadState, QuerycoordApi, ReplicaInfo, ShardLeader } from "../../p
 import type { QuerycoordCore } from "./core.ts";
 import { targetChannels } from "./checkers/types.ts";
 import type { CollectionLoad } from "./meta/types.ts";
+import { DEFAULT_RESOURCE_GROUP } from "./meta/resource_manager.ts";
+import { resourceGroupEvents, resourceGroupsStatus } from "./rg_services.ts";
 
 type Res<V extends keyof QuerycoordApi> = QuerycoordApi[V][1];
 
@@ -114,6 +116,7 @@ function replicaInfos(core: QuerycoordCore, collectionId: bigint): ReplicaInfo[]
   return core.meta.replicasOf(collectionId).map((r) => ({
     replicaId: r.replicaId,
     collectionId,
+    resourceGroup: r.resourceGroup ?? DEFAULT_RESOURCE_GROUP,
     nodes: [...r.nodes],
     shardLeaders: leadersOf(core, collectionId, r.replicaId, r.nodes),
   }));
@@ -147,6 +150,8 @@ export function getStatus(core: QuerycoordCore): Res<"GetStatus"> {
       to: m.to,
       startedAt: m.at,
     })),
+    resourceGroups: resourceGroupsStatus(core),
+    resourceGroupEvents: resourceGroupEvents(core),
     collections: core.meta.allCollections().map((c) => ({
       collectionId: c.collectionId,
       state: c.status as LoadState,

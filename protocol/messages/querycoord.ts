@@ -21,6 +21,8 @@ export interface ShardLeader {
 export interface ReplicaInfo {
   replicaId: bigint;
   collectionId: bigint;
+  /** the resource group whose querynodes serve it (`__default_resource_group` unless loaded into another) */
+  resourceGroup?: string;
   nodes: string[];
   shardLeaders: ShardLeader[];
 }
@@ -34,11 +36,65 @@ export interface LoadBlocker {
   reason: string;
 }
 
+/** Milvus's rgpb.ResourceGroupConfig (node counts; node filters are not kept) */
+export interface ResourceGroupConfig {
+  requests: { nodeNum: number };
+  limits: { nodeNum: number };
+  /** groups to take nodes from first when this one is below its request */
+  transferFrom?: { resourceGroup: string }[];
+  /** groups to give nodes to first when this one is over its limit */
+  transferTo?: { resourceGroup: string }[];
+}
+
+/** What DescribeResourceGroup answers (Milvus's ResourceGroup message). */
+export interface ResourceGroupInfo {
+  name: string;
+  config: ResourceGroupConfig;
+  /** requests.node_num */
+  capacity: number;
+  /** the group's querynodes (alive and not stopping: a node that goes down or drains leaves its group) */
+  nodes: string[];
+  numAvailableNode: number;
+  /** replicas in the group, by collection */
+  numLoadedReplica: { collectionId: bigint; collectionName: string; count: number }[];
+  /** the group's nodes serving replicas of other groups (while they give their data away), by collection */
+  numOutgoingNode: { collectionId: bigint; collectionName: string; count: number }[];
+  /** nodes of other groups serving the group's replicas, by collection */
+  numIncomingNode: { collectionId: bigint; collectionName: string; count: number }[];
+}
+
+/** A node querycoord moved between resource groups (or placed in one), and why. */
+export interface ResourceGroupEvent {
+  at: number;
+  nodeId: string;
+  from?: string;
+  to: string;
+  reason: string;
+}
+
+/** One segment of a manual LoadBalance and how it went. */
+export interface ManualMove {
+  collectionId: bigint;
+  collectionName: string;
+  replicaId: bigint;
+  segmentId: bigint;
+  from: string;
+  to: string;
+  rows: number;
+  /** with `wait`: moved, or given up (with the reason); without: planned */
+  state: "planned" | "moved" | "failed";
+  reason?: string;
+}
+
 export type QuerycoordApi = {
-  /** starts the load job; returns at once (watch GetLoadingProgress), or when loaded with `wait` */
-  LoadCollection: [{ collectionId: bigint; replicaNumber?: number; wait?: boolean; timeoutMs?: number }, null];
+  /**
+   * starts the load job; returns at once (watch GetLoadingProgress), or when loaded with `wait`.
+   * `resourceGroups`: one name puts every replica in that group; as many names as replicas put replica i
+   * in group i (a name may repeat); none: the default group.
+   */
+  LoadCollection: [{ collectionId: bigint; replicaNumber?: number; resourceGroups?: string[]; wait?: boolean; timeoutMs?: number }, null];
   ReleaseCollection: [{ collectionId: bigint }, null];
-  LoadPartitions: [{ collectionId: bigint; partitionIds: bigint[]; replicaNumber?: number; wait?: boolean }, null];
+  LoadPartitions: [{ collectionId: bigint; partitionIds: bigint[]; replicaNumber?: number; resourceGroups?: string[]; wait?: boolean }, null];
   ReleasePartitions: [{ collectionId: bigint; partitionIds: bigint[] }, null];
   GetLoadState: [{ collectionId: bigint; partitionIds?: bigint[] }, { state: LoadState; progress: number }];
   GetLoadingProgress: [
@@ -52,11 +108,35 @@ export type QuerycoordApi = {
   GetShardLeaders: [{ collectionId: bigint }, { shards: { vchannel: string; leaders: ShardLeader[] }[] }];
   GetReplicas: [{ collectionId: bigint }, { replicas: ReplicaInfo[] }];
   GetSegmentInfo: [{ collectionId: bigint }, { segments: (SegmentInfo & { nodeIds: string[] })[] }];
+  CreateResourceGroup: [{ name: string; config?: ResourceGroupConfig }, null];
+  /** the group must have limits 0 and no replica; dropping a group that does not exist is a no-op */
+  DropResourceGroup: [{ name: string }, null];
+  UpdateResourceGroups: [{ groups: { name: string; config: ResourceGroupConfig }[] }, null];
+  DescribeResourceGroup: [{ name: string }, { group: ResourceGroupInfo }];
+  ListResourceGroups: [Record<string, never>, { names: string[] }];
+  /** Milvus's TransferNode: `numNode` fewer requested by the source, more by the target; answers with the nodes that moved */
+  TransferNode: [{ source: string; target: string; numNode: number }, { transfers: ResourceGroupEvent[] }];
+  /** moves `numReplica` of the collection's replicas from one group to another; answers their ids */
+  TransferReplica: [{ source: string; target: string; collectionId: bigint; numReplica: number }, { replicaIds: bigint[] }];
+  /**
+   * Milvus's LoadBalance: moves sealed segments off `sourceNode` to other nodes of its replica (`dstNodes`,
+   * default: every other node of the replica that can take work; `segmentIds`, default: every sealed
+   * segment it holds). Without `collectionId`, every loaded collection with a replica on the node. With
+   * `wait`, answers once the moves are done or given up.
+   */
+  LoadBalance: [
+    { collectionId?: bigint; sourceNode: string; dstNodes?: string[]; segmentIds?: bigint[]; wait?: boolean; timeoutMs?: number },
+    { moves: ManualMove[] },
+  ];
   /** everything `vbus status` prints */
   GetStatus: [
     Record<string, never>,
     {
       nodes: QueryNodeStatus[];
+      /** resource groups and their nodes */
+      resourceGroups?: { name: string; requests: number; limits: number; nodes: string[] }[];
+      /** the latest nodes querycoord moved between groups, newest last */
+      resourceGroupEvents?: ResourceGroupEvent[];
       /** balance moves in flight: a segment's copy going from one node to another in a replica */
       moves?: { collectionId: bigint; replicaId: bigint; segmentId: bigint; rows: number; from: string; to: string; startedAt: number }[];
       collections: { collectionId: bigint; state: LoadState; progress: number; replicas: ReplicaInfo[]; blockers: LoadBlocker[] }[];

@@ -8,6 +8,7 @@ import { collectionLabel, ErrorCode, VbError } from "../../../protocol/errors.ts
 import type { CollectionInfo } from "../../../protocol/meta.ts";
 import type { PipeResult } from "../../../runtime/actor.ts";
 import { splitNodes } from "../balance/replica_assign.ts";
+import { DEFAULT_RESOURCE_GROUP } from "../meta/resource_manager.ts";
 import type { QuerycoordCore } from "../core.ts";
 import type { CollectionLoad, Replica } from "../meta/types.ts";
 import { Job, type JobStep } from "./job.ts";
@@ -17,6 +18,8 @@ export interface LoadRequest {
   /** undefined: the whole collection (LoadCollection) */
   partitionIds?: bigint[];
   replicaNumber?: number;
+  /** the resource group of each replica (one name: all of them); undefined: the default group */
+  resourceGroups?: string[];
   /** answer only once Loaded */
   wait: boolean;
   /** when a waiting caller gives up (ms since the epoch; 0: never) */
@@ -32,6 +35,39 @@ export function nodeLackError(collectionId: bigint, replicaNumber: number, alive
 }
 
 const NODE_POLL_MS = 100;
+
+/**
+ * The resource group of each of `replicaNumber` replicas: one name for all of them, or one name per
+ * replica (Milvus asks for as many groups as replicas when there are several); none: the default group.
+ */
+export function replicaGroups(core: QuerycoordCore, replicaNumber: number, resourceGroups: readonly string[] | undefined): string[] {
+  const names = resourceGroups && resourceGroups.length > 0 ? resourceGroups : [DEFAULT_RESOURCE_GROUP];
+  for (const g of names) core.rgs.require(g);
+  if (names.length === 1) return Array.from({ length: replicaNumber }, () => names[0]!);
+  if (names.length !== replicaNumber) {
+    throw VbError.invalid(
+      `${names.length} resource groups named for ${replicaNumber} replica(s) (1100): name one group for all replicas, or one per replica (a:1,b:1 is two replicas, one in a and one in b)`,
+    );
+  }
+  return [...names];
+}
+
+/** A group short of nodes for its replicas: the error, else undefined. */
+export function groupLack(core: QuerycoordCore, collectionId: bigint, groups: readonly string[]): VbError | undefined {
+  const want = new Map<string, number>();
+  for (const g of groups) want.set(g, (want.get(g) ?? 0) + 1);
+  for (const [g, n] of want) {
+    const have = core.rgs.nodesOf(g).length;
+    if (have >= n) continue;
+    if (g === DEFAULT_RESOURCE_GROUP && want.size === 1) return nodeLackError(collectionId, n, have);
+    return new VbError(
+      ErrorCode.ResourceInsufficient,
+      `cannot load collection ${collectionId} with ${n} replica(s) in resource group "${g}" (NodeLack): it has ${have} querynode${have === 1 ? "" : "s"}, ` +
+        `each replica needs at least one; give it nodes (vbus rg update ${g} --requests ${n} --limits ${n}, or vbus rg transfer-node) or load fewer replicas there`,
+    );
+  }
+  return undefined;
+}
 
 export class LoadJob extends Job {
   readonly kind: string;
@@ -52,6 +88,15 @@ export class LoadJob extends Job {
           `collection ${collectionLabel(req.collectionId, existing.name)} is loaded with ${existing.replicaNumber} replica(s); release it first (vbus release ${existing.name}, or ReleaseCollection) to load it with ${req.replicaNumber}`,
         );
       }
+      if (req.resourceGroups && req.resourceGroups.length > 0) {
+        const have = core.meta.replicasOf(req.collectionId).map((r) => r.resourceGroup ?? DEFAULT_RESOURCE_GROUP).sort();
+        const want = replicaGroups(core, existing.replicaNumber, req.resourceGroups).sort();
+        if (have.join(",") !== want.join(",")) {
+          throw VbError.invalid(
+            `collection ${collectionLabel(req.collectionId, existing.name)} is loaded with replicas in ${have.join(", ")}; move them with vbus rg transfer-replica (TransferReplica), or release it first`,
+          );
+        }
+      }
       if (existing.loadType === "Collection") return { stored: Promise.resolve() };
       if (req.partitionIds && req.partitionIds.every((p) => existing.partitionIds.includes(p))) return { stored: Promise.resolve() };
       this.phase = "describe";
@@ -63,9 +108,9 @@ export class LoadJob extends Job {
   /** Enough alive querynodes for the replicas: learn the collection; else fail (or, at start-up, wait a little). */
   private afterNodes(core: QuerycoordCore): JobStep {
     const replicaNumber = this.req.replicaNumber ?? 1;
-    const alive = core.dist.aliveAt(Date.now()).length;
-    if (alive < replicaNumber) {
-      if (!core.inStartupGrace()) throw nodeLackError(this.req.collectionId, replicaNumber, alive);
+    const lack = groupLack(core, this.req.collectionId, replicaGroups(core, replicaNumber, this.req.resourceGroups));
+    if (lack) {
+      if (!core.inStartupGrace()) throw lack;
       this.phase = "nodes";
       return { wait: new Promise((r) => setTimeout(r, NODE_POLL_MS)) };
     }
@@ -106,9 +151,18 @@ export class LoadJob extends Job {
       return { stored };
     }
     const replicaNumber = req.replicaNumber ?? 1;
-    const alive = core.nodesByLoad();
-    const groups = splitNodes(alive, replicaNumber);
-    if (!groups) throw nodeLackError(req.collectionId, replicaNumber, alive.length);
+    const rgOf = replicaGroups(core, replicaNumber, req.resourceGroups);
+    const lack = groupLack(core, req.collectionId, rgOf);
+    if (lack) throw lack;
+    // each group's nodes split among its replicas, least loaded first
+    const byLoad = core.nodesByLoad();
+    const groups: string[][] = [];
+    const perGroup = new Map<string, string[][]>();
+    for (const g of new Set(rgOf)) {
+      const members = new Set(core.rgs.nodesOf(g));
+      perGroup.set(g, splitNodes(byLoad.filter((n) => members.has(n)), rgOf.filter((x) => x === g).length) ?? []);
+    }
+    for (const g of rgOf) groups.push(perGroup.get(g)!.shift() ?? []);
     const load: CollectionLoad = {
       collectionId: req.collectionId,
       dbName: info.dbName,
@@ -123,10 +177,10 @@ export class LoadJob extends Job {
       loadStartedAt: now,
       progress: 0,
     };
-    const replicas: Replica[] = groups.map((nodes, i) => ({ replicaId: ids![i]!, collectionId: req.collectionId, nodes }));
+    const replicas: Replica[] = groups.map((nodes, i) => ({ replicaId: ids![i]!, collectionId: req.collectionId, resourceGroup: rgOf[i]!, nodes }));
     const writes = [core.meta.putCollection(load), ...replicas.map((r) => core.meta.putReplica(r))];
     core.log.info(
-      { collection: req.collectionId, replicas: replicas.map((r) => ({ id: r.replicaId, nodes: r.nodes })), partitions: load.partitionIds.length },
+      { collection: req.collectionId, replicas: replicas.map((r) => ({ id: r.replicaId, group: r.resourceGroup, nodes: r.nodes })), partitions: load.partitionIds.length },
       "loading collection",
     );
     core.requestTarget(req.collectionId);

@@ -33,7 +33,13 @@ export interface CollectionLoad {
 export interface Replica {
   replicaId: bigint;
   collectionId: bigint;
-  /** querynodes of the replica; a querynode is in at most one replica of a collection */
+  /** the resource group whose querynodes serve it; absent: the default group (records written before groups existed) */
+  resourceGroup?: string;
+  /**
+   * querynodes of the replica; a querynode is in at most one replica of a collection. A node that left
+   * the replica's group stays here while it still holds some of the collection (Milvus's read-only
+   * nodes): it serves until its segments and channels are elsewhere, and takes nothing new.
+   */
   nodes: string[];
 }
 
