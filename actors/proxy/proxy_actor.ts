@@ -28,6 +28,7 @@ import { QUERYCOORD, type QuerycoordApi, type ShardLeader } from "../../protocol
 import { DELEGATOR, type Guarantee, type QueryResult, type SearchResult } from "../../protocol/messages/querynode.ts";
 import type { QueryReq, SearchReq } from "../../protocol/messages/proxy.ts";
 import { mergeQuery, mergeSearch, partitionIdsOf, prepareQuery, prepareSearch } from "./read_task.ts";
+import { RESOURCE_GROUP_VERBS, resourceGroupCall, type ResourceGroupContext } from "./resource_group_task.ts";
 import type { ConsistencyLevel } from "../../protocol/schema.ts";
 
 const ASK_MS = 30_000;
@@ -89,6 +90,11 @@ export class ProxyActor extends Actor {
   private readonly tso = new TimestampPool((count) => this.whileUnavailable(() => this.rootcoord("AllocTimestamp", { count }), COORDINATOR_FAILOVER_MS));
   /** what the write path (write_task.ts) uses of this proxy */
   private readonly writes: WriteContext;
+  /** what resource-group calls and LoadBalance (resource_group_task.ts) use of this proxy */
+  private readonly rgContext: ResourceGroupContext = {
+    querycoord: (verb, body, timeoutMs) => this.querycoord(verb, body, timeoutMs),
+    describe: (dbName, name) => this.describe(dbName, name),
+  };
 
   constructor(private readonly env: ClusterEnv) {
     super();
@@ -131,6 +137,7 @@ export class ProxyActor extends Actor {
     }
     const verb = msg.type.startsWith("proxy.") ? msg.type.slice(6) : msg.type;
     if (PASS_THROUGH.has(verb)) return this.ctx.reenter(this.ddl(verb, msg.body));
+    if (RESOURCE_GROUP_VERBS.has(verb)) return this.ctx.reenter(resourceGroupCall(this.rgContext, verb, msg.body));
     switch (verb) {
       case "ListCollections":
         return this.ctx.reenter(this.listCollections(msg.body));
@@ -254,7 +261,15 @@ export class ProxyActor extends Actor {
   // ---- load / release ----
 
   private async loadCall(verb: string, body: unknown): Promise<unknown> {
-    const req = requireObject(body, verb) as { dbName?: string; collectionName?: string; partitionNames?: unknown; replicaNumber?: unknown; wait?: unknown; timeoutMs?: unknown };
+    const req = requireObject(body, verb) as {
+      dbName?: string;
+      collectionName?: string;
+      partitionNames?: unknown;
+      replicaNumber?: unknown;
+      resourceGroups?: unknown;
+      wait?: unknown;
+      timeoutMs?: unknown;
+    };
     const name = requireString(req as Record<string, unknown>, "collectionName", verb);
     const info = await this.describe(req.dbName, name);
     if (req.replicaNumber !== undefined && (typeof req.replicaNumber !== "number" || !Number.isInteger(req.replicaNumber) || req.replicaNumber < 1)) {
@@ -264,6 +279,7 @@ export class ProxyActor extends Actor {
     const timeoutMs = typeof req.timeoutMs === "number" ? req.timeoutMs : 300_000;
     const opts = {
       ...(req.replicaNumber !== undefined ? { replicaNumber: req.replicaNumber as number } : {}),
+      ...(req.resourceGroups !== undefined && req.resourceGroups !== null ? { resourceGroups: req.resourceGroups as string[] } : {}),
       ...(wait ? { wait, timeoutMs } : {}),
     };
     return named(info, this.loadCallOf(verb, info, req, opts, wait, timeoutMs));
@@ -273,7 +289,7 @@ export class ProxyActor extends Actor {
     verb: string,
     info: CollectionInfo,
     req: { partitionNames?: unknown },
-    opts: { replicaNumber?: number; wait?: boolean; timeoutMs?: number },
+    opts: { replicaNumber?: number; resourceGroups?: string[]; wait?: boolean; timeoutMs?: number },
     wait: boolean,
     timeoutMs: number,
   ): Promise<unknown> {

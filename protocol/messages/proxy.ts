@@ -4,7 +4,7 @@
  */
 import type { CollectionRef, RootcoordApi } from "./rootcoord.ts";
 import type { ConsistencyLevel } from "../schema.ts";
-import type { LoadBlocker, LoadState, QuerycoordApi } from "./querycoord.ts";
+import type { LoadBlocker, LoadState, ManualMove, QuerycoordApi, ResourceGroupConfig, ResourceGroupInfo } from "./querycoord.ts";
 import type { MetricType } from "./querynode.ts";
 import type { IndexProgress } from "./indexes.ts";
 
@@ -124,9 +124,13 @@ export type ProxyApi = Pick<RootcoordApi, ForwardedDdl> & {
   GetFlushState: [{ dbName?: string; collectionName: string; flushTs?: bigint }, { flushed: boolean }];
   /** rows per Flushed segment, for `vbus collection describe` and tests */
   GetCollectionStatistics: [CollectionRef, { rowCount: number; flushedRows: number; segments: number }];
-  LoadCollection: [CollectionRef & { replicaNumber?: number; wait?: boolean; timeoutMs?: number }, null];
+  /**
+   * `resourceGroups`: one group for every replica, or one per replica (a name may repeat); default: the
+   * default group. With groups and no `replicaNumber`: one replica per group named.
+   */
+  LoadCollection: [CollectionRef & { replicaNumber?: number; resourceGroups?: string[]; wait?: boolean; timeoutMs?: number }, null];
   ReleaseCollection: [CollectionRef, null];
-  LoadPartitions: [CollectionRef & { partitionNames: string[]; replicaNumber?: number; wait?: boolean }, null];
+  LoadPartitions: [CollectionRef & { partitionNames: string[]; replicaNumber?: number; resourceGroups?: string[]; wait?: boolean }, null];
   ReleasePartitions: [CollectionRef & { partitionNames: string[] }, null];
   GetLoadState: [CollectionRef & { partitionNames?: string[] }, { state: LoadState; progress: number }];
   GetLoadingProgress: [CollectionRef, { progress: number; state: LoadState; blockers: LoadBlocker[] }];
@@ -142,7 +146,39 @@ export type ProxyApi = Pick<RootcoordApi, ForwardedDdl> & {
   GetIndexBuildProgress: [CollectionRef & { indexName?: string }, { totalRows: number; indexedRows: number; pendingBuilds: number }];
   /** nodes, replicas, per-node delegators/segments/rows/memory, load progress and what it waits on */
   GetStatus: [Record<string, never>, QuerycoordApi["GetStatus"][1]];
+  /** resource groups (Milvus's): querynodes by name, with requests and limits on their number */
+  CreateResourceGroup: [{ resourceGroup: string; config?: ResourceGroupConfig }, null];
+  DropResourceGroup: [{ resourceGroup: string }, null];
+  UpdateResourceGroups: [{ resourceGroups: Record<string, ResourceGroupConfig> }, null];
+  DescribeResourceGroup: [{ resourceGroup: string }, { resourceGroup: ResourceGroupInfo }];
+  ListResourceGroups: [Record<string, never>, { resourceGroups: string[] }];
+  TransferNode: [{ sourceResourceGroup: string; targetResourceGroup: string; numNode?: number }, QuerycoordApi["TransferNode"][1]];
+  TransferReplica: [
+    { dbName?: string; collectionName: string; sourceResourceGroup: string; targetResourceGroup: string; numReplica?: number },
+    QuerycoordApi["TransferReplica"][1],
+  ];
+  /**
+   * Milvus's LoadBalance: sealed segments off `srcNode` to other nodes of its replica (default: all of
+   * them, every sealed segment it holds); without `collectionName`, of every loaded collection. With
+   * `wait`, answers once the moves are done.
+   */
+  LoadBalance: [
+    { dbName?: string; collectionName?: string; srcNode: string; dstNodes?: string[]; sealedSegmentIds?: bigint[]; wait?: boolean; timeoutMs?: number },
+    { moves: ManualMove[] },
+  ];
 };
+
+/** The native API's resource-group verbs and LoadBalance (the proxy passes them to querycoord). */
+export const RESOURCE_GROUP_VERBS = [
+  "CreateResourceGroup",
+  "DropResourceGroup",
+  "UpdateResourceGroups",
+  "DescribeResourceGroup",
+  "ListResourceGroups",
+  "TransferNode",
+  "TransferReplica",
+  "LoadBalance",
+] as const;
 
 /** Every verb of the native API (the typed client makes one method of each). */
 export const PROXY_VERBS = [
@@ -183,4 +219,5 @@ export const PROXY_VERBS = [
   "DescribeIndex",
   "DropIndex",
   "GetIndexBuildProgress",
+  ...RESOURCE_GROUP_VERBS,
 ] as const satisfies readonly (keyof ProxyApi)[];
