@@ -409,6 +409,9 @@ export class ProxyActor extends Actor {
             } catch (err) {
               if (!transient(err)) throw err;
               lastErr = err;
+              // the next read asks querycoord again: a leader that failed may be gone, and a node that
+              // comes back under the same id hosts a new delegator at the same address, not yet synced
+              this.leaders.delete(info.collectionId);
             }
           }
           if (leaders.length === 0) {
