@@ -140,7 +140,7 @@ export async function startStandalone(config: VbConfig, opts: StandaloneOptions 
       log.info({ port: metrics.port }, "metrics at /metrics");
     }
     if (opts.milvus && roles.proxy) {
-      milvus = await startMilvusFrontDoor({ ...opts.milvus, nc, prefix: config.prefix, serverVersion: VB_VERSION });
+      milvus = await startMilvusFrontDoor({ ...opts.milvus, nc, prefix: config.prefix, actorHost: host, serverVersion: VB_VERSION });
     }
   } catch (err) {
     await stop();

@@ -8,7 +8,7 @@ import { encode } from "../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { PROXY, PROXY_VERBS, type InsertReq, type InsertRes, type ProxyApi } from "../../protocol/messages/proxy.ts";
 import { Subjects } from "../../protocol/subjects.ts";
-import { ask, flushOutbox } from "../../runtime/ask.ts";
+import { ask, flushOutbox, type AskOptions } from "../../runtime/ask.ts";
 import type { Trace } from "../../runtime/trace.ts";
 import { connectNats } from "../../runtime/transport.ts";
 import { locateCluster } from "./locate.ts";
@@ -27,6 +27,17 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** a connection name the server shows */
   name?: string;
+}
+
+/**
+ * How a client's asks reach the proxy: over NATS (the default), or through the actor host of a process
+ * that also hosts the proxy (`host.ask`), which hands them over in process (see ActorHost.ask).
+ */
+export type ProxyAsker = <R>(address: string, type: string, body: unknown, opts: AskOptions) => Promise<R>;
+
+export interface ClientOfOptions extends Omit<ConnectOptions, "servers"> {
+  /** the asks' way to the proxy (default: over `nc`); reads go with `share: true` */
+  asker?: ProxyAsker;
 }
 
 export interface CallOptions {
@@ -62,11 +73,16 @@ const READS: ReadonlySet<string> = new Set(
 const lower = (s: string) => s[0]!.toLowerCase() + s.slice(1);
 
 /** Wraps an open NATS connection (the caller keeps owning it). */
-export function clientOf(nc: NatsConnection, opts: Omit<ConnectOptions, "servers"> = {}): VectorbusClient {
+export function clientOf(nc: NatsConnection, opts: ClientOfOptions = {}): VectorbusClient {
   const address = new Subjects(opts.prefix ?? "vb").proxy();
   const defaultTimeout = opts.timeoutMs ?? 60_000;
-  const once = <V extends Verb>(verb: V, req: ProxyApi[V][0], timeoutMs: number, trace: Trace | undefined) =>
-    ask<ProxyApi[V][1]>(nc, address, `${PROXY}.${verb}`, req ?? {}, trace ? { timeoutMs, trace } : { timeoutMs });
+  const asker = opts.asker;
+  const once = <V extends Verb>(verb: V, req: ProxyApi[V][0], timeoutMs: number, trace: Trace | undefined) => {
+    const o: AskOptions = trace ? { timeoutMs, trace } : { timeoutMs };
+    if (!asker) return ask<ProxyApi[V][1]>(nc, address, `${PROXY}.${verb}`, req ?? {}, o);
+    if (READS.has(verb)) o.share = true;
+    return asker<ProxyApi[V][1]>(address, `${PROXY}.${verb}`, req ?? {}, o);
+  };
   const call = async <V extends Verb>(verb: V, req: ProxyApi[V][0], o: CallOptions = {}): Promise<ProxyApi[V][1]> => {
     const deadline = Date.now() + (o.timeoutMs ?? defaultTimeout);
     for (let attempt = 0; ; attempt++) {

@@ -9,7 +9,9 @@ import { createServer as createNetServer, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
+import type { ActorHost } from "../../runtime/host.ts";
 import { createLogger } from "../../runtime/logger.ts";
+import type { AskOptions } from "../../runtime/ask.ts";
 import { clientOf, type VectorbusClient } from "../control/client.ts";
 import { MILVUS_METHODS, MILVUS_SERVICE, TELEMETRY_SERVICE, type Msg } from "./milvus/proto.ts";
 import { milvusHandlers, telemetryHandlers, type CallContext, type Handler } from "./milvus/service.ts";
@@ -31,6 +33,8 @@ export interface MilvusFrontDoorOptions {
   client?: VectorbusClient;
   nc?: NatsConnection;
   prefix?: string;
+  /** the actor host of this process when it hosts the proxy: calls are handed to it in process */
+  actorHost?: ActorHost;
   /** the version Connect reports in server_info */
   serverVersion?: string;
 }
@@ -139,7 +143,9 @@ function restRouter(handlers: Record<string, RestHandler>, log: ReturnType<typeo
 /** Starts the Milvus front door; resolves once it listens. */
 export async function startMilvusFrontDoor(opts: MilvusFrontDoorOptions): Promise<MilvusFrontDoor> {
   const log = createLogger({ actor: "milvus-front" });
-  const client = opts.client ?? (opts.nc ? clientOf(opts.nc, { prefix: opts.prefix ?? "vb" }) : undefined);
+  const actorHost = opts.actorHost;
+  const asker = actorHost ? { asker: <R>(a: string, t: string, b: unknown, o: AskOptions) => actorHost.ask<R>(a, t, b, o) } : {};
+  const client = opts.client ?? (opts.nc ? clientOf(opts.nc, { prefix: opts.prefix ?? "vb", ...asker }) : undefined);
   if (!client) throw new VbError(ErrorCode.ParameterInvalid, "startMilvusFrontDoor needs a client or a NATS connection");
 
   const grpcServer = new grpc.Server({

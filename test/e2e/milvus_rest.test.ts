@@ -39,7 +39,7 @@ describe("Milvus Node SDK (REST v2) against the Milvus front door", () => {
 
   beforeAll(async () => {
     tc = await startTestCluster();
-    door = await startMilvusFrontDoor({ port: 0, host: "127.0.0.1", client: tc.client, serverVersion: "test" });
+    door = await startMilvusFrontDoor({ port: 0, host: "127.0.0.1", nc: tc.sa.nc, prefix: tc.config.prefix, actorHost: tc.sa.host, serverVersion: "test" }); // in process, as the standalone serves it
     http = new HttpClient({ endpoint: `http://127.0.0.1:${door.port}` });
   });
 

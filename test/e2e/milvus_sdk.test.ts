@@ -47,7 +47,7 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
   beforeAll(async () => {
     sdkLogger.level = "warn"; // the SDK logs every call at debug level under NODE_ENV=test
     tc = await startTestCluster();
-    door = await startMilvusFrontDoor({ port: 0, host: "127.0.0.1", client: tc.client, serverVersion: "test" });
+    door = await startMilvusFrontDoor({ port: 0, host: "127.0.0.1", nc: tc.sa.nc, prefix: tc.config.prefix, actorHost: tc.sa.host, serverVersion: "test" }); // in process, as the standalone serves it
     milvus = new MilvusClient({ address: `127.0.0.1:${door.port}`, timeout: 60_000 });
     await milvus.connectPromise;
   });
