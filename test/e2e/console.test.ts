@@ -48,6 +48,12 @@ describe("web console", () => {
     await tc?.stop();
   });
 
+  /** a screenshot once the page's transitions have finished (or after 10 s of them: it is only a picture) */
+  const shot = async (opts: { path: string; fullPage: boolean }) => {
+    await page.waitForFunction("document.getAnimations().length === 0", undefined, { timeout: 10_000 }).catch(() => undefined);
+    await page.screenshot(opts);
+  };
+
   it("lists a collection, shows its load reach 100 %, draws one box per querynode, and searches as the native client does", { timeout: 240_000 }, async () => {
     const vb = tc.client;
     const url = `http://127.0.0.1:${door.port}/console`;
@@ -87,7 +93,7 @@ describe("web console", () => {
     await expect.poll(() => card.locator('[data-testid="load-state"]').textContent(), { timeout: 30_000 }).toBe("NotLoad");
     expect(await card.locator("table").first().textContent()).toContain("FloatVector");
     await expect.poll(() => card.locator('[data-testid="index-progress-vec"]').textContent(), { timeout: 60_000 }).toBe("100 %");
-    await page.screenshot({ path: `${OUT}/01-created.png`, fullPage: true });
+    await shot({ path: `${OUT}/01-created.png`, fullPage: true });
 
     await vb.loadCollection({ collectionName: NAME });
     await expect.poll(() => card.locator('[data-testid="load-progress"]').textContent(), { timeout: 120_000 }).toBe("100 %");
@@ -119,7 +125,7 @@ describe("web console", () => {
     expect(picture.nodes).toEqual(["qn1", "qn2"]);
     expect(picture.segments).toBe(BATCHES * 2);
     expect(await page.locator("#distribution g.dlg").count()).toBe(2); // one delegator per shard
-    await page.screenshot({ path: `${OUT}/02-loaded.png`, fullPage: true });
+    await shot({ path: `${OUT}/02-loaded.png`, fullPage: true });
 
     // the picture is redrawn in place: the same elements, only moved (what lets CSS transitions show a
     // move), across later polls (nothing moves here: two nodes, 1,200 rows, nothing for balance to do)
@@ -155,7 +161,7 @@ describe("web console", () => {
     expect(await page.locator("#pg-status").getAttribute("data-state"), (await page.locator("#pg-status").textContent()) ?? "").toBe("done");
     const shown = await page.locator("#results td.id").allTextContents();
     expect(shown).toEqual(nativeIds);
-    await page.screenshot({ path: `${OUT}/03-search-vector.png`, fullPage: true });
+    await shot({ path: `${OUT}/03-search-vector.png`, fullPage: true });
 
     // by a row's id, with a filter: the row itself comes first (distance 0), as in the native search
     const filter = "id >= 100";
@@ -167,7 +173,7 @@ describe("web console", () => {
     await page.click("#pg-run");
     await expect.poll(() => page.locator("#results td.id").allTextContents(), { timeout: 30_000 }).toEqual(Array.from(byRow.results[0]!.ids as BigInt64Array, String));
     expect(await page.locator("#results td.id").first().textContent()).toBe("421");
-    await page.screenshot({ path: `${OUT}/04-search-id.png`, fullPage: true });
+    await shot({ path: `${OUT}/04-search-id.png`, fullPage: true });
 
     // a bad vector is said in the page, not thrown
     await page.check('input[name="by"][value="vector"]');

@@ -1,8 +1,8 @@
-// The distribution picture: querynodes as boxes (width by memory in use), their sealed segments as
-// squares and their shard delegators as diamonds. Every element is keyed and kept from one poll to the
-// next; only its transform changes, so CSS transitions move it. A copy that appears on a node while
-// another copy of the same segment (or delegator) is elsewhere, or was a moment ago, starts from there
-// and travels: that is a balance move or a failover as it happens.
+// The distribution picture: querynodes as boxes (width by memory in use) in a band per resource
+// group, their sealed segments as squares and their shard delegators as diamonds. Every element is
+// keyed and kept from one poll to the next; only its transform changes, so CSS transitions move it.
+// A copy that appears on a node while another copy of the same segment (or delegator) is elsewhere, or
+// was a moment ago, starts from there and travels: that is a balance move or a failover as it happens.
 
 import { svgEl as el } from "./html.js";
 
@@ -13,6 +13,7 @@ const CELL = 22;
 const MIN_W = 170;
 const MAX_W = 340;
 const GAP = 16;
+const LABEL = 20;
 /** how long a vanished element is remembered as the place a new copy starts from */
 const REMEMBER_MS = 60_000;
 
@@ -30,6 +31,8 @@ export class DistributionView {
     this.items = new Map();
     /** ident (segment or delegator) → {x, y, at} of copies that went away */
     this.lastSeen = new Map();
+    /** resource group name → {el} */
+    this.labels = new Map();
   }
 
   /** Draws `state` (the /console/api/state reply); `colorOf(collectionId)` gives a collection's colour. */
@@ -46,21 +49,34 @@ export class DistributionView {
       const h = HEAD + DLG_ROW + Math.max(1, Math.ceil(segs / cols)) * CELL + PAD;
       return { n, w, h, cols };
     });
-    let x = 0;
+    // one band per resource group (its name above it), its nodes' boxes in rows; nodes in no group
+    // (a node that is down or draining leaves its group) in a band of their own at the end
+    const groups = (state.resourceGroups ?? []).map((g) => ({ name: g.name, boxes: boxes.filter((b) => g.nodes.includes(b.n.nodeId)) }));
+    const grouped = new Set(groups.flatMap((g) => g.boxes.map((b) => b.n.nodeId)));
+    const loose = boxes.filter((b) => !grouped.has(b.n.nodeId));
+    if (loose.length > 0) groups.push({ name: "in no resource group", boxes: loose });
     let y = 0;
-    let rowH = 0;
-    for (const b of boxes) {
-      if (x > 0 && x + b.w > width) {
-        x = 0;
-        y += rowH + GAP;
-        rowH = 0;
+    const labels = [];
+    for (const g of groups) {
+      labels.push({ name: g.name, y });
+      y += LABEL;
+      let x = 0;
+      let rowH = 0;
+      for (const b of g.boxes) {
+        if (x > 0 && x + b.w > width) {
+          x = 0;
+          y += rowH + GAP;
+          rowH = 0;
+        }
+        b.x = x;
+        b.y = y;
+        x += b.w + GAP;
+        rowH = Math.max(rowH, b.h);
       }
-      b.x = x;
-      b.y = y;
-      x += b.w + GAP;
-      rowH = Math.max(rowH, b.h);
+      y += rowH + GAP;
     }
-    this.svg.setAttribute("height", String(y + rowH + 4));
+    this.svg.setAttribute("height", String(Math.max(0, y - GAP) + 4));
+    this.drawLabels(labels);
 
     const seenNodes = new Set();
     for (const b of boxes) {
@@ -134,6 +150,26 @@ export class DistributionView {
     for (const [ident, s] of this.lastSeen) if (now - s.at > REMEMBER_MS) this.lastSeen.delete(ident);
   }
 
+  /** The resource groups' names, keyed like everything else so they slide when a band grows. */
+  drawLabels(labels) {
+    const keep = new Set();
+    for (const l of labels) {
+      keep.add(l.name);
+      let v = this.labels.get(l.name);
+      if (!v) {
+        const g = el("g", { class: "rg gone", "data-group": l.name }, this.nodeLayer);
+        el("text", { x: 0, y: 13 }, g, l.name);
+        move(g, 0, l.y);
+        g.getBoundingClientRect();
+        v = { el: g };
+        this.labels.set(l.name, v);
+      }
+      v.el.setAttribute("class", "rg");
+      move(v.el, 0, l.y);
+    }
+    for (const [name, v] of this.labels) if (!keep.has(name)) this.retire(this.labels, name, v);
+  }
+
   drawNode(b, maxMem) {
     const n = b.n;
     let v = this.nodes.get(n.nodeId);
@@ -151,11 +187,12 @@ export class DistributionView {
       };
       this.nodes.set(n.nodeId, v);
       // a new box starts at its size and fades in
-      v.box.style.transition = "none";
+      for (const r of [v.box, v.mem]) r.style.transition = "none";
       v.box.style.width = `${b.w}px`;
       v.box.style.height = `${b.h}px`;
+      v.mem.style.width = `${b.w - 2 * PAD}px`;
       v.box.getBoundingClientRect();
-      v.box.style.transition = "";
+      for (const r of [v.box, v.mem]) r.style.transition = "";
     }
     v.el.setAttribute("class", `node ${n.state}`);
     move(v.el, b.x, b.y);
@@ -166,7 +203,7 @@ export class DistributionView {
     v.sub.textContent = `${n.rows.toLocaleString()} rows · ${n.segments} seg · ${mib(n.memoryBytes)} MiB`;
     const barW = b.w - 2 * PAD;
     for (const r of [v.mem, v.memfill]) r.setAttribute("y", "38");
-    v.mem.setAttribute("width", String(barW));
+    v.mem.style.width = `${barW}px`;
     v.memfill.style.width = `${Math.max(0, Math.min(1, n.memoryLimitBytes > 0 ? n.memoryBytes / n.memoryLimitBytes : 0)) * barW}px`;
     v.tip.textContent = `${n.nodeId}: ${n.state}, memory ${mib(n.memoryBytes)} of ${mib(n.memoryLimitBytes)} MiB, ${n.delegators} delegators, ${n.segments} segments`;
     v.x = b.x;
