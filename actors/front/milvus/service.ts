@@ -9,6 +9,7 @@ import { encode } from "../../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../../protocol/errors.ts";
 import type { CollectionInfo } from "../../../protocol/meta.ts";
 import type { InsertRes, ProxyApi, SearchHits, SearchReq } from "../../../protocol/messages/proxy.ts";
+import type { ResourceGroupConfig } from "../../../protocol/messages/querycoord.ts";
 import { CONSISTENCY_LEVELS, type ConsistencyLevel } from "../../../protocol/schema.ts";
 import type { VectorbusClient } from "../../control/client.ts";
 import { columnsFromFieldData, fieldsDataOf, outputPlan, rowCountOf, sliceColumns } from "./field_data.ts";
@@ -146,6 +147,18 @@ function namingCollection(err: unknown, name: string | undefined): unknown {
   if (!m) return err;
   const message = err.message.replace(m[0], `collection "${name}" (id ${m[1]})`);
   return new VbError(err.code, message, { retriable: err.retriable, cause: err });
+}
+
+/** rgpb.ResourceGroupConfig → the native config (node counts and transfers; node filters are not kept). */
+function rgConfigOf(c: Msg): ResourceGroupConfig {
+  const num = (x: unknown) => Number(((x ?? {}) as Msg).node_num ?? 0);
+  const transfers = (l: unknown) => ((l ?? []) as Msg[]).map((t) => ({ resourceGroup: String(t.resource_group ?? "") }));
+  return {
+    requests: { nodeNum: num(c.requests) },
+    limits: { nodeNum: num(c.limits) },
+    transferFrom: transfers(c.transfer_from),
+    transferTo: transfers(c.transfer_to),
+  };
 }
 
 /** One search of a SearchRequest (or a HybridSearch sub-request): the native request built from it, and its hits. */
@@ -672,7 +685,12 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
     // load
     async LoadCollection(req, ctx) {
       const replicas = Number(req.replica_number ?? 0);
-      await call("LoadCollection", { ...db(ctx), collectionName: requireName(req), ...(replicas > 0 ? { replicaNumber: replicas } : {}), wait: false }, ctx);
+      const resourceGroups = names(req.resource_groups);
+      await call(
+        "LoadCollection",
+        { ...db(ctx), collectionName: requireName(req), ...(replicas > 0 ? { replicaNumber: replicas } : {}), ...(resourceGroups ? { resourceGroups } : {}), wait: false },
+        ctx,
+      );
       return {};
     },
     async ReleaseCollection(req, ctx) {
@@ -708,10 +726,100 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
             node_ids: [nodeNumber(l.nodeId)],
           })),
           node_ids: r.nodes.map(nodeNumber),
-          resource_group_name: "__default_resource_group",
+          resource_group_name: r.resourceGroup ?? "__default_resource_group",
           num_outbound_node: {},
         })),
       };
+    },
+
+    // resource groups and manual balance
+    async CreateResourceGroup(req, ctx) {
+      const config = req.config ? rgConfigOf(req.config as Msg) : undefined;
+      await call("CreateResourceGroup", { resourceGroup: String(req.resource_group ?? ""), ...(config ? { config } : {}) }, ctx);
+      return {};
+    },
+    async DropResourceGroup(req, ctx) {
+      await call("DropResourceGroup", { resourceGroup: String(req.resource_group ?? "") }, ctx);
+      return {};
+    },
+    async UpdateResourceGroups(req, ctx) {
+      const groups = Object.fromEntries(Object.entries((req.resource_groups ?? {}) as Record<string, Msg>).map(([name, c]) => [name, rgConfigOf(c)]));
+      await call("UpdateResourceGroups", { resourceGroups: groups }, ctx);
+      return {};
+    },
+    async ListResourceGroups(_req, ctx) {
+      const r = await call("ListResourceGroups", {}, ctx);
+      return { resource_groups: r.resourceGroups };
+    },
+    async DescribeResourceGroup(req, ctx) {
+      const { resourceGroup: g } = await call("DescribeResourceGroup", { resourceGroup: String(req.resource_group ?? "") }, ctx);
+      const byName = (l: { collectionName: string; count: number }[]) => Object.fromEntries(l.map((x) => [x.collectionName, x.count]));
+      return {
+        resource_group: {
+          name: g.name,
+          capacity: g.capacity,
+          num_available_node: g.numAvailableNode,
+          num_loaded_replica: byName(g.numLoadedReplica),
+          num_outgoing_node: byName(g.numOutgoingNode),
+          num_incoming_node: byName(g.numIncomingNode),
+          config: {
+            requests: { node_num: g.config.requests.nodeNum },
+            limits: { node_num: g.config.limits.nodeNum },
+            transfer_from: (g.config.transferFrom ?? []).map((t) => ({ resource_group: t.resourceGroup })),
+            transfer_to: (g.config.transferTo ?? []).map((t) => ({ resource_group: t.resourceGroup })),
+          },
+          nodes: g.nodes.map((n) => ({ node_id: nodeNumber(n), address: n, hostname: n })),
+        },
+      };
+    },
+    async TransferNode(req, ctx) {
+      const numNode = Number(req.num_node ?? 0);
+      await call(
+        "TransferNode",
+        { sourceResourceGroup: String(req.source_resource_group ?? ""), targetResourceGroup: String(req.target_resource_group ?? ""), ...(numNode !== 0 ? { numNode } : {}) },
+        ctx,
+      );
+      return {};
+    },
+    async TransferReplica(req, ctx) {
+      const numReplica = Number(req.num_replica ?? 0);
+      await call(
+        "TransferReplica",
+        {
+          ...(nonEmpty(req.db_name) ? { dbName: req.db_name as string } : db(ctx)),
+          collectionName: requireName(req),
+          sourceResourceGroup: String(req.source_resource_group ?? ""),
+          targetResourceGroup: String(req.target_resource_group ?? ""),
+          ...(numReplica !== 0 ? { numReplica } : {}),
+        },
+        ctx,
+      );
+      return {};
+    },
+    async LoadBalance(req, ctx) {
+      // Milvus numbers querynodes; Vectorbus names them (qn1): the number is the name's trailing digits
+      const { nodes } = await call("GetStatus", {}, ctx);
+      const nodeOf = (n: unknown) => {
+        const hit = nodes.find((x) => nodeNumber(x.nodeId) === String(n));
+        if (!hit) throw new VbError(ErrorCode.NodeNotFound, `LoadBalance: no querynode numbered ${String(n)} (901): vbus status lists them`);
+        return hit.nodeId;
+      };
+      const dst = ((req.dst_nodeIDs ?? []) as unknown[]).map(nodeOf);
+      const segs = ((req.sealed_segmentIDs ?? []) as unknown[]).map((x) => BigInt(String(x)));
+      await call(
+        "LoadBalance",
+        {
+          ...(nonEmpty(req.db_name) ? { dbName: req.db_name as string } : db(ctx)),
+          ...(nonEmpty(req.collectionName) ? { collectionName: req.collectionName as string } : {}),
+          srcNode: nodeOf(req.src_nodeID),
+          ...(dst.length > 0 ? { dstNodes: dst } : {}),
+          ...(segs.length > 0 ? { sealedSegmentIds: segs } : {}),
+          wait: true,
+          ...(ctx.timeoutMs ? { timeoutMs: ctx.timeoutMs } : {}),
+        },
+        ctx,
+      );
+      return {};
     },
 
     // reads
