@@ -268,7 +268,7 @@ export class PodsLauncher {
     const add = (role: Role, node: string, extra: string[] = []) => {
       if (metricsPort !== undefined) {
         extra = [...extra, "--metrics-port", String(metricsPort)];
-        o.say?.(`${role} ${node}: metrics at http://localhost:${metricsPort}/metrics`);
+        this.say(`${role} ${node}: metrics at http://localhost:${metricsPort}/metrics`);
         metricsPort++;
       }
       this.pods.push(
