@@ -3,14 +3,16 @@
  * querynodes and the front door on a free port; the test creates, fills, indexes and loads a collection
  * with the native client while the page is open. The page lists the collection, shows its load reaching
  * 100 %, draws one box per querynode with every loaded segment inside, and its playground's searches (by
- * vector and by a row's id) return the ids the native client's search returns. Screenshots go to
- * test-output/console/.
+ * vector and by a row's id) return the ids the native client's search returns. Then a third querynode
+ * joins: the page draws its box and the segments balance moves to it, each starting from the copy it
+ * replaces. Screenshots go to test-output/console/.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { startMilvusFrontDoor, type MilvusFrontDoor } from "../../actors/front/server.ts";
+import { spawnQuerynode } from "../../actors/querynode/index.ts";
 import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
 import { waitFor } from "../harness/index.ts";
 import { embeddingVectors } from "../harness/sealed.ts";
@@ -181,5 +183,38 @@ describe("web console", () => {
     await page.click("#pg-run");
     await page.waitForSelector('#pg-status[data-state="error"]');
     expect(await page.locator("#pg-status").textContent()).toMatch(/dim/i);
+    expect(await page.locator("#results td.id").count()).toBe(0);
+  });
+
+  it("draws a querynode that joins and the segments balance moves to it, travelling from the node that gave them", { timeout: 180_000 }, async () => {
+    const vb = tc.client;
+    await spawnQuerynode(tc.sa.host, tc.sa.env, { nodeId: "qn3" });
+    await page.waitForSelector('#distribution g.node[data-node="qn3"]');
+    // balance moves segments to qn3 (the gap in rows plus delegators is over 1,000 rows); each copy
+    // drawn there started where the copy on qn1 or qn2 was
+    await waitFor(
+      async () => {
+        const st = await vb.getStatus({});
+        const qn3 = st.nodes.find((n) => n.nodeId === "qn3");
+        if (!qn3 || qn3.segments === 0 || (st.moves ?? []).length > 0) return false;
+        const drawn = await page.locator('#distribution g.seg[data-node="qn3"]:not(.gone)').count();
+        return drawn === qn3.segments;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, what: "segments moved to qn3 and drawn there" },
+    );
+    const arrived = page.locator('#distribution g.seg[data-node="qn3"]:not(.gone)');
+    const from = await arrived.evaluateAll((els) => els.map((e) => e.getAttribute("data-from")));
+    expect(from.length).toBeGreaterThan(0);
+    for (const f of from) expect(["qn1", "qn2"]).toContain(f);
+    // and every copy is drawn once, in the box of the node that holds it
+    await waitFor(
+      async () => {
+        const st = await vb.getStatus({});
+        const counts = await Promise.all(st.nodes.map((n) => page.locator(`#distribution g.seg[data-node="${n.nodeId}"]:not(.gone)`).count()));
+        return st.nodes.every((n, i) => counts[i] === n.segments);
+      },
+      { timeoutMs: 30_000, intervalMs: 500, what: "each node's segments drawn in its box" },
+    );
+    await shot({ path: `${OUT}/05-balanced.png`, fullPage: true });
   });
 });

@@ -144,7 +144,7 @@ export class DistributionView {
     }
     for (const [key, v] of this.items) {
       if (keep.has(key)) continue;
-      this.lastSeen.set(v.ident, { x: v.x, y: v.y, at: now });
+      this.lastSeen.set(v.ident, { x: v.x, y: v.y, node: v.node, at: now });
       this.retire(this.items, key, v);
     }
     for (const [ident, s] of this.lastSeen) if (now - s.at > REMEMBER_MS) this.lastSeen.delete(ident);
@@ -221,6 +221,7 @@ export class DistributionView {
     el("title", {}, g);
     if (from) {
       // start at the other copy's place, then travel (the transition runs on the next style change)
+      g.dataset.from = from.node;
       g.style.transition = "none";
       move(g, from.x, from.y);
       g.getBoundingClientRect();
@@ -230,7 +231,7 @@ export class DistributionView {
       move(g, w.x, w.y);
       g.getBoundingClientRect();
     }
-    return { el: g, ident: w.ident, kind: w.kind, x: w.x, y: w.y };
+    return { el: g, ident: w.ident, kind: w.kind, node: w.node, x: w.x, y: w.y };
   }
 
   update(item, w, colorOf) {

@@ -79,6 +79,7 @@ export class Playground {
       this.show(r);
       this.say(`${r.hits.length} hits in ${r.tookMs} ms (field ${r.annsField})`);
     } catch (err) {
+      this.clear();
       this.say(err.message, true);
     }
   }
@@ -87,6 +88,11 @@ export class Playground {
     this.status.textContent = text;
     this.status.classList.toggle("error", error);
     this.status.dataset.state = error ? "error" : text.endsWith("…") ? "running" : "done";
+  }
+
+  clear() {
+    this.table.querySelector("thead").innerHTML = "";
+    this.table.querySelector("tbody").innerHTML = "";
   }
 
   show(r) {
