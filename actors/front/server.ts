@@ -12,6 +12,9 @@ import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { ActorHost } from "../../runtime/host.ts";
 import { createLogger } from "../../runtime/logger.ts";
 import type { AskOptions } from "../../runtime/ask.ts";
+import { metricsNode, serveMetricsRequest } from "../../runtime/metrics.ts";
+import { parseTraceparent, startTrace, type Trace } from "../../runtime/trace.ts";
+import { observeRequest, type Door } from "../metrics.ts";
 import { clientOf, type VectorbusClient } from "../control/client.ts";
 import { MILVUS_METHODS, MILVUS_SERVICE, TELEMETRY_SERVICE, type Msg } from "./milvus/proto.ts";
 import { milvusHandlers, telemetryHandlers, type CallContext, type Handler } from "./milvus/service.ts";
@@ -54,6 +57,26 @@ function contextOf(call: grpc.ServerUnaryCall<Msg, Msg>): CallContext {
   return { dbName, timeoutMs: Number.isFinite(ms) ? Math.max(1_000, Math.min(ms, 10 * DEFAULT_TIMEOUT_MS)) : DEFAULT_TIMEOUT_MS };
 }
 
+/**
+ * A call at a Milvus door, observed: `vectorbus_proxy_req_count` and `_req_latency` (door grpc or rest),
+ * and, when the caller sent a W3C `traceparent`, a span under it whose context the native calls carry on.
+ */
+function observedCall<T>(door: Door, name: string, traceparent: unknown, run: (trace: Trace | undefined) => Promise<T>): Promise<T> {
+  const started = performance.now();
+  const parent = parseTraceparent(traceparent);
+  const trace = parent ? startTrace(`${door} ${name}`, parent, { "rpc.system": door, "rpc.method": name }) : undefined;
+  const work = run(trace);
+  const end = (error?: unknown) => {
+    observeRequest(metricsNode(), door, name, error === undefined, performance.now() - started);
+    trace?.end(error);
+  };
+  work.then(
+    () => end(),
+    (err: unknown) => end(err ?? "failed"),
+  );
+  return work;
+}
+
 /** grpc-js implementations for every method of a service: the handler's fields plus Milvus's status; "unimplemented" where there is none. */
 function implementations(
   service: grpc.ServiceDefinition,
@@ -68,7 +91,9 @@ function implementations(
     const statusField = statusFieldOf(method);
     impl[method] = (call: grpc.ServerUnaryCall<Msg, Msg>, callback: grpc.sendUnaryData<Msg>) => {
       const reply = (status: Msg, body: Msg) => callback(null, statusField === "" ? status : { ...body, [statusField]: status });
-      const run = handler ? handler(call.request ?? {}, contextOf(call)) : Promise.reject(unimplemented(method));
+      const run = observedCall("grpc", method, call.metadata.get("traceparent")[0], (trace) =>
+        handler ? handler(call.request ?? {}, { ...contextOf(call), ...(trace ? { trace } : {}) }) : Promise.reject(unimplemented(method)),
+      );
       run.then(
         (body) => reply(okStatus(), body),
         (err: unknown) => {
@@ -87,6 +112,7 @@ const MAX_REST_BODY = 256 * 1024 * 1024;
 /** node:http handler of REST v2: POST /v2/vectordb/<category>/<action>, replies `{code, message, data}` with HTTP 200 (errors too, as Milvus). */
 function restRouter(handlers: Record<string, RestHandler>, log: ReturnType<typeof createLogger>) {
   return (req: IncomingMessage, res: ServerResponse): void => {
+    if (serveMetricsRequest(req, res)) return; // GET /metrics: Prometheus text (runtime/metrics.ts)
     const send = (status: number, body: unknown) => {
       const text = replyJson(body);
       res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
@@ -135,7 +161,10 @@ function restRouter(handlers: Record<string, RestHandler>, log: ReturnType<typeo
         allowInt64: header("accept-type-allow-int64") === "true",
         timeoutMs: Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1000, 10 * DEFAULT_TIMEOUT_MS) : DEFAULT_TIMEOUT_MS,
       };
-      handler(body, ctx).then(({ data, extra }) => send(200, { code: 0, cost: 0, data: data ?? {}, ...extra }), fail);
+      observedCall("rest", route, header("traceparent"), (trace) => handler(body, trace ? { ...ctx, trace } : ctx)).then(
+        ({ data, extra }) => send(200, { code: 0, cost: 0, data: data ?? {}, ...extra }),
+        fail,
+      );
     });
   };
 }

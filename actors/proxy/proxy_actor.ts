@@ -14,7 +14,11 @@ import type { Req, Res } from "../../protocol/messages/api.ts";
 import { FORWARDED_DDL, type ProxyApi } from "../../protocol/messages/proxy.ts";
 import { ROOTCOORD, type RootcoordApi } from "../../protocol/messages/rootcoord.ts";
 import { primaryField } from "../../protocol/schema.ts";
-import { Actor, type Message } from "../../runtime/actor.ts";
+import { Actor, DeferredReply, type Message } from "../../runtime/actor.ts";
+import { metricsNode } from "../../runtime/metrics.ts";
+import type { Trace } from "../../runtime/trace.ts";
+import { observeRequest } from "../metrics.ts";
+import { observedRead } from "./slow_query.ts";
 import type { DmlConsumption } from "../../runtime/dml_log.ts";
 import { followEvents, type VbEvent } from "../events.ts";
 import type { ClusterEnv } from "../env.ts";
@@ -136,6 +140,29 @@ export class ProxyActor extends Actor {
       }
     }
     const verb = msg.type.startsWith("proxy.") ? msg.type.slice(6) : msg.type;
+    // every request counts at the native door: vectorbus_proxy_req_count and _req_latency
+    const started = msg.receivedAt ?? performance.now();
+    const node = metricsNode();
+    const observe = (ok: boolean) => observeRequest(node, "native", verb, ok, performance.now() - started);
+    let reply: unknown;
+    try {
+      reply = this.serve(verb, msg);
+    } catch (err) {
+      observe(false);
+      throw err;
+    }
+    if (reply instanceof DeferredReply) {
+      (reply.work as Promise<unknown>).then(
+        () => observe(true),
+        () => observe(false),
+      );
+    } else {
+      observe(true);
+    }
+    return reply;
+  }
+
+  private serve(verb: string, msg: Message): unknown {
     if (PASS_THROUGH.has(verb)) return this.ctx.reenter(this.ddl(verb, msg.body));
     if (RESOURCE_GROUP_VERBS.has(verb)) return this.ctx.reenter(resourceGroupCall(this.rgContext, verb, msg.body));
     switch (verb) {
@@ -165,9 +192,10 @@ export class ProxyActor extends Actor {
       case "GetStatus":
         return this.ctx.reenter(this.querycoord("GetStatus", {}));
       case "Search":
-        return this.ctx.reenter(this.search(msg.body));
-      case "Query":
-        return this.ctx.reenter(this.query(msg.body));
+      case "Query": {
+        const read = { kind: verb, msg, thresholdMs: this.env.config.slowQueryMs, nodeId: metricsNode(), address: this.ctx.address } as const;
+        return this.ctx.reenter(observedRead(read, (trace): Promise<unknown> => (verb === "Search" ? this.search(msg.body, trace) : this.query(msg.body, trace))));
+      }
       case "CreateIndex":
         return this.ctx.reenter(this.createIndex(msg.body));
       case "DescribeIndex":
@@ -386,7 +414,14 @@ export class ProxyActor extends Actor {
    * tries again with backoff until the request's time budget is spent: a read during node loss waits
    * for the new leader instead of failing. Load states (101, 103) are answered at once.
    */
-  private async perShard<R>(info: CollectionInfo, verb: "Search" | "Query", make: (vchannel: string) => Promise<unknown>, timeoutMs: number, budgetMs: number): Promise<R[]> {
+  private async perShard<R>(
+    info: CollectionInfo,
+    verb: "Search" | "Query",
+    make: (vchannel: string) => Promise<unknown>,
+    timeoutMs: number,
+    budgetMs: number,
+    trace?: Trace,
+  ): Promise<R[]> {
     const deadline = Date.now() + budgetMs;
     const transient = (err: unknown) =>
       err instanceof VbError && err.retriable && err.code !== ErrorCode.CollectionNotFullyLoaded && err.code !== ErrorCode.CollectionNotLoaded;
@@ -405,7 +440,7 @@ export class ProxyActor extends Actor {
             try {
               // shared when the leader is in this process: the body is not changed after this, the
               // delegator builds its result for this read
-              return await this.ctx.ask<R>(l.address, `${DELEGATOR}.${verb}`, body, { timeoutMs, share: true });
+              return await this.ctx.ask<R>(l.address, `${DELEGATOR}.${verb}`, body, { timeoutMs, share: true, ...(trace ? { trace } : {}) });
             } catch (err) {
               if (!transient(err)) throw err;
               lastErr = err;
@@ -432,7 +467,7 @@ export class ProxyActor extends Actor {
     return Promise.all(info.vchannels.map((v) => run(v.name)));
   }
 
-  private async search(body: unknown): Promise<Res<ProxyApi, "Search">> {
+  private async search(body: unknown, trace?: Trace): Promise<Res<ProxyApi, "Search">> {
     const req = requireObject(body, "Search") as unknown as SearchReq;
     const name = requireString(req as unknown as Record<string, unknown>, "collectionName", "Search");
     const info = await this.describe(req.dbName, name);
@@ -444,12 +479,13 @@ export class ProxyActor extends Actor {
       async (vchannel) => ({ spec: prepared.spec, guarantee: await this.guarantee(info, vchannel, prepared.consistency, req.guaranteeTimestamp, waitMs) }),
       waitMs + ASK_MS,
       READ_BUDGET_MS,
+      trace,
     ));
     const pk = primaryField(info.schema);
     return { results: mergeSearch(results, prepared, pk.type === "Int64") };
   }
 
-  private async query(body: unknown): Promise<Res<ProxyApi, "Query">> {
+  private async query(body: unknown, trace?: Trace): Promise<Res<ProxyApi, "Query">> {
     const req = requireObject(body, "Query") as unknown as QueryReq;
     const name = requireString(req as unknown as Record<string, unknown>, "collectionName", "Query");
     const info = await this.describe(req.dbName, name);
@@ -461,6 +497,7 @@ export class ProxyActor extends Actor {
       async (vchannel) => ({ spec: prepared.spec, guarantee: await this.guarantee(info, vchannel, prepared.consistency, req.guaranteeTimestamp, waitMs) }),
       waitMs + ASK_MS,
       READ_BUDGET_MS,
+      trace,
     ));
     return { rows: mergeQuery(results, prepared, info) };
   }

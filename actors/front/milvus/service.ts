@@ -12,6 +12,7 @@ import type { InsertRes, ProxyApi, SearchHits, SearchReq } from "../../../protoc
 import type { ResourceGroupConfig } from "../../../protocol/messages/querycoord.ts";
 import { CONSISTENCY_LEVELS, type ConsistencyLevel } from "../../../protocol/schema.ts";
 import type { VectorbusClient } from "../../control/client.ts";
+import type { Trace } from "../../../runtime/trace.ts";
 import { columnsFromFieldData, fieldsDataOf, outputPlan, rowCountOf, sliceColumns } from "./field_data.ts";
 import { decodeCollectionSchema, decodePlaceholderGroup, type Msg } from "./proto.ts";
 import { describeToMilvus, keyValues, schemaFromMilvus, toKeyValues, utcMs } from "./schema_map.ts";
@@ -24,6 +25,8 @@ export interface CallContext {
   /** the request's db_name, else the `dbname` header the SDKs send */
   dbName: string | undefined;
   timeoutMs: number;
+  /** the caller's trace (a gRPC `traceparent`): the native calls carry it on */
+  trace?: Trace;
 }
 
 export type Handler = (req: Msg, ctx: CallContext) => Promise<Msg>;
@@ -205,7 +208,7 @@ function rankerOf(rp: Record<string, string>, requests: number, collection: stri
 
 export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: string }): Record<string, Handler> {
   const call = <V extends keyof ProxyApi & string>(verb: V, body: ProxyApi[V][0], ctx: CallContext) =>
-    client.call(verb, body, { timeoutMs: ctx.timeoutMs }).catch((err: unknown) => {
+    client.call(verb, body, { timeoutMs: ctx.timeoutMs, ...(ctx.trace ? { trace: ctx.trace } : {}) }).catch((err: unknown) => {
       throw namingCollection(err, (body as { collectionName?: string } | null)?.collectionName);
     });
   const describe = (ctx: CallContext, collectionName: string): Promise<CollectionInfo> =>
