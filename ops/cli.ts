@@ -26,6 +26,7 @@ import { ask } from "../runtime/ask.ts";
 import { Subjects } from "../protocol/subjects.ts";
 import type { NatsConnection } from "../runtime/transport.ts";
 import { DATACOORD_GET_STATUS, type DatacoordStatus } from "../actors/datacoord/status.ts";
+import { parseRgOption, registerResourceGroupCommands } from "./cli_resource_groups.ts";
 
 const program = new Command();
 program.name("vbus").description("Vectorbus: a distributed vector database on NATS").version(VB_VERSION).showHelpAfterError();
@@ -151,9 +152,22 @@ connOptions(program.command("up"))
   .option("--no-restart", "do not restart a crashed process (--pods)")
   .option("--port <port>", "client port of the nats-server it starts (0: a free one; ignored with --nats)", String(DEFAULT_NATS_PORT))
   .option("--milvus-port <port>", "port of the Milvus gRPC API (0: a free one; off: none)", String(DEFAULT_MILVUS_PORT))
+  .option("--metrics-port <port>", "Prometheus /metrics on a port of its own (the Milvus port serves /metrics too); with --pods, the first of one port per process")
   .action(
     async (
-      opts: ConnOpts & { s3?: string; datanodes?: number; querynodes?: number; maxPayload?: number; pods?: boolean; proxies?: number; standby?: boolean; restart: boolean; port: string; milvusPort: string },
+      opts: ConnOpts & {
+        s3?: string;
+        datanodes?: number;
+        querynodes?: number;
+        maxPayload?: number;
+        pods?: boolean;
+        proxies?: number;
+        standby?: boolean;
+        restart: boolean;
+        port: string;
+        milvusPort: string;
+        metricsPort?: string;
+      },
     ) => {
       const config = configFrom(opts);
       if (opts.querynodes) config.querynodes = opts.querynodes;
@@ -161,9 +175,13 @@ connOptions(program.command("up"))
       if (!config.natsUrl) config.natsPort = portOf("--port", opts.port);
       await refuseRunning(config.dataDir);
       await checkUpPorts({ nats: config.natsPort, milvus: milvusPortOf(opts.milvusPort)?.port });
-      if (opts.pods) return upPods(config, { ...opts, milvus: milvusPortOf(opts.milvusPort) });
+      const metrics = opts.metricsPort === undefined ? undefined : { port: portOf("--metrics-port", opts.metricsPort) };
+      if (opts.pods) {
+        const { metricsPort: _, ...rest } = opts;
+        return upPods(config, { ...rest, milvus: milvusPortOf(opts.milvusPort), ...(metrics ? { metricsPort: metrics.port } : {}) });
+      }
       if (opts.proxies || opts.standby || !opts.restart) throw VbError.invalid("--proxies, --standby and --no-restart go with --pods");
-      await upStandalone(config, milvusPortOf(opts.milvusPort));
+      await upStandalone(config, milvusPortOf(opts.milvusPort), metrics);
     },
   );
 
@@ -182,14 +200,14 @@ const milvusReady = (sa: Standalone): string => {
   return ` milvus=${h === "::" || h === "0.0.0.0" ? "localhost" : h.includes(":") ? `[${h}]` : h}:${sa.milvus.port}`;
 };
 
-async function upStandalone(config: VbConfig, milvus?: { port: number }): Promise<void> {
+async function upStandalone(config: VbConfig, milvus?: { port: number }, metrics?: { port: number }): Promise<void> {
   // the handlers are in place before anything starts: a signal during the start stops what started
   let hurry = (_ms: number): void => undefined;
   const signalled = until(() => {
     process.stdout.write(`stopping already; the actors get ${HURRIED_STOP_MS / 1000} s more, then the nats-server is stopped anyway\n`);
     hurry(HURRIED_STOP_MS);
   });
-  const sa = await startStandalone(config, milvus ? { milvus } : {});
+  const sa = await startStandalone(config, { ...(milvus ? { milvus } : {}), ...(metrics ? { metrics } : {}) });
   let runfileWritten = false;
   // whatever ends this process: no nats-server outlives it, no runfile says it runs
   process.once("exit", () => {
@@ -240,11 +258,12 @@ async function upStandalone(config: VbConfig, milvus?: { port: number }): Promis
 
 async function upPods(
   config: VbConfig,
-  opts: { datanodes?: number; querynodes?: number; proxies?: number; standby?: boolean; restart: boolean; milvus: { port: number } | undefined },
+  opts: { datanodes?: number; querynodes?: number; proxies?: number; standby?: boolean; restart: boolean; milvus: { port: number } | undefined; metricsPort?: number },
 ): Promise<void> {
   const launcher = new PodsLauncher({
     config,
     ...(opts.milvus ? { milvusPort: opts.milvus.port } : {}),
+    ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
     querynodes: opts.querynodes ?? 1,
     datanodes: opts.datanodes ?? 1,
     proxies: opts.proxies ?? 1,
@@ -289,7 +308,8 @@ connOptions(program.command("serve"))
   .option("--node-id <id>", "node id (datanodes, querynodes; for the other roles only a name in logs and discovery)")
   .option("--s3 <url>", "object store on S3/MinIO (default: files under --data)")
   .option("--milvus-port <port>", `role proxy: serve the Milvus gRPC API on this port (e.g. ${DEFAULT_MILVUS_PORT}; 0: a free one; default: none)`)
-  .action(async (opts: ConnOpts & { role: string; nodeId?: string; s3?: string; milvusPort?: string }) => {
+  .option("--metrics-port <port>", "serve Prometheus metrics at /metrics on this port (0: a free one; default: none)")
+  .action(async (opts: ConnOpts & { role: string; nodeId?: string; s3?: string; milvusPort?: string; metricsPort?: string }) => {
     if (!(ROLES as readonly string[]).includes(opts.role)) throw VbError.invalid(`unknown role "${opts.role}": use one of ${ROLES.join(", ")}`);
     const config = configFrom(opts);
     if (!config.natsUrl) throw VbError.invalid("serve needs --nats URL (or VB_NATS_URL): a pod joins an existing cluster");
@@ -306,6 +326,7 @@ connOptions(program.command("serve"))
       holderId: `${hostname()}:${process.pid}:${role}`,
       nodeId,
       ...(role === "proxy" && opts.milvusPort !== undefined && opts.milvusPort !== "off" ? { milvus: milvusPortOf(opts.milvusPort)! } : {}),
+      ...(opts.metricsPort !== undefined ? { metrics: { port: portOf("--metrics-port", opts.metricsPort) } } : {}),
     });
     const first = await Promise.race([starting.then(() => "started" as const), signalled.then(() => "signal" as const)]);
     if (first === "signal") {
@@ -611,10 +632,16 @@ connOptions(index.command("drop <collection>"))
 connOptions(program.command("load <collection>"))
   .description("load a collection into the querynodes, showing progress and what the load waits on")
   .option("--replicas <n>", "replicas (each on its own querynodes)", "1")
+  .option("--rg <groups>", "resource groups of the replicas: rg_a:1,rg_b:1 (one replica in each), or rg_a (every replica there)")
   .option("--no-wait", "start the load and return")
-  .action(async (name: string, opts: ConnOpts & { replicas: string; wait: boolean }) => {
+  .action(async (name: string, opts: ConnOpts & { replicas: string; rg?: string; wait: boolean }) => {
     await using vb = await client(opts);
-    await vb.loadCollection({ collectionName: name, replicaNumber: Number(opts.replicas) });
+    const rg = opts.rg ? parseRgOption(opts.rg) : undefined;
+    await vb.loadCollection({
+      collectionName: name,
+      replicaNumber: rg?.replicaNumber ?? Number(opts.replicas),
+      ...(rg ? { resourceGroups: rg.resourceGroups } : {}),
+    });
     if (!opts.wait) {
       process.stdout.write(`loading "${name}"\n`);
       return;
@@ -784,9 +811,21 @@ connOptions(program.command("status"))
         process.stdout.write(`  ${coll} segment ${m.segmentId} (${m.rows} rows) ${m.from} → ${m.to}, ${((Date.now() - m.startedAt) / 1000).toFixed(1)} s\n`);
       }
     }
+    if (st.resourceGroups && (st.resourceGroups.length > 1 || (st.resourceGroupEvents ?? []).length > 0)) {
+      process.stdout.write("resource groups:\n");
+      for (const g of st.resourceGroups) {
+        process.stdout.write(`  ${g.name.padEnd(26)} requests ${String(g.requests).padStart(3)}  limits ${String(g.limits).padStart(7)}  nodes [${g.nodes.join(", ")}]\n`);
+      }
+      for (const e of (st.resourceGroupEvents ?? []).slice(-5)) {
+        process.stdout.write(`    ${new Date(e.at).toISOString().slice(11, 19)} ${e.nodeId} ${e.from ? `${e.from} → ` : ""}${e.to}: ${e.reason}\n`);
+      }
+    }
     process.stdout.write("collections:\n");
+    const rgOf = (g: string | undefined) => (g && g !== "__default_resource_group" ? `${g}` : "");
     for (const c of st.collections) {
-      process.stdout.write(`  ${(names.get(String(c.collectionId)) ?? String(c.collectionId)).padEnd(20)} ${c.state.padEnd(8)} ${c.progress}%  replicas ${c.replicas.map((r) => `${r.replicaId}:[${r.nodes.join(",")}]`).join(" ")}\n`);
+      process.stdout.write(
+        `  ${(names.get(String(c.collectionId)) ?? String(c.collectionId)).padEnd(20)} ${c.state.padEnd(8)} ${c.progress}%  replicas ${c.replicas.map((r) => `${r.replicaId}:${rgOf(r.resourceGroup)}[${r.nodes.join(",")}]`).join(" ")}\n`,
+      );
       for (const b of c.blockers) process.stdout.write(`    waiting on ${b.kind} ${b.subject}: ${b.reason}\n`);
     }
     if ("error" in dc) process.stdout.write(`datacoord: no answer (${dc.error})\n`);
@@ -880,6 +919,8 @@ program
     if (opts.json) process.stdout.write(JSON.stringify(report) + "\n");
     else print(report);
   });
+
+registerResourceGroupCommands<ConnOpts>(program, { connOptions, client, print });
 
 const demo = program.command("demo").description("self-contained demonstrations on a standalone of their own");
 demo
