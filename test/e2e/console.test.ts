@@ -40,7 +40,7 @@ describe("web console", () => {
     mkdirSync(OUT, { recursive: true });
     tc = await startTestCluster({ querynodes: 2 });
     door = await startMilvusFrontDoor({ port: 0, host: "127.0.0.1", client: tc.client, prefix: tc.config.prefix, serverVersion: "test" });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: process.getuid?.() === 0 ? ["--no-sandbox"] : [] });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--disable-dev-shm-usage", ...(process.getuid?.() === 0 ? ["--no-sandbox"] : [])] });
     page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
   }, 120_000);
 

@@ -56,23 +56,28 @@ export async function clusterState(src: ConsoleSource, calls: ConsoleCalls) {
   ]);
   const st = "ok" in status ? status.ok : undefined;
   const nodes = st?.nodes ?? [];
-  const dists = await Promise.all(
-    nodes.map((n) =>
-      n.alive
-        ? ask<QueryNodeDist>(client.nc, subjects.querynode(asNodeId(n.nodeId)), "querynode.GetDist", {}, opts).catch(() => undefined)
-        : Promise.resolve(undefined),
+  const [dists, listed, groups] = await Promise.all([
+    Promise.all(
+      nodes.map((n) =>
+        n.alive
+          ? ask<QueryNodeDist>(client.nc, subjects.querynode(asNodeId(n.nodeId)), "querynode.GetDist", {}, opts).catch(() => undefined)
+          : Promise.resolve(undefined),
+      ),
     ),
-  );
-  const collections = await listCollections(src, calls);
+    listCollections(src, calls).then((ok) => ({ ok }), (err: unknown) => ({ error: why(err) })),
+    resourceGroups(src, nodes.map((n) => n.nodeId)),
+  ]);
+  const collections = "ok" in listed ? listed.ok : [];
   const loaded = new Map((st?.collections ?? []).map((c) => [String(c.collectionId), c]));
   return {
     at,
     prefix: src.prefix,
     ...("error" in status ? { statusError: status.error } : {}),
+    ...("error" in listed ? { collectionsError: listed.error } : {}),
     datacoord: dc,
     proxy: { ...proxyStats, consoleCalls },
     processes,
-    resourceGroups: await resourceGroups(src, nodes.map((n) => n.nodeId)),
+    resourceGroups: groups,
     nodes: nodes.map((n, i) => {
       const d = dists[i];
       return {
@@ -92,7 +97,7 @@ export async function clusterState(src: ConsoleSource, calls: ConsoleCalls) {
     moves: st?.moves ?? [],
     collections: collections.map((c) => {
       const l = loaded.get(String(c.collectionId));
-      return { ...c, replicas: l?.replicas ?? [], ...(l ? { statusState: l.state, statusProgress: l.progress } : {}) };
+      return { ...c, replicas: l?.replicas ?? [] };
     }),
   };
 }

@@ -147,7 +147,9 @@ function drawCollections(state) {
     }
   }
   for (const d of [...host.children]) if (!keep.has(d.dataset.key)) d.remove();
-  if (state.collections.length === 0) host.innerHTML = `<p class="muted">no collection yet</p>`;
+  if (state.collections.length === 0) {
+    host.innerHTML = `<p class="muted">${esc(state.collectionsError ? `the collections could not be listed: ${state.collectionsError}` : "no collection yet")}</p>`;
+  }
   playground.setCollections(state.collections);
 }
 
