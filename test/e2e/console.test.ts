@@ -39,7 +39,7 @@ describe("web console", () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's Chromium with "bash ops/install --test" (or set VB_CHROMIUM)`);
     mkdirSync(OUT, { recursive: true });
     tc = await startTestCluster({ querynodes: 2 });
-    door = await startMilvusFrontDoor({ port: 0, host: "127.0.0.1", client: tc.client, prefix: tc.config.prefix, serverVersion: "test" });
+    door = await startMilvusFrontDoor({ port: 0, host: "127.0.0.1", nc: tc.sa.nc, prefix: tc.config.prefix, actorHost: tc.sa.host, serverVersion: "test" }); // in process, as the standalone serves it
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--disable-dev-shm-usage", ...(process.getuid?.() === 0 ? ["--no-sandbox"] : [])] });
     page = await browser.newPage({ viewport: { width: 1280, height: 1400 } });
   }, 120_000);
