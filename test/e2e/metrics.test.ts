@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFile } from "node:fs/promises";
 import { MilvusClient, logger as sdkLogger } from "@zilliz/milvus2-sdk-node";
 import { startMilvusFrontDoor, type MilvusFrontDoor } from "../../actors/front/server.ts";
+import { startMetricsServer } from "../../runtime/metrics.ts";
 import type { CollectionSchema } from "../../protocol/schema.ts";
 import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
 import { waitFor } from "../harness/index.ts";
@@ -208,5 +209,17 @@ describe("/metrics of a standalone", () => {
     const charted = new Set([...dashboard.matchAll(/vectorbus_[a-z_]+/g)].map((m) => m[0].replace(/_bucket$/, "")));
     expect(charted.size).toBeGreaterThan(20);
     for (const name of charted) expect(e.types.has(name), `${name} (ops/grafana/vectorbus.json)`).toBe(true);
+  });
+
+  it("serves the same families on a port of its own (--metrics-port), and nothing else there", async () => {
+    await using server = await startMetricsServer(0, "127.0.0.1");
+    const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    expect(res.status).toBe(200);
+    const own = parseExposition(await res.text());
+    const atDoor = parseExposition(await (await fetch(`http://127.0.0.1:${door.port}/metrics`)).text());
+    expect(own.types.get("vectorbus_querynode_sq_req_latency")).toBe("histogram");
+    expect([...own.types].sort()).toEqual([...atDoor.types].sort());
+    expect((await fetch(`http://127.0.0.1:${server.port}/`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${server.port}/metrics`, { method: "POST" })).status).toBe(404);
   });
 });
