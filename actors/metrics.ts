@@ -90,8 +90,8 @@ export const qnTSafeLag = gauge(
   "ms since the last message a delegator applied was stored, while messages of its vchannel are still unread (0 when it has read them all)",
   ["node_id", "channel_name"],
 );
-export const qnSegmentNum = gauge("vectorbus_querynode_segment_num", "segments a querynode holds (sealed loaded, growing in its delegators)", ["node_id", "segment_state"]);
-export const qnEntityNum = gauge("vectorbus_querynode_entity_num", "rows a querynode holds", ["node_id", "segment_state"]);
+export const qnSegmentNum = gauge("vectorbus_querynode_segment_num", "sealed segments a querynode has loaded (segment_state Sealed)", ["node_id", "segment_state"]);
+export const qnEntityNum = gauge("vectorbus_querynode_entity_num", "rows a querynode holds: in its loaded sealed segments (Sealed) and its delegators' growing rows (Growing)", ["node_id", "segment_state"]);
 export const qnMemoryBytes = gauge("vectorbus_querynode_memory_bytes", "memory a querynode accounts for its segments, indexes and growing rows (bytes)", ["node_id"]);
 export const qnDelegatorNum = gauge("vectorbus_querynode_delegator_num", "shard delegators a querynode hosts", ["node_id"]);
 
