@@ -216,7 +216,7 @@ const natsReconnects = counter("vectorbus_nats_reconnects_total", "reconnections
 const natsDisconnects = counter("vectorbus_nats_disconnects_total", "times a NATS connection lost its server", ["connection"]);
 const natsSlowConsumers = counter(
   "vectorbus_nats_slow_consumer_total",
-  "slow-consumer events of a NATS connection: a subscription over its pending limit, or the server cutting the connection off as a slow consumer",
+  "slow-consumer notices a NATS connection got (a server error naming a slow consumer, or an iterator subscription over its pending limit); a server that cuts a slow consumer off shows as a disconnect and a reconnect",
   ["connection"],
 );
 
