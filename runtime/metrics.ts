@@ -118,7 +118,7 @@ export class HotHistogram<L extends string> extends HotMetric<L, HistogramSeries
       let acc = 0;
       for (let i = 0; i <= this.bounds.length; i++) {
         acc += s.counts[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: i < this.bounds.length ? this.bounds[i]! : "+Inf" }, value: acc });
+        values.push({ metricName: `${this.name}_bucket`, labels: { le: i < this.bounds.length ? this.bounds[i]! : "+Inf", ...labels }, value: acc });
       }
       values.push({ metricName: `${this.name}_sum`, labels, value: s.sum });
       values.push({ metricName: `${this.name}_count`, labels, value: s.count });
