@@ -162,6 +162,30 @@ describe("traces across actors and the slow-query log", () => {
     expect(String(segments[0]!.attributes["vectorbus.actor"])).toContain(".seg.qn1.");
   });
 
+  it("honours a traceparent header on REST the same way", async () => {
+    exporter.reset();
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const parent = "00f067aa0ba902b7";
+    const res = (await (
+      await fetch(`http://127.0.0.1:${door.port}/v2/vectordb/entities/search`, {
+        method: "POST",
+        headers: { "content-type": "application/json", traceparent: `00-${traceId}-${parent}-01` },
+        body: JSON.stringify({ collectionName: NAME, data: [Array.from(vecs.subarray(7 * DIM, 8 * DIM))], limit: 3 }),
+      })
+    ).json()) as { code: number; data: { id: string }[] };
+    expect(res.code).toBe(0);
+    expect(String(res.data[0]!.id)).toBe("7");
+    const spans = await waitFor(() => {
+      const all = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+      return all.some((s) => s.name === "rest entities/search") && all.some((s) => s.name === "segment.Search") ? all : undefined;
+    });
+    const front = spans.find((s) => s.name === "rest entities/search")!;
+    expect(front.parentSpanContext?.spanId).toBe(parent);
+    const proxy = spans.find((s) => s.name === "proxy.Search")!;
+    expect(proxy.parentSpanContext?.spanId).toBe(front.spanContext().spanId);
+    expect(spans.map((s) => s.name)).toEqual(expect.arrayContaining(["delegator.Search", "querynode.SearchSegments", "segment.Search"]));
+  });
+
   it("logs a search made slow on purpose as one JSON line with the time spent at each hop", async () => {
     // as in production by default: no tracer provider, so the read's hops time themselves and record no span
     trace.disable();
