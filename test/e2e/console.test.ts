@@ -175,6 +175,10 @@ describe("web console", () => {
     await page.click("#pg-run");
     await expect.poll(() => page.locator("#results td.id").allTextContents(), { timeout: 30_000 }).toEqual(Array.from(byRow.results[0]!.ids as BigInt64Array, String));
     expect(await page.locator("#results td.id").first().textContent()).toBe("421");
+    // the charts: requests per second, and the playground's searches in the latency chart (from /metrics)
+    await page.waitForSelector('#chart-qps polyline[data-series="requests"]', { state: "attached" });
+    await page.waitForSelector('#chart-latency polyline[data-series="search"]', { state: "attached" });
+    expect(await page.locator("#latency-source").textContent()).toBe("(from /metrics)");
     await shot({ path: `${OUT}/04-search-id.png`, fullPage: true });
 
     // a bad vector is said in the page, not thrown

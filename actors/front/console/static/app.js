@@ -193,9 +193,10 @@ function drawCharts(state, metrics) {
       qps.add("errors", t, Math.max(0, p.errors - previous.proxy.errors) / dt);
     }
   }
-  for (const [type, now] of metrics ?? []) {
-    const before = previousMetrics?.get(type);
-    if (before && now.count > before.count) latency.add(type, t, (now.sum - before.sum) / (now.count - before.count));
+  // a type that first shows up after an earlier read of /metrics had none of it before
+  for (const [type, now] of previousMetrics ? (metrics ?? []) : []) {
+    const before = previousMetrics.get(type) ?? { sum: 0, count: 0 };
+    if (now.count > before.count) latency.add(type, t, (now.sum - before.sum) / (now.count - before.count));
   }
   $("#latency-source").textContent = metrics ? "(from /metrics)" : "(appears when this port serves /metrics)";
   const names = new Set(state.nodes.map((n) => n.nodeId));
@@ -205,10 +206,13 @@ function drawCharts(state, metrics) {
     rows.add(n.nodeId, t, n.rows);
     memory.add(n.nodeId, t, n.memoryBytes / 1048576);
   }
-  drawChart($("#chart-qps"), qps, seriesColour, "needs two polls");
-  drawChart($("#chart-latency"), latency, seriesColour, metrics ? "no search or query yet" : "no /metrics on this port");
-  drawChart($("#chart-rows"), rows, seriesColour);
-  drawChart($("#chart-memory"), memory, seriesColour);
+  // one time range for every chart: from the oldest sample kept to now
+  const oldest = Math.min(t, ...[qps, latency, rows, memory].flatMap((h) => [...h.series.values()].map((pts) => pts[0][0])));
+  const range = [oldest, t];
+  drawChart($("#chart-qps"), qps, seriesColour, range, "needs two polls");
+  drawChart($("#chart-latency"), latency, seriesColour, range, metrics ? "no search or query yet" : "no /metrics on this port");
+  drawChart($("#chart-rows"), rows, seriesColour, range);
+  drawChart($("#chart-memory"), memory, seriesColour, range);
 }
 
 async function poll() {

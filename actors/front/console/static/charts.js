@@ -31,8 +31,11 @@ export class History {
 
 const fmt = (v) => (Math.abs(v) >= 1000 ? Math.round(v).toLocaleString() : v >= 10 ? v.toFixed(0) : v.toFixed(v === 0 ? 0 : 2));
 
-/** Draws `history` into `svg`; `colorOf(name)` colours each series; `empty` is said when there is no data. */
-export function drawChart(svg, history, colorOf, empty = "no data yet") {
+/**
+ * Draws `history` into `svg` over the time range `[t0, t1]` (every chart of the page shares one, so
+ * their x axes line up); `colorOf(name)` colours each series; `empty` is said when there is no data.
+ */
+export function drawChart(svg, history, colorOf, [t0, t1], empty = "no data yet") {
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   while (svg.firstChild) svg.firstChild.remove();
   const add = (name, attrs, text) => svgEl(name, attrs, svg, text);
@@ -41,8 +44,7 @@ export function drawChart(svg, history, colorOf, empty = "no data yet") {
     add("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, empty);
     return;
   }
-  const t0 = Math.min(...all.map((p) => p[0]));
-  const t1 = Math.max(...all.map((p) => p[0]), t0 + 1);
+  if (t1 <= t0) t0 = t1 - 1;
   const vmax = Math.max(...all.map((p) => p[1]), 1e-9);
   const x = (t) => LEFT + ((t - t0) / (t1 - t0)) * (W - LEFT - RIGHT);
   const y = (v) => H - BOTTOM - (v / vmax) * (H - TOP - BOTTOM);
@@ -54,6 +56,7 @@ export function drawChart(svg, history, colorOf, empty = "no data yet") {
     const color = colorOf(name, i++);
     add("polyline", { points: pts.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" "), stroke: color, "data-series": name });
     const last = pts[pts.length - 1];
+    add("circle", { cx: x(last[0]).toFixed(1), cy: y(last[1]).toFixed(1), r: 2.5, fill: color }); // the newest value, seen even alone
     add("text", { x: W - RIGHT, y: 10 + 11 * (i - 1), "text-anchor": "end", style: `fill: ${color}` }, `${name} ${fmt(last[1])}`);
   }
 }
