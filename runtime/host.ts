@@ -668,7 +668,11 @@ export class ActorHost implements AsyncDisposable {
       queueMicrotask(() =>
         this.deliverLocal(
           address,
-          (cell) => cell.deliver({ msg: { type, body, replyable: true, deadline, receivedAt: performance.now() }, answer, ...(trace ? { trace } : {}) }),
+          (cell) => {
+            const item: Item = { msg: { type, body, replyable: true, deadline, receivedAt: performance.now() }, answer };
+            if (trace) item.trace = trace;
+            cell.deliver(item);
+          },
           (error) => answer({ ok: false, error }),
         ),
       );
