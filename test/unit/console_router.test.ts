@@ -63,6 +63,7 @@ describe("console router", () => {
     expect((await raw("GET", "/console/..%2fconsole.ts")).status).toBe(404);
     expect((await raw("GET", "/console/missing.js")).status).toBe(404);
     expect((await raw("POST", "/console/app.js")).status).toBe(405);
+    expect((await raw("GET", "http://[console")).status).toBe(418); // not a URL: not the console's, and no throw
   });
 
   it("answers unknown API paths and bad search bodies with JSON errors", async () => {

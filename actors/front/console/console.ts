@@ -53,8 +53,8 @@ export function consoleRouter(src: ConsoleSource, log: Logger): ConsoleRouter {
   };
 
   return (req, res) => {
-    const path = new URL(req.url ?? "/", "http://console").pathname;
-    if (path !== CONSOLE_PATH && !path.startsWith(`${CONSOLE_PATH}/`)) return false;
+    const path = pathOf(req.url);
+    if (path === undefined || (path !== CONSOLE_PATH && !path.startsWith(`${CONSOLE_PATH}/`))) return false;
     const method = req.method ?? "GET";
     const rest = path.slice(CONSOLE_PATH.length);
 
@@ -96,6 +96,15 @@ export function consoleRouter(src: ConsoleSource, log: Logger): ConsoleRouter {
     );
     return true;
   };
+}
+
+/** The request's path, normalized (`..` resolved); undefined for a target that is not a URL. */
+function pathOf(url: string | undefined): string | undefined {
+  try {
+    return new URL(url ?? "/", "http://console").pathname;
+  } catch {
+    return undefined;
+  }
 }
 
 function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
