@@ -2,6 +2,7 @@
 import { inject } from "vitest";
 import { randomBytes } from "node:crypto";
 import { connectNats, type NatsConnection } from "../../runtime/transport.ts";
+import { ActorHost } from "../../runtime/host.ts";
 
 export { startNatsServer, startNatsCluster, freePort } from "../../ops/nats_server.ts";
 
@@ -20,6 +21,18 @@ export async function connectTest(url = natsUrl()): Promise<NatsConnection & Asy
   return Object.assign(nc, {
     [Symbol.asyncDispose]: async () => {
       if (!nc.isClosed()) await nc.close();
+    },
+  });
+}
+
+/** An actor host on a connection of its own (a process of its own, as far as NATS sees); disposing stops both. */
+export async function testHost(): Promise<ActorHost & AsyncDisposable> {
+  const nc = await connectTest();
+  const host = new ActorHost(nc);
+  return Object.assign(host, {
+    [Symbol.asyncDispose]: async () => {
+      await host.stop();
+      await nc[Symbol.asyncDispose]();
     },
   });
 }

@@ -5,20 +5,11 @@ import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { Actor, ACTOR_STOPPED, type ActorStopped, type Message, type PipeResult } from "../../runtime/actor.ts";
 import { ask, tell } from "../../runtime/ask.ts";
 import { ActorHost } from "../../runtime/host.ts";
-import { connectTest, uniquePrefix, waitFor } from "../harness/index.ts";
+import { connectTest, testHost, uniquePrefix, waitFor } from "../harness/index.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function newHost() {
-  const nc = await connectTest();
-  const host = new ActorHost(nc);
-  return Object.assign(host, {
-    [Symbol.asyncDispose]: async () => {
-      await host.stop();
-      await nc[Symbol.asyncDispose]();
-    },
-  });
-}
+const newHost = testHost;
 
 /** A promise and the functions that settle it. */
 function deferred<T>() {

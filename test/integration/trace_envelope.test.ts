@@ -9,20 +9,8 @@ import type { Envelope, Hop, Reply } from "../../protocol/envelope.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { Actor, type Message } from "../../runtime/actor.ts";
 import { ask } from "../../runtime/ask.ts";
-import { ActorHost } from "../../runtime/host.ts";
 import { parseTraceparent, startTrace } from "../../runtime/trace.ts";
-import { connectTest, uniquePrefix } from "../harness/index.ts";
-
-async function newHost() {
-  const nc = await connectTest();
-  const host = new ActorHost(nc);
-  return Object.assign(host, {
-    [Symbol.asyncDispose]: async () => {
-      await host.stop();
-      await nc[Symbol.asyncDispose]();
-    },
-  });
-}
+import { testHost, uniquePrefix } from "../harness/index.ts";
 
 /** Asks each of `next` with the request's trace (encoded or shared, by the body), then answers. */
 class Relay extends Actor {
@@ -43,8 +31,8 @@ class Relay extends Actor {
 describe("traced envelopes on a real nats-server", () => {
   it("brings back the hops of every actor a traced request reached, across processes and in process", async () => {
     const prefix = uniquePrefix("tr");
-    await using a = await newHost();
-    await using b = await newHost();
+    await using a = await testHost();
+    await using b = await testHost();
     const remoteLeaf = `${prefix}.leaf.remote`;
     const localLeaf = `${prefix}.leaf.local`;
     const relay = `${prefix}.relay.1`;
@@ -72,8 +60,8 @@ describe("traced envelopes on a real nats-server", () => {
 
   it("brings back hops with an error reply, and none to an untraced ask", async () => {
     const prefix = uniquePrefix("tr");
-    await using a = await newHost();
-    await using b = await newHost();
+    await using a = await testHost();
+    await using b = await testHost();
     const leaf = `${prefix}.leaf.1`;
     await a.spawn({ address: leaf, create: () => new Relay([]) });
 
