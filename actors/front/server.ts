@@ -118,7 +118,14 @@ function restRouter(handlers: Record<string, RestHandler>, log: ReturnType<typeo
       res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
       res.end(text);
     };
-    const path = new URL(req.url ?? "/", "http://front").pathname;
+    let path: string;
+    try {
+      path = new URL(req.url ?? "/", "http://front").pathname;
+    } catch {
+      req.resume();
+      send(400, { code: ErrorCode.ParameterInvalid, message: `the request target ${JSON.stringify(req.url)} is not a path: the Milvus REST API is POST /v2/vectordb/<category>/<action>` });
+      return;
+    }
     const m = REST_PATH.exec(path);
     if (!m) {
       req.resume();

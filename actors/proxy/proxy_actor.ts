@@ -7,6 +7,7 @@
  * Requests run concurrently (`ctx.reenter`): a proxy is stateless but for its caches (collections and
  * their indexes), which only the mailbox changes (DDL and index events arrive as messages).
  */
+import { partitionNotFound } from "../rootcoord/errors.ts";
 import { ErrorCode, namingCollection, VbError } from "../../protocol/errors.ts";
 import type { CollectionInfo } from "../../protocol/meta.ts";
 import { DATACOORD, type DatacoordApi } from "../../protocol/messages/datacoord.ts";
@@ -182,6 +183,8 @@ export class ProxyActor extends Actor {
         return this.ctx.reenter(flushStateTask(this.writes, msg.body));
       case "GetCollectionStatistics":
         return this.ctx.reenter(this.statistics(msg.body));
+      case "GetPartitionStatistics":
+        return this.ctx.reenter(this.statistics(msg.body, true));
       case "LoadCollection":
       case "ReleaseCollection":
       case "LoadPartitions":
@@ -575,16 +578,26 @@ export class ProxyActor extends Actor {
     return { totalRows, indexedRows, pendingBuilds };
   }
 
-  private async statistics(body: unknown): Promise<Res<ProxyApi, "GetCollectionStatistics">> {
-    const req = requireObject(body, "GetCollectionStatistics") as { dbName?: string; collectionName?: string };
-    const name = requireString(req as Record<string, unknown>, "collectionName", "GetCollectionStatistics");
+  /** rows of a collection (or, `ofPartition`, of the partition named by `partitionName`) by its segments */
+  private async statistics(body: unknown, ofPartition = false): Promise<Res<ProxyApi, "GetCollectionStatistics">> {
+    const verb = ofPartition ? "GetPartitionStatistics" : "GetCollectionStatistics";
+    const req = requireObject(body, verb) as { dbName?: string; collectionName?: string };
+    const name = requireString(req as Record<string, unknown>, "collectionName", verb);
     const info = await this.describe(req.dbName, name);
+    let partitionId: bigint | undefined;
+    if (ofPartition) {
+      const partitionName = requireString(req as Record<string, unknown>, "partitionName", verb);
+      const p = info.partitions.find((x) => x.name === partitionName);
+      if (!p) throw partitionNotFound(info.name, partitionName);
+      partitionId = p.partitionId;
+    }
     const { segments } = await named(info, this.datacoord("ListSegments", { collectionId: info.collectionId }));
     let rowCount = 0;
     let flushedRows = 0;
     let count = 0;
     for (const s of segments) {
       if (s.level !== "L1" || s.state === "Dropped") continue;
+      if (partitionId !== undefined && s.partitionId !== partitionId) continue;
       rowCount += s.numRows;
       if (s.state === "Flushed") {
         flushedRows += s.numRows;

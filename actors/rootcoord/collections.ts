@@ -28,6 +28,7 @@ import {
   optionalInt,
   optionalString,
   optionalStringMap,
+  requiredList,
   requiredString,
   type Body,
 } from "../request_fields.ts";
@@ -213,6 +214,49 @@ export async function renameCollection(core: RootcoordCore, raw: unknown): Promi
     { collection: newName, collectionId: String(c.collectionId), oldName, dbName: newDbName, oldDbName: dbName },
     "renamed collection",
   );
+  await core.events.publish({ kind: "collection.altered", collection: core.meta.describe(next) });
+  return null;
+}
+
+/**
+ * Collection properties Milvus gives a meaning to, and the values each takes; any other key is kept as
+ * given (Milvus keeps unknown keys too).
+ */
+const PROPERTY_CHECKS: Record<string, { test: (v: string) => boolean; expect: string }> = {
+  "collection.ttl.seconds": { test: (v) => /^\d+$/.test(v), expect: "a whole number of seconds" },
+  "mmap.enabled": { test: (v) => /^(true|false)$/i.test(v), expect: "true or false" },
+  "collection.autocompaction.enabled": { test: (v) => /^(true|false)$/i.test(v), expect: "true or false" },
+  "collection.replica.number": { test: (v) => /^\d+$/.test(v), expect: "a whole number" },
+};
+
+export async function alterCollection(core: RootcoordCore, raw: unknown): Promise<Res<"AlterCollection">> {
+  const verb = "AlterCollection";
+  const b = bodyOf(verb, raw);
+  const c = resolveCollection(core, verb, b);
+  const set = optionalStringMap(verb, b, "properties") ?? {};
+  const deleteKeys =
+    b.deleteKeys === undefined || b.deleteKeys === null
+      ? []
+      : requiredList(verb, b, "deleteKeys", "property names").map((k, i) => {
+          if (typeof k !== "string" || k === "") throw VbError.invalid(`${verb}: deleteKeys[${i}] must be a property name (a non-empty string), got ${JSON.stringify(k)}`);
+          return k;
+        });
+  if (Object.keys(set).length === 0 && deleteKeys.length === 0) {
+    throw VbError.invalid(`${verb} on collection "${c.name}": nothing to change (1100): pass properties to set or deleteKeys to remove`);
+  }
+  for (const [key, value] of Object.entries(set)) {
+    const check = PROPERTY_CHECKS[key];
+    if (check && !check.test(value)) {
+      throw VbError.invalid(`${verb} on collection "${c.name}": property "${key}" takes ${check.expect}, got ${JSON.stringify(value)} (1100)`);
+    }
+    if (deleteKeys.includes(key)) throw VbError.invalid(`${verb} on collection "${c.name}": property "${key}" is both set and deleted (1100)`);
+  }
+  const properties = { ...c.properties };
+  for (const k of deleteKeys) delete properties[k];
+  Object.assign(properties, set);
+  const next: StoredCollection = { ...c, properties };
+  await core.meta.updateCollection(next);
+  core.log.info({ collection: c.name, collectionId: String(c.collectionId), set, deleted: deleteKeys }, "altered collection properties");
   await core.events.publish({ kind: "collection.altered", collection: core.meta.describe(next) });
   return null;
 }

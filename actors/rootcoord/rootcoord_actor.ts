@@ -12,6 +12,7 @@ import { ensureEventsStream } from "../events.ts";
 import { allocId, allocTimestamp } from "./allocation.ts";
 import { alterAlias, createAlias, describeAlias, dropAlias, listAliases } from "./aliases.ts";
 import {
+  alterCollection,
   createCollection,
   describeCollection,
   dropCollection,
@@ -45,6 +46,7 @@ const VERBS: { [V in keyof RootcoordApi]: Handler<V> } = {
   HasCollection: hasCollection,
   ListCollections: listCollections,
   RenameCollection: renameCollection,
+  AlterCollection: alterCollection,
   CreatePartition: createPartition,
   DropPartition: dropPartition,
   HasPartition: hasPartition,

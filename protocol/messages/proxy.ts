@@ -101,6 +101,7 @@ export const FORWARDED_DDL = [
   "DescribeCollection",
   "HasCollection",
   "RenameCollection",
+  "AlterCollection",
   "CreatePartition",
   "DropPartition",
   "HasPartition",
@@ -124,6 +125,8 @@ export type ProxyApi = Pick<RootcoordApi, ForwardedDdl> & {
   GetFlushState: [{ dbName?: string; collectionName: string; flushTs?: bigint }, { flushed: boolean }];
   /** rows per Flushed segment, for `vbus collection describe` and tests */
   GetCollectionStatistics: [CollectionRef, { rowCount: number; flushedRows: number; segments: number }];
+  /** the same, for the rows of one partition */
+  GetPartitionStatistics: [CollectionRef & { partitionName: string }, { rowCount: number; flushedRows: number; segments: number }];
   /**
    * `resourceGroups`: one group for every replica, or one per replica (a name may repeat); default: the
    * default group. With groups and no `replicaNumber`: one replica per group named.
@@ -191,6 +194,7 @@ export const PROXY_VERBS = [
   "HasCollection",
   "ListCollections",
   "RenameCollection",
+  "AlterCollection",
   "CreatePartition",
   "DropPartition",
   "HasPartition",
@@ -206,6 +210,7 @@ export const PROXY_VERBS = [
   "Flush",
   "GetFlushState",
   "GetCollectionStatistics",
+  "GetPartitionStatistics",
   "LoadCollection",
   "ReleaseCollection",
   "LoadPartitions",

@@ -30,6 +30,8 @@ export type RootcoordApi = {
   HasCollection: [CollectionRef, { has: boolean }];
   ListCollections: [{ dbName?: string }, { collections: CollectionInfo[] }];
   RenameCollection: [{ dbName?: string; oldName: string; newName: string; newDbName?: string }, null];
+  /** sets `properties` and removes `deleteKeys` from the collection's properties (Milvus's AlterCollection) */
+  AlterCollection: [CollectionRef & { properties?: Record<string, string>; deleteKeys?: string[] }, null];
   CreatePartition: [CollectionRef & { partitionName: string }, PartitionInfo];
   DropPartition: [CollectionRef & { partitionName: string }, null];
   HasPartition: [CollectionRef & { partitionName: string }, { has: boolean }];

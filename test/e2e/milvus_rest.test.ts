@@ -3,6 +3,7 @@
  * door: the same port as gRPC, `{code, message, data}` replies, results checked against what was
  * inserted (brute force for search), and Milvus's error codes with HTTP 200.
  */
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpClient } from "@zilliz/milvus2-sdk-node";
 import { startMilvusFrontDoor, type MilvusFrontDoor } from "../../actors/front/server.ts";
@@ -159,6 +160,16 @@ describe("Milvus Node SDK (REST v2) against the Milvus front door", () => {
     ]);
     expect(info.fields[1]!.params).toEqual([{ key: "dim", value: String(DIM) }]);
     expect(info.load).toBe("LoadStateLoaded");
+    // collection properties and partition statistics
+    ok(await http.alterCollectionProperties({ collectionName: name, properties: { "collection.ttl.seconds": "60", "app.owner": "library" } } as never));
+    const props = async () => (ok(await http.describeCollection({ collectionName: name })) as { properties: { key: string; value: string }[] }).properties;
+    expect(await props()).toEqual(expect.arrayContaining([{ key: "collection.ttl.seconds", value: "60" }, { key: "app.owner", value: "library" }]));
+    ok(await http.dropCollectionProperties({ collectionName: name, propertyKeys: ["app.owner"] } as never));
+    expect((await props()).map((kv) => kv.key)).not.toContain("app.owner");
+    const collectionRows = (ok(await http.getCollectionStatistics({ collectionName: name } as never)) as { rowCount: number }).rowCount;
+    expect(ok(await http.getPartitionStatistics({ collectionName: name, partitionName: "_default" } as never))).toEqual({ rowCount: collectionRows });
+    const noPartition = (await http.getPartitionStatistics({ collectionName: name, partitionName: "p9" } as never)) as Reply;
+    expect(noPartition.code).toBe(200);
     expect(ok(await http.listCollections())).toContain(name);
     expect(ok(await http.hasCollection({ collectionName: name } as never))).toEqual({ has: true });
     ok(await http.releaseCollection({ collectionName: name }));
@@ -179,9 +190,20 @@ describe("Milvus Node SDK (REST v2) against the Milvus front door", () => {
     await http.releaseCollection({ collectionName: name });
     const unloaded = (await http.search({ collectionName: name, data: [vectorOf(1)], limit: 1 } as never)) as Reply;
     expect(unloaded.code).toBe(101);
-    const unimplemented = (await http.alterCollectionProperties({ collectionName: name, properties: { "collection.ttl.seconds": 60 } } as never)) as Reply;
+    // a request target that is not a path gets 400 and the door keeps serving
+    const badTarget = await new Promise<string>((resolve, reject) => {
+      const sock = connect(door.port, "127.0.0.1", () => sock.end("GET http://[x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+      let text = "";
+      sock.on("data", (d: Buffer) => (text += d.toString()));
+      sock.on("close", () => resolve(text));
+      sock.on("error", reject);
+    });
+    expect(badTarget).toMatch(/^HTTP\/1\.1 400/);
+    expect(badTarget).toContain("is not a path");
+    expect(((await http.listCollections()) as Reply).code).toBe(0);
+    const unimplemented = (await http.createUser({ userName: "ann", password: "secret-password" } as never)) as Reply;
     expect(unimplemented.code).toBe(10);
-    expect(unimplemented.message).toContain("/v2/vectordb/collections/alter_properties");
+    expect(unimplemented.message).toContain("/v2/vectordb/users/create");
     const res = await fetch(`http://127.0.0.1:${door.port}/v2/vectordb/entities/query`, { method: "POST", body: "{not json" });
     expect(res.status).toBe(200);
     expect(((await res.json()) as Reply).code).toBe(1100);

@@ -313,6 +313,28 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
     expect((await milvus.showPartitions({ collection_name: name })).partition_names).toEqual(["_default", "p1"]);
     await milvus.insert({ collection_name: name, partition_name: "p1", data: [rowOf(N + 1)] });
     expect((await milvus.count({ collection_name: name })).data).toBe(N + 1);
+    expect((await milvus.flushSync({ collection_names: [name] })).flushed).toBe(true);
+    const p1Stats = await milvus.getPartitionStatistics({ collection_name: name, partition_name: "p1" });
+    expect(p1Stats.status.error_code).toBe("Success");
+    expect(Number(p1Stats.data.row_count)).toBe(1);
+    // rows as the segments count them (an upserted row's old copy stays counted until compaction, as in Milvus)
+    const collectionRows = Number((await milvus.getCollectionStatistics({ collection_name: name })).data.row_count);
+    expect(Number((await milvus.getPartitionStatistics({ collection_name: name, partition_name: "_default" })).data.row_count)).toBe(collectionRows - 1);
+    const noPartition = await milvus.getPartitionStatistics({ collection_name: name, partition_name: "p9" });
+    expect(noPartition.status.code).toBe(200);
+    expect(noPartition.status.reason).toContain(`partition "p9" not found in collection "${name}"`);
+
+    // collection properties: set, shown by describe, dropped; a known key with a wrong value is refused
+    const altered = await milvus.alterCollectionProperties({ collection_name: name, properties: { "collection.ttl.seconds": 3600, "app.owner": "library" } });
+    expect(altered.error_code).toBe("Success");
+    const props = () => milvus.describeCollection({ collection_name: name }).then((d) => Object.fromEntries(d.properties.map((kv) => [kv.key, kv.value])));
+    expect(await props()).toMatchObject({ "collection.ttl.seconds": "3600", "app.owner": "library" });
+    expect((await milvus.dropCollectionProperties({ collection_name: name, properties: ["app.owner"] })).error_code).toBe("Success");
+    expect(await props()).not.toHaveProperty("app.owner");
+    expect(await props()).toMatchObject({ "collection.ttl.seconds": "3600" });
+    const badTtl = await milvus.alterCollectionProperties({ collection_name: name, properties: { "collection.ttl.seconds": "soon" } });
+    expect(badTtl.code).toBe(1100);
+    expect(badTtl.reason).toContain(`property "collection.ttl.seconds" takes a whole number of seconds`);
     expect((await milvus.createAlias({ collection_name: name, alias: "shelf" })).error_code).toBe("Success");
     expect((await milvus.describeAlias({ collection_name: name, alias: "shelf" })).collection).toBe(name);
     expect((await milvus.listAliases({ collection_name: name })).aliases).toEqual(["shelf"]);
@@ -424,9 +446,9 @@ describe("Milvus Node SDK (gRPC) against the Milvus front door", () => {
     expect(badVectors.status.reason).toContain(name);
     (raw as unknown as grpc.Client).close();
 
-    const unimplemented = await milvus.alterCollectionProperties({ collection_name: name, properties: { "collection.ttl.seconds": 60 } });
+    const unimplemented = await milvus.createUser({ username: "ann", password: "secret-password" });
     expect(unimplemented.code).toBe(10);
-    expect(unimplemented.reason).toContain("AlterCollection");
+    expect(unimplemented.reason).toContain("CreateCredential");
     await milvus.dropCollection({ collection_name: name });
   });
 });

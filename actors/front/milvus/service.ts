@@ -16,6 +16,7 @@ import type { Trace } from "../../../runtime/trace.ts";
 import { columnsFromFieldData, fieldsDataOf, outputPlan, rowCountOf, sliceColumns } from "./field_data.ts";
 import { decodeCollectionSchema, decodePlaceholderGroup, type Msg } from "./proto.ts";
 import { describeToMilvus, keyValues, schemaFromMilvus, toKeyValues, utcMs } from "./schema_map.ts";
+import { unimplemented } from "./status.ts";
 
 /** The Milvus API level this front door answers GetVersion with. */
 export const MILVUS_API_VERSION = "v2.6.0";
@@ -494,6 +495,18 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
     },
     async GetCollectionStatistics(req, ctx) {
       const s = await call("GetCollectionStatistics", { ...db(ctx), collectionName: requireName(req) }, ctx);
+      return { stats: [{ key: "row_count", value: String(s.rowCount) }] };
+    },
+    async AlterCollection(req, ctx) {
+      const collectionName = requireName(req);
+      if (nonEmpty(req.field_name)) throw unimplemented(`AlterCollection of field "${String(req.field_name)}" (AlterCollectionField)`);
+      const properties = keyValues(req.properties);
+      const deleteKeys = names(req.delete_keys) ?? [];
+      await call("AlterCollection", { ...db(ctx), collectionName, properties, deleteKeys }, ctx);
+      return {};
+    },
+    async GetPartitionStatistics(req, ctx) {
+      const s = await call("GetPartitionStatistics", { ...db(ctx), collectionName: requireName(req), partitionName: requireName(req, "partition_name") }, ctx);
       return { stats: [{ key: "row_count", value: String(s.rowCount) }] };
     },
     async RenameCollection(req, ctx) {

@@ -367,6 +367,19 @@ export function restHandlers(client: VectorbusClient, opts: { allowInt64: (ctx: 
       const s = await call("GetCollectionStatistics", { ...db(ctx), collectionName: str(body, "collectionName") }, ctx);
       return { data: { rowCount: s.rowCount } };
     },
+    async "collections/alter_properties"(body, ctx) {
+      const props = body.properties;
+      if (!props || typeof props !== "object" || Array.isArray(props)) throw invalid("properties is required: an object of property names and values");
+      const properties = Object.fromEntries(Object.entries(props as Body).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
+      await call("AlterCollection", { ...db(ctx), collectionName: str(body, "collectionName"), properties }, ctx);
+      return { data: {} };
+    },
+    async "collections/drop_properties"(body, ctx) {
+      const deleteKeys = list(body.propertyKeys);
+      if (!deleteKeys) throw invalid("propertyKeys is required: a list of property names");
+      await call("AlterCollection", { ...db(ctx), collectionName: str(body, "collectionName"), deleteKeys }, ctx);
+      return { data: {} };
+    },
     async "collections/flush"(body, ctx) {
       await call("Flush", { ...db(ctx), collectionNames: [str(body, "collectionName")], wait: true, timeoutMs: ctx.timeoutMs }, ctx);
       return { data: {} };
@@ -475,6 +488,10 @@ export function restHandlers(client: VectorbusClient, opts: { allowInt64: (ctx: 
     },
     async "partitions/has"(body, ctx) {
       return { data: { has: (await call("HasPartition", { ...db(ctx), collectionName: str(body, "collectionName"), partitionName: str(body, "partitionName") }, ctx)).has } };
+    },
+    async "partitions/get_stats"(body, ctx) {
+      const s = await call("GetPartitionStatistics", { ...db(ctx), collectionName: str(body, "collectionName"), partitionName: str(body, "partitionName") }, ctx);
+      return { data: { rowCount: s.rowCount } };
     },
     async "partitions/list"(body, ctx) {
       return { data: (await call("ListPartitions", { ...db(ctx), collectionName: str(body, "collectionName") }, ctx)).partitions };
