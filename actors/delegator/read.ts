@@ -58,6 +58,13 @@ export class DelegatorReader {
     if (spec.collectionId !== this.data.watch.collectionId) {
       throw invalid(verb, `spec.collectionId ${spec.collectionId} is not this delegator's collection ${this.data.watch.collectionId}`);
     }
+    if (this.data.watch.syncedReadsOnly && this.data.dist.current.targetVersion === 0) {
+      throw new VbError(
+        ErrorCode.ChannelNotAvailable,
+        `the delegator of ${this.data.watch.vchannel} on node ${this.data.nodeId} has not been given its sealed segments yet (querycoord syncs it once it serves): retry on another replica`,
+        { retriable: true },
+      );
+    }
     const wait = guarantee.consistency === "Eventually" ? undefined : guarantee.position;
     const deadline = msg.deadline > 0 ? msg.deadline : 0;
     const waitTSafe = this.meters[kind].waitTSafe;

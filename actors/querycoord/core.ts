@@ -344,6 +344,8 @@ export class QuerycoordCore {
       seekPosition: ch.seekPosition,
       partitionIds: c.loadType === "Collection" ? [] : [...c.partitionIds],
       l0Segments: l0Of(t, vchannel),
+      // GetShardLeaders offers a delegator only once synced: it refuses reads before too
+      syncedReadsOnly: true,
     };
   }
 

@@ -41,6 +41,7 @@ import {
   bodyOf,
   invalid,
   obj,
+  optionalBool,
   requiredId,
   requiredIds,
   requiredInt,
@@ -272,7 +273,8 @@ export class QuerynodeActor extends Actor {
     const seekPosition = requiredInteger(verb, b, "seekPosition");
     const partitionIds = requiredIds(verb, b, "partitionIds");
     const l0Segments = requiredList(verb, b, "l0Segments", "segments").map((s, i) => checkSegmentInfo(s, verb, `l0Segments[${i}]`));
-    const req: WatchChannelReq = { collectionId, vchannel, pchannel, replicaId, schema, seekPosition, partitionIds, l0Segments };
+    const syncedReadsOnly = optionalBool(verb, b, "syncedReadsOnly") ?? false;
+    const req: WatchChannelReq = { collectionId, vchannel, pchannel, replicaId, schema, seekPosition, partitionIds, l0Segments, syncedReadsOnly };
     const address = this.env.subjects.delegator(asCollectionId(collectionId), vchannel, asReplicaId(replicaId), asNodeId(this.nodeId));
     const existing = this.delegators.get(address);
     if (existing) return this.ctx.reenter(existing.started.then(() => null));

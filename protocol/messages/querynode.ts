@@ -38,6 +38,12 @@ export interface WatchChannelReq {
   partitionIds: bigint[];
   /** L0 delete logs of the channel, older than the seek position */
   l0Segments: SegmentInfo[];
+  /**
+   * refuse reads (503, retriable) until the first SyncDistribution: querycoord sets it, since it offers a
+   * leader only once synced, and a read sent before (by a client's stale list of leaders, to a node back
+   * under the same id) would see none of the sealed segments
+   */
+  syncedReadsOnly?: boolean;
 }
 
 export interface LoadSegmentsReq {

@@ -166,10 +166,11 @@ class QueryPlane {
   }
 
   /** querycoord's ChannelChecker: one delegator per vchannel on `nodeId`, from the recovery info. */
-  async watch(nodeId: string): Promise<void> {
+  async watch(nodeId: string, opts: { syncedReadsOnly?: boolean } = {}): Promise<void> {
     const rec = await this.recovery();
     for (const ch of rec.channels) {
       await this.qn(nodeId, "WatchDmChannels", {
+        ...opts,
         collectionId: this.info.collectionId,
         vchannel: ch.vchannel,
         pchannel: ch.pchannel,
@@ -612,6 +613,19 @@ describe("querynode and delegators", () => {
     const e2 = await refusal(p.count());
     expect(e2.retriable).toBe(true);
     expect(e2.code).toBe(ErrorCode.SegmentNotLoaded);
+  });
+
+  it("refuses reads until its first SyncDistribution when watched with syncedReadsOnly (as querycoord watches)", async () => {
+    const p = new QueryPlane(c, "synced_only");
+    await p.create();
+    await p.watch("qn1", { syncedReadsOnly: true });
+    await p.insert(30);
+    const err = await refusal(p.count());
+    expect(err.code).toBe(ErrorCode.ChannelNotAvailable);
+    expect(err.retriable).toBe(true);
+    expect(err.message).toContain("has not been given its sealed segments yet");
+    for (const s of p.shards) await p.dlg(s, "SyncDistribution", { targetVersion: 1, sealed: [] });
+    expect(await p.count()).toBe(30);
   });
 
   it("answers malformed requests with 1100 and keeps serving", async () => {
