@@ -25,7 +25,12 @@
  * CPU per search (`raw_cpu_us_per_search`, `e2e_cpu_us_per_search_16clients`, `cpu_ratio_16clients`,
  * `grpc_cpu_us_per_search_16clients`): this process's CPU time (every thread: standalone, search
  * threads, the clients' worker) over the timed searches, divided by their number. It moves far less
- * than queries per second when other work shares the machine.
+ * than queries per second when other work shares the machine. `e2e_server_cpu_us_per_search_16clients`
+ * and `grpc_server_cpu_us_per_search_16clients` leave the clients' thread out (it reads its own CPU time
+ * from /proc/thread-self/stat) and what the standalone spends when idle (measured for 2 s before):
+ * what the standalone spends per search through the native API and
+ * through the Milvus door; `grpc_over_native_server_cpu` is their ratio, the door's cost apart from the
+ * SDK's (the SDK's client, in the same process, spends more CPU per search than the native client).
  *
  * `--profile <dir>` writes a CPU profile of the main thread (proxy, delegators, segment actors, the
  * Milvus door) over the 16-client phases: `native16.cpuprofile` (and `grpc16.cpuprofile`).
@@ -72,12 +77,19 @@ function recall(got: ArrayLike<bigint | number>, want: ArrayLike<number>): numbe
   return hit / Math.max(1, Math.min(K, want.length));
 }
 
-/** Runs `op` and returns its result with this process's CPU time (all threads) in microseconds. */
-async function withCpu<T>(op: () => Promise<T>): Promise<{ value: T; cpuUs: number }> {
+/** Runs `op` and returns its result with this process's CPU time (all threads) in microseconds and its wall time in ms. */
+async function withCpu<T>(op: () => Promise<T>): Promise<{ value: T; cpuUs: number; ms: number }> {
   const c0 = process.cpuUsage();
+  const t0 = performance.now();
   const value = await op();
   const c = process.cpuUsage(c0);
-  return { value, cpuUs: c.user + c.system };
+  return { value, cpuUs: c.user + c.system, ms: performance.now() - t0 };
+}
+
+/** The CPU the standalone spends with nothing asked of it (heartbeats, checkers, feeds), in microseconds per ms. */
+async function idleCpuRate(ms = 2_000): Promise<number> {
+  const { cpuUs } = await withCpu(() => new Promise((r) => setTimeout(r, ms)));
+  return cpuUs / ms;
 }
 
 /** Runs `op` under the inspector's CPU profiler when `dir` is set, writing `<dir>/<name>.cpuprofile`. */
@@ -195,8 +207,9 @@ export async function main(args: string[]): Promise<void> {
       return { insertS, buildS, loadS, segments };
     };
     /** 16 clients from a worker thread with its own connection */
-    const qps16 = (name: string) =>
-      new Promise<number>((resolve, reject) => {
+    /** 16 clients from a worker thread with its own connection: queries per second and the thread's CPU */
+    const clients16 = (name: string) =>
+      new Promise<{ qps: number; cpuUs?: number }>((resolve, reject) => {
         const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
           workerData: {
             module: new URL("./search_client.ts", import.meta.url).href,
@@ -210,9 +223,10 @@ export async function main(args: string[]): Promise<void> {
             total: total16,
           },
         });
-        w.once("message", (m: { qps: number }) => resolve(m.qps));
+        w.once("message", resolve);
         w.once("error", reject);
       });
+    const qps16 = (name: string) => clients16(name).then((m) => m.qps);
 
     /** the same queries through the Milvus gRPC door and the Milvus Node SDK: 1 client here, then 16 in a worker */
     const viaMilvusGrpc = async (door: typeof sa.milvus, collectionName: string) => {
@@ -247,7 +261,7 @@ export async function main(args: string[]): Promise<void> {
           rec += recall(hits.map((h) => Number(h.id)), truth[i]!);
         }
         const qps1 = nq / ((performance.now() - tg) / 1000);
-        const g16 = await withCpu(() => profiled(profileDir, "grpc16", () => new Promise<number>((resolve, reject) => {
+        const g16 = await withCpu(() => profiled(profileDir, "grpc16", () => new Promise<{ qps: number; cpuUs?: number }>((resolve, reject) => {
           const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
             workerData: {
               module: new URL("./search_grpc_client.ts", import.meta.url).href,
@@ -259,10 +273,14 @@ export async function main(args: string[]): Promise<void> {
               total: total16,
             },
           });
-          w.once("message", (m: { qps: number }) => resolve(m.qps));
+          w.once("message", resolve);
           w.once("error", reject);
         })));
-        return { qps1, qps16: g16.value, cpuUsPerSearch: g16.cpuUs / total16, p50: percentile(glat, 50), p99: percentile(glat, 99), recall: rec / nq };
+        return {
+          qps1,
+          qps16: g16.value.qps,
+          cpuUsPerSearch: g16.cpuUs / total16,
+          serverCpuUsPerSearch: g16.value.cpuUs === undefined ? undefined : (g16.cpuUs - g16.value.cpuUs - idleRate * g16.ms) / total16, p50: percentile(glat, 50), p99: percentile(glat, 99), recall: rec / nq };
       } finally {
         await milvus.closeConnection();
       }
@@ -295,9 +313,14 @@ export async function main(args: string[]): Promise<void> {
       filtered.push({ pass_ratio: ratios[f]!, recall_at_10: round(rec / nq, 3), qps: round(nq / ((performance.now() - tf) / 1000)) });
     }
 
-    const native16 = await withCpu(() => profiled(profileDir, "native16", () => qps16(name)));
-    const e2eQps16 = native16.value;
+    const idleRate = await idleCpuRate();
+    const native16 = await withCpu(() => profiled(profileDir, "native16", () => clients16(name)));
+    const e2eQps16 = native16.value.qps;
     const e2eCpuUsPerSearch = native16.cpuUs / total16;
+    // without the clients' thread: what the standalone spent per search
+    // and without what it spends when idle
+    const e2eServerCpuUsPerSearch =
+      native16.value.cpuUs === undefined ? undefined : (native16.cpuUs - native16.value.cpuUs - idleRate * native16.ms) / total16;
     const grpc = viaGrpc ? await viaMilvusGrpc(sa.milvus, name) : undefined;
     const rss = process.memoryUsage().rss;
     await vb.releaseCollection({ collectionName: name });
@@ -333,6 +356,8 @@ export async function main(args: string[]): Promise<void> {
       raw_cpu_us_per_search: round(rawCpuUsPerSearch),
       e2e_cpu_us_per_search_16clients: round(e2eCpuUsPerSearch),
       cpu_ratio_16clients: round(rawCpuUsPerSearch / e2eCpuUsPerSearch, 3),
+      idle_cpu_percent_of_a_core: round(idleRate / 10, 1),
+      ...(e2eServerCpuUsPerSearch === undefined ? {} : { e2e_server_cpu_us_per_search_16clients: round(e2eServerCpuUsPerSearch) }),
       ...(two ? { e2e_qps_16clients_2shards: round(two.qps16), segments_2shards: two.segments } : {}),
       ef,
       M,
@@ -346,6 +371,12 @@ export async function main(args: string[]): Promise<void> {
             grpc_p99_ms: round(grpc.p99, 2),
             grpc_recall_at_10: round(grpc.recall, 3),
             grpc_cpu_us_per_search_16clients: round(grpc.cpuUsPerSearch),
+            ...(grpc.serverCpuUsPerSearch === undefined || e2eServerCpuUsPerSearch === undefined
+              ? {}
+              : {
+                  grpc_server_cpu_us_per_search_16clients: round(grpc.serverCpuUsPerSearch),
+                  grpc_over_native_server_cpu: round(grpc.serverCpuUsPerSearch / e2eServerCpuUsPerSearch, 3),
+                }),
           }
         : {}),
     });

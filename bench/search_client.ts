@@ -4,11 +4,12 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { connect } from "../actors/control/client.ts";
-import { rateConcurrent } from "./util.ts";
+import { rateConcurrent, threadCpuUs } from "./util.ts";
 
 const job = workerData as { natsUrl: string; prefix: string; collectionName: string; queries: Float32Array; dim: number; k: number; clients: number; total: number };
 const vb = await connect({ servers: job.natsUrl, prefix: job.prefix, name: "bench-search-clients" });
 const nq = job.queries.length / job.dim;
+const cpu0 = threadCpuUs();
 const qps = await rateConcurrent(job.total, job.clients, (i) =>
   vb.search({
     collectionName: job.collectionName,
@@ -19,4 +20,6 @@ const qps = await rateConcurrent(job.total, job.clients, (i) =>
   }),
 );
 await vb.close();
-parentPort!.postMessage({ qps });
+const cpu1 = threadCpuUs();
+// this thread's CPU over the timed searches, so that the caller can tell its own from the clients'
+parentPort!.postMessage({ qps, cpuUs: cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0 });

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 /** Small helpers the benchmarks share: argument parsing, timing loops, output. */
 export function flag(args: string[], name: string): boolean {
   return args.includes(`--${name}`);
@@ -68,3 +69,20 @@ export function report(args: string[], result: Record<string, unknown>): void {
 }
 
 export const round = (v: number, digits = 0) => Number(v.toFixed(digits));
+
+/**
+ * CPU time (user + system, in microseconds) of the calling thread so far, from Linux's
+ * /proc/thread-self/stat (clock ticks, 10 ms apart); undefined where there is no such file. A worker
+ * thread reads its own: the rest of the process is not counted.
+ */
+export function threadCpuUs(): number | undefined {
+  try {
+    const stat = readFileSync("/proc/thread-self/stat", "utf8");
+    // the fields after the command's closing parenthesis: state is field 3, utime 14, stime 15
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS_PER_S = 100;
