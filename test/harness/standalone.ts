@@ -24,6 +24,8 @@ export interface TestCluster extends AsyncDisposable {
   dataDir: string;
   /** stops the process's actors (the data stays) and starts them again on the same prefix and store */
   restart(): Promise<void>;
+  /** the process of querynode `nodeId` when it runs in one of its own (`querynodeProcesses`) */
+  querynodeProcess(nodeId: string): ChildProcess | undefined;
   stop(): Promise<void>;
 }
 
@@ -62,6 +64,7 @@ export async function startTestCluster(
     client: undefined as unknown as VectorbusClient,
     config,
     dataDir,
+    querynodeProcess: (nodeId: string) => (/^qn\d+$/.test(nodeId) ? children[Number(nodeId.slice(2)) - 1] : undefined),
     async restart() {
       await tc.sa.stop();
       tc.sa = await start();
