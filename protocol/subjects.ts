@@ -103,6 +103,17 @@ export class Subjects {
   distRoleSubjects(role: RoleName): string {
     return `${this.prefix}.dist.${role}.*`;
   }
+  /**
+   * One chunk of a node's numbered base distribution (a large node sends its segments apart and then
+   * deltas against them): `vb.dist.querynode.<node>.base.<chunk>`.
+   */
+  distBaseSubject(role: RoleName, node: NodeId, chunk: number): string {
+    return `${this.prefix}.dist.${role}.${this.node(node)}.base.${chunk}`;
+  }
+  /** Every message of one role on the feed, base chunks included: `vb.dist.querynode.>`. */
+  distRoleAllSubjects(role: RoleName): string {
+    return `${this.prefix}.dist.${role}.>`;
+  }
 
   // ---- events ----
   eventsStream(): string {

@@ -5,10 +5,16 @@
  * The actor asks for a publish every heartbeat interval and at once after a change; publishes never
  * overlap: one asked for while another is in flight goes out after it, with the state as it is then
  * (so a burst of changes makes two messages, not one per change).
+ *
+ * A large node (one whose whole dist would take more than `deltaAboveBytes`) sends its segments as a
+ * numbered base, split into chunks under the payload limit on subjects of their own
+ * (`vb.dist.querynode.<node>.base.<i>`), and then heads that carry only what changed since the base
+ * (`DistEncoder`); a new base goes out when the delta grows past a quarter of it. A heartbeat of a
+ * node whose segments did not change is then a few hundred bytes whatever it holds.
  */
 import { encode } from "../../protocol/codec.ts";
 import { asNodeId } from "../../protocol/ids.ts";
-import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
+import type { QueryNodeDist, QueryNodeDistChunk } from "../../protocol/messages/querynode.ts";
 import { Feed } from "../../runtime/feed.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import { isStreamNotFound, jetstreamOf } from "../../runtime/streams.ts";
@@ -54,9 +60,137 @@ export function encodeDist(dist: QueryNodeDist, log?: Logger): Uint8Array {
   return encode(slim);
 }
 
+type DistSegments = QueryNodeDist["segments"];
+
+/** One message to publish on the feed. */
+export interface DistPayload {
+  subject: string;
+  payload: Uint8Array;
+}
+
+export interface DistEncoderOptions {
+  /** a dist whose whole message would be larger than this goes as a base and deltas */
+  deltaAboveBytes: number;
+  /** bytes of one message at most */
+  maxBytes: number;
+}
+
+export const DEFAULT_DIST_ENCODER_OPTIONS: DistEncoderOptions = { deltaAboveBytes: 64 * 1024, maxBytes: MAX_DIST_BYTES };
+
+let epochCounter = 0;
+
+function sameSegment(a: DistSegments[number], b: DistSegments[number]): boolean {
+  if (a.rows !== b.rows || a.memoryBytes !== b.memoryBytes || a.vchannel !== b.vchannel || a.partitionId !== b.partitionId) return false;
+  const ai = a.indexIds ?? [];
+  const bi = b.indexIds ?? [];
+  return ai.length === bi.length && ai.every((x, i) => x === bi[i]);
+}
+
+/**
+ * Turns a node's dist into the messages that carry it (see the module's comment). Keeps the base it
+ * sent last; `encode` returns the base's chunks (when a new base is due) followed by the head.
+ */
+export class DistEncoder {
+  private base: { epoch: number; chunks: number; segs: Map<bigint, DistSegments[number]> } | undefined;
+  private delta: { seq: number; added: DistSegments; removed: bigint[] } = { seq: 0, added: [], removed: [] };
+  private mode: "full" | "delta" | undefined;
+  /** bytes a segment takes in a message, as last measured */
+  private perSegment = 64;
+
+  constructor(
+    private readonly headSubject: string,
+    private readonly chunkSubject: (index: number) => string,
+    private readonly opts: DistEncoderOptions = DEFAULT_DIST_ENCODER_OPTIONS,
+    private readonly log?: Logger,
+  ) {}
+
+  /**
+   * The messages for `dist`, in the order they must be stored. `segmentsChanged: false` tells that the
+   * segments are those of the last call: they are then neither compared nor encoded again.
+   */
+  encode(dist: QueryNodeDist, segmentsChanged = true): DistPayload[] {
+    const out: DistPayload[] = [];
+    if (segmentsChanged || this.mode === undefined) {
+      if (this.mode !== "delta") {
+        const full = encode(dist);
+        if (full.byteLength <= this.opts.deltaAboveBytes) {
+          this.mode = "full";
+          return [{ subject: this.headSubject, payload: full }];
+        }
+        out.push(...this.newBase(dist));
+      } else if (dist.segments.length * this.perSegment < this.opts.deltaAboveBytes / 2) {
+        this.mode = "full";
+        this.base = undefined;
+        return [{ subject: this.headSubject, payload: encodeDist(dist, this.log) }];
+      } else {
+        const base = this.base!;
+        const added: DistSegments = [];
+        const seen = new Set<bigint>();
+        for (const s of dist.segments) {
+          seen.add(s.segmentId);
+          const b = base.segs.get(s.segmentId);
+          if (!b || !sameSegment(b, s)) added.push(s);
+        }
+        const removed: bigint[] = [];
+        if (seen.size !== base.segs.size || added.length > 0) for (const id of base.segs.keys()) if (!seen.has(id)) removed.push(id);
+        if (added.length + removed.length > Math.max(256, base.segs.size / 4)) {
+          out.push(...this.newBase(dist));
+        } else if (!sameDelta(this.delta, added, removed)) {
+          this.delta = { seq: this.delta.seq + 1, added, removed };
+        }
+      }
+    }
+    if (this.mode === "full") return [{ subject: this.headSubject, payload: encodeDist(dist, this.log) }];
+    const base = this.base!;
+    const head: QueryNodeDist = { ...dist, segments: [], base: { epoch: base.epoch, chunks: base.chunks, segments: base.segs.size }, delta: this.delta };
+    let bytes = encode(head);
+    if (bytes.byteLength > this.opts.maxBytes) {
+      bytes = encode({ ...head, delegators: head.delegators.map((d) => ({ ...d, sealedSegmentIds: [] })) });
+      this.log?.warn({ bytes: bytes.byteLength }, "dist head too large: published without the delegators' segment lists");
+    }
+    out.push({ subject: this.headSubject, payload: bytes });
+    return out;
+  }
+
+  /** Splits the segments into chunks under the limit and numbers them as a new base. */
+  private newBase(dist: QueryNodeDist): DistPayload[] {
+    const epoch = Date.now() * 1_000 + (epochCounter++ % 1_000);
+    const segs = dist.segments;
+    const sample = segs.slice(0, 256);
+    this.perSegment = Math.max(16, encode(sample).byteLength / Math.max(1, sample.length));
+    let per = Math.max(1, Math.floor((this.opts.maxBytes * 0.8) / this.perSegment));
+    for (;;) {
+      const parts: DistSegments[] = [];
+      for (let i = 0; i < segs.length; i += per) parts.push(segs.slice(i, i + per));
+      if (parts.length === 0) parts.push([]);
+      const payloads = parts.map((p, index) =>
+        encode({ nodeId: dist.nodeId, epoch, index, count: parts.length, segments: p } satisfies QueryNodeDistChunk),
+      );
+      if (per > 1 && payloads.some((p) => p.byteLength > this.opts.maxBytes)) {
+        per = Math.floor(per / 2);
+        continue;
+      }
+      this.mode = "delta";
+      this.base = { epoch, chunks: parts.length, segs: new Map(segs.map((s) => [s.segmentId, s])) };
+      this.delta = { seq: 0, added: [], removed: [] };
+      return payloads.map((payload, i) => ({ subject: this.chunkSubject(i), payload }));
+    }
+  }
+}
+
+function sameDelta(d: { added: DistSegments; removed: bigint[] }, added: DistSegments, removed: bigint[]): boolean {
+  return (
+    d.added.length === added.length &&
+    d.removed.length === removed.length &&
+    d.added.every((s, i) => s.segmentId === added[i]!.segmentId && sameSegment(s, added[i]!)) &&
+    d.removed.every((id, i) => id === removed[i])
+  );
+}
+
 export class DistPublisher {
   private readonly feed: Feed;
   readonly subject: string;
+  private readonly encoder: DistEncoder;
   private inFlight = false;
   private again = false;
 
@@ -67,27 +201,34 @@ export class DistPublisher {
   ) {
     this.feed = new Feed(env.nc, { log });
     this.subject = env.subjects.distSubject("querynode", asNodeId(nodeId));
+    this.encoder = new DistEncoder(this.subject, (i) => env.subjects.distBaseSubject("querynode", asNodeId(nodeId), i), DEFAULT_DIST_ENCODER_OPTIONS, log);
+  }
+
+  /** Stores the messages one after the other (a base's chunks before the head that names it). */
+  private async send(payloads: DistPayload[]): Promise<void> {
+    for (const p of payloads) await this.feed.publish(p.subject, p.payload);
   }
 
   /**
    * Publishes `build()` now, or right after the publish in flight. `done` is called (in any context) when
-   * a publish settles; the actor then calls `settled()` from its mailbox.
+   * a publish settles; the actor then calls `settled()` from its mailbox. `segmentsChanged: false`
+   * tells that the segments are those of the last publish (see `DistEncoder.encode`).
    */
-  publish(build: () => QueryNodeDist, done: () => void): void {
+  publish(build: () => QueryNodeDist, done: () => void, segmentsChanged = true): void {
     if (this.inFlight) {
       this.again = true;
       return;
     }
     this.inFlight = true;
-    let payload: Uint8Array;
+    let payloads: DistPayload[];
     try {
-      payload = encodeDist(build(), this.log);
+      payloads = this.encoder.encode(build(), segmentsChanged);
     } catch (err) {
       this.inFlight = false;
       this.log.error({ err }, "could not encode the dist");
       return;
     }
-    this.feed.publish(this.subject, payload).then(
+    this.send(payloads).then(
       () => done(),
       (err: unknown) => {
         this.log.warn({ err: (err as Error).message }, "publishing the dist failed; the next heartbeat retries");
@@ -98,7 +239,7 @@ export class DistPublisher {
 
   /** Publishes once and waits for the ack (the first dist, before the node takes requests). */
   async publishNow(dist: QueryNodeDist): Promise<void> {
-    await this.feed.publish(this.subject, encodeDist(dist, this.log));
+    await this.send(this.encoder.encode(dist));
   }
 
   /** The publish in flight settled: returns true when another one was asked for meanwhile. */

@@ -209,4 +209,22 @@ export interface QueryNodeDist {
   }[];
   /** loads in progress and why a load was refused: of a segment, or of one of its indexes (`indexId`) */
   loading: { segmentId: bigint; indexId?: bigint; state: "loading" | "failed"; reason?: string }[];
+  /**
+   * A large node's segments as a numbered base plus a delta: `segments` is then empty, the base was sent
+   * in `base.chunks` messages (`QueryNodeDistChunk`, subjects `vb.dist.querynode.<node>.base.<i>`) before
+   * this one, and the node holds base − `delta.removed` + `delta.added` (an added segment replaces the
+   * base's record of the same id).
+   */
+  base?: { epoch: number; chunks: number; segments: number };
+  /** `seq` grows whenever the delta changes: an unchanged (epoch, seq) means unchanged segments */
+  delta?: { seq: number; added: QueryNodeDist["segments"]; removed: bigint[] };
+}
+
+/** One chunk of a node's numbered base distribution. */
+export interface QueryNodeDistChunk {
+  nodeId: string;
+  epoch: number;
+  index: number;
+  count: number;
+  segments: QueryNodeDist["segments"];
 }

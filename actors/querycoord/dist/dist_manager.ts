@@ -24,6 +24,8 @@ export class DistManager {
   private readonly nodes = new Map<string, NodeEntry>();
   private alive = new Set<string>();
   private version = 0;
+  /** the alive nodes' distribution, kept up to date node by node */
+  private readonly index = new DistSnapshot([]);
 
   constructor(private readonly heartbeatAvailableMs: number) {}
 
@@ -32,6 +34,7 @@ export class DistManager {
     const prev = this.nodes.get(dist.nodeId);
     if (prev && prev.lastSeen > seenAt) return false;
     this.nodes.set(dist.nodeId, { dist, lastSeen: seenAt, probedAt: 0, goneAt: prev && prev.goneAt > seenAt ? prev.goneAt : 0 });
+    if (this.alive.has(dist.nodeId)) this.index.put(dist);
     this.version++;
     return true;
   }
@@ -43,7 +46,9 @@ export class DistManager {
 
   /** Alive querynodes whose heartbeat is later than `lateMs`: the ones to probe. */
   late(now: number, lateMs: number): string[] {
-    return [...this.nodes].filter(([, e]) => this.isUp(e, now) && now - e.lastSeen > lateMs).map(([id]) => id);
+    const out: string[] = [];
+    for (const [id, e] of this.nodes) if (now - e.lastSeen > lateMs && this.isUp(e, now)) out.push(id);
+    return out;
   }
 
   /** A probe of the node's address was answered: its process holds it. */
@@ -80,6 +85,8 @@ export class DistManager {
     const down = [...this.alive].filter((id) => !alive.has(id));
     const up = [...alive].filter((id) => !this.alive.has(id));
     this.alive = alive;
+    for (const id of down) this.index.remove(id);
+    for (const id of up) this.index.put(this.nodes.get(id)!.dist);
     return { down, up };
   }
 
@@ -96,9 +103,13 @@ export class DistManager {
     return [...this.alive].sort();
   }
 
-  /** The distribution of the alive querynodes. */
+  /**
+   * The distribution of the alive querynodes (as of the last `refreshLiveness`, with every message
+   * since): one snapshot kept up to date, not a copy; read it, never keep it across mailbox turns
+   * expecting it to stay as it was.
+   */
   snapshot(): DistSnapshot {
-    return new DistSnapshot([...this.alive].map((id) => this.nodes.get(id)!.dist));
+    return this.index;
   }
 
   /** Every querynode ever heard of, alive or not, for `vbus status`. */

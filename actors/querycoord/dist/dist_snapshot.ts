@@ -1,7 +1,8 @@
 /**
  * The distribution as the checkers see it: what the alive querynodes last reported, indexed by
- * collection. Immutable and built from plain `QueryNodeDist` values, so checkers stay pure functions
- * that unit tests feed by hand.
+ * collection. Built from plain `QueryNodeDist` values, so checkers stay pure functions that unit tests
+ * feed by hand; DistManager keeps one up to date node by node (`put`, `remove`) as the feed brings
+ * changes, and checkers only read it.
  */
 import type { QueryNodeDist } from "../../../protocol/messages/querynode.ts";
 
@@ -16,30 +17,72 @@ export interface DelegatorView extends DistDelegator {
   nodeId: string;
 }
 
+/**
+ * A segment's copy on a node: the node's own record, marked with its node (no second object per copy,
+ * which for a million segments in two replicas is two million objects fewer); a record already marked
+ * for another node (a test reusing one) is copied.
+ */
+function copyOf(s: DistSegment, nodeId: string): SegmentCopy {
+  const c = s as SegmentCopy;
+  if (c.nodeId === undefined) {
+    c.nodeId = nodeId;
+    c.indexIds ??= [];
+    return c;
+  }
+  return c.nodeId === nodeId ? c : { ...s, indexIds: s.indexIds ?? [], nodeId };
+}
+
 export class DistSnapshot {
   /** alive querynodes by id */
   readonly nodes: ReadonlyMap<string, QueryNodeDist>;
+  private readonly byNode = new Map<string, QueryNodeDist>();
   private readonly segments = new Map<bigint, Map<bigint, SegmentCopy[]>>();
   private readonly delegators = new Map<bigint, DelegatorView[]>();
   private readonly loadFailures = new Map<string, string>();
   private readonly indexLoads = new Map<string, { state: "loading" | "failed"; reason?: string }>();
+  /**
+   * Change counters: per collection and per (collection, vchannel), the last change of a segment copy
+   * (loaded, released, or gone with its node) or, per collection, of a delegator. A checker that keeps
+   * what it found for a collection or a channel looks again only when its counter moved.
+   */
+  private seq = 0;
+  private readonly collectionSeq = new Map<bigint, number>();
+  private readonly channelSeq = new Map<bigint, Map<string, number>>();
 
   constructor(alive: Iterable<QueryNodeDist>) {
-    const nodes = new Map<string, QueryNodeDist>();
-    for (const d of alive) {
-      nodes.set(d.nodeId, d);
+    this.nodes = this.byNode;
+    for (const d of alive) this.put(d);
+  }
+
+  /**
+   * Takes a node's newest distribution in place of what it had (DistManager keeps one snapshot up to
+   * date this way instead of rebuilding it every round). A segment list that is the same array as
+   * before (the feed hands an unchanged one on as it was) is not indexed again: a heartbeat that
+   * changes nothing costs the node's delegators only.
+   */
+  put(d: QueryNodeDist): void {
+    const prev = this.byNode.get(d.nodeId);
+    this.byNode.set(d.nodeId, d);
+    if (prev?.segments !== d.segments) {
+      if (prev) this.dropSegments(prev);
       for (const s of d.segments) {
         let bySeg = this.segments.get(s.collectionId);
         if (!bySeg) this.segments.set(s.collectionId, (bySeg = new Map()));
         let copies = bySeg.get(s.segmentId);
         if (!copies) bySeg.set(s.segmentId, (copies = []));
-        copies.push({ ...s, indexIds: s.indexIds ?? [], nodeId: d.nodeId });
+        copies.push(copyOf(s, d.nodeId));
+        this.touch(s.collectionId, s.vchannel);
       }
-      for (const g of d.delegators) {
-        let list = this.delegators.get(g.collectionId);
-        if (!list) this.delegators.set(g.collectionId, (list = []));
-        list.push({ ...g, nodeId: d.nodeId });
-      }
+    }
+    if (prev) this.dropDelegators(prev);
+    for (const g of d.delegators) this.touch(g.collectionId);
+    for (const g of d.delegators) {
+      let list = this.delegators.get(g.collectionId);
+      if (!list) this.delegators.set(g.collectionId, (list = []));
+      list.push({ ...g, nodeId: d.nodeId });
+    }
+    if (prev?.loading !== d.loading) {
+      if (prev) this.dropLoading(prev);
       for (const l of d.loading ?? []) {
         if (l.indexId !== undefined) {
           this.indexLoads.set(`${d.nodeId}/${l.segmentId}/${l.indexId}`, { state: l.state, ...(l.reason === undefined ? {} : { reason: l.reason }) });
@@ -48,7 +91,70 @@ export class DistSnapshot {
         }
       }
     }
-    this.nodes = nodes;
+  }
+
+  /** Forgets a node (it went down). */
+  remove(nodeId: string): void {
+    const prev = this.byNode.get(nodeId);
+    if (!prev) return;
+    this.byNode.delete(nodeId);
+    this.dropSegments(prev);
+    this.dropDelegators(prev);
+    this.dropLoading(prev);
+  }
+
+  private dropSegments(d: QueryNodeDist): void {
+    for (const s of d.segments) {
+      const bySeg = this.segments.get(s.collectionId);
+      const copies = bySeg?.get(s.segmentId);
+      if (!bySeg || !copies) continue;
+      const i = copies.findIndex((c) => c.nodeId === d.nodeId);
+      if (i < 0) continue;
+      this.touch(s.collectionId, s.vchannel);
+      if (copies.length === 1) {
+        bySeg.delete(s.segmentId);
+        if (bySeg.size === 0) this.segments.delete(s.collectionId);
+      } else {
+        copies.splice(i, 1);
+      }
+    }
+  }
+
+  private dropDelegators(d: QueryNodeDist): void {
+    for (const collectionId of new Set(d.delegators.map((g) => g.collectionId))) {
+      this.touch(collectionId);
+      const list = this.delegators.get(collectionId);
+      if (!list) continue;
+      const kept = list.filter((g) => g.nodeId !== d.nodeId);
+      if (kept.length > 0) this.delegators.set(collectionId, kept);
+      else this.delegators.delete(collectionId);
+    }
+  }
+
+  private dropLoading(d: QueryNodeDist): void {
+    for (const l of d.loading ?? []) {
+      if (l.indexId !== undefined) this.indexLoads.delete(`${d.nodeId}/${l.segmentId}/${l.indexId}`);
+      else this.loadFailures.delete(`${d.nodeId}/${l.segmentId}`);
+    }
+  }
+
+  private touch(collectionId: bigint, vchannel?: string): void {
+    const n = ++this.seq;
+    this.collectionSeq.set(collectionId, n);
+    if (vchannel === undefined) return;
+    let m = this.channelSeq.get(collectionId);
+    if (!m) this.channelSeq.set(collectionId, (m = new Map()));
+    m.set(vchannel, n);
+  }
+
+  /** The last change of the collection's copies or delegators (0: none seen). */
+  collectionVersion(collectionId: bigint): number {
+    return this.collectionSeq.get(collectionId) ?? 0;
+  }
+
+  /** The last change of the copies of the collection's segments on one vchannel (0: none seen). */
+  channelVersion(collectionId: bigint, vchannel: string): number {
+    return this.channelSeq.get(collectionId)?.get(vchannel) ?? 0;
   }
 
   isAlive(nodeId: string): boolean {
@@ -107,6 +213,11 @@ export class DistSnapshot {
   /** Whether a querynode says it is loading a segment's index. */
   indexLoading(nodeId: string, segmentId: bigint, indexId: bigint): boolean {
     return this.indexLoads.get(`${nodeId}/${segmentId}/${indexId}`)?.state === "loading";
+  }
+
+  /** How many refused loads the querynodes report (0: none to look up). */
+  get loadFailureCount(): number {
+    return this.loadFailures.size;
   }
 
   /** Why a querynode says it could not load a segment, when it says so. */

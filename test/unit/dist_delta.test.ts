@@ -1,0 +1,119 @@
+/** The feed's base-and-delta encoding of a large node's distribution, and the snapshot kept up to date node by node. */
+import { describe, expect, it } from "vitest";
+import { DistAssembler } from "../../actors/querycoord/dist/dist_feed.ts";
+import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
+import { DistEncoder, MAX_DIST_BYTES } from "../../actors/querynode/dist_publisher.ts";
+import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
+
+const seg = (id: number, collectionId = 1n) => ({
+  segmentId: BigInt(id),
+  collectionId,
+  partitionId: 2n,
+  vchannel: `${collectionId}v${id % 4}`,
+  rows: 1_000 + id,
+  memoryBytes: 4_096,
+  indexIds: [] as bigint[],
+});
+
+function dist(nodeId: string, ids: number[], extra: Partial<QueryNodeDist> = {}): QueryNodeDist {
+  return { nodeId, at: 0, memoryBytes: 0, memoryLimitBytes: 1 << 30, rows: 0, segments: ids.map((i) => seg(i)), delegators: [], loading: [], ...extra };
+}
+
+const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+const ids = (d: QueryNodeDist | undefined) => (d?.segments ?? []).map((s) => Number(s.segmentId)).sort((a, b) => a - b);
+
+function feed(enc: DistEncoder, asm: DistAssembler, d: QueryNodeDist, changed = true) {
+  const msgs = enc.encode(d, changed);
+  let out: QueryNodeDist | undefined;
+  for (const m of msgs) {
+    expect(m.payload.byteLength).toBeLessThanOrEqual(MAX_DIST_BYTES);
+    out = asm.take(m.subject, m.payload) ?? out;
+  }
+  return { msgs, out };
+}
+
+describe("a large node's distribution on the feed", () => {
+  const enc = () => new DistEncoder("vb.dist.querynode.qn1", (i) => `vb.dist.querynode.qn1.base.${i}`);
+
+  it("goes whole while it is small", () => {
+    const { msgs, out } = feed(enc(), new DistAssembler(), dist("qn1", range(1, 10)));
+    expect(msgs.map((m) => m.subject)).toEqual(["vb.dist.querynode.qn1"]);
+    expect(ids(out)).toEqual(range(1, 10));
+  });
+
+  it("goes as a base in chunks under the payload limit, then as deltas against it", () => {
+    const e = enc();
+    const a = new DistAssembler();
+    const first = feed(e, a, dist("qn1", range(1, 30_000)));
+    expect(first.msgs.length).toBeGreaterThan(2); // chunks, then the head
+    expect(first.msgs.at(-1)!.subject).toBe("vb.dist.querynode.qn1");
+    expect(ids(first.out)).toEqual(range(1, 30_000));
+
+    // 10 released, 5 loaded: the head alone, small
+    const now = [...range(11, 29_990), ...range(40_000, 5)];
+    const second = feed(e, a, dist("qn1", now));
+    expect(second.msgs.map((m) => m.subject)).toEqual(["vb.dist.querynode.qn1"]);
+    expect(second.msgs[0]!.payload.byteLength).toBeLessThan(2_000);
+    expect(ids(second.out)).toEqual(now);
+
+    // a heartbeat with nothing changed hands on the very same segment list
+    const third = feed(e, a, dist("qn1", now), false);
+    expect(third.out!.segments).toBe(second.out!.segments);
+    const fourth = feed(e, a, dist("qn1", now));
+    expect(fourth.out!.segments).toBe(second.out!.segments);
+
+    // a change of more than a quarter: a new base
+    const moved = range(50_000, 20_000);
+    const fifth = feed(e, a, dist("qn1", moved));
+    expect(fifth.msgs.length).toBeGreaterThan(1);
+    expect(ids(fifth.out)).toEqual(moved);
+  });
+
+  it("is put together by a follower that starts late, from the last message of each subject", () => {
+    const e = enc();
+    const last = new Map<string, Uint8Array>();
+    const order: string[] = [];
+    for (const d of [dist("qn1", range(1, 30_000)), dist("qn1", range(3, 29_998))]) {
+      for (const m of e.encode(d)) {
+        if (last.has(m.subject)) order.splice(order.indexOf(m.subject), 1);
+        last.set(m.subject, m.payload);
+        order.push(m.subject);
+      }
+    }
+    const a = new DistAssembler();
+    let out: QueryNodeDist | undefined;
+    for (const s of order) out = a.take(s, last.get(s)!) ?? out;
+    expect(ids(out)).toEqual(range(3, 29_998));
+  });
+
+  it("waits for its base's chunks before it hands a head on", () => {
+    const msgs = enc().encode(dist("qn1", range(1, 30_000)));
+    const a = new DistAssembler();
+    const head = msgs.at(-1)!;
+    expect(a.take(head.subject, head.payload)).toBeUndefined();
+    let out: QueryNodeDist | undefined;
+    for (const m of msgs.slice(0, -1)) out = a.take(m.subject, m.payload) ?? out;
+    expect(ids(out)).toEqual(range(1, 30_000));
+  });
+});
+
+describe("the distribution snapshot kept up to date node by node", () => {
+  const view = (s: DistSnapshot) =>
+    [...s.segmentsOf(1n)].map(([id, cs]) => [id, cs.map((c) => c.nodeId).sort()] as const).sort(([a], [b]) => (a < b ? -1 : 1));
+
+  it("equals one built afresh after puts and removes", () => {
+    const live = new DistSnapshot([]);
+    live.put(dist("qn1", [1, 2, 3]));
+    live.put(dist("qn2", [3, 4], { delegators: [{ collectionId: 1n, vchannel: "1v0", replicaId: 1n, address: "a", serviceable: true, targetVersion: 1, tSafe: 0n, sealedSegmentIds: [] }] }));
+    live.put(dist("qn1", [2, 3, 5]));
+    live.put(dist("qn3", [1]));
+    live.remove("qn3");
+    const fresh = new DistSnapshot([dist("qn1", [2, 3, 5]), dist("qn2", [3, 4])]);
+    expect(view(live)).toEqual(view(fresh));
+    expect([...live.nodes.keys()].sort()).toEqual(["qn1", "qn2"]);
+    expect(live.delegatorsOf(1n).map((d) => d.nodeId)).toEqual(["qn2"]);
+    live.put(dist("qn2", [3, 4]));
+    expect(live.delegatorsOf(1n)).toEqual([]);
+    expect(live.hasSegment("qn1", 1n, 1n)).toBe(false);
+  });
+});
