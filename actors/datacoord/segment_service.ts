@@ -4,6 +4,7 @@
  * SaveBinlogPaths, UpdateChannelCheckpoint), Flush and its state, and the reads of segments, recovery
  * info and checkpoints. Every change is written to KV before it is answered.
  */
+import { encode } from "../../protocol/codec.ts";
 import { ALL_PARTITIONS } from "../../protocol/dml.ts";
 import { ErrorCode, VbError, isVbError } from "../../protocol/errors.ts";
 import type { Res } from "../../protocol/messages/api.ts";
@@ -220,10 +221,14 @@ export class SegmentService {
     const coll = await this.cluster.ensureCollection(bigintOf(b.collectionId, "collectionId"));
     const parts =
       b.partitionIds === undefined ? undefined : new Set(list(b.partitionIds, "partitionIds").map((p, i) => bigintOf(p, `partitionIds[${i}]`)));
-    const segments = this.core.segments
+    const all = this.core.segments
       .ofCollection(coll.collectionId)
       .filter((s) => s.state === "Flushed" && (s.level === "L0" || parts === undefined || parts.has(s.partitionId)));
+    const limit = b.limit === undefined ? undefined : Number(b.limit);
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw VbError.invalid(`GetRecoveryInfo: field "limit" must be an integer ≥ 1`);
+    const { segments, more } = limit === undefined ? { segments: all, more: false } : recoveryPage(all, b.afterSegmentId === undefined ? -1n : bigintOf(b.afterSegmentId, "afterSegmentId"), limit);
     return {
+      ...(more ? { more } : {}),
       collectionId: coll.collectionId,
       channels: coll.vchannels.map((v) => {
         const cp = this.core.checkpoints.get(v.name);
@@ -241,4 +246,22 @@ export class SegmentService {
     }
     return this.core.checkpoints.get(vchannel);
   }
+}
+
+/** Bytes one page of recovery info may take: under the 1 MiB payload limit with room to spare. */
+const RECOVERY_PAGE_BYTES = 768 * 1024;
+
+/** The segments after `after` in id order, at most `limit` and about RECOVERY_PAGE_BYTES of them. */
+export function recoveryPage(all: readonly SegmentInfo[], after: bigint, limit: number): { segments: SegmentInfo[]; more: boolean } {
+  const rest = all.filter((s) => s.segmentId > after).sort((a, b) => (a.segmentId < b.segmentId ? -1 : a.segmentId > b.segmentId ? 1 : 0));
+  const segments: SegmentInfo[] = [];
+  let bytes = 0;
+  for (const s of rest) {
+    if (segments.length >= limit) break;
+    const size = encode(s).byteLength;
+    if (segments.length > 0 && bytes + size > RECOVERY_PAGE_BYTES) break;
+    segments.push(s);
+    bytes += size;
+  }
+  return { segments, more: segments.length < rest.length };
 }

@@ -16,7 +16,7 @@ import { PROBE_TYPE } from "../../runtime/ask.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
 import { nodeLoads, scoreOf } from "./balance/node_load.ts";
-import { channelMoveKey, moveKey, planBalance, planChannelBalance, type ChannelMove, type SegmentMove } from "./balance/score_balancer.ts";
+import { channelMoveKey, DEFAULT_BALANCE_OPTIONS, moveKey, planBalance, planChannelBalance, type ChannelMove, type SegmentMove } from "./balance/score_balancer.ts";
 import {
   addBlocker,
   collectionIndexes,
@@ -37,7 +37,7 @@ import { l0Of, targetFromRecovery } from "./meta/target.ts";
 import type { TargetManager } from "./meta/target_manager.ts";
 import type { CollectionLoad } from "./meta/types.ts";
 import { loadProgress, type LoadProgress } from "./observers/collection_observer.ts";
-import { promotionReadiness, TargetRefreshes } from "./observers/target_observer.ts";
+import { fetchRecoveryInfo, promotionReadiness, TargetRefreshes } from "./observers/target_observer.ts";
 import type { QuerycoordParams } from "./params.ts";
 import { effectVisible } from "./task/effects.ts";
 import { TaskScheduler } from "./task/scheduler.ts";
@@ -53,6 +53,9 @@ interface ReleaseWaiter {
   deadline: number;
   resolve: () => void;
 }
+
+/** How often the load progress of a Loaded collection is computed again (ms). */
+const PROGRESS_REFRESH_MS = 2_000;
 
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -72,8 +75,10 @@ export class QuerycoordCore {
   readonly watched = new Map<string, { collectionId: bigint; partitions: string }>();
   /** per collection, what its load waits on (from the last round) */
   blockers = new Map<bigint, LoadBlocker[]>();
-  /** per collection, the progress computed in the last round */
+  /** per collection, the progress computed last (a Loaded one's every PROGRESS_REFRESH_MS) */
   readonly progress = new Map<bigint, LoadProgress>();
+  /** when each look that walks a whole target (progress, promotion) was last taken, by `<what>/<collection>` */
+  private readonly lookedAt = new Map<string, number>();
   /** true once the feed delivered its snapshot: before that, no checker runs */
   distReady = false;
   /** when querycoord started: querynodes starting with it get a moment to show up on the feed */
@@ -90,6 +95,9 @@ export class QuerycoordCore {
   /** channel (delegator) moves in flight, by `channelMoveKey(replica, vchannel)`, with when they were planned */
   readonly channelMoves = new Map<string, ChannelMove & { at: number }>();
   private lastBalanceAt = 0;
+  /** when the last reconcile round ended, and how long it took (ms) */
+  private lastRoundEnd = 0;
+  private lastRoundMs = 0;
   /** querynodes with a liveness probe in flight */
   private readonly probing = new Set<string>();
   /** why a querynode was found down, for the log line */
@@ -147,9 +155,14 @@ export class QuerycoordCore {
     this.retired = true;
   }
 
-  /** A reconcile round soon (changes come in bursts: one round for the burst). */
+  /**
+   * A reconcile round soon (changes come in bursts: one round for the burst). Rounds are spaced by at
+   * least the last one's duration, so that however large the state, at least half of the mailbox's time
+   * goes to the feed and requests.
+   */
   kick(): void {
-    if (!this.ctx.timers.isActive("kick")) this.ctx.timers.startSingle("kick", 10, MSG.kick);
+    if (this.ctx.timers.isActive("kick")) return;
+    this.ctx.timers.startSingle("kick", Math.max(10, this.lastRoundEnd + this.lastRoundMs - Date.now()), MSG.kick);
   }
 
   describeCollection(collectionId: bigint): Promise<CollectionInfo> {
@@ -239,11 +252,10 @@ export class QuerycoordCore {
     for (const collectionId of this.refreshes.due(ids, now)) {
       const c = this.meta.collection(collectionId)!;
       const partitionIds = [...c.partitionIds];
-      const work = this.ctx.ask<RecoveryInfo>(
-        this.env.subjects.datacoord(),
-        "datacoord.GetRecoveryInfo",
-        { collectionId, partitionIds },
-        { timeoutMs: this.params.requestTimeoutMs },
+      const work = fetchRecoveryInfo(
+        (body) => this.ctx.ask<RecoveryInfo>(this.env.subjects.datacoord(), "datacoord.GetRecoveryInfo", body, { timeoutMs: this.params.requestTimeoutMs }),
+        collectionId,
+        partitionIds,
       );
       const partitionKey = partitionIds.join(",");
       this.after(work, (r) => this.onTargetFetched(collectionId, partitionKey, r));
@@ -394,6 +406,8 @@ export class QuerycoordCore {
     for (const [address, w] of this.watched) if (w.collectionId === collectionId) this.watched.delete(address);
     this.blockers.delete(collectionId);
     this.progress.delete(collectionId);
+    this.lookedAt.delete(`progress/${collectionId}`);
+    this.lookedAt.delete(`promote/${collectionId}`);
     for (const w of this.loadWaiters.get(collectionId) ?? []) {
       w.reject(new VbError(ErrorCode.CollectionNotLoaded, `collection ${label} was released while it was loading`));
     }
@@ -453,6 +467,24 @@ export class QuerycoordCore {
 
   reconcile(now = Date.now()): void {
     if (!this.distReady) return;
+    if (now - this.lastRoundEnd < this.lastRoundMs) {
+      this.kick(); // too soon after a long round
+      return;
+    }
+    const started = performance.now();
+    this.reconcileRound(now);
+    this.lastRoundMs = performance.now() - started;
+    this.lastRoundEnd = Date.now();
+    this.params.onRound?.({
+      ms: this.lastRoundMs,
+      feedMessages: this.dist.changes,
+      aliveNodes: this.dist.snapshot().nodes.size,
+      tasksInFlight: this.scheduler.inflightTasks().length,
+      movesInFlight: this.moves.size + this.channelMoves.size,
+    });
+  }
+
+  private reconcileRound(now: number): void {
     this.probeLate(now);
     const { down, up } = this.dist.refreshLiveness(now);
     for (const n of up) this.log.info({ node: n }, "querynode is up");
@@ -476,6 +508,7 @@ export class QuerycoordCore {
     for (const c of this.meta.allCollections()) {
       const next = this.targets.next(c.collectionId);
       if (!next) continue;
+      if (!this.due(`promote/${c.collectionId}`, now, this.lookInterval())) continue;
       if (!promotionReadiness(this.meta.replicasOf(c.collectionId), next, snap).ready) continue;
       const p = this.targets.promote(c.collectionId)!;
       p.stored.catch((err: unknown) => this.log.error({ err, collection: c.collectionId }, "could not store the current target"));
@@ -497,6 +530,7 @@ export class QuerycoordCore {
       indexes: this.indexes,
       moves: this.moves,
       channelMoves: this.channelMoves,
+      loadsPerNode: this.params.taskExecutionCap,
     };
     this.settleMoves(snap, now);
     this.settleChannelMoves(snap, now);
@@ -517,6 +551,22 @@ export class QuerycoordCore {
     for (const c of this.meta.allCollections()) this.observe(c, snap, now);
     this.snap = snap;
     this.settleWaiters(snap, now);
+  }
+
+  /**
+   * How often a look that walks a whole target (load progress, promotion readiness) is taken: every
+   * round while rounds are short, less often as they grow (at most every second), so that a large load
+   * does not pay it every round.
+   */
+  private lookInterval(): number {
+    return Math.min(1_000, 5 * this.lastRoundMs);
+  }
+
+  /** Whether `what` was last looked at `intervalMs` or more ago (and marks it looked at now if so). */
+  private due(what: string, now: number, intervalMs: number): boolean {
+    if (now - (this.lookedAt.get(what) ?? 0) < intervalMs) return false;
+    this.lookedAt.set(what, now);
+    return true;
   }
 
   /** Forgets balance moves that are done (the copy is on `to` only) or can no longer be done. */
@@ -570,7 +620,8 @@ export class QuerycoordCore {
       this.log.info({ collection: m.collectionId, replica: m.replicaId, vchannel: m.vchannel, from: m.from, to: m.to }, "balance: moving a channel");
     }
     if (this.channelMoves.size > 0) this.kick();
-    for (const m of planBalance(input, this.moves)) {
+    const opts = { ...DEFAULT_BALANCE_OPTIONS, maxMovesPerRound: this.params.balanceMaxMovesPerRound, maxMovesPerReplica: this.params.balanceMaxMovesPerReplica };
+    for (const m of planBalance(input, this.moves, opts)) {
       this.moves.set(moveKey(m.replicaId, m.segmentId), { ...m, at: now });
       this.log.info({ collection: m.collectionId, replica: m.replicaId, segment: m.segmentId, rows: m.rows, from: m.from, to: m.to }, "balance: moving a segment");
     }
@@ -599,6 +650,8 @@ export class QuerycoordCore {
       const w = this.watched.get(address);
       return w !== undefined && w.partitions !== key;
     };
+    // a Loaded collection stays Loaded: its progress (for status) is brought up to date now and then only
+    if (this.progress.has(c.collectionId) && !this.due(`progress/${c.collectionId}`, now, c.status === "Loaded" ? PROGRESS_REFRESH_MS : this.lookInterval())) return;
     const p = loadProgress(this.meta.replicasOf(c.collectionId), this.targets.get(c.collectionId), snap, c.partitionIds, stale);
     this.progress.set(c.collectionId, p);
     if (c.status === "Loaded") return;

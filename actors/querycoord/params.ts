@@ -35,6 +35,21 @@ export interface QuerycoordParams {
   balanceIntervalMs: number;
   /** a balance move not done after this long is given up (ms) */
   balanceMoveTimeoutMs: number;
+  /** segment moves planned per balance round at most, and in flight per replica at most */
+  balanceMaxMovesPerRound: number;
+  balanceMaxMovesPerReplica: number;
+  /** told after every reconcile round: how long it took and what querycoord holds (benchmarks measure with it) */
+  onRound?: (r: RoundStats) => void;
+}
+
+export interface RoundStats {
+  /** the round's duration (ms) */
+  ms: number;
+  /** distribution messages taken from the feed since querycoord started */
+  feedMessages: number;
+  aliveNodes: number;
+  tasksInFlight: number;
+  movesInFlight: number;
 }
 
 export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
@@ -53,4 +68,6 @@ export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   startupGraceMs: 3_000,
   balanceIntervalMs: 3_000,
   balanceMoveTimeoutMs: 120_000,
+  balanceMaxMovesPerRound: 8,
+  balanceMaxMovesPerReplica: 2,
 };

@@ -47,6 +47,8 @@ export interface RecoveryInfo {
   channels: { vchannel: string; pchannel: number; seekPosition: bigint; checkpointTs: bigint }[];
   /** Flushed L1 and L0 segments (the target's sealed segments) */
   segments: SegmentInfo[];
+  /** a page of them (asked with `limit`), and more follow after the last one */
+  more?: boolean;
 }
 
 /**
@@ -107,7 +109,12 @@ export type DatacoordApi = {
   GetFlushState: [{ collectionId: bigint; flushPositions: Record<string, bigint> }, { flushed: boolean }];
   GetSegmentInfo: [{ segmentIds: bigint[] }, { segments: SegmentInfo[] }];
   ListSegments: [{ collectionId: bigint; states?: SegmentState[] }, { segments: SegmentInfo[] }];
-  GetRecoveryInfo: [{ collectionId: bigint; partitionIds?: bigint[] }, RecoveryInfo];
+  /**
+   * With `limit`, one page of the segments, in segment id order after `afterSegmentId` (and under the
+   * payload limit whatever `limit` says); `more` tells that another page follows. The channels are those
+   * of the moment each page is read: the first page's are the ones to seek from.
+   */
+  GetRecoveryInfo: [{ collectionId: bigint; partitionIds?: bigint[]; afterSegmentId?: bigint; limit?: number }, RecoveryInfo];
   GetChannelCheckpoint: [{ vchannel: string }, ChannelCheckpoint];
   /** what a datanode watches (it asks at start and when told); `session` makes it the node's current one */
   GetChannelWatches: [{ nodeId: string; session?: string }, { channels: ChannelWatch[]; sealPolicy: SealPolicy }];

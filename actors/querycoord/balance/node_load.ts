@@ -91,3 +91,100 @@ export function addLoad(n: NodeLoad, add: Partial<PendingLoad>): void {
   n.segments += add.segments ?? 0;
   n.channels += add.channels ?? 0;
 }
+
+/**
+ * `pickSegmentNode` for many segments in one round: the candidates in a heap by (score, segments, id),
+ * so that placing the segments of a large load costs O(log n) each instead of a sort per segment. The
+ * choice is the same as `pickSegmentNode`'s; `place` counts the segment on the chosen node.
+ */
+export class SegmentPlacer {
+  private readonly heap: NodeLoad[];
+  private readonly pos = new Map<string, number>();
+  private readonly maxLimit: number;
+
+  constructor(readonly loads: NodeLoad[]) {
+    this.maxLimit = Math.max(0, ...loads.map((l) => l.memoryLimitBytes));
+    this.heap = [...loads];
+    this.heap.forEach((l, i) => this.pos.set(l.nodeId, i));
+    for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.down(i);
+  }
+
+  /** Picks the node for a segment (as `pickSegmentNode`) and counts the segment on it. */
+  place(need: { rows: number; memoryBytes: number }, avoid?: ReadonlySet<string>): NodeLoad | undefined {
+    let node: NodeLoad | undefined;
+    if (avoid && avoid.size > 0) node = pickSegmentNode(this.loads, need, avoid);
+    else {
+      // the best node with room: the heap's order, skipping full ones
+      const skipped: NodeLoad[] = [];
+      while (this.heap.length > 0) {
+        const top = this.heap[0]!;
+        if (freeOf(top) >= need.memoryBytes) {
+          node = top;
+          break;
+        }
+        skipped.push(this.pop());
+      }
+      for (const s of skipped) this.push(s);
+      node ??= pickSegmentNode(this.loads, need);
+    }
+    if (node) this.add(node, { rows: need.rows, memoryBytes: need.memoryBytes, segments: 1 });
+    return node;
+  }
+
+  /** Counts work on a node chosen another way (a balance move's target). */
+  add(node: NodeLoad, load: Partial<PendingLoad>): void {
+    addLoad(node, load);
+    const i = this.pos.get(node.nodeId);
+    if (i !== undefined) this.down(i);
+  }
+
+  private less(a: NodeLoad, b: NodeLoad): boolean {
+    const d = scoreOf(a, this.maxLimit) - scoreOf(b, this.maxLimit) || a.segments - b.segments;
+    return d < 0 || (d === 0 && a.nodeId < b.nodeId);
+  }
+
+  private swap(i: number, j: number): void {
+    const h = this.heap;
+    [h[i], h[j]] = [h[j]!, h[i]!];
+    this.pos.set(h[i]!.nodeId, i);
+    this.pos.set(h[j]!.nodeId, j);
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+      if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+      if (m === i) return;
+      this.swap(i, m);
+      i = m;
+    }
+  }
+
+  private up(i: number): void {
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(this.heap[i]!, this.heap[p]!)) return;
+      this.swap(i, p);
+      i = p;
+    }
+  }
+
+  private pop(): NodeLoad {
+    const top = this.heap[0]!;
+    this.swap(0, this.heap.length - 1);
+    this.heap.pop();
+    this.pos.delete(top.nodeId);
+    if (this.heap.length > 0) this.down(0);
+    return top;
+  }
+
+  private push(n: NodeLoad): void {
+    this.heap.push(n);
+    this.pos.set(n.nodeId, this.heap.length - 1);
+    this.up(this.heap.length - 1);
+  }
+}

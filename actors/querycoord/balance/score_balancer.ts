@@ -4,7 +4,8 @@
  * clear gain. A node's score is the rows it holds (every collection's, plus those on their way) plus an
  * overhead per delegator, divided by its share of memory capacity (`node_load.ts`). A move is planned
  * only when it brings the two nodes closer without swapping their order and the gap is worth it; at most
- * `maxMovesPerRound` moves in all, `maxMovesPerReplica` per replica; ties go by node id, then segment id.
+ * `maxMovesPerRound` moves planned per round, and `maxMovesPerReplica` in flight per replica (a round
+ * plans only what the replica's moves in flight leave); ties go by node id, then segment id.
  *
  * A move never leaves a shard without a serviceable copy: it is carried out as load on the target, the
  * delegator's view moved to the new copy (LeaderChecker), then release on the source (SegmentChecker),
@@ -21,6 +22,7 @@
  */
 import type { CheckInput } from "../checkers/types.ts";
 import { placementNodesOf } from "../checkers/types.ts";
+import type { SegmentInfo } from "../../../protocol/meta.ts";
 import { nodeLoads, type NodeLoad } from "./node_load.ts";
 
 export interface SegmentMove {
@@ -106,7 +108,9 @@ export function planBalance(
   opts: BalanceOptions = DEFAULT_BALANCE_OPTIONS,
 ): SegmentMove[] {
   const moves: SegmentMove[] = [];
-  const busyCollections = new Set([...inFlight.values(), ...(input.channelMoves?.values() ?? [])].map((m) => m.collectionId));
+  const busyCollections = new Set([...(input.channelMoves?.values() ?? [])].map((m) => m.collectionId));
+  const inFlightPerReplica = new Map<bigint, number>();
+  for (const m of inFlight.values()) inFlightPerReplica.set(m.replicaId, (inFlightPerReplica.get(m.replicaId) ?? 0) + 1);
   const allNodes = [...input.dist.nodes.keys()].sort();
   const scores = nodeScores(allNodes, input, opts.delegatorOverheadRows);
   // rows already on their way count on both ends until the move is done: count them where they go
@@ -118,36 +122,54 @@ export function planBalance(
   }
   const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   for (const coll of [...input.collections].sort((a, b) => (a.collectionId < b.collectionId ? -1 : 1))) {
+    if (moves.length >= opts.maxMovesPerRound) break;
     if (coll.status !== "Loaded" || busyCollections.has(coll.collectionId)) continue;
     const current = settledTarget(input, coll.collectionId);
     if (!current) continue; // a handoff in progress first
     const dels = input.dist.delegatorsOf(coll.collectionId);
+    const inDist = input.dist.segmentsOf(coll.collectionId);
     for (const r of input.replicas.filter((x) => x.collectionId === coll.collectionId).sort((a, b) => (a.replicaId < b.replicaId ? -1 : 1))) {
+      // at most maxMovesPerReplica in flight per replica, this round's included
+      let planned = inFlightPerReplica.get(r.replicaId) ?? 0;
+      if (planned >= opts.maxMovesPerReplica || moves.length >= opts.maxMovesPerRound) continue;
       const nodes = placementNodesOf(r, input.dist).filter((n) => scores.has(n));
       if (nodes.length < 2) continue;
       const members = new Set(r.nodes);
       const serviceable = new Set(dels.filter((d) => d.replicaId === r.replicaId && d.serviceable && members.has(d.nodeId)).map((d) => d.vchannel));
-      const inDist = input.dist.segmentsOf(coll.collectionId);
-      let planned = 0;
-      const moved = new Set<bigint>();
+      // the segments each node could give: one copy in the replica, a serviceable shard, not moving already
+      const movable = new Map<string, SegmentInfo[]>();
+      for (const s of current.segments.values()) {
+        if (s.numRows <= 0 || !serviceable.has(s.vchannel)) continue;
+        let holder: string | undefined;
+        let copies = 0;
+        for (const c of inDist.get(s.segmentId) ?? []) {
+          if (!members.has(c.nodeId)) continue;
+          copies++;
+          holder = c.nodeId;
+        }
+        if (copies !== 1 || inFlight.has(moveKey(r.replicaId, s.segmentId))) continue;
+        let list = movable.get(holder!);
+        if (!list) movable.set(holder!, (list = []));
+        list.push(s);
+      }
+      const sorted = new Set<string>();
       while (planned < opts.maxMovesPerReplica && moves.length < opts.maxMovesPerRound) {
         const ranked = nodes.map((n) => scores.get(n)!);
         // the highest score gives, the lowest takes; ties to the lowest node id either way
-        const src = [...ranked].sort((a, b) => b.score - a.score || byId(a.load.nodeId, b.load.nodeId))[0]!;
-        const dst = [...ranked].sort((a, b) => a.score - b.score || byId(a.load.nodeId, b.load.nodeId))[0]!;
+        const src = ranked.reduce((a, b) => (b.score > a.score || (b.score === a.score && byId(b.load.nodeId, a.load.nodeId) < 0) ? b : a));
+        const dst = ranked.reduce((a, b) => (b.score < a.score || (b.score === a.score && byId(b.load.nodeId, a.load.nodeId) < 0) ? b : a));
         const gap = src.score - dst.score;
         if (gap <= 0 || gap < opts.minGapRatio * src.score || gap < opts.minGapRows) break;
         // the largest segment of this replica on src whose move narrows the gap without reversing it
-        const candidates = [...current.segments.values()]
-          .filter((s) => !moved.has(s.segmentId) && !inFlight.has(moveKey(r.replicaId, s.segmentId)) && serviceable.has(s.vchannel))
-          .filter((s) => {
-            const copies = (inDist.get(s.segmentId) ?? []).filter((c) => members.has(c.nodeId));
-            return copies.length === 1 && copies[0]!.nodeId === src.load.nodeId;
-          })
-          .filter((s) => s.numRows > 0 && s.numRows / src.weight + s.numRows / dst.weight <= gap)
-          .sort((a, b) => b.numRows - a.numRows || (a.segmentId < b.segmentId ? -1 : 1));
-        const s = candidates[0];
-        if (!s) break;
+        const list = movable.get(src.load.nodeId) ?? [];
+        if (!sorted.has(src.load.nodeId)) {
+          list.sort((a, b) => b.numRows - a.numRows || (a.segmentId < b.segmentId ? -1 : 1));
+          sorted.add(src.load.nodeId);
+        }
+        const i = list.findIndex((s) => s.numRows / src.weight + s.numRows / dst.weight <= gap);
+        if (i < 0) break;
+        const s = list[i]!;
+        list.splice(i, 1);
         moves.push({
           collectionId: coll.collectionId,
           replicaId: r.replicaId,
@@ -157,7 +179,6 @@ export function planBalance(
           to: dst.load.nodeId,
           rows: s.numRows,
         });
-        moved.add(s.segmentId);
         src.score -= s.numRows / src.weight;
         dst.score += s.numRows / dst.weight;
         planned++;

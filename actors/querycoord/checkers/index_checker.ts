@@ -10,6 +10,7 @@
  * refused it, or the task failed) is reported as an `index` blocker — it does not hold the load back:
  * the segment is searched exactly meanwhile.
  */
+import type { SegmentCopy } from "../dist/dist_snapshot.ts";
 import { indexKey, Priority, type TaskSpec } from "../task/task.ts";
 import { addBlocker, byBigint, emptyResult, replicasByCollection, type CheckInput, type CheckResult } from "./types.ts";
 
@@ -23,7 +24,13 @@ export function checkIndexes(input: CheckInput): CheckResult {
     const live = new Map(known.indexes.map((i) => [i.indexId, i]));
     const replicaOf = new Map<string, bigint>();
     for (const r of reps.get(coll.collectionId) ?? []) for (const n of r.nodes) replicaOf.set(n, r.replicaId);
-    const segments = [...input.dist.segmentsOf(coll.collectionId)].sort(([a], [b]) => byBigint(a, b));
+    // only the segments with an index to load or to release, in id order (most have neither)
+    const segments: [bigint, SegmentCopy[]][] = [];
+    for (const e of input.dist.segmentsOf(coll.collectionId)) {
+      const builds = known.builds.get(e[0]);
+      if (e[1].some((c) => c.indexIds.length > 0 || (builds !== undefined && builds.length > 0))) segments.push(e);
+    }
+    segments.sort(([a], [b]) => byBigint(a, b));
     for (const [segmentId, copies] of segments) {
       const builds = known.builds.get(segmentId) ?? [];
       for (const c of [...copies].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1))) {

@@ -9,10 +9,12 @@
  * are retried on another replica, instead of silently missing its rows.
  */
 import type { SealedEntry } from "../../../protocol/messages/querynode.ts";
-import { moveKey } from "../balance/score_balancer.ts";
+import type { SegmentInfo } from "../../../protocol/meta.ts";
+import type { CollectionTarget } from "../meta/types.ts";
 import { reportShows } from "../task/effects.ts";
 import { leaderKey, Priority } from "../task/task.ts";
-import { byBigint, emptyResult, partitionKey, replicasByCollection, type CheckInput, type CheckResult, type SyncedView } from "./types.ts";
+import type { DistSnapshot } from "../dist/dist_snapshot.ts";
+import { byBigint, emptyResult, idOf, partitionKey, replicasByCollection, type CheckInput, type CheckResult, type SyncedView } from "./types.ts";
 
 function sameEntries(a: readonly SealedEntry[], b: readonly SealedEntry[]): boolean {
   if (a.length !== b.length) return false;
@@ -33,41 +35,118 @@ export function upToDate(
   );
 }
 
+/** A target's segments by vchannel, by id (targets are replaced, never changed, so this holds). */
+const byChannelCache = new WeakMap<CollectionTarget, Map<string, SegmentInfo[]>>();
+
+function segmentsByChannel(t: CollectionTarget): Map<string, SegmentInfo[]> {
+  let m = byChannelCache.get(t);
+  if (!m) {
+    m = new Map();
+    for (const s of [...t.segments.values()].sort((a, b) => byBigint(a.segmentId, b.segmentId))) {
+      let list = m.get(s.vchannel);
+      if (!list) m.set(s.vchannel, (list = []));
+      list.push(s);
+    }
+    byChannelCache.set(t, m);
+  }
+  return m;
+}
+
+/** An acknowledged view's entries by segment (views are replaced, never changed). */
+const viewIndexCache = new WeakMap<SyncedView, Map<bigint, SealedEntry>>();
+
+function viewIndex(v: SyncedView | undefined): ReadonlyMap<bigint, SealedEntry> {
+  if (!v) return new Map();
+  let m = viewIndexCache.get(v);
+  if (!m) viewIndexCache.set(v, (m = new Map(v.sealed.map((e) => [e.segmentId, e]))));
+  return m;
+}
+
+/**
+ * Per snapshot, the delegators found up to date and under what: looked at again only when the copies of
+ * their channel, their acknowledged view, the target, their report, the replica's nodes, its stopping
+ * nodes or its moves changed.
+ */
+const upToDateCache = new WeakMap<DistSnapshot, Map<string, string>>();
+
 export function checkLeaders(input: CheckInput): CheckResult {
   const out = emptyResult();
+  let memo = upToDateCache.get(input.dist);
+  if (!memo) upToDateCache.set(input.dist, (memo = new Map()));
   const reps = replicasByCollection(input.replicas);
   for (const coll of input.collections) {
     const cur = input.targets.get(coll.collectionId)?.current;
     if (!cur) continue;
-    const segs = [...cur.segments.values()].sort((a, b) => byBigint(a.segmentId, b.segmentId));
+    const byChannel = segmentsByChannel(cur);
     for (const r of reps.get(coll.collectionId) ?? []) {
       const members = new Set(r.nodes);
+      const stoppingMembers = new Set(r.nodes.filter((n) => input.dist.isStopping(n)));
+      const moves = new Map<bigint, string>();
+      for (const m of input.moves?.values() ?? []) if (m.replicaId === r.replicaId && m.collectionId === coll.collectionId) moves.set(m.segmentId, m.from);
+      const replicaKey = `${r.nodes.join(",")}|${[...stoppingMembers].join(",")}|${[...moves].map(([id, from]) => `${id}@${from}`).join(",")}`;
       for (const d of input.dist.delegatorsOf(coll.collectionId)) {
         if (d.replicaId !== r.replicaId || !members.has(d.nodeId) || !cur.channels.has(d.vchannel)) continue;
         const watchedWith = input.watched?.get(d.address);
         if (watchedWith !== undefined && watchedWith !== partitionKey(coll)) continue; // about to be watched again
         const prev = input.synced.get(d.address);
-        const prevNode = new Map((prev?.sealed ?? []).map((e) => [e.segmentId, e]));
+        const memoKey = `${input.dist.channelVersion(coll.collectionId, d.vchannel)}|${idOf(prev)}|${idOf(cur)}|${d.targetVersion}|${d.sealedSegmentIds.length}|${replicaKey}`;
+        if (memo.get(d.address) === memoKey) continue;
+        const prevNode = viewIndex(prev);
+        const segs = byChannel.get(d.vchannel) ?? [];
+        /**
+         * Which copy the view points at: the one it points at already if still there, else a copy on the
+         * delegator's own node, else the first by node id; copies on stopping nodes, or moved away by
+         * balance, only while no other copy exists. undefined: no copy in the replica.
+         */
+        const choose = (s: SegmentInfo, was: string | undefined): string | undefined => {
+          const from = moves.get(s.segmentId);
+          let wasS = false, selfS = false, minS: string | undefined;
+          let wasA = false, selfA = false, minA: string | undefined;
+          for (const c of input.dist.copies(coll.collectionId, s.segmentId)) {
+            const n = c.nodeId;
+            if (!members.has(n)) continue;
+            if (n === was) wasA = true;
+            if (n === d.nodeId) selfA = true;
+            if (minA === undefined || n < minA) minA = n;
+            if (stoppingMembers.has(n) || n === from) continue;
+            if (n === was) wasS = true;
+            if (n === d.nodeId) selfS = true;
+            if (minS === undefined || n < minS) minS = n;
+          }
+          if (minS !== undefined) return wasS ? was : selfS ? d.nodeId : minS;
+          if (minA !== undefined) return wasA ? was : selfA ? d.nodeId : minA;
+          return undefined;
+        };
+        // what it acknowledged is what it should point at, and its report shows it: nothing to do
+        if (prev && prev.targetVersion === cur.version && prev.sealed.length === segs.length && d.targetVersion === cur.version) {
+          let same = true;
+          for (const s of segs) {
+            const was = prevNode.get(s.segmentId)?.nodeId;
+            if (was === undefined || choose(s, was) !== was) {
+              same = false;
+              break;
+            }
+          }
+          // (an empty report: a large node leaves its delegators' lists out, the version alone tells)
+          const reported = d.sealedSegmentIds;
+          if (same && (reported.length === 0 || (reported.length === segs.length && reported.every((id) => prevNode.has(id))))) {
+            memo.set(d.address, memoKey);
+            continue;
+          }
+        }
         const sealed: SealedEntry[] = [];
         // A view missing a current-target segment would hide its rows (they are neither sealed nor, past
         // the seek position, growing): such a delegator is not synced until every segment has a copy.
         let incomplete = false;
         for (const s of segs) {
-          if (s.vchannel !== d.vchannel) continue;
-          const nodes = input.dist
-            .copies(coll.collectionId, s.segmentId)
-            .map((c) => c.nodeId)
-            .filter((n) => members.has(n))
-            .sort();
           const was = prevNode.get(s.segmentId);
-          // copies on stopping nodes, or moved away by balance, only while no other copy exists
-          const move = input.moves?.get(moveKey(r.replicaId, s.segmentId));
-          const settled = nodes.filter((n) => !input.dist.isStopping(n) && n !== move?.from);
-          const pick = (from: string[]) => (was && from.includes(was.nodeId) ? was.nodeId : from.includes(d.nodeId) ? d.nodeId : from[0]);
-          const node = pick(settled) ?? pick(nodes);
+          const node = choose(s, was?.nodeId);
           if (node === undefined) {
             if (was) sealed.push(was);
-            else incomplete = true;
+            else {
+              incomplete = true;
+              break;
+            }
             continue;
           }
           sealed.push({
@@ -81,7 +160,10 @@ export function checkLeaders(input: CheckInput): CheckResult {
         }
         if (incomplete) continue;
         const want = { targetVersion: cur.version, sealed };
-        if (upToDate(d, prev, want)) continue;
+        if (upToDate(d, prev, want)) {
+          memo.set(d.address, memoKey);
+          continue;
+        }
         out.tasks.push({
           key: leaderKey(r.replicaId, d.vchannel, d.nodeId),
           priority: Priority.High,

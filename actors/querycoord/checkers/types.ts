@@ -63,6 +63,11 @@ export interface CheckInput {
   moves?: ReadonlyMap<string, SegmentMove>;
   /** channel moves in flight, by `channelMoveKey(replica, vchannel)`: the delegator on `from` gives way to one on `to` */
   channelMoves?: ReadonlyMap<string, ChannelMove>;
+  /**
+   * new segment loads per alive querynode that one round asks for at most, over every collection (the
+   * scheduler runs a few per node at a time; the rest are asked for in later rounds); no bound when absent
+   */
+  loadsPerNode?: number;
 }
 
 /**
@@ -91,7 +96,7 @@ export function addBlocker(out: CheckResult, collectionId: bigint, b: LoadBlocke
 export function mergeResults(...rs: CheckResult[]): CheckResult {
   const out = emptyResult();
   for (const r of rs) {
-    out.tasks.push(...r.tasks);
+    for (const t of r.tasks) out.tasks.push(t); // (a spread of a large load's tasks would pass the stack's limit)
     for (const [c, bs] of r.blockers) for (const b of bs) addBlocker(out, c, b);
   }
   return out;
@@ -129,3 +134,14 @@ export function targetChannels(pair: TargetPair | undefined): string[] {
 }
 
 export const byBigint = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
+
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 0;
+
+/** A number naming an object for as long as it lives (for keys of what checkers remember between rounds). */
+export function idOf(o: object | undefined): number {
+  if (o === undefined) return 0;
+  let id = objectIds.get(o);
+  if (id === undefined) objectIds.set(o, (id = ++nextObjectId));
+  return id;
+}

@@ -11,6 +11,7 @@
  * the delegator drops the growing rows the new sealed segments hold: no row is missing or counted twice
  * at any moment, since until then it serves the old version whole.
  */
+import type { RecoveryInfo } from "../../../protocol/messages/datacoord.ts";
 import type { DistSnapshot } from "../dist/dist_snapshot.ts";
 import type { CollectionTarget, Replica } from "../meta/types.ts";
 import { aliveNodesOf } from "../checkers/types.ts";
@@ -49,6 +50,30 @@ export function promotionReadiness(replicas: readonly Replica[], next: Collectio
     else notReady++;
   }
   return { ready: ready > 0 && notReady === 0, waiting };
+}
+
+/** Segments asked for per page of recovery info (datacoord also keeps each page under the payload limit). */
+export const RECOVERY_PAGE_SEGMENTS = 4_096;
+
+/**
+ * A collection's recovery info, page after page (a million segments do not fit one message): the
+ * segments of every page, and the channels of the first one — the oldest checkpoints, so that nothing
+ * flushed while the pages were read is missing from both the segments and the channel consumed after
+ * the seek position. A datacoord that does not page answers everything at once, without `more`.
+ */
+export async function fetchRecoveryInfo(
+  ask: (body: { collectionId: bigint; partitionIds: bigint[]; limit: number; afterSegmentId?: bigint }) => Promise<RecoveryInfo>,
+  collectionId: bigint,
+  partitionIds: bigint[],
+): Promise<RecoveryInfo> {
+  const first = await ask({ collectionId, partitionIds, limit: RECOVERY_PAGE_SEGMENTS });
+  const segments = [...first.segments];
+  let page = first;
+  while (page.more && page.segments.length > 0) {
+    page = await ask({ collectionId, partitionIds, limit: RECOVERY_PAGE_SEGMENTS, afterSegmentId: page.segments[page.segments.length - 1]!.segmentId });
+    for (const s of page.segments) segments.push(s);
+  }
+  return { collectionId: first.collectionId, channels: first.channels, segments };
 }
 
 interface FetchState {
