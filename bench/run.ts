@@ -14,6 +14,7 @@ const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void
   vector_index: () => import("./vector_index.ts"),
   backlog: () => import("./backlog.ts"),
   segment_fanout: () => import("./segment_fanout.ts"),
+  "querycoord-sim": () => import("./querycoord_sim.ts"),
 };
 
 const [name, ...rest] = process.argv.slice(2);

@@ -1,0 +1,319 @@
+/**
+ * `npm run bench -- querycoord-sim [--nodes 1000] [--segments 1000000] [--collections N] [--shards 8]
+ *   [--workers 4] [--kill 50] [--add 50] [--heartbeat-rate 15000] [--timeout-s 1800] [--json]`
+ *
+ * One real querycoord (in this process) reconciling simulated querynodes through the real feed on a real
+ * nats-server: the querynodes are light actors in a few processes of their own
+ * (`querycoord_sim_peers.ts`) that obey loads, releases and watches at once and publish their
+ * heartbeats and distributions as querynodes do; rootcoord and datacoord are a peer that answers for a
+ * made-up catalog of `--segments` sealed segments in `--collections` collections of `--shards` shards,
+ * each loaded with 2 replicas. Measured:
+ *
+ * - converge_s: from the loads to every segment loaded once per replica and every shard led per replica;
+ * - recover_50_dead_s: from `--kill` nodes stopped at once to the same again on the nodes left;
+ * - balance_50_new_s: from `--add` empty nodes joining to every node holding at least 80 % of the mean
+ *   rows (the BalanceChecker moving segments onto them);
+ * - heartbeats_per_s: feed messages querycoord takes per second while the nodes beat `--heartbeat-rate`
+ *   times a second in all;
+ * - checker_round_p99_ms: the 99th percentile of querycoord's reconcile rounds over the whole run;
+ * - querycoord_rss_mb: the highest RSS of this process (querycoord and the driver, which holds nothing of
+ *   the catalog).
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClusterEnv } from "../actors/env.ts";
+import { ensureDistStream } from "../actors/querycoord/dist/dist_feed.ts";
+import { QuerycoordActor } from "../actors/querycoord/index.ts";
+import type { QuerycoordParams, RoundStats } from "../actors/querycoord/params.ts";
+import { startNatsServer } from "../ops/nats_server.ts";
+import { ActorHost } from "../runtime/host.ts";
+import { FsObjectStore } from "../runtime/object_store_fs.ts";
+import { connectNats } from "../runtime/transport.ts";
+import { catalogOf, collectionIdOf } from "./querycoord_sim_catalog.ts";
+import { option, report, round } from "./util.ts";
+
+const PEERS = fileURLToPath(new URL("./querycoord_sim_peers.ts", import.meta.url));
+const REPLICAS = 2;
+
+export interface SimOptions {
+  nodes: number;
+  segments: number;
+  collections: number;
+  shards: number;
+  workers: number;
+  kill: number;
+  add: number;
+  /** feed messages per second, all nodes together, while heartbeats are measured */
+  heartbeatRate: number;
+  timeoutS: number;
+  /** a nats-server to use (a fresh one is started when not given) */
+  natsUrl?: string;
+  prefix?: string;
+  /** progress lines on stderr */
+  log?: (line: string) => void;
+}
+
+export interface SimResult {
+  nodes: number;
+  segments: number;
+  collections: number;
+  shards: number;
+  converge_s: number;
+  recover_50_dead_s: number;
+  balance_50_new_s: number;
+  heartbeats_per_s: number;
+  checker_round_p99_ms: number;
+  querycoord_rss_mb: number;
+  /** what the peers counted at the end */
+  final: { copies: number; expectedCopies: number; delegators: number; expectedDelegators: number; minRowsOverMean: number };
+}
+
+interface Peer {
+  child: ChildProcess;
+  ask(cmd: string, body?: Record<string, unknown>): Promise<any>;
+}
+
+function startPeer(args: string[]): Promise<Peer> {
+  const child = fork(PEERS, args, { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, VB_LOG_LEVEL: "error" } });
+  let seq = 0;
+  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  return new Promise((resolve, reject) => {
+    child.on("message", (m: any) => {
+      if (m.ready) {
+        resolve({
+          child,
+          ask: (cmd, body = {}) =>
+            new Promise((res, rej) => {
+              const id = ++seq;
+              waiting.set(id, { resolve: res, reject: rej });
+              child.send({ id, cmd, ...body });
+            }),
+        });
+        return;
+      }
+      const w = waiting.get(m.id);
+      if (!w) return;
+      waiting.delete(m.id);
+      if (m.ok) w.resolve(m.r);
+      else w.reject(new Error(m.error));
+    });
+    child.on("exit", (code) => reject(new Error(`a sim peer exited (${code})`)));
+  });
+}
+
+interface NodeStats {
+  replicas: Record<string, { collectionId: string; copies: number }>;
+  delegators: number;
+  perNode: { nodeId: string; rows: number; segments: number; delegators: number }[];
+  published: number;
+}
+
+const p99 = (xs: number[]) => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(0.99 * s.length))]!;
+};
+
+export async function runSim(o: SimOptions): Promise<SimResult> {
+  const log = o.log ?? (() => undefined);
+  const cat = catalogOf(o.segments, o.collections, o.shards);
+  const dir = await mkdtemp(join(tmpdir(), "vbus-qcsim-"));
+  const nats = o.natsUrl ? undefined : await startNatsServer();
+  const url = o.natsUrl ?? nats!.url;
+  const prefix = o.prefix ?? "qcsim";
+  const heartbeatMs = 1_000;
+  const nc = await connectNats(url);
+  const env = createClusterEnv(nc, new FsObjectStore(dir), { prefix, config: { heartbeatIntervalMs: heartbeatMs, heartbeatAvailableMs: 10 * heartbeatMs } });
+  await ensureDistStream(env);
+  const host = new ActorHost(nc);
+  const peers: Peer[] = [];
+  const rounds: number[] = [];
+  let last: RoundStats | undefined;
+  let rssMax = 0;
+  const rssTimer = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 500);
+  try {
+    const peerArgs = (role: string) => [role, url, prefix, String(o.segments), String(o.collections), String(o.shards), String(heartbeatMs)];
+    const catalog = await startPeer(peerArgs("catalog"));
+    peers.push(catalog);
+    const workers = await Promise.all(Array.from({ length: o.workers }, () => startPeer(peerArgs("nodes"))));
+    peers.push(...workers);
+
+    const params: Partial<QuerycoordParams> = {
+      // tasks in flight per querynode (Milvus's taskExecutionCap is 256), and balance moves bounded per round and replica
+      taskExecutionCap: 32,
+      balanceIntervalMs: 1_000,
+      balanceMaxMovesPerRound: 1_000,
+      balanceMaxMovesPerReplica: 200,
+      startupGraceMs: 60_000,
+      onRound: (r) => {
+        rounds.push(r.ms);
+        last = r;
+      },
+    };
+    await host.spawn({ address: env.subjects.querycoord(), create: () => new QuerycoordActor(env, params), logFields: { role: "querycoord" } });
+
+    const nodeName = (i: number) => `qn${String(i).padStart(5, "0")}`;
+    const owner = new Map<string, Peer>();
+    const startNodes = async (ids: string[]) => {
+      const per = new Map<Peer, string[]>();
+      ids.forEach((id, i) => {
+        const w = workers[i % workers.length]!;
+        owner.set(id, w);
+        per.set(w, [...(per.get(w) ?? []), id]);
+      });
+      await Promise.all([...per].map(([w, list]) => w.ask("start", { ids: list })));
+    };
+    const stats = async () => {
+      const all = (await Promise.all(workers.map((w) => w.ask("stats")))) as NodeStats[];
+      const copies = new Map<string, { collectionId: string; copies: number }>();
+      let delegators = 0;
+      const perNode = all.flatMap((s) => s.perNode);
+      for (const s of all) {
+        delegators += s.delegators;
+        for (const [r, v] of Object.entries(s.replicas)) {
+          const c = copies.get(r) ?? { collectionId: v.collectionId, copies: 0 };
+          c.copies += v.copies;
+          copies.set(r, c);
+        }
+      }
+      return { copies, delegators, perNode, published: all.reduce((n, s) => n + s.published, 0) };
+    };
+    const expectedDelegators = REPLICAS * cat.collections * cat.shards;
+    const expectedCopies = REPLICAS * o.segments;
+    /** every segment once per replica, every shard led per replica */
+    const complete = async () => {
+      const s = await stats();
+      const byColl = new Map<string, number[]>();
+      for (const v of s.copies.values()) byColl.set(v.collectionId, [...(byColl.get(v.collectionId) ?? []), v.copies]);
+      for (let c = 0; c < cat.collections; c++) {
+        const got = byColl.get(String(collectionIdOf(c))) ?? [];
+        if (got.length !== REPLICAS || got.some((n) => n !== cat.perCollection[c])) return false;
+      }
+      return s.delegators === expectedDelegators;
+    };
+    const until = async (what: string, cond: () => Promise<boolean>) => {
+      const t0 = performance.now();
+      const deadline = Date.now() + o.timeoutS * 1_000;
+      let lastLog = 0;
+      for (;;) {
+        if (await cond()) {
+          // held on the next look too (a copy released while another is loaded does not count)
+          await new Promise((r) => setTimeout(r, 300));
+          if (await cond()) return (performance.now() - t0) / 1_000;
+        }
+        if (Date.now() > deadline) throw new Error(`querycoord-sim: ${what} not reached within ${o.timeoutS} s`);
+        if (Date.now() - lastLog > 10_000) {
+          lastLog = Date.now();
+          const s = await stats();
+          const copies = [...s.copies.values()].reduce((n, v) => n + v.copies, 0);
+          log(`${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, tasks ${last?.tasksInFlight ?? 0}, moves ${last?.movesInFlight ?? 0}, rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB`);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
+
+    // the nodes join, querycoord sees them
+    await startNodes(Array.from({ length: o.nodes }, (_, i) => nodeName(i)));
+    await until("nodes seen", async () => (last?.aliveNodes ?? 0) === o.nodes);
+    log(`${o.nodes} nodes seen; loading ${cat.collections} collections, ${o.segments} segments, 2 replicas`);
+
+    // load
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: cat.collections }, (_, c) =>
+        host.ask(env.subjects.querycoord(), "querycoord.LoadCollection", { collectionId: collectionIdOf(c), replicaNumber: REPLICAS }, { timeoutMs: 60_000 }),
+      ),
+    );
+    await until("load", complete);
+    const converge = (performance.now() - t0) / 1_000;
+    log(`loaded in ${round(converge, 1)} s`);
+
+    // heartbeats: the nodes beat faster; what querycoord takes per second
+    const fastMs = Math.max(10, Math.round((o.nodes * 1_000) / o.heartbeatRate));
+    await Promise.all(workers.map((w) => w.ask("rate", { heartbeatMs: fastMs })));
+    await new Promise((r) => setTimeout(r, 2_000));
+    const h0 = { at: performance.now(), n: last?.feedMessages ?? 0, sent: (await stats()).published };
+    await new Promise((r) => setTimeout(r, 5_000));
+    const h1 = { at: performance.now(), n: last?.feedMessages ?? 0, sent: (await stats()).published };
+    const heartbeats = ((h1.n - h0.n) * 1_000) / (h1.at - h0.at);
+    const sent = ((h1.sent - h0.sent) * 1_000) / (h1.at - h0.at);
+    await Promise.all(workers.map((w) => w.ask("rate", { heartbeatMs })));
+    log(`heartbeats: ${round(heartbeats)} per s taken, ${round(sent)} per s sent (nodes beating every ${fastMs} ms)`);
+
+    // kill nodes at once
+    const victims = Array.from({ length: o.kill }, (_, i) => nodeName(Math.floor((i * o.nodes) / Math.max(1, o.kill))));
+    const t1 = performance.now();
+    const per = new Map<Peer, string[]>();
+    for (const v of victims) per.set(owner.get(v)!, [...(per.get(owner.get(v)!) ?? []), v]);
+    await Promise.all([...per].map(([w, ids]) => w.ask("kill", { ids })));
+    await until("recovery", complete);
+    const recover = (performance.now() - t1) / 1_000;
+    log(`recovered from ${o.kill} dead nodes in ${round(recover, 1)} s`);
+
+    // new nodes join: balance gives them their share
+    const fresh = Array.from({ length: o.add }, (_, i) => nodeName(o.nodes + i));
+    const t2 = performance.now();
+    await startNodes(fresh);
+    const balanced = async () => {
+      const s = await stats();
+      if (s.perNode.length !== o.nodes - o.kill + o.add) return false;
+      const mean = s.perNode.reduce((n, x) => n + x.rows, 0) / s.perNode.length;
+      return s.perNode.every((x) => x.rows >= 0.8 * mean) && (await complete());
+    };
+    await until("balance", balanced);
+    const balance = (performance.now() - t2) / 1_000;
+    log(`balanced onto ${o.add} new nodes in ${round(balance, 1)} s`);
+
+    const s = await stats();
+    const mean = s.perNode.reduce((n, x) => n + x.rows, 0) / s.perNode.length;
+    return {
+      nodes: o.nodes,
+      segments: o.segments,
+      collections: cat.collections,
+      shards: cat.shards,
+      converge_s: round(converge, 1),
+      recover_50_dead_s: round(recover, 1),
+      balance_50_new_s: round(balance, 1),
+      heartbeats_per_s: round(heartbeats),
+      checker_round_p99_ms: round(p99(rounds)),
+      querycoord_rss_mb: Math.round(rssMax / 2 ** 20),
+      final: {
+        copies: [...s.copies.values()].reduce((n, v) => n + v.copies, 0),
+        expectedCopies,
+        delegators: s.delegators,
+        expectedDelegators,
+        minRowsOverMean: round(Math.min(...s.perNode.map((x) => x.rows)) / mean, 2),
+      },
+    };
+  } finally {
+    clearInterval(rssTimer);
+    await host.stopActor(env.subjects.querycoord()).catch(() => undefined);
+    await Promise.all(peers.map((p) => p.ask("stop").catch(() => undefined)));
+    for (const p of peers) p.child.kill();
+    await host[Symbol.asyncDispose]().catch(() => undefined);
+    await nc.close().catch(() => undefined);
+    await nats?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function main(args: string[]): Promise<void> {
+  const nodes = option(args, "nodes", 1_000);
+  const segments = option(args, "segments", 1_000_000);
+  const result = await runSim({
+    nodes,
+    segments,
+    collections: option(args, "collections", Math.max(1, Math.round(segments / 50_000))),
+    shards: option(args, "shards", 8),
+    workers: option(args, "workers", Math.max(1, Math.min(4, Math.ceil(nodes / 250)))),
+    kill: option(args, "kill", Math.min(50, Math.floor(nodes / 10))),
+    add: option(args, "add", Math.min(50, Math.floor(nodes / 10))),
+    heartbeatRate: option(args, "heartbeat-rate", 15_000),
+    timeoutS: option(args, "timeout-s", 1_800),
+    log: (line) => process.stderr.write(`querycoord-sim: ${line}\n`),
+  });
+  report(args, result as unknown as Record<string, unknown>);
+}
