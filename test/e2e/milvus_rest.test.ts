@@ -139,10 +139,11 @@ describe("Milvus Node SDK (REST v2) against the Milvus front door", () => {
 
     const up = ok(await http.upsert({ collectionName: name, data: [{ ...rows[7]!, title: "changed" }] })) as { upsertCount: number };
     expect(up.upsertCount).toBe(1);
-    const after = ok(await http.query({ collectionName: name, filter: "id == 7", outputFields: ["title"] } as never)) as { title: string }[];
+    // Strong: the collection's default (Bounded) may read from before the upsert, as in Milvus
+    const after = ok(await http.query({ collectionName: name, filter: "id == 7", outputFields: ["title"], consistencyLevel: "Strong" } as never)) as { title: string }[];
     expect(after.map((r) => r.title)).toEqual(["changed"]);
     ok(await http.delete({ collectionName: name, filter: "id < 100" }));
-    const left = ok(await http.query({ collectionName: name, filter: "", outputFields: ["count(*)"] } as never)) as Record<string, number>[];
+    const left = ok(await http.query({ collectionName: name, filter: "", outputFields: ["count(*)"], consistencyLevel: "Strong" } as never)) as Record<string, number>[];
     expect(left[0]!["count(*)"]).toBe(900);
 
     const info = ok(await http.describeCollection({ collectionName: name })) as {
