@@ -6,7 +6,7 @@
  * overlap: one asked for while another is in flight goes out after it, with the state as it is then
  * (so a burst of changes makes two messages, not one per change).
  *
- * A large node (one whose whole dist would take more than `deltaAboveBytes`) sends its segments as a
+ * A large node (one whose whole dist would take more than `deltaAboveBytes`, 16 KiB: a few hundred segments) sends its segments as a
  * numbered base, split into chunks under the payload limit on subjects of their own
  * (`vb.dist.querynode.<node>.base.<i>`), and then heads that carry only what changed since the base
  * (`DistEncoder`); a new base goes out when the delta grows past a quarter of it. A heartbeat of a
@@ -75,7 +75,7 @@ export interface DistEncoderOptions {
   maxBytes: number;
 }
 
-export const DEFAULT_DIST_ENCODER_OPTIONS: DistEncoderOptions = { deltaAboveBytes: 64 * 1024, maxBytes: MAX_DIST_BYTES };
+export const DEFAULT_DIST_ENCODER_OPTIONS: DistEncoderOptions = { deltaAboveBytes: 16 * 1024, maxBytes: MAX_DIST_BYTES };
 
 let epochCounter = 0;
 

@@ -32,6 +32,21 @@ function copyOf(s: DistSegment, nodeId: string): SegmentCopy {
   return c.nodeId === nodeId ? c : { ...s, indexIds: s.indexIds ?? [], nodeId };
 }
 
+/** Same segments in the same order, with the same rows, memory and indexes (field by field: no lookups). */
+function sameSegments(a: readonly DistSegment[], b: readonly DistSegment[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.segmentId !== y.segmentId || x.collectionId !== y.collectionId || x.rows !== y.rows || x.memoryBytes !== y.memoryBytes || x.vchannel !== y.vchannel) return false;
+    const xi = x.indexIds ?? [];
+    const yi = y.indexIds ?? [];
+    if (xi.length !== yi.length) return false;
+    for (let k = 0; k < xi.length; k++) if (xi[k] !== yi[k]) return false;
+  }
+  return true;
+}
+
 export class DistSnapshot {
   /** alive querynodes by id */
   readonly nodes: ReadonlyMap<string, QueryNodeDist>;
@@ -62,6 +77,8 @@ export class DistSnapshot {
    */
   put(d: QueryNodeDist): void {
     const prev = this.byNode.get(d.nodeId);
+    // a whole list equal to the one before (a small node's heartbeat) is taken as the same list
+    if (prev && prev.segments !== d.segments && sameSegments(prev.segments, d.segments)) d = { ...d, segments: prev.segments };
     this.byNode.set(d.nodeId, d);
     if (prev?.segments !== d.segments) {
       if (prev) this.dropSegments(prev);
