@@ -11,7 +11,7 @@
  *   interval and soon after a change. `kill` stops nodes at once (their addresses stop answering, their
  *   heartbeats stop), `start` adds nodes.
  */
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClusterEnv, type ClusterEnv } from "../actors/env.ts";
@@ -342,7 +342,9 @@ async function runNodes(env: ClusterEnv, host: ActorHost): Promise<(c: Command) 
 async function main(): Promise<void> {
   const [role, natsUrl, prefix, segments, collections, shards, heartbeatMs] = process.argv.slice(2);
   const nc = await connectNats(natsUrl!);
-  const store = new FsObjectStore(await mkdtemp(join(tmpdir(), "vbus-qcsim-")));
+  // an object store the env asks for; nothing is written to it
+  const dir = await mkdtemp(join(tmpdir(), "vbus-qcsim-"));
+  const store = new FsObjectStore(dir);
   const env = createClusterEnv(nc, store, { prefix: prefix!, config: { heartbeatIntervalMs: Number(heartbeatMs) } });
   const host = new ActorHost(nc);
   const send = (m: unknown) => process.send!(m);
@@ -364,12 +366,15 @@ async function main(): Promise<void> {
     handle = await runNodes(env, host);
   }
   process.on("message", (c: Command) => {
-    handle(c).then(
+    const work = c.cmd === "stop" ? rm(dir, { recursive: true, force: true }).then(() => handle(c)) : handle(c);
+    work.then(
       (r) => send({ id: c.id, ok: true, r }),
       (err: unknown) => send({ id: c.id, ok: false, error: String(err) }),
     );
   });
-  process.on("disconnect", () => process.exit(0));
+  process.on("disconnect", () => {
+    void rm(dir, { recursive: true, force: true }).finally(() => process.exit(0));
+  });
   send({ ready: true });
 }
 
