@@ -5,7 +5,7 @@
  *    thread, in this process): `raw_qps` (the median of 7 rounds over the queries), `raw_recall_at_10`;
  *  - Vectorbus end to end through the native API on a standalone with 2 querynodes and its default
  *    settings (a collection of one shard; the 200k vectors fit one segment): insert, index build, load,
- *    then 1 client and 16 clients (in a worker thread with its own connection; 4,000 searches,
+ *    then 1 client and 16 clients (in a process of their own with its own connection; 4,000 searches,
  *    `--queries16`): `e2e_qps_1client`, `e2e_qps_16clients`, `e2e_p50_ms`, `e2e_p99_ms`,
  *    `recall_at_10`, `segments`;
  *  - the same data in a collection of two shards (two graphs a query, one on each querynode):
@@ -17,20 +17,19 @@
  *
  * With `--via grpc`, the standalone also serves the Milvus gRPC door on a free port, and the same
  * queries on the one-shard collection go through the Milvus Node SDK's MilvusClient (same limit,
- * metric, search params and consistency level; 1 client in this thread, 16 clients in a worker thread
- * with its own MilvusClient): `grpc_qps_1client`, `grpc_qps_16clients`, `grpc_over_native_16clients`
+ * metric, search params and consistency level; 1 client in this thread, 16 clients in a process of
+ * their own with its own MilvusClient): `grpc_qps_1client`, `grpc_qps_16clients`, `grpc_over_native_16clients`
  * (against `e2e_qps_16clients` of the same run), `grpc_p50_ms`, `grpc_p99_ms`, `grpc_recall_at_10`
  * (the same ground truth).
  *
- * CPU per search (`raw_cpu_us_per_search`, `e2e_cpu_us_per_search_16clients`, `cpu_ratio_16clients`,
- * `grpc_cpu_us_per_search_16clients`): this process's CPU time (every thread: standalone, search
- * threads, the clients' worker) over the timed searches, divided by their number. It moves far less
- * than queries per second when other work shares the machine. `e2e_server_cpu_us_per_search_16clients`
- * and `grpc_server_cpu_us_per_search_16clients` leave the clients' thread out (it reads its own CPU time
- * from /proc/thread-self/stat) and what the standalone spends when idle (measured for 2 s before):
- * what the standalone spends per search through the native API and
- * through the Milvus door; `grpc_over_native_server_cpu` is their ratio, the door's cost apart from the
- * SDK's (the SDK's client, in the same process, spends more CPU per search than the native client).
+ * CPU per search, which moves far less than queries per second when other work shares the machine:
+ * `raw_cpu_us_per_search` (usearch alone); `e2e_server_cpu_us_per_search_16clients` and
+ * `grpc_server_cpu_us_per_search_16clients`, what the standalone (this process, every thread) spends per
+ * search through the native API and through the Milvus door, less what it spends idle (measured for 2 s
+ * before); `e2e_client_cpu_us_per_search_16clients` and `grpc_client_cpu_us_per_search_16clients`, what
+ * the clients' process spends (the Milvus SDK's client costs several times the native client's);
+ * `e2e_cpu_us_per_search_16clients` (server and client) and `cpu_ratio_16clients` (raw over it);
+ * `grpc_over_native_server_cpu`, the door's cost beside the native API's, on the server.
  *
  * `--profile <dir>` writes a CPU profile of the main thread (proxy, delegators, segment actors, the
  * Milvus door) over the 16-client phases: `native16.cpuprofile` (and `grpc16.cpuprofile`).
@@ -42,7 +41,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Worker } from "node:worker_threads";
 import usearch from "usearch";
 import { clientOf } from "../actors/control/client.ts";
 import { searchFlat } from "../actors/search/index.ts";
@@ -50,7 +48,7 @@ import { defaultEf } from "../actors/index/index.ts";
 import { defaultConfig } from "../ops/config.ts";
 import { startStandalone } from "../ops/standalone.ts";
 import { rng } from "../ops/random_rows.ts";
-import { flag, option, optionText, report, round } from "./util.ts";
+import { flag, option, optionText, report, round, runClientProcess } from "./util.ts";
 
 const K = 10;
 const M = 16;
@@ -206,25 +204,17 @@ export async function main(args: string[]): Promise<void> {
       const segments = (await vb.getCollectionStatistics({ collectionName: name })).segments;
       return { insertS, buildS, loadS, segments };
     };
-    /** 16 clients from a worker thread with its own connection */
-    /** 16 clients from a worker thread with its own connection: queries per second and the thread's CPU */
+    /** 16 clients in a process of their own with its own connection: queries per second and the process's CPU */
     const clients16 = (name: string) =>
-      new Promise<{ qps: number; cpuUs?: number }>((resolve, reject) => {
-        const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
-          workerData: {
-            module: new URL("./search_client.ts", import.meta.url).href,
-            natsUrl: sa.natsUrl,
-            prefix: "bsearch",
-            collectionName: name,
-            queries,
-            dim,
-            k: K,
-            clients: 16,
-            total: total16,
-          },
-        });
-        w.once("message", resolve);
-        w.once("error", reject);
+      runClientProcess<{ qps: number; cpuUs: number }>(new URL("./search_client.ts", import.meta.url), {
+        natsUrl: sa.natsUrl,
+        prefix: "bsearch",
+        collectionName: name,
+        queries,
+        dim,
+        k: K,
+        clients: 16,
+        total: total16,
       });
     const qps16 = (name: string) => clients16(name).then((m) => m.qps);
 
@@ -261,26 +251,23 @@ export async function main(args: string[]): Promise<void> {
           rec += recall(hits.map((h) => Number(h.id)), truth[i]!);
         }
         const qps1 = nq / ((performance.now() - tg) / 1000);
-        const g16 = await withCpu(() => profiled(profileDir, "grpc16", () => new Promise<{ qps: number; cpuUs?: number }>((resolve, reject) => {
-          const w = new Worker(new URL("../runtime/ts_worker.mjs", import.meta.url), {
-            workerData: {
-              module: new URL("./search_grpc_client.ts", import.meta.url).href,
+        const g16 = await withCpu(() =>
+          profiled(profileDir, "grpc16", () =>
+            runClientProcess<{ qps: number; cpuUs: number }>(new URL("./search_grpc_client.ts", import.meta.url), {
               address,
               collectionName,
               queries: plain,
               k: K,
               clients: 16,
               total: total16,
-            },
-          });
-          w.once("message", resolve);
-          w.once("error", reject);
-        })));
+            }),
+          ),
+        );
         return {
           qps1,
           qps16: g16.value.qps,
-          cpuUsPerSearch: g16.cpuUs / total16,
-          serverCpuUsPerSearch: g16.value.cpuUs === undefined ? undefined : (g16.cpuUs - g16.value.cpuUs - idleRate * g16.ms) / total16, p50: percentile(glat, 50), p99: percentile(glat, 99), recall: rec / nq };
+          serverCpuUsPerSearch: (g16.cpuUs - idleRate * g16.ms) / total16,
+          clientCpuUsPerSearch: g16.value.cpuUs / total16, p50: percentile(glat, 50), p99: percentile(glat, 99), recall: rec / nq };
       } finally {
         await milvus.closeConnection();
       }
@@ -316,11 +303,10 @@ export async function main(args: string[]): Promise<void> {
     const idleRate = await idleCpuRate();
     const native16 = await withCpu(() => profiled(profileDir, "native16", () => clients16(name)));
     const e2eQps16 = native16.value.qps;
-    const e2eCpuUsPerSearch = native16.cpuUs / total16;
-    // without the clients' thread: what the standalone spent per search
-    // and without what it spends when idle
-    const e2eServerCpuUsPerSearch =
-      native16.value.cpuUs === undefined ? undefined : (native16.cpuUs - native16.value.cpuUs - idleRate * native16.ms) / total16;
+    // what the standalone spent per search (the clients are another process), without what it spends when idle
+    const e2eServerCpuUsPerSearch = (native16.cpuUs - idleRate * native16.ms) / total16;
+    const e2eClientCpuUsPerSearch = native16.value.cpuUs / total16;
+    const e2eCpuUsPerSearch = e2eServerCpuUsPerSearch + e2eClientCpuUsPerSearch;
     const grpc = viaGrpc ? await viaMilvusGrpc(sa.milvus, name) : undefined;
     const rss = process.memoryUsage().rss;
     await vb.releaseCollection({ collectionName: name });
@@ -357,7 +343,8 @@ export async function main(args: string[]): Promise<void> {
       e2e_cpu_us_per_search_16clients: round(e2eCpuUsPerSearch),
       cpu_ratio_16clients: round(rawCpuUsPerSearch / e2eCpuUsPerSearch, 3),
       idle_cpu_percent_of_a_core: round(idleRate / 10, 1),
-      ...(e2eServerCpuUsPerSearch === undefined ? {} : { e2e_server_cpu_us_per_search_16clients: round(e2eServerCpuUsPerSearch) }),
+      e2e_server_cpu_us_per_search_16clients: round(e2eServerCpuUsPerSearch),
+      e2e_client_cpu_us_per_search_16clients: round(e2eClientCpuUsPerSearch),
       ...(two ? { e2e_qps_16clients_2shards: round(two.qps16), segments_2shards: two.segments } : {}),
       ef,
       M,
@@ -370,13 +357,9 @@ export async function main(args: string[]): Promise<void> {
             grpc_p50_ms: round(grpc.p50, 2),
             grpc_p99_ms: round(grpc.p99, 2),
             grpc_recall_at_10: round(grpc.recall, 3),
-            grpc_cpu_us_per_search_16clients: round(grpc.cpuUsPerSearch),
-            ...(grpc.serverCpuUsPerSearch === undefined || e2eServerCpuUsPerSearch === undefined
-              ? {}
-              : {
-                  grpc_server_cpu_us_per_search_16clients: round(grpc.serverCpuUsPerSearch),
-                  grpc_over_native_server_cpu: round(grpc.serverCpuUsPerSearch / e2eServerCpuUsPerSearch, 3),
-                }),
+            grpc_server_cpu_us_per_search_16clients: round(grpc.serverCpuUsPerSearch),
+            grpc_client_cpu_us_per_search_16clients: round(grpc.clientCpuUsPerSearch),
+            grpc_over_native_server_cpu: round(grpc.serverCpuUsPerSearch / e2eServerCpuUsPerSearch, 3),
           }
         : {}),
     });

@@ -1,19 +1,18 @@
 /**
  * The search benchmark's concurrent clients through the Milvus gRPC door (`--via grpc`): the Milvus
- * Node SDK's MilvusClient, unchanged, in a worker thread of its own (as the native clients are, in
- * search_client.ts), so the SDK's request building and result formatting do not share a thread with
- * the standalone. Posts back the queries per second.
+ * Node SDK's MilvusClient, unchanged, in a process of its own (as the native clients are, in
+ * search_client.ts), so the SDK's request building and result formatting are not counted as the
+ * standalone's. Sends back the queries per second and the process's CPU time over them.
  *
  * The SDK sends a call on a client borrowed from its channel pool (generic-pool, 10 clients at most by
  * default); the pool is sized to the number of concurrent clients so that all of them are in flight at
  * once, as on the native client's one connection. One search before the timed ones fills the SDK's
  * describeCollection cache (a per-client setup, done once), as an application's first call would.
  */
-import { parentPort, workerData } from "node:worker_threads";
 import { ConsistencyLevelEnum, MilvusClient, logger as sdkLogger } from "@zilliz/milvus2-sdk-node";
-import { rateConcurrent, threadCpuUs } from "./util.ts";
+import { clientDone, clientJob, rateConcurrent } from "./util.ts";
 
-const job = workerData as { address: string; collectionName: string; queries: number[][]; k: number; clients: number; total: number };
+const job = await clientJob<{ address: string; collectionName: string; queries: number[][]; k: number; clients: number; total: number }>();
 sdkLogger.level = "warn";
 const milvus = new MilvusClient({ address: job.address, timeout: 60_000, pool: { min: 2, max: Math.max(2, job.clients) } });
 await milvus.connectPromise;
@@ -28,12 +27,11 @@ const search = (i: number) =>
   });
 const first = await search(0);
 if (first.status.error_code !== "Success") throw new Error(`search through the Milvus door failed: ${first.status.reason}`);
-const cpu0 = threadCpuUs();
+const cpu0 = process.cpuUsage();
 const qps = await rateConcurrent(job.total, job.clients, async (i) => {
   const res = await search(i);
   if (res.status.error_code !== "Success") throw new Error(`search through the Milvus door failed: ${res.status.reason}`);
 });
+const cpu = process.cpuUsage(cpu0);
 await milvus.closeConnection();
-const cpu1 = threadCpuUs();
-// this thread's CPU over the timed searches, so that the caller can tell its own from the clients'
-parentPort!.postMessage({ qps, cpuUs: cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0 });
+clientDone({ qps, cpuUs: cpu.user + cpu.system });

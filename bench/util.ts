@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { fork, type Serializable } from "node:child_process";
+import { fileURLToPath } from "node:url";
 /** Small helpers the benchmarks share: argument parsing, timing loops, output. */
 export function flag(args: string[], name: string): boolean {
   return args.includes(`--${name}`);
@@ -71,18 +72,30 @@ export function report(args: string[], result: Record<string, unknown>): void {
 export const round = (v: number, digits = 0) => Number(v.toFixed(digits));
 
 /**
- * CPU time (user + system, in microseconds) of the calling thread so far, from Linux's
- * /proc/thread-self/stat (clock ticks, 10 ms apart); undefined where there is no such file. A worker
- * thread reads its own: the rest of the process is not counted.
+ * Runs a benchmark's client module (`module`, a .ts file beside this one) in a child process of its own
+ * (node with tsx), hands it `job` and resolves with what it sends back. Clients in their own process
+ * spend CPU that `process.cpuUsage()` of the benchmark does not count (garbage collection included),
+ * as the clients of a real deployment do.
  */
-export function threadCpuUs(): number | undefined {
-  try {
-    const stat = readFileSync("/proc/thread-self/stat", "utf8");
-    // the fields after the command's closing parenthesis: state is field 3, utime 14, stime 15
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_S;
-  } catch {
-    return undefined;
-  }
+export function runClientProcess<R>(module: URL, job: unknown): Promise<R> {
+  return new Promise<R>((resolve, reject) => {
+    const child = fork(fileURLToPath(module), [], { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    let result: { value: R } | undefined;
+    child.once("message", (m) => (result = { value: m as R }));
+    child.once("error", reject);
+    child.once("exit", (code, signal) =>
+      result ? resolve(result.value) : reject(new Error(`the benchmark client ${module.pathname} exited (${signal ?? code}) without a result`)),
+    );
+    child.send(job as Serializable);
+  });
 }
-const CLOCK_TICKS_PER_S = 100;
+
+/** In a client module run by runClientProcess: the job it was given. */
+export function clientJob<T>(): Promise<T> {
+  return new Promise<T>((resolve) => process.once("message", (m) => resolve(m as T)));
+}
+
+/** In a client module run by runClientProcess: sends the result and lets the process end. */
+export function clientDone(result: unknown): void {
+  process.send!(result as Serializable, () => process.disconnect());
+}
