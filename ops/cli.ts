@@ -804,11 +804,16 @@ connOptions(program.command("status"))
         `  ${n.nodeId.padEnd(12)} ${(n.state === "stopping" ? "stopping" : n.alive ? "up" : "DOWN").padEnd(8)} rows ${String(n.rows).padStart(9)}  segments ${String(n.segments).padStart(4)}  delegators ${String(n.delegators).padStart(3)}  memory ${mb(n.memoryBytes)} / ${mb(n.memoryLimitBytes)}${n.score !== undefined ? `  score ${n.score}` : ""}\n`,
       );
     }
-    if (st.moves && st.moves.length > 0) {
+    if ((st.moves && st.moves.length > 0) || (st.channelMoves && st.channelMoves.length > 0)) {
       process.stdout.write("balance moves in flight:\n");
-      for (const m of st.moves) {
+      const since = (at: number) => `${((Date.now() - at) / 1000).toFixed(1)} s`;
+      for (const m of st.moves ?? []) {
         const coll = names.get(String(m.collectionId)) ?? String(m.collectionId);
-        process.stdout.write(`  ${coll} segment ${m.segmentId} (${m.rows} rows) ${m.from} → ${m.to}, ${((Date.now() - m.startedAt) / 1000).toFixed(1)} s\n`);
+        process.stdout.write(`  ${coll} segment ${m.segmentId} (${m.rows} rows) ${m.from} → ${m.to}, ${since(m.startedAt)}\n`);
+      }
+      for (const m of st.channelMoves ?? []) {
+        const coll = names.get(String(m.collectionId)) ?? String(m.collectionId);
+        process.stdout.write(`  ${coll} delegator of ${m.vchannel} ${m.from} → ${m.to}, ${since(m.startedAt)}\n`);
       }
     }
     if (st.resourceGroups && (st.resourceGroups.length > 1 || (st.resourceGroupEvents ?? []).length > 0)) {

@@ -150,6 +150,14 @@ export function getStatus(core: QuerycoordCore): Res<"GetStatus"> {
       to: m.to,
       startedAt: m.at,
     })),
+    channelMoves: [...core.channelMoves.values()].map((m) => ({
+      collectionId: m.collectionId,
+      replicaId: m.replicaId,
+      vchannel: m.vchannel,
+      from: m.from,
+      to: m.to,
+      startedAt: m.at,
+    })),
     resourceGroups: resourceGroupsStatus(core),
     resourceGroupEvents: resourceGroupEvents(core),
     collections: core.meta.allCollections().map((c) => ({

@@ -139,6 +139,8 @@ export type QuerycoordApi = {
       resourceGroupEvents?: ResourceGroupEvent[];
       /** balance moves in flight: a segment's copy going from one node to another in a replica */
       moves?: { collectionId: bigint; replicaId: bigint; segmentId: bigint; rows: number; from: string; to: string; startedAt: number }[];
+      /** channel balance moves in flight: a shard's delegator going from one node to another in a replica */
+      channelMoves?: { collectionId: bigint; replicaId: bigint; vchannel: string; from: string; to: string; startedAt: number }[];
       collections: { collectionId: bigint; state: LoadState; progress: number; replicas: ReplicaInfo[]; blockers: LoadBlocker[] }[];
     },
   ];
