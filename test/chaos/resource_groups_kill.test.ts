@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { QuerycoordApi } from "../../protocol/messages/querycoord.ts";
 import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
-import { waitFor } from "../harness/index.ts";
+import { startReaders, waitFor } from "../harness/index.ts";
 
 const DIM = 8;
 const NAME = "rg_kill";
@@ -49,25 +49,16 @@ describe("resource groups: a group whose nodes are killed", () => {
     expect(await count()).toBe(ROWS);
 
     // clients read throughout; every failure and wrong answer is kept
-    let stop = false;
-    let reads = 0;
-    const problems: string[] = [];
-    const reader = async () => {
-      while (!stop) {
-        try {
-          const n = await count();
-          if (n !== ROWS) problems.push(`count ${n}, want ${ROWS}`);
-          const s = await vb.search({ collectionName: NAME, data: [Array.from({ length: DIM }, () => Math.random())], limit: 5, consistencyLevel: "Strong" });
-          if (s.results[0]!.ids.length !== 5) problems.push(`${s.results[0]!.ids.length} hits`);
-          reads++;
-        } catch (err) {
-          problems.push((err as Error).message);
-        }
-      }
-    };
-    const readers = [reader(), reader()];
-    await new Promise((r) => setTimeout(r, 1_000));
-    const before = reads;
+    let started = 0;
+    const readers = startReaders(async () => {
+      started++;
+      const n = await count();
+      if (n !== ROWS) return `count ${n}, want ${ROWS}`;
+      const s = await vb.search({ collectionName: NAME, data: [Array.from({ length: DIM }, () => Math.random())], limit: 5, consistencyLevel: "Strong" });
+      return s.results[0]!.ids.length !== 5 ? `${s.results[0]!.ids.length} hits` : undefined;
+    });
+    await waitFor(() => started >= 4, { timeoutMs: 30_000, what: "reads before the kill" });
+    const before = started;
     for (const n of a) {
       const child = tc.querynodeProcess(n);
       expect(child, `the process of ${n}`).toBeDefined();
@@ -79,9 +70,9 @@ describe("resource groups: a group whose nodes are killed", () => {
       what: "rg_a's nodes down",
     });
     // reads go on with one replica left
-    await new Promise((r) => setTimeout(r, 3_000));
-    stop = true;
-    await Promise.all(readers);
+    const atDown = started;
+    await waitFor(() => started >= atDown + 10, { timeoutMs: 30_000, what: "reads with one replica left" });
+    const { reads, problems } = await readers.stop();
     expect(problems).toEqual([]);
     expect(reads).toBeGreaterThan(before);
     expect(await nodesOf("rg_b")).toEqual(b);

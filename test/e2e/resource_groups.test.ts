@@ -15,7 +15,7 @@ import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { QuerycoordApi } from "../../protocol/messages/querycoord.ts";
 import { ask } from "../../runtime/ask.ts";
 import { startTestCluster, type TestCluster } from "../harness/standalone.ts";
-import { waitFor } from "../harness/index.ts";
+import { startReaders, waitFor } from "../harness/index.ts";
 
 const DIM = 8;
 const NAME = "rg_books";
@@ -51,32 +51,13 @@ describe("resource groups", () => {
   const count = async () => Number((await vb().query({ collectionName: NAME, outputFields: ["count(*)"], consistencyLevel: "Strong" })).rows[0]!["count(*)"]);
 
   /** clients reading throughout a step: every failure and wrong count is kept */
-  function readers() {
-    let stop = false;
-    let reads = 0;
-    const problems: string[] = [];
-    const loop = async () => {
-      while (!stop) {
-        try {
-          const n = await count();
-          if (n !== TOTAL) problems.push(`count ${n}, want ${TOTAL}`);
-          const s = await vb().search({ collectionName: NAME, data: [Array.from({ length: DIM }, () => Math.random())], limit: 5 });
-          if (s.results[0]!.ids.length !== 5) problems.push(`${s.results[0]!.ids.length} hits`);
-          reads++;
-        } catch (err) {
-          problems.push((err as Error).message);
-        }
-      }
-    };
-    const running = [loop(), loop()];
-    return {
-      async stop() {
-        stop = true;
-        await Promise.all(running);
-        return { reads, problems };
-      },
-    };
-  }
+  const readers = () =>
+    startReaders(async () => {
+      const n = await count();
+      if (n !== TOTAL) return `count ${n}, want ${TOTAL}`;
+      const s = await vb().search({ collectionName: NAME, data: [Array.from({ length: DIM }, () => Math.random())], limit: 5 });
+      return s.results[0]!.ids.length !== 5 ? `${s.results[0]!.ids.length} hits` : undefined;
+    });
 
   beforeAll(async () => {
     tc = await startTestCluster({ querynodes: 5, cluster: { heartbeatIntervalMs: 200 } });

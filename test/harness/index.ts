@@ -57,3 +57,32 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 20));
   }
 }
+
+/**
+ * Clients reading while a test changes the cluster: `loops` loops run `read` back to back until
+ * stopped; `read` returns what is wrong with the answer (or nothing), and a throw is kept as a problem.
+ */
+export function startReaders(read: () => Promise<string | undefined>, loops = 2): { stop(): Promise<{ reads: number; problems: string[] }> } {
+  let stopped = false;
+  let reads = 0;
+  const problems: string[] = [];
+  const loop = async () => {
+    while (!stopped) {
+      try {
+        const problem = await read();
+        if (problem) problems.push(problem);
+        reads++;
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+  };
+  const running = Array.from({ length: loops }, loop);
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(running);
+      return { reads, problems };
+    },
+  };
+}
