@@ -13,7 +13,7 @@ import type { SegmentInfo } from "../../../protocol/meta.ts";
 import type { CollectionTarget } from "../meta/types.ts";
 import { reportShows } from "../task/effects.ts";
 import { leaderKey, Priority } from "../task/task.ts";
-import type { DistSnapshot } from "../dist/dist_snapshot.ts";
+import type { ChangeCursor, DistSnapshot } from "../dist/dist_snapshot.ts";
 import { byBigint, emptyResult, idOf, partitionKey, replicasByCollection, type CheckInput, type CheckResult, type SyncedView } from "./types.ts";
 
 function sameEntries(a: readonly SealedEntry[], b: readonly SealedEntry[]): boolean {
@@ -63,11 +63,37 @@ function viewIndex(v: SyncedView | undefined): ReadonlyMap<bigint, SealedEntry> 
 }
 
 /**
- * Per snapshot, the delegators found up to date and under what: looked at again only when the copies of
- * their channel, their acknowledged view, the target, their report, the replica's nodes, its stopping
- * nodes or its moves changed.
+ * Per snapshot, the delegators found up to date and under what (their acknowledged view, the target,
+ * their report, the replica's nodes, its stopping nodes and its moves), with where the snapshot's change
+ * log stood: while those hold, a round looks only at the segments of their channel whose copies changed
+ * since, and finds them still up to date when each still points where it did.
  */
-const upToDateCache = new WeakMap<DistSnapshot, Map<string, string>>();
+const upToDateCache = new WeakMap<DistSnapshot, Map<string, { key: string; cursor: ChangeCursor }>>();
+
+/** The changes since a cursor, by vchannel of the target (one grouping per cursor and round). */
+function changesByChannel(
+  dist: DistSnapshot,
+  cur: CollectionTarget,
+  cursor: ChangeCursor,
+  memo: Map<string, Map<string, Set<bigint>> | undefined>,
+): Map<string, Set<bigint>> | undefined {
+  const key = `${cursor.epoch}/${cursor.at}`;
+  if (memo.has(key)) return memo.get(key);
+  const ids = dist.changesSince(cur.collectionId, cursor);
+  let out: Map<string, Set<bigint>> | undefined;
+  if (ids) {
+    out = new Map();
+    for (const id of ids) {
+      const s = cur.segments.get(id);
+      if (!s) continue;
+      let set = out.get(s.vchannel);
+      if (!set) out.set(s.vchannel, (set = new Set()));
+      set.add(id);
+    }
+  }
+  memo.set(key, out);
+  return out;
+}
 
 export function checkLeaders(input: CheckInput): CheckResult {
   const out = emptyResult();
@@ -78,6 +104,8 @@ export function checkLeaders(input: CheckInput): CheckResult {
     const cur = input.targets.get(coll.collectionId)?.current;
     if (!cur) continue;
     const byChannel = segmentsByChannel(cur);
+    const cursor = input.dist.changeCursor(coll.collectionId);
+    const grouped = new Map<string, Map<string, Set<bigint>> | undefined>();
     for (const r of reps.get(coll.collectionId) ?? []) {
       const members = new Set(r.nodes);
       const stoppingMembers = new Set(r.nodes.filter((n) => input.dist.isStopping(n)));
@@ -89,8 +117,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
         const watchedWith = input.watched?.get(d.address);
         if (watchedWith !== undefined && watchedWith !== partitionKey(coll)) continue; // about to be watched again
         const prev = input.synced.get(d.address);
-        const memoKey = `${input.dist.channelVersion(coll.collectionId, d.vchannel)}|${idOf(prev)}|${idOf(cur)}|${d.targetVersion}|${d.sealedSegmentIds.length}|${replicaKey}`;
-        if (memo.get(d.address) === memoKey) continue;
+        const memoKey = `${idOf(prev)}|${idOf(cur)}|${d.targetVersion}|${d.sealedSegmentIds.length}|${replicaKey}`;
         const prevNode = viewIndex(prev);
         const segs = byChannel.get(d.vchannel) ?? [];
         /**
@@ -117,6 +144,25 @@ export function checkLeaders(input: CheckInput): CheckResult {
           if (minA !== undefined) return wasA ? was : selfA ? d.nodeId : minA;
           return undefined;
         };
+        // found up to date before under the same view, target, report and replica: only what changed on its channel is looked at
+        const found = memo.get(d.address);
+        if (found?.key === memoKey) {
+          const changed = changesByChannel(input.dist, cur, found.cursor, grouped);
+          if (changed) {
+            let still = true;
+            for (const id of changed.get(d.vchannel) ?? []) {
+              const was = prevNode.get(id)?.nodeId;
+              if (was === undefined || choose(cur.segments.get(id)!, was) !== was) {
+                still = false;
+                break;
+              }
+            }
+            if (still) {
+              found.cursor = cursor;
+              continue;
+            }
+          }
+        }
         // what it acknowledged is what it should point at, and its report shows it: nothing to do
         if (prev && prev.targetVersion === cur.version && prev.sealed.length === segs.length && d.targetVersion === cur.version) {
           let same = true;
@@ -130,7 +176,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
           // (an empty report: a large node leaves its delegators' lists out, the version alone tells)
           const reported = d.sealedSegmentIds;
           if (same && (reported.length === 0 || (reported.length === segs.length && reported.every((id) => prevNode.has(id))))) {
-            memo.set(d.address, memoKey);
+            memo.set(d.address, { key: memoKey, cursor });
             continue;
           }
         }
@@ -161,7 +207,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
         if (incomplete) continue;
         const want = { targetVersion: cur.version, sealed };
         if (upToDate(d, prev, want)) {
-          memo.set(d.address, memoKey);
+          memo.set(d.address, { key: memoKey, cursor });
           continue;
         }
         out.tasks.push({

@@ -11,7 +11,7 @@ import type { SegmentInfo } from "../../../protocol/meta.ts";
 import { nodeLoads, SegmentPlacer } from "../balance/node_load.ts";
 import type { SegmentMove } from "../balance/score_balancer.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
-import type { DistSnapshot, SegmentCopy } from "../dist/dist_snapshot.ts";
+import type { ChangeCursor, DistSnapshot, SegmentCopy } from "../dist/dist_snapshot.ts";
 import { Priority, segmentKey, straySegmentKey, type TaskSpec } from "../task/task.ts";
 import {
   addBlocker,
@@ -27,9 +27,16 @@ import {
 
 /** (current, next) → their segments together and the ids sorted: targets are replaced, never changed, so this holds. */
 const NO_TARGET = {};
-const wantedCache = new WeakMap<object, WeakMap<object, { wanted: Map<bigint, SegmentInfo>; ids: bigint[] }>>();
+interface Wanted {
+  wanted: Map<bigint, SegmentInfo>;
+  /** the ids sorted */
+  ids: bigint[];
+  /** each id's place in `ids` */
+  pos: Map<bigint, number>;
+}
+const wantedCache = new WeakMap<object, WeakMap<object, Wanted>>();
 
-function wantedOf(pair: TargetPair): { wanted: Map<bigint, SegmentInfo>; ids: bigint[] } {
+function wantedOf(pair: TargetPair): Wanted {
   const a = pair.current ?? NO_TARGET;
   const b = pair.next ?? NO_TARGET;
   let inner = wantedCache.get(a);
@@ -37,21 +44,35 @@ function wantedOf(pair: TargetPair): { wanted: Map<bigint, SegmentInfo>; ids: bi
   let w = inner.get(b);
   if (!w) {
     const wanted = new Map<bigint, SegmentInfo>([...(pair.current?.segments ?? []), ...(pair.next?.segments ?? [])]);
-    w = { wanted, ids: [...wanted.keys()].sort(byBigint) };
+    const ids = [...wanted.keys()].sort(byBigint);
+    w = { wanted, ids, pos: new Map(ids.map((id, i) => [id, i])) };
     inner.set(b, w);
   }
   return w;
 }
 
 /**
- * What the last full look at a replica's segments found, per snapshot: the wanted segments that are not
- * simply settled (one copy, on a settled member, not moving). Looked at again only when the collection's
- * copies, the targets, the replica's nodes, its stopping nodes or its moves changed; until then a round
- * costs the segments that need something, not the million that do not.
+ * What a replica's wanted segments need, per snapshot, by their place in the sorted wanted ids:
+ * SETTLED (one copy, on a settled member, not moving), ATTENTION, or MISSING (no copy in the replica).
+ * Kept up to date from the snapshot's change log: a round looks again at the segments whose copies
+ * changed and the ones moving (now or at the last look), not at the million that did not; everything is
+ * looked at again when the targets, the replica's nodes or its stopping nodes changed, or the log no
+ * longer reaches back.
  */
-const attentionCache = new WeakMap<DistSnapshot, Map<string, { key: string; ids: bigint[]; missing: Uint8Array }>>();
+const SETTLED = 0;
+const ATTENTION = 1;
+const MISSING = 2;
+interface Attention {
+  key: string;
+  cursor: ChangeCursor;
+  state: Uint8Array;
+  /** the segments moving at the last look */
+  moving: bigint[];
+}
+const attentionCache = new WeakMap<DistSnapshot, Map<string, Attention>>();
 
-const unwantedCache = new WeakMap<DistSnapshot, Map<bigint, { key: string; ids: bigint[] }>>();
+/** Per snapshot and collection, the segments with copies that neither target wants, kept up to date the same way. */
+const unwantedCache = new WeakMap<DistSnapshot, Map<bigint, { key: string; cursor: ChangeCursor; ids: Set<bigint> }>>();
 
 export function checkSegments(input: CheckInput): CheckResult {
   const out = emptyResult();
@@ -62,7 +83,7 @@ export function checkSegments(input: CheckInput): CheckResult {
   for (const coll of input.collections) {
     const pair = input.targets.get(coll.collectionId);
     if (!pair?.current && !pair?.next) continue;
-    const { wanted, ids: wantedIds } = wantedOf(pair);
+    const { wanted, ids: wantedIds, pos: wantedPos } = wantedOf(pair);
     const replicas = reps.get(coll.collectionId) ?? [];
     const inDist = input.dist.segmentsOf(coll.collectionId);
     const builds = input.indexes?.get(coll.collectionId)?.builds;
@@ -108,22 +129,29 @@ export function checkSegments(input: CheckInput): CheckResult {
     // copies of segments of neither target (looked for again when the copies or the targets changed)
     let memo = attentionCache.get(input.dist);
     if (!memo) attentionCache.set(input.dist, (memo = new Map()));
-    const collKey = `${input.dist.collectionVersion(coll.collectionId)}|${idOf(pair.current)}|${idOf(pair.next)}`;
+    const collKey = `${idOf(pair.current)}|${idOf(pair.next)}`;
+    const cursor = input.dist.changeCursor(coll.collectionId);
     let unwantedMemo = unwantedCache.get(input.dist)?.get(coll.collectionId);
-    if (unwantedMemo?.key !== collKey) {
-      const unwanted: bigint[] = [];
-      if (inDist.size !== wanted.size || wantedIds.some((id) => !inDist.has(id))) {
-        for (const id of inDist.keys()) if (!wanted.has(id)) unwanted.push(id);
-      }
-      unwantedMemo = { key: collKey, ids: unwanted };
+    const unwantedChanges = unwantedMemo?.key === collKey ? input.dist.changesSince(coll.collectionId, unwantedMemo.cursor) : undefined;
+    if (!unwantedMemo || !unwantedChanges) {
+      const ids = new Set<bigint>();
+      for (const id of inDist.keys()) if (!wanted.has(id)) ids.add(id);
+      unwantedMemo = { key: collKey, cursor, ids };
       let m = unwantedCache.get(input.dist);
       if (!m) unwantedCache.set(input.dist, (m = new Map()));
       m.set(coll.collectionId, unwantedMemo);
+    } else {
+      for (const id of unwantedChanges) {
+        if (!wanted.has(id) && inDist.has(id)) unwantedMemo.ids.add(id);
+        else unwantedMemo.ids.delete(id);
+      }
+      unwantedMemo.cursor = cursor;
     }
-    const unwanted = unwantedMemo.ids.flatMap((id) => {
+    const unwanted: [bigint, SegmentCopy[]][] = [];
+    for (const id of unwantedMemo.ids) {
       const copies = inDist.get(id);
-      return copies ? [[id, copies] as [bigint, SegmentCopy[]]] : [];
-    });
+      if (copies) unwanted.push([id, copies]);
+    }
     const loadFailures = input.dist.loadFailureCount > 0;
 
     for (const r of replicas) {
@@ -137,43 +165,46 @@ export function checkSegments(input: CheckInput): CheckResult {
       const stopping = (c: SegmentCopy) => stoppingMembers.has(c.nodeId);
       const leaderChannels = new Set(dels.filter((d) => d.replicaId === r.replicaId && members.has(d.nodeId)).map((d) => d.vchannel));
       const moves = movesOf.get(r.replicaId);
-      const memoKey = [
-        input.dist.collectionVersion(coll.collectionId),
-        idOf(pair.current),
-        idOf(pair.next),
-        r.nodes.join(","),
-        [...stoppingMembers].join(","),
-        [...(moves?.keys() ?? [])].join(","),
-      ].join("|");
-      let attention = memo.get(`${coll.collectionId}/${r.replicaId}`);
-      if (attention?.key !== memoKey) {
-        const ids: bigint[] = [];
-        const missing: number[] = [];
-        for (const segId of wantedIds) {
-          const raw = inDist.get(segId);
-          // the common case: one copy in the replica, on a settled member, not moving
-          let mine = 0;
-          let settled = true;
-          for (const c of raw ?? []) {
-            if (!members.has(c.nodeId)) continue;
-            mine++;
-            if (stoppingMembers.has(c.nodeId)) settled = false;
-          }
-          if (mine === 1 && settled && !moves?.has(segId)) continue;
-          if (mine === 0) missing.push(ids.length);
-          ids.push(segId);
+      const memoKey = [idOf(pair.current), idOf(pair.next), r.nodes.join(","), [...stoppingMembers].join(",")].join("|");
+      /** the common case is SETTLED: one copy in the replica, on a settled member, not moving */
+      const stateOf = (segId: bigint): number => {
+        let mine = 0;
+        let settled = true;
+        for (const c of inDist.get(segId) ?? []) {
+          if (!members.has(c.nodeId)) continue;
+          mine++;
+          if (stoppingMembers.has(c.nodeId)) settled = false;
         }
-        const flags = new Uint8Array(ids.length);
-        for (const i of missing) flags[i] = 1;
-        attention = { key: memoKey, ids, missing: flags };
-        memo.set(`${coll.collectionId}/${r.replicaId}`, attention);
+        if (mine === 1 && settled && !moves?.has(segId)) return SETTLED;
+        return mine === 0 ? MISSING : ATTENTION;
+      };
+      const memoId = `${coll.collectionId}/${r.replicaId}`;
+      let attention = memo.get(memoId);
+      const changes = attention?.key === memoKey ? input.dist.changesSince(coll.collectionId, attention.cursor) : undefined;
+      if (!attention || !changes) {
+        const state = new Uint8Array(wantedIds.length);
+        for (let i = 0; i < wantedIds.length; i++) state[i] = stateOf(wantedIds[i]!);
+        attention = { key: memoKey, cursor, state, moving: [] };
+        memo.set(memoId, attention);
+      } else {
+        const look = (id: bigint) => {
+          const i = wantedPos.get(id);
+          if (i !== undefined) attention!.state[i] = stateOf(id);
+        };
+        for (const id of changes) look(id);
+        for (const id of attention.moving) look(id);
+        for (const id of moves?.keys() ?? []) look(id);
+        attention.cursor = cursor;
       }
+      attention.moving = [...(moves?.keys() ?? [])];
 
       // with no failure to report, a segment with no copy waits for a later round once the budget is spent
       const quiet = input.failures.size === 0 && !loadFailures;
-      for (let i = 0; i < attention.ids.length; i++) {
-        if (budget <= 0 && quiet && attention.missing[i] === 1) continue;
-        const segId = attention.ids[i]!;
+      const state = attention.state;
+      for (let i = 0; i < state.length; i++) {
+        if (state[i] === SETTLED) continue;
+        if (budget <= 0 && quiet && state[i] === MISSING) continue;
+        const segId = wantedIds[i]!;
         const raw = inDist.get(segId);
         const move = moves?.get(segId);
         const info = wanted.get(segId)!;
@@ -191,6 +222,11 @@ export function checkSegments(input: CheckInput): CheckResult {
               const why = input.dist.loadFailure(n, segId);
               if (why) addBlocker(out, coll.collectionId, { kind: "segment", subject: `${segId}`, reason: `node ${n} refused: ${why}` });
             }
+          }
+          if (placement.length === 0) {
+            // every alive node of the replica is stopping: nowhere to load it until a node joins
+            addBlocker(out, coll.collectionId, { kind: "segment", subject: `${segId}`, reason: `replica ${r.replicaId} has no node taking new work (its nodes are stopping)` });
+            continue;
           }
           if (budget <= 0) continue;
           budget--;
@@ -230,7 +266,8 @@ export function checkSegments(input: CheckInput): CheckResult {
 
       // segments of neither target on the replica's nodes
       for (const [segId, copies] of unwanted) {
-        for (const c of copies) {
+        // (by node id: the same copy goes first however the snapshot came to list them)
+        for (const c of copies.length > 1 ? [...copies].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1)) : copies) {
           if (!members.has(c.nodeId)) continue;
           if (pointedAt.has(`${segId}@${c.nodeId}`) || reportedIds.get(r.replicaId)?.has(segId) || unknownViews.has(r.replicaId)) continue;
           release(segmentKey(r.replicaId, segId), r.replicaId, c);

@@ -87,10 +87,20 @@ export function emptyResult(): CheckResult {
   return { tasks: [], blockers: new Map() };
 }
 
+/** What a load waits on, at most this many per collection (a million segments waiting on one dead node say the same). */
+export const MAX_BLOCKERS = 100;
+const blockerKeys = new WeakMap<LoadBlocker[], Set<string>>();
+
 export function addBlocker(out: CheckResult, collectionId: bigint, b: LoadBlocker): void {
   let list = out.blockers.get(collectionId);
   if (!list) out.blockers.set(collectionId, (list = []));
-  if (!list.some((x) => x.kind === b.kind && x.subject === b.subject && x.reason === b.reason)) list.push(b);
+  if (list.length >= MAX_BLOCKERS) return;
+  let keys = blockerKeys.get(list);
+  if (!keys) blockerKeys.set(list, (keys = new Set(list.map((x) => `${x.kind}\0${x.subject}\0${x.reason}`))));
+  const key = `${b.kind}\0${b.subject}\0${b.reason}`;
+  if (keys.has(key)) return;
+  keys.add(key);
+  list.push(b);
 }
 
 export function mergeResults(...rs: CheckResult[]): CheckResult {

@@ -47,6 +47,15 @@ function sameSegments(a: readonly DistSegment[], b: readonly DistSegment[]): boo
   return true;
 }
 
+/** How many changes a collection's log holds before it starts over (its readers then look at everything). */
+const MAX_CHANGE_LOG = 1 << 18;
+
+/** A position in a collection's change log (DistSnapshot.changeCursor). */
+export interface ChangeCursor {
+  epoch: number;
+  at: number;
+}
+
 export class DistSnapshot {
   /** alive querynodes by id */
   readonly nodes: ReadonlyMap<string, QueryNodeDist>;
@@ -63,6 +72,14 @@ export class DistSnapshot {
   private seq = 0;
   private readonly collectionSeq = new Map<bigint, number>();
   private readonly channelSeq = new Map<bigint, Map<string, number>>();
+  /**
+   * Per collection, the ids of the segments whose copies changed, in order (a segment may be listed more
+   * than once): a checker that remembers what it found looks again at these only (`changesSince`). A
+   * log that grows past its bound starts over in a new epoch, and whoever held a cursor of the old one
+   * looks at everything again.
+   */
+  private readonly changeLog = new Map<bigint, { epoch: number; ids: bigint[] }>();
+  private epochs = 0;
 
   constructor(alive: Iterable<QueryNodeDist>) {
     this.nodes = this.byNode;
@@ -81,15 +98,8 @@ export class DistSnapshot {
     if (prev && prev.segments !== d.segments && sameSegments(prev.segments, d.segments)) d = { ...d, segments: prev.segments };
     this.byNode.set(d.nodeId, d);
     if (prev?.segments !== d.segments) {
-      if (prev) this.dropSegments(prev);
-      for (const s of d.segments) {
-        let bySeg = this.segments.get(s.collectionId);
-        if (!bySeg) this.segments.set(s.collectionId, (bySeg = new Map()));
-        let copies = bySeg.get(s.segmentId);
-        if (!copies) bySeg.set(s.segmentId, (copies = []));
-        copies.push(copyOf(s, d.nodeId));
-        this.touch(s.collectionId, s.vchannel);
-      }
+      if (prev) this.replaceSegments(prev, d);
+      else for (const s of d.segments) this.addCopy(s, d.nodeId);
     }
     if (prev) this.dropDelegators(prev);
     for (const g of d.delegators) this.touch(g.collectionId);
@@ -120,21 +130,61 @@ export class DistSnapshot {
     this.dropLoading(prev);
   }
 
-  private dropSegments(d: QueryNodeDist): void {
-    for (const s of d.segments) {
-      const bySeg = this.segments.get(s.collectionId);
-      const copies = bySeg?.get(s.segmentId);
-      if (!bySeg || !copies) continue;
-      const i = copies.findIndex((c) => c.nodeId === d.nodeId);
-      if (i < 0) continue;
-      this.touch(s.collectionId, s.vchannel);
-      if (copies.length === 1) {
-        bySeg.delete(s.segmentId);
-        if (bySeg.size === 0) this.segments.delete(s.collectionId);
-      } else {
-        copies.splice(i, 1);
-      }
+  private addCopy(s: DistSegment, nodeId: string): void {
+    let bySeg = this.segments.get(s.collectionId);
+    if (!bySeg) this.segments.set(s.collectionId, (bySeg = new Map()));
+    let copies = bySeg.get(s.segmentId);
+    if (!copies) bySeg.set(s.segmentId, (copies = []));
+    copies.push(copyOf(s, nodeId));
+    this.touch(s.collectionId, s.vchannel, s.segmentId);
+  }
+
+  private dropCopy(s: DistSegment, nodeId: string): void {
+    const bySeg = this.segments.get(s.collectionId);
+    const copies = bySeg?.get(s.segmentId);
+    if (!bySeg || !copies) return;
+    const i = copies.findIndex((c) => c.nodeId === nodeId);
+    if (i < 0) return;
+    this.touch(s.collectionId, s.vchannel, s.segmentId);
+    if (copies.length === 1) {
+      bySeg.delete(s.segmentId);
+      if (bySeg.size === 0) this.segments.delete(s.collectionId);
+    } else {
+      copies.splice(i, 1);
     }
+  }
+
+  /**
+   * A node's new segment list in place of its old one, by difference: a record that is the same object
+   * as before (the feed hands a large node's unchanged records on as they were) costs a set lookup, and
+   * only the copies that came, went or changed are indexed again and logged.
+   */
+  private replaceSegments(prev: QueryNodeDist, d: QueryNodeDist): void {
+    const before = new Set(prev.segments);
+    const after = new Set(d.segments);
+    const gone = new Map<bigint, DistSegment>();
+    for (const s of prev.segments) if (!after.has(s)) gone.set(s.segmentId, s);
+    for (const s of d.segments) {
+      if (before.has(s)) continue;
+      const old = gone.get(s.segmentId);
+      if (old && old.collectionId === s.collectionId) {
+        gone.delete(s.segmentId);
+        // the same copy with a new record: swapped in place (a changed one is logged)
+        const copies = this.segments.get(s.collectionId)?.get(s.segmentId);
+        const i = copies ? copies.findIndex((c) => c.nodeId === d.nodeId) : -1;
+        if (copies && i >= 0) {
+          copies[i] = copyOf(s, d.nodeId);
+          if (!sameSegments([old], [s])) this.touch(s.collectionId, s.vchannel, s.segmentId);
+          continue;
+        }
+      }
+      this.addCopy(s, d.nodeId);
+    }
+    for (const s of gone.values()) this.dropCopy(s, d.nodeId);
+  }
+
+  private dropSegments(d: QueryNodeDist): void {
+    for (const s of d.segments) this.dropCopy(s, d.nodeId);
   }
 
   private dropDelegators(d: QueryNodeDist): void {
@@ -155,13 +205,33 @@ export class DistSnapshot {
     }
   }
 
-  private touch(collectionId: bigint, vchannel?: string): void {
+  private touch(collectionId: bigint, vchannel?: string, segmentId?: bigint): void {
     const n = ++this.seq;
     this.collectionSeq.set(collectionId, n);
     if (vchannel === undefined) return;
     let m = this.channelSeq.get(collectionId);
     if (!m) this.channelSeq.set(collectionId, (m = new Map()));
     m.set(vchannel, n);
+    if (segmentId === undefined) return;
+    let log = this.changeLog.get(collectionId);
+    if (!log || log.ids.length >= MAX_CHANGE_LOG) this.changeLog.set(collectionId, (log = { epoch: ++this.epochs, ids: [] }));
+    log.ids.push(segmentId);
+  }
+
+  /** Where the collection's change log stands now: hand it to `changesSince` later. */
+  changeCursor(collectionId: bigint): ChangeCursor {
+    let log = this.changeLog.get(collectionId);
+    if (!log) this.changeLog.set(collectionId, (log = { epoch: ++this.epochs, ids: [] }));
+    return { epoch: log.epoch, at: log.ids.length };
+  }
+
+  /**
+   * The segments of the collection whose copies changed since `cursor` (possibly repeated), or undefined
+   * when the log no longer reaches back that far (look at everything again).
+   */
+  changesSince(collectionId: bigint, cursor: ChangeCursor): readonly bigint[] | undefined {
+    const log = this.changeLog.get(collectionId);
+    return log && cursor.epoch === log.epoch ? log.ids.slice(cursor.at) : undefined;
   }
 
   /** The last change of the collection's copies or delegators (0: none seen). */

@@ -1,0 +1,122 @@
+/**
+ * Checkers that remember what they found between rounds (per snapshot, from its change log) must find
+ * what a fresh look finds: a snapshot kept up to date node by node over many rounds of loads, releases,
+ * moves and stopping nodes gives the same tasks and blockers as a snapshot built afresh each round.
+ */
+import { describe, expect, it } from "vitest";
+import { checkLeaders, checkSegments, type CheckInput, type SyncedView } from "../../actors/querycoord/checkers/index.ts";
+import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
+import type { SegmentMove } from "../../actors/querycoord/balance/score_balancer.ts";
+import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
+import { COLL, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
+
+/** a small deterministic generator (the same rounds every run) */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+const summary = (r: ReturnType<typeof checkSegments>) => ({
+  tasks: r.tasks.map((t) => `${t.key} ${JSON.stringify(t.action, (_k, v) => (typeof v === "bigint" ? `${v}` : v))}`).sort(),
+  blockers: [...r.blockers].map(([c, bs]) => [`${c}`, bs.map((b) => `${b.kind} ${b.subject} ${b.reason}`).sort()]),
+});
+
+describe("incremental checkers", () => {
+  it("find what a fresh look finds, round after round, as the distribution changes", () => {
+    const rand = prng(7);
+    const nodes = ["qn1", "qn2", "qn3", "qn4"];
+    const segs = Array.from({ length: 60 }, (_, i) => seg(BigInt(i + 1), { vchannel: i % 2 ? "100v1" : "100v0" }));
+    const cur = target(1, segs.slice(0, 40), ["100v0", "100v1"]);
+    let next = target(2, segs.slice(10, 60), ["100v0", "100v1"]);
+    const replicas = [replica(1n, ["qn1", "qn2"]), replica(2n, ["qn3", "qn4"])];
+    // what each node holds, and the records it last reported (reused when unchanged, as the feed does)
+    const held = new Map<string, Map<bigint, QueryNodeDist["segments"][number]>>(nodes.map((n) => [n, new Map()]));
+    const stopping = new Set<string>();
+    const kept = new DistSnapshot([]);
+    // what each delegator acknowledged (its view), and what it reports of it
+    const synced = new Map<string, SyncedView>();
+    const delegators = (n: string) =>
+      n === "qn1" || n === "qn3"
+        ? ["100v0", "100v1"].map((vchannel) => {
+            const address = `vb.dlg.${COLL}.${vchannel}.${n}`;
+            const v = synced.get(address);
+            return {
+              vchannel,
+              replicaId: n === "qn1" ? 1n : 2n,
+              address,
+              targetVersion: v?.targetVersion ?? 0,
+              sealedSegmentIds: v?.sealed.map((e) => e.segmentId) ?? [],
+            };
+          })
+        : [];
+    const distOf = (n: string): QueryNodeDist => {
+      const d = node(n, { delegators: delegators(n), stopping: stopping.has(n) });
+      return { ...d, segments: [...held.get(n)!.values()] };
+    };
+    // the current target loaded once per replica to begin with
+    for (const s of segs.slice(0, 40)) {
+      for (const members of [["qn1", "qn2"], ["qn3", "qn4"]]) {
+        const n = members[Math.floor(rand() * 2)]!;
+        held.get(n)!.set(s.segmentId, node(n, { segments: [s] }).segments[0]!);
+      }
+    }
+    for (const n of nodes) kept.put(distOf(n));
+    let compared = 0;
+    let syncs = 0;
+    for (let round = 0; round < 80; round++) {
+      // a few changes: loads, releases, a node stopping or back, a new next target
+      for (let k = 0; k < 1 + Math.floor(rand() * 6); k++) {
+        const n = nodes[Math.floor(rand() * nodes.length)]!;
+        const s = segs[Math.floor(rand() * segs.length)]!;
+        const m = held.get(n)!;
+        if (m.has(s.segmentId) && rand() < 0.3) m.delete(s.segmentId);
+        else m.set(s.segmentId, node(n, { segments: [s] }).segments[0]!);
+        kept.put(distOf(n));
+      }
+      if (rand() < 0.05) {
+        const n = nodes[Math.floor(rand() * nodes.length)]!;
+        if (stopping.has(n)) stopping.delete(n);
+        else stopping.add(n);
+        kept.put(distOf(n));
+      }
+      if (rand() < 0.05) next = target(next.version + 1, segs.filter(() => rand() < 0.8), ["100v0", "100v1"]);
+      const moves = new Map<string, SegmentMove>();
+      if (rand() < 0.5) {
+        const s = segs[Math.floor(rand() * 40)]!;
+        moves.set(`1/${s.segmentId}`, { collectionId: COLL, replicaId: 1n, segmentId: s.segmentId, vchannel: s.vchannel, rows: 1000, from: "qn1", to: "qn2" });
+      }
+      const base = { ...input({ collections: [load({ replicaNumber: 2 })], replicas, targets: [[COLL, { current: cur, next }]] }), synced };
+      const withDist = (dist: DistSnapshot): CheckInput => ({ ...base, dist, moves });
+      const fresh = new DistSnapshot(nodes.map(distOf));
+      expect(summary(checkSegments(withDist(kept)))).toEqual(summary(checkSegments(withDist(fresh))));
+      const leaders = checkLeaders(withDist(kept));
+      expect(summary(leaders)).toEqual(summary(checkLeaders(withDist(fresh))));
+      compared++;
+      // most syncs are acknowledged (and then reported), some not yet
+      for (const t of leaders.tasks) {
+        if (t.action.kind !== "SyncLeader" || rand() < 0.2) continue;
+        synced.set(t.action.address, { targetVersion: t.action.targetVersion, sealed: t.action.sealed });
+        kept.put(distOf(t.action.nodeId));
+        syncs++;
+      }
+    }
+    expect(compared).toBe(80);
+    expect(syncs).toBeGreaterThan(10);
+  });
+
+  it("logs the segments whose copies changed, and says when its log no longer reaches back", () => {
+    const snap = new DistSnapshot([node("qn1", { segments: [{ segmentId: 1n }, { segmentId: 2n }] })]);
+    const c0 = snap.changeCursor(COLL);
+    const d = snap.nodes.get("qn1")!;
+    // the same records, one gone and one new: only those two are logged
+    snap.put({ ...d, segments: [d.segments[0]!, ...node("qn1", { segments: [{ segmentId: 3n }] }).segments] });
+    expect([...snap.changesSince(COLL, c0)!].sort()).toEqual([2n, 3n]);
+    const c1 = snap.changeCursor(COLL);
+    snap.remove("qn1");
+    expect([...snap.changesSince(COLL, c1)!].sort()).toEqual([1n, 3n]);
+    expect(snap.changesSince(COLL, { epoch: -1, at: 0 })).toBeUndefined();
+  });
+});
