@@ -4,12 +4,12 @@
  * the VbError's code as Milvus numbers it). A call with no handler here answers "unimplemented".
  */
 import { fuseHits, normalizedScore } from "../fuse.ts";
+import { nodeNumber, resourceGroupOf, rgConfigOf } from "../rgpb.ts";
 import { randomInt } from "node:crypto";
 import { encode } from "../../../protocol/codec.ts";
 import { ErrorCode, VbError } from "../../../protocol/errors.ts";
 import type { CollectionInfo } from "../../../protocol/meta.ts";
 import type { InsertRes, ProxyApi, SearchHits, SearchReq } from "../../../protocol/messages/proxy.ts";
-import type { ResourceGroupConfig } from "../../../protocol/messages/querycoord.ts";
 import { CONSISTENCY_LEVELS, type ConsistencyLevel } from "../../../protocol/schema.ts";
 import type { VectorbusClient } from "../../control/client.ts";
 import type { Trace } from "../../../runtime/trace.ts";
@@ -135,15 +135,6 @@ function roundTo(x: number, decimals: number): number {
   return Math.round(x * p) / p;
 }
 
-/** A querynode id (`qn1`, `standalone-qn2`) as the int64 Milvus shows: its trailing digits, else a hash. */
-function nodeNumber(id: string): string {
-  const m = /(\d+)$/.exec(id);
-  if (m) return m[1]!;
-  let h = 2166136261;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619) >>> 0;
-  return String(h & 0x7fffffff);
-}
-
 /** Some native errors name a collection by id (`collection 69 is not loaded`): a Milvus client knows it by name. */
 function namingCollection(err: unknown, name: string | undefined): unknown {
   if (!(err instanceof VbError) || !name) return err;
@@ -151,18 +142,6 @@ function namingCollection(err: unknown, name: string | undefined): unknown {
   if (!m) return err;
   const message = err.message.replace(m[0], `collection "${name}" (id ${m[1]})`);
   return new VbError(err.code, message, { retriable: err.retriable, cause: err });
-}
-
-/** rgpb.ResourceGroupConfig → the native config (node counts and transfers; node filters are not kept). */
-function rgConfigOf(c: Msg): ResourceGroupConfig {
-  const num = (x: unknown) => Number(((x ?? {}) as Msg).node_num ?? 0);
-  const transfers = (l: unknown) => ((l ?? []) as Msg[]).map((t) => ({ resourceGroup: String(t.resource_group ?? "") }));
-  return {
-    requests: { nodeNum: num(c.requests) },
-    limits: { nodeNum: num(c.limits) },
-    transferFrom: transfers(c.transfer_from),
-    transferTo: transfers(c.transfer_to),
-  };
 }
 
 /** One search of a SearchRequest (or a HybridSearch sub-request): the native request built from it, and its hits. */
@@ -769,24 +748,7 @@ export function milvusHandlers(client: VectorbusClient, opts: { serverVersion: s
     },
     async DescribeResourceGroup(req, ctx) {
       const { resourceGroup: g } = await call("DescribeResourceGroup", { resourceGroup: String(req.resource_group ?? "") }, ctx);
-      const byName = (l: { collectionName: string; count: number }[]) => Object.fromEntries(l.map((x) => [x.collectionName, x.count]));
-      return {
-        resource_group: {
-          name: g.name,
-          capacity: g.capacity,
-          num_available_node: g.numAvailableNode,
-          num_loaded_replica: byName(g.numLoadedReplica),
-          num_outgoing_node: byName(g.numOutgoingNode),
-          num_incoming_node: byName(g.numIncomingNode),
-          config: {
-            requests: { node_num: g.config.requests.nodeNum },
-            limits: { node_num: g.config.limits.nodeNum },
-            transfer_from: (g.config.transferFrom ?? []).map((t) => ({ resource_group: t.resourceGroup })),
-            transfer_to: (g.config.transferTo ?? []).map((t) => ({ resource_group: t.resourceGroup })),
-          },
-          nodes: g.nodes.map((n) => ({ node_id: nodeNumber(n), address: n, hostname: n })),
-        },
-      };
+      return { resource_group: resourceGroupOf(g, (n) => n) };
     },
     async TransferNode(req, ctx) {
       const numNode = Number(req.num_node ?? 0);

@@ -17,6 +17,7 @@ import {
 } from "../../../protocol/schema.ts";
 import type { VectorbusClient } from "../../control/client.ts";
 import type { Trace } from "../../../runtime/trace.ts";
+import { resourceGroupHandlers } from "./resource_groups.ts";
 
 /** A request body as JSON.parse gives it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -545,6 +546,9 @@ export function restHandlers(client: VectorbusClient, opts: { allowInt64: (ctx: 
       if (!databases.includes(dbName)) throw new VbError(ErrorCode.DatabaseNotFound, `database "${dbName}" not found (800)`);
       return { data: { dbName, dbID: 0, properties: [] } };
     },
+
+    // resource groups
+    ...resourceGroupHandlers(call),
   };
 }
 
