@@ -1,12 +1,13 @@
 /**
- * Checkers that remember what they found between rounds (per snapshot, from its change log) must find
- * what a fresh look finds: a snapshot kept up to date node by node over many rounds of loads, releases,
+ * Checkers and observers that remember what they found between rounds (per snapshot, from its change
+ * log) must find what a fresh look finds: a snapshot kept up to date node by node over many rounds of loads, releases,
  * moves and stopping nodes gives the same tasks and blockers as a snapshot built afresh each round.
  */
 import { describe, expect, it } from "vitest";
 import { checkLeaders, checkSegments, type CheckInput, type SyncedView } from "../../actors/querycoord/checkers/index.ts";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
 import type { SegmentMove } from "../../actors/querycoord/balance/score_balancer.ts";
+import { replicaCoverage } from "../../actors/querycoord/observers/collection_observer.ts";
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
 import { COLL, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
 
@@ -92,6 +93,9 @@ describe("incremental checkers", () => {
       const withDist = (dist: DistSnapshot): CheckInput => ({ ...base, dist, moves });
       const fresh = new DistSnapshot(nodes.map(distOf));
       expect(summary(checkSegments(withDist(kept)))).toEqual(summary(checkSegments(withDist(fresh))));
+      for (const t of [cur, next]) {
+        for (const r of replicas) expect(replicaCoverage(t, r, kept, 3)).toEqual(replicaCoverage(t, r, fresh, 3));
+      }
       const leaders = checkLeaders(withDist(kept));
       expect(summary(leaders)).toEqual(summary(checkLeaders(withDist(fresh))));
       compared++;

@@ -110,14 +110,22 @@ export function checkLeaders(input: CheckInput): CheckResult {
       const members = new Set(r.nodes);
       const stoppingMembers = new Set(r.nodes.filter((n) => input.dist.isStopping(n)));
       const moves = new Map<bigint, string>();
-      for (const m of input.moves?.values() ?? []) if (m.replicaId === r.replicaId && m.collectionId === coll.collectionId) moves.set(m.segmentId, m.from);
-      const replicaKey = `${r.nodes.join(",")}|${[...stoppingMembers].join(",")}|${[...moves].map(([id, from]) => `${id}@${from}`).join(",")}`;
+      // the moves of each channel's segments (a delegator's view depends on its channel's only)
+      const channelMoves = new Map<string, string[]>();
+      for (const m of input.moves?.values() ?? []) {
+        if (m.replicaId !== r.replicaId || m.collectionId !== coll.collectionId) continue;
+        moves.set(m.segmentId, m.from);
+        let list = channelMoves.get(m.vchannel);
+        if (!list) channelMoves.set(m.vchannel, (list = []));
+        list.push(`${m.segmentId}@${m.from}`);
+      }
+      const replicaKey = `${r.nodes.join(",")}|${[...stoppingMembers].join(",")}`;
       for (const d of input.dist.delegatorsOf(coll.collectionId)) {
         if (d.replicaId !== r.replicaId || !members.has(d.nodeId) || !cur.channels.has(d.vchannel)) continue;
         const watchedWith = input.watched?.get(d.address);
         if (watchedWith !== undefined && watchedWith !== partitionKey(coll)) continue; // about to be watched again
         const prev = input.synced.get(d.address);
-        const memoKey = `${idOf(prev)}|${idOf(cur)}|${d.targetVersion}|${d.sealedSegmentIds.length}|${replicaKey}`;
+        const memoKey = `${idOf(prev)}|${idOf(cur)}|${d.targetVersion}|${d.sealedSegmentIds.length}|${replicaKey}|${channelMoves.get(d.vchannel)?.join(",") ?? ""}`;
         const prevNode = viewIndex(prev);
         const segs = byChannel.get(d.vchannel) ?? [];
         /**

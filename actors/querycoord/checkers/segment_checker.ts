@@ -153,6 +153,7 @@ export function checkSegments(input: CheckInput): CheckResult {
       if (copies) unwanted.push([id, copies]);
     }
     const loadFailures = input.dist.loadFailureCount > 0;
+    const loadFailed = loadFailures ? input.dist.segmentsWithLoadFailures() : [];
 
     for (const r of replicas) {
       const alive = aliveNodesOf(r, input.dist);
@@ -198,13 +199,17 @@ export function checkSegments(input: CheckInput): CheckResult {
       }
       attention.moving = [...(moves?.keys() ?? [])];
 
-      // with no failure to report, a segment with no copy waits for a later round once the budget is spent
-      const quiet = input.failures.size === 0 && !loadFailures;
+      // once the budget is spent, a segment with no copy waits for a later round, unless it has a failure to report
+      const prefix = `r${r.replicaId}/seg/`;
+      const failed = new Set<bigint>(loadFailed);
+      for (const f of input.failures.values()) {
+        if (f.collectionId === coll.collectionId && f.key.startsWith(prefix)) failed.add(BigInt(f.key.slice(prefix.length)));
+      }
       const state = attention.state;
       for (let i = 0; i < state.length; i++) {
         if (state[i] === SETTLED) continue;
-        if (budget <= 0 && quiet && state[i] === MISSING) continue;
         const segId = wantedIds[i]!;
+        if (budget <= 0 && state[i] === MISSING && !failed.has(segId)) continue;
         const raw = inDist.get(segId);
         const move = moves?.get(segId);
         const info = wanted.get(segId)!;

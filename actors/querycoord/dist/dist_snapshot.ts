@@ -307,6 +307,13 @@ export class DistSnapshot {
     return this.loadFailures.size;
   }
 
+  /** The segments some querynode says it could not load. */
+  segmentsWithLoadFailures(): Set<bigint> {
+    const out = new Set<bigint>();
+    for (const key of this.loadFailures.keys()) out.add(BigInt(key.slice(key.lastIndexOf("/") + 1)));
+    return out;
+  }
+
   /** Why a querynode says it could not load a segment, when it says so. */
   loadFailure(nodeId: string, segmentId: bigint): string | undefined {
     return this.loadFailures.get(`${nodeId}/${segmentId}`);

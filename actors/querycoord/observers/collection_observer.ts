@@ -9,10 +9,70 @@
  * copy of every sealed segment. Loaded is for good (until a release, or a LoadPartitions that widens
  * the load).
  */
-import type { DistSnapshot } from "../dist/dist_snapshot.ts";
+import type { ChangeCursor, DistSnapshot } from "../dist/dist_snapshot.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
 import type { CollectionTarget, Replica } from "../meta/types.ts";
-import { aliveNodesOf } from "../checkers/types.ts";
+import { aliveNodesOf, idOf } from "../checkers/types.ts";
+
+/** A target's segment ids in a fixed order, and each one's place (targets are replaced, never changed). */
+const orderCache = new WeakMap<CollectionTarget, { ids: bigint[]; pos: Map<bigint, number> }>();
+
+function orderOf(t: CollectionTarget): { ids: bigint[]; pos: Map<bigint, number> } {
+  let o = orderCache.get(t);
+  if (!o) {
+    const ids = [...t.segments.keys()];
+    orderCache.set(t, (o = { ids, pos: new Map(ids.map((id, i) => [id, i])) }));
+  }
+  return o;
+}
+
+interface Coverage {
+  key: string;
+  cursor: ChangeCursor;
+  /** 1 where the segment has a copy on one of the replica's nodes */
+  loaded: Uint8Array;
+  count: number;
+}
+const coverageCache = new WeakMap<DistSnapshot, Map<string, Coverage>>();
+
+/**
+ * How many of the target's segments have a copy on one of the replica's nodes, and the first few that
+ * have none. Kept per snapshot and brought up to date from its change log: a round during a load of a
+ * million segments looks at the segments that changed, not at every one.
+ */
+export function replicaCoverage(t: CollectionTarget, r: Replica, dist: DistSnapshot, missingWanted = 0): { loaded: number; missing: bigint[] } {
+  const { ids, pos } = orderOf(t);
+  const members = new Set(r.nodes);
+  const has = (id: bigint) => dist.copies(t.collectionId, id).some((c) => members.has(c.nodeId));
+  let memo = coverageCache.get(dist);
+  if (!memo) coverageCache.set(dist, (memo = new Map()));
+  const memoId = `${t.collectionId}/${r.replicaId}`;
+  const key = `${idOf(t)}|${r.nodes.join(",")}`;
+  const cursor = dist.changeCursor(t.collectionId);
+  let c = memo.get(memoId);
+  const changes = c?.key === key ? dist.changesSince(t.collectionId, c.cursor) : undefined;
+  if (!c || !changes) {
+    const loaded = new Uint8Array(ids.length);
+    let count = 0;
+    for (let i = 0; i < ids.length; i++) if (has(ids[i]!)) (loaded[i] = 1), count++;
+    c = { key, cursor, loaded, count };
+    memo.set(memoId, c);
+  } else {
+    for (const id of changes) {
+      const i = pos.get(id);
+      if (i === undefined) continue;
+      const now = has(id) ? 1 : 0;
+      c.count += now - c.loaded[i]!;
+      c.loaded[i] = now;
+    }
+    c.cursor = cursor;
+  }
+  const missing: bigint[] = [];
+  if (missingWanted > 0 && c.count < ids.length) {
+    for (let i = 0; i < ids.length && missing.length < missingWanted; i++) if (c.loaded[i] === 0) missing.push(ids[i]!);
+  }
+  return { loaded: c.count, missing };
+}
 
 export interface LoadProgress {
   /** 0–100; 100 only when loaded */
@@ -46,14 +106,10 @@ export function loadProgress(
       if (d) done++;
       if (!d || d.targetVersion !== t.version || stale(d.address)) complete = false;
     }
-    for (const s of t.segments.keys()) {
-      if (dist.copies(t.collectionId, s).some((c) => members.has(c.nodeId))) {
-        done++;
-        loadedSegments++;
-      } else {
-        complete = false;
-      }
-    }
+    const { loaded } = replicaCoverage(t, r, dist);
+    done += loaded;
+    loadedSegments += loaded;
+    if (loaded < t.segments.size) complete = false;
   }
   const total = replicas.length * (t.channels.size + t.segments.size);
   const targetSegments = replicas.length * t.segments.size;

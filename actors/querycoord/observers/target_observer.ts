@@ -15,6 +15,7 @@ import type { RecoveryInfo } from "../../../protocol/messages/datacoord.ts";
 import type { DistSnapshot } from "../dist/dist_snapshot.ts";
 import type { CollectionTarget, Replica } from "../meta/types.ts";
 import { aliveNodesOf } from "../checkers/types.ts";
+import { replicaCoverage } from "./collection_observer.ts";
 
 export interface Readiness {
   ready: boolean;
@@ -40,11 +41,11 @@ export function promotionReadiness(replicas: readonly Replica[], next: Collectio
         waiting.push(`replica ${r.replicaId}: no serviceable delegator for ${v}`);
       }
     }
-    for (const s of next.segments.keys()) {
-      if (!dist.copies(next.collectionId, s).some((c) => members.has(c.nodeId))) {
-        ok = false;
-        waiting.push(`replica ${r.replicaId}: segment ${s} not loaded`);
-      }
+    const { loaded, missing } = replicaCoverage(next, r, dist, 5);
+    if (loaded < next.segments.size) {
+      ok = false;
+      for (const s of missing) waiting.push(`replica ${r.replicaId}: segment ${s} not loaded`);
+      if (next.segments.size - loaded > missing.length) waiting.push(`replica ${r.replicaId}: ${next.segments.size - loaded - missing.length} more segments not loaded`);
     }
     if (ok) ready++;
     else notReady++;
