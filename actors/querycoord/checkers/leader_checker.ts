@@ -14,7 +14,7 @@ import type { CollectionTarget } from "../meta/types.ts";
 import { reportShows } from "../task/effects.ts";
 import { leaderKey, Priority } from "../task/task.ts";
 import type { ChangeCursor, DistSnapshot } from "../dist/dist_snapshot.ts";
-import { byBigint, emptyResult, idOf, partitionKey, replicasByCollection, type CheckInput, type CheckResult, type SyncedView } from "./types.ts";
+import { byBigint, emptyResult, idOf, partitionKey, replicasByCollection, viewIndex, type CheckInput, type CheckResult, type SyncedView } from "./types.ts";
 
 function sameEntries(a: readonly SealedEntry[], b: readonly SealedEntry[]): boolean {
   if (a.length !== b.length) return false;
@@ -52,23 +52,15 @@ function segmentsByChannel(t: CollectionTarget): Map<string, SegmentInfo[]> {
   return m;
 }
 
-/** An acknowledged view's entries by segment (views are replaced, never changed). */
-const viewIndexCache = new WeakMap<SyncedView, Map<bigint, SealedEntry>>();
-
-function viewIndex(v: SyncedView | undefined): ReadonlyMap<bigint, SealedEntry> {
-  if (!v) return new Map();
-  let m = viewIndexCache.get(v);
-  if (!m) viewIndexCache.set(v, (m = new Map(v.sealed.map((e) => [e.segmentId, e]))));
-  return m;
-}
 
 /**
  * Per snapshot, the delegators found up to date and under what (their acknowledged view, the target,
- * their report, the replica's nodes, its stopping nodes and its moves), with where the snapshot's change
- * log stood: while those hold, a round looks only at the segments of their channel whose copies changed
- * since, and finds them still up to date when each still points where it did.
+ * their report, the replica's nodes and its stopping nodes), with where the snapshot's change log stood
+ * and which of their channel's segments were moving: while those hold, a round looks only at the
+ * segments of their channel whose copies changed since or that are moving (now or then), and finds them
+ * still up to date when each still points where it did.
  */
-const upToDateCache = new WeakMap<DistSnapshot, Map<string, { key: string; cursor: ChangeCursor }>>();
+const upToDateCache = new WeakMap<DistSnapshot, Map<string, { key: string; cursor: ChangeCursor; moving: bigint[] }>>();
 
 /** The changes since a cursor, by vchannel of the target (one grouping per cursor and round). */
 function changesByChannel(
@@ -111,13 +103,13 @@ export function checkLeaders(input: CheckInput): CheckResult {
       const stoppingMembers = new Set(r.nodes.filter((n) => input.dist.isStopping(n)));
       const moves = new Map<bigint, string>();
       // the moves of each channel's segments (a delegator's view depends on its channel's only)
-      const channelMoves = new Map<string, string[]>();
+      const channelMoves = new Map<string, bigint[]>();
       for (const m of input.moves?.values() ?? []) {
         if (m.replicaId !== r.replicaId || m.collectionId !== coll.collectionId) continue;
         moves.set(m.segmentId, m.from);
         let list = channelMoves.get(m.vchannel);
         if (!list) channelMoves.set(m.vchannel, (list = []));
-        list.push(`${m.segmentId}@${m.from}`);
+        list.push(m.segmentId);
       }
       const replicaKey = `${r.nodes.join(",")}|${[...stoppingMembers].join(",")}`;
       for (const d of input.dist.delegatorsOf(coll.collectionId)) {
@@ -125,7 +117,8 @@ export function checkLeaders(input: CheckInput): CheckResult {
         const watchedWith = input.watched?.get(d.address);
         if (watchedWith !== undefined && watchedWith !== partitionKey(coll)) continue; // about to be watched again
         const prev = input.synced.get(d.address);
-        const memoKey = `${idOf(prev)}|${idOf(cur)}|${d.targetVersion}|${d.sealedSegmentIds.length}|${replicaKey}|${channelMoves.get(d.vchannel)?.join(",") ?? ""}`;
+        const memoKey = `${idOf(prev)}|${idOf(cur)}|${d.targetVersion}|${d.sealedSegmentIds.length}|${replicaKey}`;
+        const moving = channelMoves.get(d.vchannel) ?? [];
         const prevNode = viewIndex(prev);
         const segs = byChannel.get(d.vchannel) ?? [];
         /**
@@ -157,16 +150,25 @@ export function checkLeaders(input: CheckInput): CheckResult {
         if (found?.key === memoKey) {
           const changed = changesByChannel(input.dist, cur, found.cursor, grouped);
           if (changed) {
-            let still = true;
-            for (const id of changed.get(d.vchannel) ?? []) {
+            const stillPoints = (id: bigint) => {
+              const s = cur.segments.get(id);
+              if (!s || s.vchannel !== d.vchannel) return true;
               const was = prevNode.get(id)?.nodeId;
-              if (was === undefined || choose(cur.segments.get(id)!, was) !== was) {
-                still = false;
-                break;
+              return was !== undefined && choose(s, was) === was;
+            };
+            let still = true;
+            for (const ids of [changed.get(d.vchannel) ?? [], found.moving, moving]) {
+              for (const id of ids) {
+                if (!stillPoints(id)) {
+                  still = false;
+                  break;
+                }
               }
+              if (!still) break;
             }
             if (still) {
               found.cursor = cursor;
+              found.moving = moving;
               continue;
             }
           }
@@ -184,7 +186,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
           // (an empty report: a large node leaves its delegators' lists out, the version alone tells)
           const reported = d.sealedSegmentIds;
           if (same && (reported.length === 0 || (reported.length === segs.length && reported.every((id) => prevNode.has(id))))) {
-            memo.set(d.address, { key: memoKey, cursor });
+            memo.set(d.address, { key: memoKey, cursor, moving });
             continue;
           }
         }
@@ -215,7 +217,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
         if (incomplete) continue;
         const want = { targetVersion: cur.version, sealed };
         if (upToDate(d, prev, want)) {
-          memo.set(d.address, { key: memoKey, cursor });
+          memo.set(d.address, { key: memoKey, cursor, moving });
           continue;
         }
         out.tasks.push({

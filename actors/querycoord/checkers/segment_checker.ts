@@ -21,6 +21,7 @@ import {
   emptyResult,
   idOf,
   replicasByCollection,
+  viewIndex,
   type CheckInput,
   type CheckResult,
 } from "./types.ts";
@@ -95,19 +96,30 @@ export function checkSegments(input: CheckInput): CheckResult {
       out.tasks.push(t);
     };
 
-    // What the collection's delegators point at: `segment@node` from what they acknowledged, segment
-    // ids from what they report. A delegator we have not synced since we started makes us careful.
-    const pointedAt = new Set<string>();
-    const reportedIds = new Map<bigint, Set<bigint>>();
+    // What the collection's delegators point at: a segment's copy on a node, from what they
+    // acknowledged (looked up in each view's index, built once per view), and segment ids from what they
+    // report (gathered only when a copy of neither target is found). A delegator we have not synced
+    // since we started makes us careful.
+    const views: ReadonlyMap<bigint, { nodeId: string }>[] = [];
     const unknownViews = new Set<bigint>();
     for (const d of dels) {
       const v = input.synced.get(d.address);
-      if (v) for (const e of v.sealed) pointedAt.add(`${e.segmentId}@${e.nodeId}`);
+      if (v) views.push(viewIndex(v));
       else unknownViews.add(d.replicaId);
-      let ids = reportedIds.get(d.replicaId);
-      if (!ids) reportedIds.set(d.replicaId, (ids = new Set()));
-      for (const id of d.sealedSegmentIds) ids.add(id);
     }
+    const pointedAt = (segId: bigint, nodeId: string) => views.some((v) => v.get(segId)?.nodeId === nodeId);
+    let reported: Map<bigint, Set<bigint>> | undefined;
+    const reportedIds = (replicaId: bigint) => {
+      if (!reported) {
+        reported = new Map();
+        for (const d of dels) {
+          let ids = reported.get(d.replicaId);
+          if (!ids) reported.set(d.replicaId, (ids = new Set()));
+          for (const id of d.sealedSegmentIds) ids.add(id);
+        }
+      }
+      return reported.get(replicaId);
+    };
 
     const release = (key: string, replicaId: bigint, c: SegmentCopy) =>
       emit({
@@ -261,9 +273,9 @@ export function checkSegments(input: CheckInput): CheckResult {
           // pointed at yet (a segment of the next target), keep them all
           // (copies on stopping nodes first; while a view still points at a stopping node's copy, only
           // stopping copies go: the LeaderChecker moves the view to the new copy first)
-          const pointsAtLeaving = copies.some((c) => leaving(c) && pointedAt.has(`${segId}@${c.nodeId}`));
+          const pointsAtLeaving = copies.some((c) => leaving(c) && pointedAt(segId, c.nodeId));
           const extra = copies
-            .filter((c) => !pointedAt.has(`${segId}@${c.nodeId}`) && (!pointsAtLeaving || leaving(c)))
+            .filter((c) => !pointedAt(segId, c.nodeId) && (!pointsAtLeaving || leaving(c)))
             .sort((a, b) => Number(leaving(b)) - Number(leaving(a)) || (a.nodeId < b.nodeId ? -1 : 1));
           if (extra.length < copies.length && extra[0]) release(segmentKey(r.replicaId, segId), r.replicaId, extra[0]);
         }
@@ -274,7 +286,7 @@ export function checkSegments(input: CheckInput): CheckResult {
         // (by node id: the same copy goes first however the snapshot came to list them)
         for (const c of copies.length > 1 ? [...copies].sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1)) : copies) {
           if (!members.has(c.nodeId)) continue;
-          if (pointedAt.has(`${segId}@${c.nodeId}`) || reportedIds.get(r.replicaId)?.has(segId) || unknownViews.has(r.replicaId)) continue;
+          if (pointedAt(segId, c.nodeId) || reportedIds(r.replicaId)?.has(segId) || unknownViews.has(r.replicaId)) continue;
           release(segmentKey(r.replicaId, segId), r.replicaId, c);
         }
       }
@@ -285,7 +297,7 @@ export function checkSegments(input: CheckInput): CheckResult {
       for (const [segId, copies] of inDist) {
         for (const c of copies) {
           if (memberOf.has(c.nodeId)) continue;
-          if (pointedAt.has(`${segId}@${c.nodeId}`) || unknownViews.size > 0) continue;
+          if (pointedAt(segId, c.nodeId) || unknownViews.size > 0) continue;
           release(straySegmentKey(c.nodeId, segId), -1n, c);
         }
       }

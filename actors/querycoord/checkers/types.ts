@@ -155,3 +155,13 @@ export function idOf(o: object | undefined): number {
   if (id === undefined) objectIds.set(o, (id = ++nextObjectId));
   return id;
 }
+
+/** An acknowledged view's entries by segment (views are replaced, never changed, so this holds). */
+const viewIndexCache = new WeakMap<SyncedView, Map<bigint, SealedEntry>>();
+
+export function viewIndex(v: SyncedView | undefined): ReadonlyMap<bigint, SealedEntry> {
+  if (!v) return new Map();
+  let m = viewIndexCache.get(v);
+  if (!m) viewIndexCache.set(v, (m = new Map(v.sealed.map((e) => [e.segmentId, e]))));
+  return m;
+}
