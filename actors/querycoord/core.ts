@@ -95,6 +95,8 @@ export class QuerycoordCore {
   /** channel (delegator) moves in flight, by `channelMoveKey(replica, vchannel)`, with when they were planned */
   readonly channelMoves = new Map<string, ChannelMove & { at: number }>();
   private lastBalanceAt = 0;
+  /** what the last balance look that found nothing to move saw (see `balance`) */
+  private idleBalanceKey: string | undefined;
   /** when the last reconcile round ended, and how long it took (ms) */
   private lastRoundEnd = 0;
   private lastRoundMs = 0;
@@ -615,6 +617,19 @@ export class QuerycoordCore {
   private balance(input: CheckInput, now: number): void {
     if (this.params.balanceIntervalMs <= 0 || now - this.lastBalanceAt < this.params.balanceIntervalMs) return;
     this.lastBalanceAt = now;
+    // a look that found nothing to move is not taken again until the copies, delegators, nodes or replicas change
+    const snap = input.dist;
+    const key = [
+      ...input.collections.map((c) => {
+        const k = snap.changeCursor(c.collectionId);
+        return `${c.collectionId}:${c.status}:${k.epoch}/${k.at}:${snap.delegatorsOf(c.collectionId).length}`;
+      }),
+      [...snap.nodes.keys()].join(","),
+      input.replicas.map((r) => r.nodes.join(",")).join(";"),
+    ].join("|");
+    if (key === this.idleBalanceKey) return;
+    this.idleBalanceKey = undefined;
+    const movesBefore = this.moves.size + this.channelMoves.size;
     for (const m of planChannelBalance(input, this.channelMoves)) {
       this.channelMoves.set(channelMoveKey(m.replicaId, m.vchannel), { ...m, at: now });
       this.log.info({ collection: m.collectionId, replica: m.replicaId, vchannel: m.vchannel, from: m.from, to: m.to }, "balance: moving a channel");
@@ -626,6 +641,7 @@ export class QuerycoordCore {
       this.log.info({ collection: m.collectionId, replica: m.replicaId, segment: m.segmentId, rows: m.rows, from: m.from, to: m.to }, "balance: moving a segment");
     }
     if (this.moves.size > 0) this.kick();
+    if (movesBefore === 0 && this.moves.size + this.channelMoves.size === 0) this.idleBalanceKey = key;
   }
 
   /** Acknowledged views, plus what syncs in flight are telling delegators (a copy they may point at). */

@@ -4,12 +4,12 @@
  * moves and stopping nodes gives the same tasks and blockers as a snapshot built afresh each round.
  */
 import { describe, expect, it } from "vitest";
-import { checkLeaders, checkSegments, type CheckInput, type SyncedView } from "../../actors/querycoord/checkers/index.ts";
+import { checkIndexes, checkLeaders, checkSegments, type CheckInput, type SyncedView } from "../../actors/querycoord/checkers/index.ts";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
 import type { SegmentMove } from "../../actors/querycoord/balance/score_balancer.ts";
 import { replicaCoverage } from "../../actors/querycoord/observers/collection_observer.ts";
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
-import { COLL, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
+import { build, COLL, indexInfo, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
 
 /** a small deterministic generator (the same rounds every run) */
 function prng(seed: number): () => number {
@@ -65,6 +65,8 @@ describe("incremental checkers", () => {
       }
     }
     for (const n of nodes) kept.put(distOf(n));
+    // what datacoord said of the indexes, the same answer every round
+    const indexes = input({ indexes: [[COLL, { indexes: [indexInfo(1n)], builds: segs.slice(0, 30).map((x) => build(x.segmentId, 1n)) }]] }).indexes!;
     let compared = 0;
     let syncs = 0;
     for (let round = 0; round < 80; round++) {
@@ -74,7 +76,8 @@ describe("incremental checkers", () => {
         const s = segs[Math.floor(rand() * segs.length)]!;
         const m = held.get(n)!;
         if (m.has(s.segmentId) && rand() < 0.3) m.delete(s.segmentId);
-        else m.set(s.segmentId, node(n, { segments: [s] }).segments[0]!);
+        // a copy with its index loaded, without it, or with one no longer live
+        else m.set(s.segmentId, node(n, { segments: [{ segmentId: s.segmentId, vchannel: s.vchannel, indexIds: [[], [1n], [9n]][Math.floor(rand() * 3)]! }] }).segments[0]!);
         kept.put(distOf(n));
       }
       if (rand() < 0.05) {
@@ -89,13 +92,22 @@ describe("incremental checkers", () => {
         const s = segs[Math.floor(rand() * 40)]!;
         moves.set(`1/${s.segmentId}`, { collectionId: COLL, replicaId: 1n, segmentId: s.segmentId, vchannel: s.vchannel, rows: 1000, from: "qn1", to: "qn2" });
       }
-      const base = { ...input({ collections: [load({ replicaNumber: 2 })], replicas, targets: [[COLL, { current: cur, next }]] }), synced };
+      const base = {
+        ...input({
+          collections: [load({ replicaNumber: 2 })],
+          replicas,
+          targets: [[COLL, { current: cur, next }]],
+        }),
+        synced,
+        indexes,
+      };
       const withDist = (dist: DistSnapshot): CheckInput => ({ ...base, dist, moves });
       const fresh = new DistSnapshot(nodes.map(distOf));
       expect(summary(checkSegments(withDist(kept)))).toEqual(summary(checkSegments(withDist(fresh))));
       for (const t of [cur, next]) {
         for (const r of replicas) expect(replicaCoverage(t, r, kept, 3)).toEqual(replicaCoverage(t, r, fresh, 3));
       }
+      expect(summary(checkIndexes(withDist(kept)))).toEqual(summary(checkIndexes(withDist(fresh))));
       const leaders = checkLeaders(withDist(kept));
       expect(summary(leaders)).toEqual(summary(checkLeaders(withDist(fresh))));
       compared++;

@@ -10,9 +10,32 @@
  * refused it, or the task failed) is reported as an `index` blocker — it does not hold the load back:
  * the segment is searched exactly meanwhile.
  */
-import type { SegmentCopy } from "../dist/dist_snapshot.ts";
+import type { IndexInfo, IndexLoadInfo } from "../../../protocol/messages/indexes.ts";
+import type { ChangeCursor, DistSnapshot, SegmentCopy } from "../dist/dist_snapshot.ts";
 import { indexKey, Priority, type TaskSpec } from "../task/task.ts";
-import { addBlocker, byBigint, emptyResult, replicasByCollection, type CheckInput, type CheckResult } from "./types.ts";
+import { addBlocker, byBigint, emptyResult, idOf, replicasByCollection, type CheckInput, type CheckResult } from "./types.ts";
+
+/**
+ * Per snapshot and collection, the segments with a copy (in a replica) that misses a Finished build
+ * of a live index or holds an index no longer live: kept up to date from the snapshot's change log
+ * (a copy whose indexes change is logged), looked for afresh when the indexes or the replicas changed.
+ * Once loaded, a million segments with their indexes cost a round nothing here.
+ */
+const needsCache = new WeakMap<DistSnapshot, Map<bigint, { key: string; cursor: ChangeCursor; needs: Set<bigint> }>>();
+
+function needsWork(
+  copies: readonly SegmentCopy[],
+  builds: readonly IndexLoadInfo[] | undefined,
+  live: ReadonlyMap<bigint, IndexInfo>,
+  replicaOf: ReadonlyMap<string, bigint>,
+): boolean {
+  for (const c of copies) {
+    if (!replicaOf.has(c.nodeId)) continue;
+    for (const b of builds ?? []) if (!c.indexIds.includes(b.indexId)) return true;
+    for (const id of c.indexIds) if (!live.has(id)) return true;
+  }
+  return false;
+}
 
 export function checkIndexes(input: CheckInput): CheckResult {
   const out = emptyResult();
@@ -25,10 +48,30 @@ export function checkIndexes(input: CheckInput): CheckResult {
     const replicaOf = new Map<string, bigint>();
     for (const r of reps.get(coll.collectionId) ?? []) for (const n of r.nodes) replicaOf.set(n, r.replicaId);
     // only the segments with an index to load or to release, in id order (most have neither)
+    const inDist = input.dist.segmentsOf(coll.collectionId);
+    const key = `${idOf(known)}|${[...replicaOf].join(",")}`;
+    const cursor = input.dist.changeCursor(coll.collectionId);
+    let memos = needsCache.get(input.dist);
+    if (!memos) needsCache.set(input.dist, (memos = new Map()));
+    let memo = memos.get(coll.collectionId);
+    const changes = memo?.key === key ? input.dist.changesSince(coll.collectionId, memo.cursor) : undefined;
+    const look = (id: bigint, needs: Set<bigint>) => {
+      const copies = inDist.get(id);
+      if (copies && needsWork(copies, known.builds.get(id), live, replicaOf)) needs.add(id);
+      else needs.delete(id);
+    };
+    if (!memo || !changes) {
+      memo = { key, cursor, needs: new Set() };
+      for (const id of inDist.keys()) look(id, memo.needs);
+      memos.set(coll.collectionId, memo);
+    } else {
+      for (const id of changes) look(id, memo.needs);
+      memo.cursor = cursor;
+    }
     const segments: [bigint, SegmentCopy[]][] = [];
-    for (const e of input.dist.segmentsOf(coll.collectionId)) {
-      const builds = known.builds.get(e[0]);
-      if (e[1].some((c) => c.indexIds.length > 0 || (builds !== undefined && builds.length > 0))) segments.push(e);
+    for (const id of memo.needs) {
+      const copies = inDist.get(id);
+      if (copies) segments.push([id, copies]);
     }
     segments.sort(([a], [b]) => byBigint(a, b));
     for (const [segmentId, copies] of segments) {
