@@ -272,7 +272,7 @@ export class QuerycoordCore {
       if (c) this.log.warn({ collection: collectionId, err: errorText(r.error) }, "could not refresh the next target");
       return;
     }
-    this.refreshes.finished(collectionId, undefined, now);
+    this.refreshes.finished(collectionId, undefined, now, r.value.segments.length);
     if (!c) return;
     if (c.partitionIds.join(",") !== partitionKey) {
       this.requestTarget(collectionId); // the load changed meanwhile: this answer is for the old one
@@ -494,8 +494,8 @@ export class QuerycoordCore {
       const why = this.downReasons.get(n) ?? `no heartbeat for ${this.env.config.heartbeatAvailableMs} ms`;
       this.downReasons.delete(n);
       this.log.warn({ node: n }, `querynode is down: ${why}`);
-      this.scheduler.failNode(n, `node ${n} is down`, now);
     }
+    if (down.length > 0) this.scheduler.failNodes(new Map(down.map((n) => [n, `node ${n} is down`])), now);
     const snap = this.dist.snapshot();
 
     // resource groups, then replicas, follow the alive querynodes; nodes leaving a replica's group serve

@@ -88,8 +88,9 @@ export class TargetManager {
       return undefined;
     }
     if (p.next && sameTargetContent(p.next, asTarget)) {
-      // same content: keep the version, take the newer seek positions
-      p.next = { ...asTarget, version: p.next.version };
+      // same content: the same target (what checkers derived from its segments stays good), with the
+      // newer seek positions taken in place (only WatchDmChannels reads them)
+      for (const [name, ch] of asTarget.channels) p.next.channels.set(name, ch);
       return p.next;
     }
     p.next = { ...asTarget, version: this.newVersion() };

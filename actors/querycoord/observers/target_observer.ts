@@ -84,7 +84,16 @@ interface FetchState {
   lastStarted: number;
   failure?: string;
   retryAt: number;
+  /** how many segments the last answer held */
+  size: number;
 }
+
+/**
+ * Segments per refresh interval: a larger collection is refreshed less often (a flush event asks for a
+ * refresh at once anyway), so that re-reading a million segments every few seconds does not become the
+ * coordinator's main work. An interval at most 30 times the configured one.
+ */
+const SEGMENTS_PER_INTERVAL = 10_000;
 
 /** Bookkeeping of the fetches of next targets (the fetch itself is the actor's). */
 export class TargetRefreshes {
@@ -105,7 +114,8 @@ export class TargetRefreshes {
     for (const id of collectionIds) {
       const s = this.of(id);
       if (s.inflight || now < s.retryAt) continue;
-      if (s.lastStarted === 0 || now - s.lastStarted >= this.params.refreshMs) {
+      const every = this.params.refreshMs * Math.min(30, Math.max(1, Math.ceil(s.size / SEGMENTS_PER_INTERVAL)));
+      if (s.lastStarted === 0 || now - s.lastStarted >= every) {
         s.inflight = true;
         s.again = false;
         s.lastStarted = now;
@@ -115,9 +125,10 @@ export class TargetRefreshes {
     return out;
   }
 
-  finished(collectionId: bigint, failure: string | undefined, now: number): void {
+  finished(collectionId: bigint, failure: string | undefined, now: number, size?: number): void {
     const s = this.state.get(collectionId);
     if (!s) return;
+    if (size !== undefined) s.size = size;
     s.inflight = false;
     s.failure = failure;
     s.retryAt = failure ? now + this.params.retryMs : 0;
@@ -134,7 +145,7 @@ export class TargetRefreshes {
 
   private of(collectionId: bigint): FetchState {
     let s = this.state.get(collectionId);
-    if (!s) this.state.set(collectionId, (s = { inflight: false, again: false, lastStarted: 0, retryAt: 0 }));
+    if (!s) this.state.set(collectionId, (s = { inflight: false, again: false, lastStarted: 0, retryAt: 0, size: 0 }));
     return s;
   }
 }

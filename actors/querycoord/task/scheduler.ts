@@ -152,14 +152,20 @@ export class TaskScheduler {
 
   /** A node went down: its tasks in flight fail, its pending ones go. */
   failNode(nodeId: string, reason: string, now: number): Task[] {
+    return this.failNodes(new Map([[nodeId, reason]]), now);
+  }
+
+  /** Nodes gone at once (node → why): one pass over the tasks, however many went. */
+  failNodes(reasons: ReadonlyMap<string, string>, now: number): Task[] {
     const failed: Task[] = [];
     for (const t of [...this.inflight.values()]) {
-      if (t.action.nodeId === nodeId) {
+      const reason = reasons.get(t.action.nodeId);
+      if (reason !== undefined) {
         this.fail(t, reason, now);
         failed.push(t);
       }
     }
-    for (const [k, t] of this.pending) if (t.action.nodeId === nodeId) this.pending.delete(k);
+    for (const [k, t] of this.pending) if (reasons.has(t.action.nodeId)) this.pending.delete(k);
     return failed;
   }
 
