@@ -3,7 +3,7 @@
  * shard leaders, replicas, segments, status. Answers come from the state of the last reconcile round;
  * none waits on a peer.
  */
-import { DEFAULT_BALANCE_OPTIONS, nodeScores } from "./balance/score_balancer.ts";
+import { channelMoveKey, DEFAULT_BALANCE_OPTIONS, nodeScores } from "./balance/score_balancer.ts";
 import { collectionLabel, collectionNotLoaded, ErrorCode, VbError } from "../../protocol/errors.ts";
 import type { SegmentInfo } from "../../protocol/meta.ts";
 import type { LoadState, QuerycoordApi, ReplicaInfo, ShardLeader } from "../../protocol/messages/querycoord.ts";
@@ -85,7 +85,16 @@ export function getShardLeaders(core: QuerycoordCore, collectionId: bigint): Res
     .flatMap((r) => leadersOf(core, collectionId, r.replicaId, r.nodes, true))
     .filter((l) => l.serviceable);
   const shards = names.map((vchannel) => {
-    const all = leaders.filter((l) => l.vchannel === vchannel);
+    const here = leaders.filter((l) => l.vchannel === vchannel);
+    // a channel moving between nodes (balance): once the new delegator serves the version the old one
+    // does, reads go to it alone, so that readers have switched before the old one is unwatched
+    const all = here.filter((l) => {
+      const m = core.channelMoves.get(channelMoveKey(l.replicaId, vchannel));
+      if (!m || l.nodeId !== m.from || !here.some((x) => x.replicaId === l.replicaId && x.nodeId === m.to)) return true;
+      const to = core.snapshot.delegatorOn(m.to, collectionId, vchannel, l.replicaId);
+      const from = core.snapshot.delegatorOn(m.from, collectionId, vchannel, l.replicaId);
+      return !to || to.targetVersion < (from?.targetVersion ?? 0);
+    });
     // leaders on draining nodes only while the shard has no other
     const settled = all.filter((l) => !core.snapshot.isStopping(l.nodeId));
     return { vchannel, leaders: settled.length > 0 ? settled : all };

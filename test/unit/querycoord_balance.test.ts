@@ -14,6 +14,8 @@ import { checkChannels, checkLeaders, checkSegments, type CheckInput } from "../
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
 import type { TargetPair } from "../../actors/querycoord/meta/target_manager.ts";
 import type { TaskAction } from "../../actors/querycoord/task/task.ts";
+import type { QuerycoordCore } from "../../actors/querycoord/core.ts";
+import { getShardLeaders } from "../../actors/querycoord/services.ts";
 import { COLL, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
 
 const actions = (r: { tasks: { action: TaskAction }[] }) => r.tasks.map((t) => t.action);
@@ -231,5 +233,30 @@ describe("a channel move carried out by the checkers", () => {
     expect(actions(checkChannels({ ...state({ serviceable: true, targetVersion: 1 }), channelMoves }))).toEqual([
       { kind: "UnsubChannel", nodeId: "qn1", collectionId: COLL, replicaId: 1n, vchannel: "100v0" },
     ]);
+  });
+});
+
+describe("GetShardLeaders during a channel move", () => {
+  // what getShardLeaders reads of querycoord's state, as plain data
+  const coreWith = (nodes: ReturnType<typeof node>[], moves: ChannelMove[]) =>
+    ({
+      meta: { collection: () => load({ status: "Loaded" }), replicasOf: () => [replica(1n, ["qn1", "qn2"])] },
+      targets: { get: () => ({ current: target(3, [seg(1n)]) }) },
+      snapshot: new DistSnapshot(nodes),
+      channelMoves: new Map(moves.map((m) => [channelMoveKey(m.replicaId, m.vchannel), m])),
+    }) as unknown as QuerycoordCore;
+  const move: ChannelMove = { collectionId: COLL, replicaId: 1n, vchannel: "100v0", from: "qn1", to: "qn2" };
+  const leaderNodes = (core: QuerycoordCore) => getShardLeaders(core, COLL).shards[0]!.leaders.map((l) => l.nodeId);
+
+  it("sends reads to the new delegator alone once it serves the version the old one does", () => {
+    const old = node("qn1", { delegators: [{ vchannel: "100v0", replicaId: 1n, address: at("qn1"), targetVersion: 3 }] });
+    const behind = node("qn2", { delegators: [{ vchannel: "100v0", replicaId: 1n, address: at("qn2"), targetVersion: 2 }] });
+    const caughtUp = node("qn2", { delegators: [{ vchannel: "100v0", replicaId: 1n, address: at("qn2"), targetVersion: 3 }] });
+    // the new one behind: both serve
+    expect(leaderNodes(coreWith([old, behind], [move])).sort()).toEqual(["qn1", "qn2"]);
+    // caught up: the new one alone
+    expect(leaderNodes(coreWith([old, caughtUp], [move]))).toEqual(["qn2"]);
+    // no move in flight: both, as any two delegators of a replica
+    expect(leaderNodes(coreWith([old, caughtUp], [])).sort()).toEqual(["qn1", "qn2"]);
   });
 });
