@@ -9,8 +9,9 @@
  * A large node (one whose whole dist would take more than `deltaAboveBytes`, 16 KiB: a few hundred segments) sends its segments as a
  * numbered base, split into chunks under the payload limit on subjects of their own
  * (`vb.dist.querynode.<node>.base.<i>`), and then heads that carry only what changed since the base
- * (`DistEncoder`); a new base goes out when the delta grows past a quarter of it. A heartbeat of a
- * node whose segments did not change is then a few hundred bytes whatever it holds.
+ * (`DistEncoder`); a new base goes out when the delta grows past about √(2 × the base's size) segments,
+ * or once the delta has not changed for `settleMs`. A heartbeat of a node at rest is then a few hundred
+ * bytes whatever it holds.
  */
 import { encode } from "../../protocol/codec.ts";
 import { asNodeId } from "../../protocol/ids.ts";
@@ -73,9 +74,22 @@ export interface DistEncoderOptions {
   deltaAboveBytes: number;
   /** bytes of one message at most */
   maxBytes: number;
+  /**
+   * A delta unchanged for this long goes into a new base at the next heartbeat, so that a node at rest
+   * beats with an empty delta (a few hundred bytes) instead of repeating its last changes every beat.
+   */
+  settleMs: number;
 }
 
-export const DEFAULT_DIST_ENCODER_OPTIONS: DistEncoderOptions = { deltaAboveBytes: 16 * 1024, maxBytes: MAX_DIST_BYTES };
+export const DEFAULT_DIST_ENCODER_OPTIONS: DistEncoderOptions = { deltaAboveBytes: 16 * 1024, maxBytes: MAX_DIST_BYTES, settleMs: 5_000 };
+
+/**
+ * Changes a delta may hold before a new base: about √(2 × base), which keeps what a run of changes costs
+ * the feed (heads that repeat the delta, then the base's chunks) near its least.
+ */
+function rebaseAfter(baseSize: number): number {
+  return Math.max(64, Math.ceil(Math.sqrt(2 * baseSize)));
+}
 
 let epochCounter = 0;
 
@@ -96,6 +110,8 @@ export class DistEncoder {
   private mode: "full" | "delta" | undefined;
   /** bytes a segment takes in a message, as last measured */
   private perSegment = 64;
+  /** when the delta last changed */
+  private deltaAt = 0;
 
   constructor(
     private readonly headSubject: string,
@@ -108,9 +124,13 @@ export class DistEncoder {
    * The messages for `dist`, in the order they must be stored. `segmentsChanged: false` tells that the
    * segments are those of the last call: they are then neither compared nor encoded again.
    */
-  encode(dist: QueryNodeDist, segmentsChanged = true): DistPayload[] {
+  encode(dist: QueryNodeDist, segmentsChanged = true, now = Date.now()): DistPayload[] {
     const out: DistPayload[] = [];
-    if (segmentsChanged || this.mode === undefined) {
+    const settled =
+      this.mode === "delta" && (this.delta.added.length > 0 || this.delta.removed.length > 0) && now - this.deltaAt >= this.opts.settleMs;
+    if (settled && !segmentsChanged) {
+      out.push(...this.newBase(dist));
+    } else if (segmentsChanged || this.mode === undefined) {
       if (this.mode !== "delta") {
         const full = encode(dist);
         if (full.byteLength <= this.opts.deltaAboveBytes) {
@@ -133,10 +153,11 @@ export class DistEncoder {
         }
         const removed: bigint[] = [];
         if (seen.size !== base.segs.size || added.length > 0) for (const id of base.segs.keys()) if (!seen.has(id)) removed.push(id);
-        if (added.length + removed.length > Math.max(256, base.segs.size / 4)) {
+        if (added.length + removed.length > rebaseAfter(base.segs.size) || (settled && sameDelta(this.delta, added, removed))) {
           out.push(...this.newBase(dist));
         } else if (!sameDelta(this.delta, added, removed)) {
           this.delta = { seq: this.delta.seq + 1, added, removed };
+          this.deltaAt = now;
         }
       }
     }

@@ -69,6 +69,33 @@ describe("a large node's distribution on the feed", () => {
     expect(ids(fifth.out)).toEqual(moved);
   });
 
+  it("goes into a new base once its delta has rested, so that later heartbeats carry no delta", () => {
+    const e = enc();
+    const a = new DistAssembler();
+    feed(e, a, dist("qn1", range(1, 5_000)));
+    const now = [...range(1, 4_990), ...range(9_000, 20)];
+    const t0 = Date.now();
+    const changed = e.encode(dist("qn1", now), true, t0);
+    for (const m of changed) a.take(m.subject, m.payload);
+    // beats soon after the change repeat the delta
+    const soon = e.encode(dist("qn1", now), false, t0 + 1_000);
+    expect(soon.map((m) => m.subject)).toEqual(["vb.dist.querynode.qn1"]);
+    expect(a.take(soon[0]!.subject, soon[0]!.payload)!.delta!.added.length).toBe(20);
+    // once it rested: a new base (chunks, then the head), then heads with an empty delta
+    const rested = e.encode(dist("qn1", now), false, t0 + 6_000);
+    expect(rested.length).toBeGreaterThan(1);
+    let out: QueryNodeDist | undefined;
+    for (const m of rested) out = a.take(m.subject, m.payload) ?? out;
+    expect(ids(out)).toEqual(now);
+    const beat = e.encode(dist("qn1", now), false, t0 + 7_000);
+    expect(beat).toHaveLength(1);
+    const head = a.take(beat[0]!.subject, beat[0]!.payload)!;
+    expect(head.delta!.added).toHaveLength(0);
+    expect(head.delta!.removed).toHaveLength(0);
+    expect(ids(head)).toEqual(now);
+    expect(beat[0]!.payload.byteLength).toBeLessThan(soon[0]!.payload.byteLength);
+  });
+
   it("is put together by a follower that starts late, from the last message of each subject", () => {
     const e = enc();
     const last = new Map<string, Uint8Array>();
