@@ -528,6 +528,7 @@ export class QuerycoordCore {
       failures: this.scheduler.failures(),
       synced: this.viewsForCheck(),
       pending: this.scheduler.pendingLoads(),
+      loading: this.scheduler.loadingSegments(),
       watched: new Map([...this.watched].map(([address, w]) => [address, w.partitions])),
       indexes: this.indexes,
       moves: this.moves,

@@ -136,3 +136,18 @@ describe("incremental checkers", () => {
     expect(snap.changesSince(COLL, { epoch: -1, at: 0 })).toBeUndefined();
   });
 });
+
+describe("the SegmentChecker's budget of new loads", () => {
+  it("does not ask again for a segment whose load is in flight, and counts it against the round's budget", () => {
+    const segs = [1n, 2n, 3n, 4n, 5n].map((id) => seg(id));
+    const base = input({
+      targets: [[COLL, { current: target(1, segs) }]],
+      nodes: [node("qn1", { delegators: [{ vchannel: "100v0", replicaId: 1n }] })],
+    });
+    const loads = (i: CheckInput) => checkSegments(i).tasks.map((t) => (t.action.kind === "LoadSegment" ? t.action.segmentId : undefined));
+    // 1 node × 3 loads a round: segments 1-3
+    expect(loads({ ...base, loadsPerNode: 3 })).toEqual([1n, 2n, 3n]);
+    // 1 and 2 in flight: one slot left, for segment 3
+    expect(loads({ ...base, loadsPerNode: 3, loading: new Map([[1n, new Set([1n, 2n])]]) })).toEqual([3n]);
+  });
+});

@@ -80,7 +80,10 @@ export function checkSegments(input: CheckInput): CheckResult {
   const reps = replicasByCollection(input.replicas);
   // new loads this round at most, over every collection (the scheduler runs a few per node at a time;
   // the rest are asked for in the next rounds)
-  let budget = input.loadsPerNode === undefined ? Number.POSITIVE_INFINITY : Math.max(1, input.dist.nodes.size) * input.loadsPerNode;
+  // (loads in flight count against it, and their segments are not asked for again while they run)
+  let inFlight = 0;
+  for (const set of input.loading?.values() ?? []) inFlight += set.size;
+  let budget = input.loadsPerNode === undefined ? Number.POSITIVE_INFINITY : Math.max(1, Math.max(1, input.dist.nodes.size) * input.loadsPerNode - inFlight);
   for (const coll of input.collections) {
     const pair = input.targets.get(coll.collectionId);
     if (!pair?.current && !pair?.next) continue;
@@ -212,6 +215,7 @@ export function checkSegments(input: CheckInput): CheckResult {
       attention.moving = [...(moves?.keys() ?? [])];
 
       // once the budget is spent, a segment with no copy waits for a later round, unless it has a failure to report
+      const loadingHere = input.loading?.get(r.replicaId);
       const prefix = `r${r.replicaId}/seg/`;
       const failed = new Set<bigint>(loadFailed);
       for (const f of input.failures.values()) {
@@ -221,7 +225,7 @@ export function checkSegments(input: CheckInput): CheckResult {
       for (let i = 0; i < state.length; i++) {
         if (state[i] === SETTLED) continue;
         const segId = wantedIds[i]!;
-        if (budget <= 0 && state[i] === MISSING && !failed.has(segId)) continue;
+        if (state[i] === MISSING && !failed.has(segId) && (budget <= 0 || loadingHere?.has(segId))) continue;
         const raw = inDist.get(segId);
         const move = moves?.get(segId);
         const info = wanted.get(segId)!;

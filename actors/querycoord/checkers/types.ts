@@ -52,6 +52,11 @@ export interface CheckInput {
   synced: ReadonlyMap<string, SyncedView>;
   /** loads and watches in flight, by node */
   pending: ReadonlyMap<string, PendingLoad>;
+  /**
+   * per replica, the segments with a LoadSegment in flight: not asked for again while it runs (its task
+   * goes on), and counted against the round's budget of new loads
+   */
+  loading?: ReadonlyMap<bigint, ReadonlySet<bigint>>;
   /** the partitions each delegator was watched with (`partitionKey`), by address, when known */
   watched?: ReadonlyMap<string, string>;
   /**

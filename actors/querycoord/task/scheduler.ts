@@ -192,6 +192,19 @@ export class TaskScheduler {
   }
 
   /** What loads and watches in flight will add to each node (for node choice). */
+  /** Per replica, the segments with a LoadSegment in flight. */
+  loadingSegments(): Map<bigint, Set<bigint>> {
+    const out = new Map<bigint, Set<bigint>>();
+    for (const t of this.inflight.values()) {
+      const a = t.action;
+      if (a.kind !== "LoadSegment") continue;
+      let set = out.get(a.replicaId);
+      if (!set) out.set(a.replicaId, (set = new Set()));
+      set.add(a.segmentId);
+    }
+    return out;
+  }
+
   pendingLoads(): Map<string, PendingLoad> {
     const out = new Map<string, PendingLoad>();
     const get = (n: string) => {
