@@ -488,7 +488,8 @@ export class QuerycoordCore {
 
   private reconcileRound(now: number): void {
     this.probeLate(now);
-    const { down, up } = this.dist.refreshLiveness(now);
+    // (the last round's time, during which no heartbeat was taken, does not count as a node's silence)
+    const { down, up } = this.dist.refreshLiveness(now, this.lastRoundMs);
     for (const n of up) this.log.info({ node: n }, "querynode is up");
     for (const n of down) {
       const why = this.downReasons.get(n) ?? `no heartbeat for ${this.env.config.heartbeatAvailableMs} ms`;

@@ -1,6 +1,7 @@
 /** The feed's base-and-delta encoding of a large node's distribution, and the snapshot kept up to date node by node. */
 import { describe, expect, it } from "vitest";
 import { DistAssembler } from "../../actors/querycoord/dist/dist_feed.ts";
+import { DistManager } from "../../actors/querycoord/dist/dist_manager.ts";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
 import { DistEncoder, MAX_DIST_BYTES } from "../../actors/querynode/dist_publisher.ts";
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
@@ -142,5 +143,17 @@ describe("the distribution snapshot kept up to date node by node", () => {
     live.put(dist("qn2", [3, 4]));
     expect(live.delegatorsOf(1n)).toEqual([]);
     expect(live.hasSegment("qn1", 1n, 1n)).toBe(false);
+  });
+});
+
+describe("DistManager liveness", () => {
+  it("counts a node's silence only beyond the time querycoord itself could not listen", () => {
+    const m = new DistManager(10_000);
+    m.update(dist("qn1", [1]), 1_000);
+    expect(m.refreshLiveness(1_000).up).toEqual(["qn1"]);
+    // 10.5 s of silence after a round of 2 s: still up
+    expect(m.refreshLiveness(11_500, 2_000).down).toEqual([]);
+    // the same silence after short rounds: down
+    expect(m.refreshLiveness(11_500, 5).down).toEqual(["qn1"]);
   });
 });

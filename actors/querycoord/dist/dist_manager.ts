@@ -39,9 +39,17 @@ export class DistManager {
     return true;
   }
 
+  /**
+   * How long querycoord itself could not hear the feed lately (its last reconcile round, during which
+   * no message was taken): a node's silence counts only beyond it, so that a coordinator slowed by its own
+   * work does not take nodes for down because it was not listening (a gone process is still found at
+   * once by a probe that meets no responders).
+   */
+  private deafMs = 0;
+
   private isUp(e: NodeEntry, now: number): boolean {
     if (e.goneAt > 0) return false;
-    return now - Math.max(e.lastSeen, e.probedAt) <= this.heartbeatAvailableMs;
+    return now - Math.max(e.lastSeen, e.probedAt) <= this.heartbeatAvailableMs + this.deafMs;
   }
 
   /** Alive querynodes whose heartbeat is later than `lateMs`: the ones to probe. */
@@ -79,7 +87,8 @@ export class DistManager {
    * Recomputes which querynodes are alive. Returns the ones that went down and came up since the last
    * call.
    */
-  refreshLiveness(now: number): { down: string[]; up: string[] } {
+  refreshLiveness(now: number, deafMs = 0): { down: string[]; up: string[] } {
+    this.deafMs = Math.max(0, deafMs);
     const alive = new Set<string>();
     for (const [id, e] of this.nodes) if (this.isUp(e, now)) alive.add(id);
     const down = [...this.alive].filter((id) => !alive.has(id));
