@@ -78,7 +78,7 @@ describe("TaskScheduler", () => {
     expect(s.confirm(() => false, 500).failed).toEqual([]);
     expect(s.confirm(() => false, 1_001).failed.map((t) => t.key)).toEqual([a!.key]);
     expect(s.failures().get(a!.key)!.reason).toMatch(/did not show the change within 1000 ms/);
-    s.failNode("qn2", "node qn2 is down", 5);
+    s.failNodes(new Map([["qn2", "node qn2 is down"]]), 5);
     expect(s.failures().get(b!.key)!.reason).toBe("node qn2 is down");
     expect(s.inflightTasks()).toEqual([]);
     // a reply that comes after its task failed is ignored

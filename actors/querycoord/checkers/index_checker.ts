@@ -11,7 +11,7 @@
  * the segment is searched exactly meanwhile.
  */
 import type { IndexInfo, IndexLoadInfo } from "../../../protocol/messages/indexes.ts";
-import type { ChangeCursor, DistSnapshot, SegmentCopy } from "../dist/dist_snapshot.ts";
+import { ChangeMemo, type SegmentCopy } from "../dist/dist_snapshot.ts";
 import { indexKey, Priority, type TaskSpec } from "../task/task.ts";
 import { addBlocker, byBigint, emptyResult, idOf, replicasByCollection, type CheckInput, type CheckResult } from "./types.ts";
 
@@ -21,7 +21,7 @@ import { addBlocker, byBigint, emptyResult, idOf, replicasByCollection, type Che
  * (a copy whose indexes change is logged), looked for afresh when the indexes or the replicas changed.
  * Once loaded, a million segments with their indexes cost a round nothing here.
  */
-const needsCache = new WeakMap<DistSnapshot, Map<bigint, { key: string; cursor: ChangeCursor; needs: Set<bigint> }>>();
+const needsMemo = new ChangeMemo<Set<bigint>>();
 
 function needsWork(
   copies: readonly SegmentCopy[],
@@ -49,27 +49,24 @@ export function checkIndexes(input: CheckInput): CheckResult {
     for (const r of reps.get(coll.collectionId) ?? []) for (const n of r.nodes) replicaOf.set(n, r.replicaId);
     // only the segments with an index to load or to release, in id order (most have neither)
     const inDist = input.dist.segmentsOf(coll.collectionId);
-    const key = `${idOf(known)}|${[...replicaOf].join(",")}`;
-    const cursor = input.dist.changeCursor(coll.collectionId);
-    let memos = needsCache.get(input.dist);
-    if (!memos) needsCache.set(input.dist, (memos = new Map()));
-    let memo = memos.get(coll.collectionId);
-    const changes = memo?.key === key ? input.dist.changesSince(coll.collectionId, memo.cursor) : undefined;
-    const look = (id: bigint, needs: Set<bigint>) => {
-      const copies = inDist.get(id);
-      if (copies && needsWork(copies, known.builds.get(id), live, replicaOf)) needs.add(id);
-      else needs.delete(id);
+    const look = (needs: Set<bigint>, ids: Iterable<bigint>) => {
+      for (const id of ids) {
+        const copies = inDist.get(id);
+        if (copies && needsWork(copies, known.builds.get(id), live, replicaOf)) needs.add(id);
+        else needs.delete(id);
+      }
+      return needs;
     };
-    if (!memo || !changes) {
-      memo = { key, cursor, needs: new Set() };
-      for (const id of inDist.keys()) look(id, memo.needs);
-      memos.set(coll.collectionId, memo);
-    } else {
-      for (const id of changes) look(id, memo.needs);
-      memo.cursor = cursor;
-    }
+    const needs = needsMemo.get(
+      input.dist,
+      coll.collectionId,
+      `${coll.collectionId}`,
+      `${idOf(known)}|${[...replicaOf].join(",")}`,
+      () => look(new Set(), inDist.keys()),
+      look,
+    );
     const segments: [bigint, SegmentCopy[]][] = [];
-    for (const id of memo.needs) {
+    for (const id of needs) {
       const copies = inDist.get(id);
       if (copies) segments.push([id, copies]);
     }

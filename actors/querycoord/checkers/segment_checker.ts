@@ -11,7 +11,7 @@ import type { SegmentInfo } from "../../../protocol/meta.ts";
 import { nodeLoads, SegmentPlacer } from "../balance/node_load.ts";
 import type { SegmentMove } from "../balance/score_balancer.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
-import type { ChangeCursor, DistSnapshot, SegmentCopy } from "../dist/dist_snapshot.ts";
+import { ChangeMemo, type SegmentCopy } from "../dist/dist_snapshot.ts";
 import { Priority, segmentKey, straySegmentKey, type TaskSpec } from "../task/task.ts";
 import {
   addBlocker,
@@ -64,16 +64,14 @@ const SETTLED = 0;
 const ATTENTION = 1;
 const MISSING = 2;
 interface Attention {
-  key: string;
-  cursor: ChangeCursor;
   state: Uint8Array;
   /** the segments moving at the last look */
   moving: bigint[];
 }
-const attentionCache = new WeakMap<DistSnapshot, Map<string, Attention>>();
+const attentionMemo = new ChangeMemo<Attention>();
 
 /** Per snapshot and collection, the segments with copies that neither target wants, kept up to date the same way. */
-const unwantedCache = new WeakMap<DistSnapshot, Map<bigint, { key: string; cursor: ChangeCursor; ids: Set<bigint> }>>();
+const unwantedMemo = new ChangeMemo<Set<bigint>>();
 
 export function checkSegments(input: CheckInput): CheckResult {
   const out = emptyResult();
@@ -141,29 +139,23 @@ export function checkSegments(input: CheckInput): CheckResult {
       if (!ms) movesOf.set(m.replicaId, (ms = new Map()));
       ms.set(m.segmentId, m);
     }
-    // copies of segments of neither target (looked for again when the copies or the targets changed)
-    let memo = attentionCache.get(input.dist);
-    if (!memo) attentionCache.set(input.dist, (memo = new Map()));
-    const collKey = `${idOf(pair.current)}|${idOf(pair.next)}`;
-    const cursor = input.dist.changeCursor(coll.collectionId);
-    let unwantedMemo = unwantedCache.get(input.dist)?.get(coll.collectionId);
-    const unwantedChanges = unwantedMemo?.key === collKey ? input.dist.changesSince(coll.collectionId, unwantedMemo.cursor) : undefined;
-    if (!unwantedMemo || !unwantedChanges) {
-      const ids = new Set<bigint>();
-      for (const id of inDist.keys()) if (!wanted.has(id)) ids.add(id);
-      unwantedMemo = { key: collKey, cursor, ids };
-      let m = unwantedCache.get(input.dist);
-      if (!m) unwantedCache.set(input.dist, (m = new Map()));
-      m.set(coll.collectionId, unwantedMemo);
-    } else {
-      for (const id of unwantedChanges) {
-        if (!wanted.has(id) && inDist.has(id)) unwantedMemo.ids.add(id);
-        else unwantedMemo.ids.delete(id);
-      }
-      unwantedMemo.cursor = cursor;
-    }
+    // copies of segments of neither target
+    const isUnwanted = (id: bigint) => !wanted.has(id) && inDist.has(id);
+    const unwantedIds = unwantedMemo.get(
+      input.dist,
+      coll.collectionId,
+      `${coll.collectionId}`,
+      `${idOf(pair.current)}|${idOf(pair.next)}`,
+      () => new Set([...inDist.keys()].filter(isUnwanted)),
+      (ids, changed) => {
+        for (const id of changed) {
+          if (isUnwanted(id)) ids.add(id);
+          else ids.delete(id);
+        }
+      },
+    );
     const unwanted: [bigint, SegmentCopy[]][] = [];
-    for (const id of unwantedMemo.ids) {
+    for (const id of unwantedIds) {
       const copies = inDist.get(id);
       if (copies) unwanted.push([id, copies]);
     }
@@ -194,24 +186,22 @@ export function checkSegments(input: CheckInput): CheckResult {
         if (mine === 1 && settled && !moves?.has(segId)) return SETTLED;
         return mine === 0 ? MISSING : ATTENTION;
       };
-      const memoId = `${coll.collectionId}/${r.replicaId}`;
-      let attention = memo.get(memoId);
-      const changes = attention?.key === memoKey ? input.dist.changesSince(coll.collectionId, attention.cursor) : undefined;
-      if (!attention || !changes) {
-        const state = new Uint8Array(wantedIds.length);
-        for (let i = 0; i < wantedIds.length; i++) state[i] = stateOf(wantedIds[i]!);
-        attention = { key: memoKey, cursor, state, moving: [] };
-        memo.set(memoId, attention);
-      } else {
-        const look = (id: bigint) => {
-          const i = wantedPos.get(id);
-          if (i !== undefined) attention!.state[i] = stateOf(id);
-        };
-        for (const id of changes) look(id);
-        for (const id of attention.moving) look(id);
-        for (const id of moves?.keys() ?? []) look(id);
-        attention.cursor = cursor;
-      }
+      const attention = attentionMemo.get(
+        input.dist,
+        coll.collectionId,
+        `${coll.collectionId}/${r.replicaId}`,
+        memoKey,
+        () => ({ state: Uint8Array.from(wantedIds, stateOf), moving: [] }),
+        (a, changed) => {
+          const look = (id: bigint) => {
+            const i = wantedPos.get(id);
+            if (i !== undefined) a.state[i] = stateOf(id);
+          };
+          for (const id of changed) look(id);
+          for (const id of a.moving) look(id);
+          for (const id of moves?.keys() ?? []) look(id);
+        },
+      );
       attention.moving = [...(moves?.keys() ?? [])];
 
       // once the budget is spent, a segment with no copy waits for a later round, unless it has a failure to report

@@ -93,7 +93,7 @@ export function emptyResult(): CheckResult {
 }
 
 /** What a load waits on, at most this many per collection (a million segments waiting on one dead node say the same). */
-export const MAX_BLOCKERS = 100;
+const MAX_BLOCKERS = 100;
 const blockerKeys = new WeakMap<LoadBlocker[], Set<string>>();
 
 export function addBlocker(out: CheckResult, collectionId: bigint, b: LoadBlocker): void {

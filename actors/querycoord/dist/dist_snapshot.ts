@@ -65,14 +65,6 @@ export class DistSnapshot {
   private readonly loadFailures = new Map<string, string>();
   private readonly indexLoads = new Map<string, { state: "loading" | "failed"; reason?: string }>();
   /**
-   * Change counters: per collection and per (collection, vchannel), the last change of a segment copy
-   * (loaded, released, or gone with its node) or, per collection, of a delegator. A checker that keeps
-   * what it found for a collection or a channel looks again only when its counter moved.
-   */
-  private seq = 0;
-  private readonly collectionSeq = new Map<bigint, number>();
-  private readonly channelSeq = new Map<bigint, Map<string, number>>();
-  /**
    * Per collection, the ids of the segments whose copies changed, in order (a segment may be listed more
    * than once): a checker that remembers what it found looks again at these only (`changesSince`). A
    * log that grows past its bound starts over in a new epoch, and whoever held a cursor of the old one
@@ -102,7 +94,6 @@ export class DistSnapshot {
       else for (const s of d.segments) this.addCopy(s, d.nodeId);
     }
     if (prev) this.dropDelegators(prev);
-    for (const g of d.delegators) this.touch(g.collectionId);
     for (const g of d.delegators) {
       let list = this.delegators.get(g.collectionId);
       if (!list) this.delegators.set(g.collectionId, (list = []));
@@ -136,7 +127,7 @@ export class DistSnapshot {
     let copies = bySeg.get(s.segmentId);
     if (!copies) bySeg.set(s.segmentId, (copies = []));
     copies.push(copyOf(s, nodeId));
-    this.touch(s.collectionId, s.vchannel, s.segmentId);
+    this.logChange(s.collectionId, s.segmentId);
   }
 
   private dropCopy(s: DistSegment, nodeId: string): void {
@@ -145,7 +136,7 @@ export class DistSnapshot {
     if (!bySeg || !copies) return;
     const i = copies.findIndex((c) => c.nodeId === nodeId);
     if (i < 0) return;
-    this.touch(s.collectionId, s.vchannel, s.segmentId);
+    this.logChange(s.collectionId, s.segmentId);
     if (copies.length === 1) {
       bySeg.delete(s.segmentId);
       if (bySeg.size === 0) this.segments.delete(s.collectionId);
@@ -174,7 +165,7 @@ export class DistSnapshot {
         const i = copies ? copies.findIndex((c) => c.nodeId === d.nodeId) : -1;
         if (copies && i >= 0) {
           copies[i] = copyOf(s, d.nodeId);
-          if (!sameSegments([old], [s])) this.touch(s.collectionId, s.vchannel, s.segmentId);
+          if (!sameSegments([old], [s])) this.logChange(s.collectionId, s.segmentId);
           continue;
         }
       }
@@ -189,7 +180,6 @@ export class DistSnapshot {
 
   private dropDelegators(d: QueryNodeDist): void {
     for (const collectionId of new Set(d.delegators.map((g) => g.collectionId))) {
-      this.touch(collectionId);
       const list = this.delegators.get(collectionId);
       if (!list) continue;
       const kept = list.filter((g) => g.nodeId !== d.nodeId);
@@ -205,14 +195,7 @@ export class DistSnapshot {
     }
   }
 
-  private touch(collectionId: bigint, vchannel?: string, segmentId?: bigint): void {
-    const n = ++this.seq;
-    this.collectionSeq.set(collectionId, n);
-    if (vchannel === undefined) return;
-    let m = this.channelSeq.get(collectionId);
-    if (!m) this.channelSeq.set(collectionId, (m = new Map()));
-    m.set(vchannel, n);
-    if (segmentId === undefined) return;
+  private logChange(collectionId: bigint, segmentId: bigint): void {
     let log = this.changeLog.get(collectionId);
     if (!log || log.ids.length >= MAX_CHANGE_LOG) this.changeLog.set(collectionId, (log = { epoch: ++this.epochs, ids: [] }));
     log.ids.push(segmentId);
@@ -232,16 +215,6 @@ export class DistSnapshot {
   changesSince(collectionId: bigint, cursor: ChangeCursor): readonly bigint[] | undefined {
     const log = this.changeLog.get(collectionId);
     return log && cursor.epoch === log.epoch ? log.ids.slice(cursor.at) : undefined;
-  }
-
-  /** The last change of the collection's copies or delegators (0: none seen). */
-  collectionVersion(collectionId: bigint): number {
-    return this.collectionSeq.get(collectionId) ?? 0;
-  }
-
-  /** The last change of the copies of the collection's segments on one vchannel (0: none seen). */
-  channelVersion(collectionId: bigint, vchannel: string): number {
-    return this.channelSeq.get(collectionId)?.get(vchannel) ?? 0;
   }
 
   isAlive(nodeId: string): boolean {
@@ -317,5 +290,38 @@ export class DistSnapshot {
   /** Why a querynode says it could not load a segment, when it says so. */
   loadFailure(nodeId: string, segmentId: bigint): string | undefined {
     return this.loadFailures.get(`${nodeId}/${segmentId}`);
+  }
+}
+
+/**
+ * What a reader of the change log keeps per snapshot and name (a collection, a replica): a state derived
+ * from the collection's copies under `key` (the targets, nodes, ... it was derived under). `get` builds it
+ * afresh when there is none, the key changed or the log no longer reaches back, and otherwise hands the
+ * segments changed since the last `get` to `update`.
+ */
+export class ChangeMemo<T> {
+  private readonly bySnapshot = new WeakMap<DistSnapshot, Map<string, { key: string; cursor: ChangeCursor; state: T }>>();
+
+  get(
+    dist: DistSnapshot,
+    collectionId: bigint,
+    name: string,
+    key: string,
+    build: () => T,
+    update: (state: T, changed: readonly bigint[]) => void,
+  ): T {
+    let memos = this.bySnapshot.get(dist);
+    if (!memos) this.bySnapshot.set(dist, (memos = new Map()));
+    const cursor = dist.changeCursor(collectionId);
+    const m = memos.get(name);
+    const changed = m?.key === key ? dist.changesSince(collectionId, m.cursor) : undefined;
+    if (!m || !changed) {
+      const state = build();
+      memos.set(name, { key, cursor, state });
+      return state;
+    }
+    update(m.state, changed);
+    m.cursor = cursor;
+    return m.state;
   }
 }

@@ -9,7 +9,7 @@
  * copy of every sealed segment. Loaded is for good (until a release, or a LoadPartitions that widens
  * the load).
  */
-import type { ChangeCursor, DistSnapshot } from "../dist/dist_snapshot.ts";
+import { ChangeMemo, type DistSnapshot } from "../dist/dist_snapshot.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
 import type { CollectionTarget, Replica } from "../meta/types.ts";
 import { aliveNodesOf, idOf } from "../checkers/types.ts";
@@ -27,13 +27,11 @@ function orderOf(t: CollectionTarget): { ids: bigint[]; pos: Map<bigint, number>
 }
 
 interface Coverage {
-  key: string;
-  cursor: ChangeCursor;
   /** 1 where the segment has a copy on one of the replica's nodes */
   loaded: Uint8Array;
   count: number;
 }
-const coverageCache = new WeakMap<DistSnapshot, Map<string, Coverage>>();
+const coverageMemo = new ChangeMemo<Coverage>();
 
 /**
  * How many of the target's segments have a copy on one of the replica's nodes, and the first few that
@@ -44,29 +42,25 @@ export function replicaCoverage(t: CollectionTarget, r: Replica, dist: DistSnaps
   const { ids, pos } = orderOf(t);
   const members = new Set(r.nodes);
   const has = (id: bigint) => dist.copies(t.collectionId, id).some((c) => members.has(c.nodeId));
-  let memo = coverageCache.get(dist);
-  if (!memo) coverageCache.set(dist, (memo = new Map()));
-  const memoId = `${t.collectionId}/${r.replicaId}`;
-  const key = `${idOf(t)}|${r.nodes.join(",")}`;
-  const cursor = dist.changeCursor(t.collectionId);
-  let c = memo.get(memoId);
-  const changes = c?.key === key ? dist.changesSince(t.collectionId, c.cursor) : undefined;
-  if (!c || !changes) {
-    const loaded = new Uint8Array(ids.length);
-    let count = 0;
-    for (let i = 0; i < ids.length; i++) if (has(ids[i]!)) (loaded[i] = 1), count++;
-    c = { key, cursor, loaded, count };
-    memo.set(memoId, c);
-  } else {
-    for (const id of changes) {
-      const i = pos.get(id);
-      if (i === undefined) continue;
-      const now = has(id) ? 1 : 0;
-      c.count += now - c.loaded[i]!;
-      c.loaded[i] = now;
-    }
-    c.cursor = cursor;
-  }
+  const c = coverageMemo.get(
+    dist,
+    t.collectionId,
+    `${t.collectionId}/${r.replicaId}`,
+    `${idOf(t)}|${r.nodes.join(",")}`,
+    () => {
+      const loaded = Uint8Array.from(ids, (id) => (has(id) ? 1 : 0));
+      return { loaded, count: loaded.reduce((n, x) => n + x, 0) };
+    },
+    (cov, changed) => {
+      for (const id of changed) {
+        const i = pos.get(id);
+        if (i === undefined) continue;
+        const now = has(id) ? 1 : 0;
+        cov.count += now - cov.loaded[i]!;
+        cov.loaded[i] = now;
+      }
+    },
+  );
   const missing: bigint[] = [];
   if (missingWanted > 0 && c.count < ids.length) {
     for (let i = 0; i < ids.length && missing.length < missingWanted; i++) if (c.loaded[i] === 0) missing.push(ids[i]!);

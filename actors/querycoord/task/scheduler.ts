@@ -151,10 +151,6 @@ export class TaskScheduler {
   }
 
   /** A node went down: its tasks in flight fail, its pending ones go. */
-  failNode(nodeId: string, reason: string, now: number): Task[] {
-    return this.failNodes(new Map([[nodeId, reason]]), now);
-  }
-
   /** Nodes gone at once (node → why): one pass over the tasks, however many went. */
   failNodes(reasons: ReadonlyMap<string, string>, now: number): Task[] {
     const failed: Task[] = [];
