@@ -198,6 +198,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       const t0 = performance.now();
       const deadline = Date.now() + o.timeoutS * 1_000;
       let lastLog = 0;
+      let lastSent = { at: performance.now(), n: 0 };
       for (;;) {
         if (await cond()) {
           // held on the next look too (a copy released while another is loaded does not count)
@@ -209,7 +210,13 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           lastLog = Date.now();
           const s = await stats();
           const copies = [...s.copies.values()].reduce((n, v) => n + v.copies, 0);
-          log(`${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, tasks ${last?.tasksInFlight ?? 0}, moves ${last?.movesInFlight ?? 0}, rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB`);
+          const sentPerS = lastSent.n === 0 ? 0 : ((s.published - lastSent.n) * 1_000) / (performance.now() - lastSent.at);
+          lastSent = { at: performance.now(), n: s.published };
+          log(
+            `${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, ` +
+              `tasks ${last?.tasksInFlight ?? 0}, moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent, lag ${Math.round(last?.feedLagMs ?? 0)} ms, ` +
+              `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB`,
+          );
         }
         await new Promise((r) => setTimeout(r, 500));
       }

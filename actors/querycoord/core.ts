@@ -483,6 +483,7 @@ export class QuerycoordCore {
       aliveNodes: this.dist.snapshot().nodes.size,
       tasksInFlight: this.scheduler.inflightTasks().length,
       movesInFlight: this.moves.size + this.channelMoves.size,
+      feedLagMs: this.dist.lagMs,
     });
   }
 

@@ -50,6 +50,8 @@ export interface RoundStats {
   aliveNodes: number;
   tasksInFlight: number;
   movesInFlight: number;
+  /** how far behind the distribution feed querycoord reads (ms) */
+  feedLagMs: number;
 }
 
 export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {

@@ -109,7 +109,7 @@ export class QuerycoordActor extends Actor {
 
   /** Follows the querynodes' distributions; resolves once the snapshot is in (or after a while). */
   private async follow(): Promise<void> {
-    const follower = await followQueryNodeDists(this.env, this.ctx.log, (dist, seenAt) => this.ctx.self(MSG.dist, { dist, seenAt }));
+    const follower = await followQueryNodeDists(this.env, this.ctx.log, (dist, storedAt, live) => this.ctx.self(MSG.dist, { dist, storedAt, live }));
     this.follower = follower;
     follower.done.catch((err: unknown) => {
       this.ctx.log.error({ err: errorText(err) }, "following the distribution feed failed; following again");
@@ -138,8 +138,8 @@ export class QuerycoordActor extends Actor {
         core.reconcile();
         return undefined;
       case MSG.dist: {
-        const { dist, seenAt } = msg.body as { dist: QueryNodeDist; seenAt: number };
-        if (core.dist.update(dist, seenAt)) core.onDist();
+        const { dist, storedAt, live } = msg.body as { dist: QueryNodeDist; storedAt: number; live: boolean };
+        if (core.dist.update(dist, storedAt, live ? Date.now() : undefined)) core.onDist();
         return undefined;
       }
       case MSG.distReady:

@@ -156,4 +156,27 @@ describe("DistManager liveness", () => {
     // the same silence after short rounds: down
     expect(m.refreshLiveness(11_500, 5).down).toEqual(["qn1"]);
   });
+
+  it("measures silence on the feed's clock: a querycoord reading 30 s behind its feed keeps the nodes whose beats wait unread", () => {
+    const m = new DistManager(10_000);
+    m.update(dist("qn1", [1]), 1_000, 1_010);
+    m.update(dist("qn2", [2]), 1_000, 1_010);
+    expect(m.refreshLiveness(1_010).up).toEqual(["qn1", "qn2"]);
+    // at 40 s querycoord takes qn1's beat of 10 s (30 s behind); qn2's last read beat is the one of 1 s
+    m.update(dist("qn1", [1]), 10_000, 40_000);
+    expect(m.lagMs).toBe(30_000);
+    // on the feed's clock (10 s) qn2 was silent for 9 s: up, though 39 s passed here
+    expect(m.refreshLiveness(40_000).down).toEqual([]);
+    // caught up: the feed's clock is 41 s, qn2 has been silent beyond 10 s, qn1 not
+    m.update(dist("qn1", [1]), 41_000, 41_020);
+    expect(m.refreshLiveness(41_020).down).toEqual(["qn2"]);
+    expect(m.late(41_020, 1_500)).toEqual([]);
+  });
+
+  it("takes an old message of the feed's snapshot as old, not as a lag", () => {
+    const m = new DistManager(10_000);
+    m.update(dist("qn1", [1]), 1_000);
+    expect(m.lagMs).toBe(0);
+    expect(m.refreshLiveness(60_000).up).toEqual([]);
+  });
 });

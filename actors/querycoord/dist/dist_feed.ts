@@ -146,13 +146,13 @@ function decodeChunk(data: Uint8Array): QueryNodeDistChunk {
 }
 
 /**
- * Follows `vb.dist.querynode.>` (heads and base chunks); `onDist` gets each distribution with the time the server stored it
- * (the age of a snapshot message) or, for live ones, the time it arrived.
+ * Follows `vb.dist.querynode.>` (heads and base chunks); `onDist` gets each distribution with the time the
+ * server stored it (its clock) and whether it is live (came after the feed's initial snapshot).
  */
 export async function followQueryNodeDists(
   env: ClusterEnv,
   log: Logger,
-  onDist: (dist: QueryNodeDist, seenAt: number) => void,
+  onDist: (dist: QueryNodeDist, storedAt: number, live: boolean) => void,
 ): Promise<FeedFollower> {
   await ensureDistStream(env);
   const feed = new Feed(env.nc, { log });
@@ -165,6 +165,6 @@ export async function followQueryNodeDists(
       log.warn({ subject: m.subject, err: (err as Error).message }, "skipped a malformed querynode distribution");
       return;
     }
-    if (d) onDist(d, m.initial ? m.timestamp : Math.max(m.timestamp, Date.now()));
+    if (d) onDist(d, m.timestamp, !m.initial);
   });
 }

@@ -5,6 +5,12 @@
  * than `heartbeatAvailableMs` is down: its distribution no longer counts. querycoord probes a node whose
  * heartbeat is late: an answer keeps it up (its process holds it; the feed is what is slow), "no
  * responders" marks it down at once (its process is gone), before the heartbeat budget runs out.
+ *
+ * Silence is measured on the feed's own clock: a message's time is when the server stored it, and "now"
+ * is the time of the feed querycoord has read up to (its clock less how far behind the feed it reads,
+ * `lagMs`). A querycoord that falls behind its feed (a burst of loads, a long round) therefore does not
+ * take the nodes whose heartbeats wait unread for dead; and the server's clock and querycoord's need
+ * not agree.
  */
 import type { QueryNodeDist } from "../../../protocol/messages/querynode.ts";
 import type { QueryNodeStatus } from "../../../protocol/messages/querycoord.ts";
@@ -12,11 +18,11 @@ import { DistSnapshot } from "./dist_snapshot.ts";
 
 interface NodeEntry {
   dist: QueryNodeDist;
-  /** when its last message was stored (ms since the epoch) */
+  /** when its last message was stored (ms since the epoch, the server's clock) */
   lastSeen: number;
-  /** when a probe of its address was last answered */
+  /** when a probe of its address was last answered (on the feed's clock) */
   probedAt: number;
-  /** when a probe found nobody at its address (0: never); a later heartbeat brings it back */
+  /** when a probe found nobody at its address (0: never; on the feed's clock); a later heartbeat brings it back */
   goneAt: number;
 }
 
@@ -29,11 +35,22 @@ export class DistManager {
 
   constructor(private readonly heartbeatAvailableMs: number) {}
 
-  /** Takes a querynode's newest message. Returns false for one older than what it holds. */
-  update(dist: QueryNodeDist, seenAt: number): boolean {
+  /**
+   * How far behind the feed querycoord reads: the local time a live message was taken less the time the
+   * server stored it (also the difference of the two clocks). The newest message's sets it.
+   */
+  private lag = 0;
+
+  /**
+   * Takes a querynode's newest message, stored by the server at `seenAt`; `takenAt` (local time) is given
+   * for a live message, not for one of the feed's initial snapshot (whose age is not a lag). Returns
+   * false for one older than what it holds.
+   */
+  update(dist: QueryNodeDist, seenAt: number, takenAt?: number): boolean {
+    if (takenAt !== undefined) this.lag = takenAt - seenAt;
     const prev = this.nodes.get(dist.nodeId);
     if (prev && prev.lastSeen > seenAt) return false;
-    this.nodes.set(dist.nodeId, { dist, lastSeen: seenAt, probedAt: 0, goneAt: prev && prev.goneAt > seenAt ? prev.goneAt : 0 });
+    this.nodes.set(dist.nodeId, { dist, lastSeen: seenAt, probedAt: prev?.probedAt ?? 0, goneAt: prev && prev.goneAt > seenAt ? prev.goneAt : 0 });
     if (this.alive.has(dist.nodeId)) this.index.put(dist);
     this.version++;
     return true;
@@ -47,29 +64,41 @@ export class DistManager {
    */
   private deafMs = 0;
 
-  private isUp(e: NodeEntry, now: number): boolean {
-    if (e.goneAt > 0) return false;
-    return now - Math.max(e.lastSeen, e.probedAt) <= this.heartbeatAvailableMs + this.deafMs;
+  /** How far behind the feed querycoord reads (ms; as of the last live message taken). */
+  get lagMs(): number {
+    return Math.max(0, this.lag);
   }
 
-  /** Alive querynodes whose heartbeat is later than `lateMs`: the ones to probe. */
+  /** A local time on the feed's clock: the time of the feed read up to then. */
+  private feedTime(now: number): number {
+    return now - this.lag;
+  }
+
+  private isUp(e: NodeEntry, now: number): boolean {
+    if (e.goneAt > 0) return false;
+    return this.feedTime(now) - Math.max(e.lastSeen, e.probedAt) <= this.heartbeatAvailableMs + this.deafMs;
+  }
+
+  /** Alive querynodes whose heartbeat is later than `lateMs` (on the feed's clock): the ones to probe. */
   late(now: number, lateMs: number): string[] {
     const out: string[] = [];
-    for (const [id, e] of this.nodes) if (now - e.lastSeen > lateMs && this.isUp(e, now)) out.push(id);
+    const t = this.feedTime(now);
+    for (const [id, e] of this.nodes) if (t - e.lastSeen > lateMs && this.isUp(e, now)) out.push(id);
     return out;
   }
 
-  /** A probe of the node's address was answered: its process holds it. */
+  /** A probe of the node's address was answered at `at` (local time): its process holds it. */
   probed(nodeId: string, at: number): void {
     const e = this.nodes.get(nodeId);
-    if (e && e.goneAt === 0) e.probedAt = Math.max(e.probedAt, at);
+    if (e && e.goneAt === 0) e.probedAt = Math.max(e.probedAt, this.feedTime(at));
   }
 
-  /** A probe sent at `sentAt` found nobody at the node's address: down now, unless it spoke since. */
+  /** A probe sent at `sentAt` (local time) found nobody at the node's address: down now, unless it spoke since. */
   gone(nodeId: string, sentAt: number): void {
     const e = this.nodes.get(nodeId);
-    if (e && e.lastSeen < sentAt) {
-      e.goneAt = sentAt;
+    const t = this.feedTime(sentAt);
+    if (e && e.lastSeen < t) {
+      e.goneAt = t;
       this.version++;
     }
   }
