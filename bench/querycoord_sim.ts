@@ -109,6 +109,8 @@ interface NodeStats {
   delegators: number;
   perNode: { nodeId: string; rows: number; segments: number; delegators: number }[];
   published: number;
+  /** publishes the server did not acknowledge */
+  failed: number;
 }
 
 const p99 = (xs: number[]) => {
@@ -179,7 +181,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           copies.set(r, c);
         }
       }
-      return { copies, delegators, perNode, published: all.reduce((n, s) => n + s.published, 0) };
+      return { copies, delegators, perNode, published: all.reduce((n, s) => n + s.published, 0), failed: all.reduce((n, s) => n + s.failed, 0) };
     };
     const expectedDelegators = REPLICAS * cat.collections * cat.shards;
     const expectedCopies = REPLICAS * o.segments;
@@ -214,7 +216,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           lastSent = { at: performance.now(), n: s.published };
           log(
             `${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, ` +
-              `tasks ${last?.tasksInFlight ?? 0}, moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent, lag ${Math.round(last?.feedLagMs ?? 0)} ms, ` +
+              `tasks ${last?.tasksInFlight ?? 0}, moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed), lag ${Math.round(last?.feedLagMs ?? 0)} ms, ` +
               `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB`,
           );
         }
