@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- querycoord-sim [--nodes 1000] [--segments 1000000] [--collections N] [--shards 8]
  *   [--workers 4] [--kill 50] [--add 50] [--heartbeat-rate 15000] [--timeout-s 1800] [--json]`
+ * (`VB_SIM_NATS_LOG=<file>` keeps the nats-server's own log there)
  *
  * One real querycoord (in this process) reconciling simulated querynodes through the real feed on a real
  * nats-server: the querynodes are light actors in a few processes of their own
@@ -123,7 +124,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
   const log = o.log ?? (() => undefined);
   const cat = catalogOf(o.segments, o.collections, o.shards);
   const dir = await mkdtemp(join(tmpdir(), "vbus-qcsim-"));
-  const nats = o.natsUrl ? undefined : await startNatsServer();
+  const nats = o.natsUrl ? undefined : await startNatsServer(process.env.VB_SIM_NATS_LOG ? { logFile: process.env.VB_SIM_NATS_LOG } : {});
   const url = o.natsUrl ?? nats!.url;
   const prefix = o.prefix ?? "qcsim";
   const heartbeatMs = 1_000;
