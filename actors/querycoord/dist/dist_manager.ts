@@ -42,15 +42,15 @@ export class DistManager {
   private lag = 0;
 
   /**
-   * Takes a querynode's newest message, stored by the server at `seenAt`; `takenAt` (local time) is given
+   * Takes a querynode's newest message, stored by the server at `storedAt`; `takenAt` (local time) is given
    * for a live message, not for one of the feed's initial snapshot (whose age is not a lag). Returns
    * false for one older than what it holds.
    */
-  update(dist: QueryNodeDist, seenAt: number, takenAt?: number): boolean {
-    if (takenAt !== undefined) this.lag = takenAt - seenAt;
+  update(dist: QueryNodeDist, storedAt: number, takenAt?: number): boolean {
+    if (takenAt !== undefined) this.lag = takenAt - storedAt;
     const prev = this.nodes.get(dist.nodeId);
-    if (prev && prev.lastSeen > seenAt) return false;
-    this.nodes.set(dist.nodeId, { dist, lastSeen: seenAt, probedAt: prev?.probedAt ?? 0, goneAt: prev && prev.goneAt > seenAt ? prev.goneAt : 0 });
+    if (prev && prev.lastSeen > storedAt) return false;
+    this.nodes.set(dist.nodeId, { dist, lastSeen: storedAt, probedAt: prev?.probedAt ?? 0, goneAt: prev && prev.goneAt > storedAt ? prev.goneAt : 0 });
     if (this.alive.has(dist.nodeId)) this.index.put(dist);
     this.version++;
     return true;
