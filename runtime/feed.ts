@@ -94,8 +94,9 @@ export class Feed {
    * Delivers the latest message of every subject matching `filterSubject` (one filter; wildcards
    * allowed), then every new one, in stream order, one at a time (an async handler is awaited). A handler
    * that throws is logged and the feed goes on: the next value of that subject supersedes the bad one.
+   * `headersOnly` delivers each message without its payload (empty `data`): who spoke and when, cheaply.
    */
-  async follow(stream: string, filterSubject: string, onMessage: FeedHandler): Promise<FeedFollower> {
+  async follow(stream: string, filterSubject: string, onMessage: FeedHandler, opts: { headersOnly?: boolean } = {}): Promise<FeedFollower> {
     const { js } = await jetstreamOf(this.nc);
     let follower: Follower;
     try {
@@ -111,7 +112,7 @@ export class Feed {
             timestamp: Math.floor(m.info.timestampNanos / 1_000_000),
             initial,
           }),
-        { log: this.log },
+        { log: this.log, ...(opts.headersOnly === true ? { headersOnly: true } : {}) },
       );
     } catch (err) {
       throw followError(err, stream, filterSubject);
@@ -122,6 +123,23 @@ export class Feed {
     ready.catch(() => undefined);
     done.catch(() => undefined);
     return { ready, done, stop: () => follower.stop(), [Symbol.asyncDispose]: () => follower.stop() };
+  }
+
+  /**
+   * The latest message of one subject, read from the server (undefined when it holds none). A follower
+   * that reads behind its feed cannot see a subject whose value is replaced faster than it catches up
+   * (each value is gone before it gets there); this reads such a subject's current value directly.
+   */
+  async last(stream: string, subject: string): Promise<FeedEntry | undefined> {
+    const { jsm } = await jetstreamOf(this.nc);
+    let m;
+    try {
+      m = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+    } catch (err) {
+      throw followError(err, stream, subject);
+    }
+    if (m === null) return undefined;
+    return { data: m.data, position: BigInt(m.seq), timestamp: Date.parse(m.timestamp) };
   }
 
   /** The latest message of every subject matching `filterSubject`, by subject. */

@@ -157,6 +157,10 @@ export class QuerycoordCore {
     this.retired = true;
   }
 
+  get isRetired(): boolean {
+    return this.retired;
+  }
+
   /**
    * A reconcile round soon (changes come in bursts: one round for the burst). Rounds are spaced by at
    * least the last one's duration, so that however large the state, at least half of the mailbox's time

@@ -7,7 +7,7 @@ export const MSG = {
   tick: "querycoord.internal.Tick",
   /** a reconcile round soon after a change */
   kick: "querycoord.internal.Kick",
-  /** a querynode's distribution from the feed: { dist, seenAt } */
+  /** a querynode's distribution from the feed: { dist, storedAt, live } */
   dist: "querycoord.internal.Dist",
   /** the feed delivered its snapshot */
   distReady: "querycoord.internal.DistReady",

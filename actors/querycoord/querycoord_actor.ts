@@ -13,6 +13,8 @@ import { QUERYCOORD, type QuerycoordApi } from "../../protocol/messages/querycoo
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
 import { Actor, type Message, type PipeResult } from "../../runtime/actor.ts";
 import type { FeedFollower } from "../../runtime/feed.ts";
+import { FeedPulse } from "../../runtime/feed_pulse.ts";
+import { asNodeId } from "../../protocol/ids.ts";
 import type { DmlConsumption } from "../../runtime/dml_log.ts";
 import type { ClusterEnv } from "../env.ts";
 import { followEvents, type VbEvent } from "../events.ts";
@@ -58,6 +60,8 @@ export class QuerycoordActor extends Actor {
   private readonly params: QuerycoordParams;
   private readonly jobs = new JobQueues();
   private follower: FeedFollower | undefined;
+  private pulse: FeedPulse | undefined;
+  private pulseStarting = false;
   private events: DmlConsumption | undefined;
   private writers: KvWriter[] = [];
 
@@ -107,9 +111,40 @@ export class QuerycoordActor extends Actor {
     );
   }
 
+  /**
+   * Starts the feed's pulse (when the server last stored each querynode's head, read on a thread of its
+   * own; see runtime/feed_pulse.ts) in the background; without it (it failed) silence is judged from the
+   * content alone.
+   */
+  private startPulse(): void {
+    if (this.pulse?.alive || this.pulseStarting) return;
+    this.pulseStarting = true;
+    const old = this.pulse;
+    this.pulse = undefined;
+    void old?.stop();
+    const { subjects } = this.env;
+    FeedPulse.start(this.env.nc, { stream: subjects.distStream(), filter: subjects.distRoleSubjects("querynode"), log: this.ctx.log }).then(
+      (p) => {
+        this.pulseStarting = false;
+        if (this.core?.isRetired) return void p.stop();
+        this.pulse = p;
+        this.core?.dist.setPulse({ heardAt: (n) => p.lastStored(subjects.distSubject("querynode", asNodeId(n))), lagMs: () => p.lagMs });
+      },
+      (err: unknown) => {
+        this.pulseStarting = false;
+        this.ctx.log.warn({ err: errorText(err) }, "the distribution feed's pulse did not start; silence is judged from the feed's content alone");
+      },
+    );
+  }
+
   /** Follows the querynodes' distributions; resolves once the snapshot is in (or after a while). */
   private async follow(): Promise<void> {
-    const follower = await followQueryNodeDists(this.env, this.ctx.log, (dist, storedAt, live) => this.ctx.self(MSG.dist, { dist, storedAt, live }));
+    this.startPulse();
+    const follower = await followQueryNodeDists(
+      this.env,
+      this.ctx.log,
+      (dist, storedAt, live) => this.ctx.self(MSG.dist, { dist, storedAt, live }),
+    );
     this.follower = follower;
     follower.done.catch((err: unknown) => {
       this.ctx.log.error({ err: errorText(err) }, "following the distribution feed failed; following again");
@@ -126,7 +161,7 @@ export class QuerycoordActor extends Actor {
 
   override async postStop(): Promise<void> {
     this.core?.retire();
-    await Promise.allSettled([this.follower?.stop(), this.events?.stop()]);
+    await Promise.allSettled([this.follower?.stop(), this.events?.stop(), this.pulse?.stop()]);
     await Promise.race([Promise.allSettled(this.writers.map((w) => w.flush())), new Promise((r) => setTimeout(r, 2_000))]);
   }
 

@@ -179,4 +179,42 @@ describe("DistManager liveness", () => {
     expect(m.lagMs).toBe(0);
     expect(m.refreshLiveness(60_000).up).toEqual([]);
   });
+
+  it("keeps a node whose heads the content never reaches (replaced faster than it reads) while the pulse hears it, and drops it once both are silent", () => {
+    const m = new DistManager(10_000);
+    const heard = new Map<string, number>();
+    let pulseLag = 0;
+    m.setPulse({ heardAt: (n) => heard.get(n) ?? 0, lagMs: () => pulseLag });
+    m.update(dist("qn1", [1]), 1_000, 1_010);
+    m.update(dist("qn2", [2]), 1_000, 1_010);
+    expect(m.refreshLiveness(1_010).up).toEqual(["qn1", "qn2"]);
+    // the content reads 3 s behind and never comes to qn1's heads again; the pulse hears qn1 up to 29.9 s
+    m.update(dist("qn2", [2]), 27_000, 30_000);
+    heard.set("qn1", 29_900);
+    heard.set("qn2", 29_900);
+    pulseLag = 50;
+    expect(m.refreshLiveness(30_000).down).toEqual([]);
+    expect(m.late(30_000, 1_500)).toEqual([]);
+    // its content still says 1 s: the distribution is the last one taken
+    expect(m.get("qn1")!.segments.map((s) => s.segmentId)).toEqual([1n]);
+    // qn1 stops: late (probed) after 1.5 s of silence on both, down after 10 s
+    heard.set("qn2", 31_900);
+    expect(m.late(32_000, 1_500)).toEqual(["qn1"]);
+    m.update(dist("qn2", [2]), 41_000, 41_100);
+    heard.set("qn2", 41_050);
+    expect(m.refreshLiveness(41_100).down).toEqual(["qn1"]);
+  });
+
+  it("brings back a node a probe found gone once the pulse hears it after that", () => {
+    const m = new DistManager(10_000);
+    const heard = new Map<string, number>();
+    m.setPulse({ heardAt: (n) => heard.get(n) ?? 0, lagMs: () => 0 });
+    m.update(dist("qn1", [1]), 1_000, 1_000);
+    expect(m.refreshLiveness(1_000).up).toEqual(["qn1"]);
+    heard.set("qn1", 1_500);
+    m.gone("qn1", 2_000);
+    expect(m.refreshLiveness(2_000).down).toEqual(["qn1"]);
+    heard.set("qn1", 3_000); // restarted at the same address: it speaks again
+    expect(m.refreshLiveness(3_000).up).toEqual(["qn1"]);
+  });
 });

@@ -6,10 +6,11 @@
  */
 import { decode } from "../../../protocol/codec.ts";
 import { VbError } from "../../../protocol/errors.ts";
+import type { NodeId } from "../../../protocol/ids.ts";
 import type { QueryNodeDist, QueryNodeDistChunk } from "../../../protocol/messages/querynode.ts";
 import { Feed, type FeedFollower } from "../../../runtime/feed.ts";
 import type { Logger } from "../../../runtime/logger.ts";
-import { isStreamNotFound, jetstreamOf } from "../../../runtime/streams.ts";
+import { errorText, isStreamNotFound, jetstreamOf } from "../../../runtime/streams.ts";
 import type { ClusterEnv } from "../../env.ts";
 
 /** Creates the feed's stream when nobody has (an existing one is left as its creator made it). */
@@ -71,9 +72,23 @@ export class DistAssembler {
 
   /** One feed message; returns a node's whole distribution when there is one to hand on. */
   take(subject: string, data: Uint8Array): QueryNodeDist | undefined {
-    const tokens = subject.split(".");
-    if (tokens[tokens.length - 2] === "base") return this.chunk(decodeChunk(data));
-    const d = decodeQueryNodeDist(data);
+    if (isChunkSubject(subject)) return this.chunk(decodeChunk(data));
+    return this.takeHead(decodeQueryNodeDist(data));
+  }
+
+  /** The chunks (indexes) the node's head waits for: none when it waits for nothing. */
+  missingChunks(nodeId: string): number[] {
+    const st = this.nodes.get(nodeId);
+    const w = st?.waiting;
+    if (!st || !w) return [];
+    const { epoch, chunks } = w.base!;
+    const out: number[] = [];
+    for (let i = 0; i < chunks; i++) if (st.chunkEpoch !== epoch || !st.chunks[i]) out.push(i);
+    return out;
+  }
+
+  /** A decoded head message. */
+  takeHead(d: QueryNodeDist): QueryNodeDist | undefined {
     if (!d.base) {
       this.nodes.delete(d.nodeId);
       return d;
@@ -136,6 +151,11 @@ export class DistAssembler {
   }
 }
 
+function isChunkSubject(subject: string): boolean {
+  const tokens = subject.split(".");
+  return tokens[tokens.length - 2] === "base";
+}
+
 function decodeChunk(data: Uint8Array): QueryNodeDistChunk {
   const c = decode<QueryNodeDistChunk>(data);
   if (typeof c !== "object" || c === null || typeof c.nodeId !== "string" || typeof c.epoch !== "number" || !Array.isArray(c.segments)) {
@@ -145,26 +165,130 @@ function decodeChunk(data: Uint8Array): QueryNodeDistChunk {
   return c;
 }
 
+/** At most this many direct reads of starved heads at once (see followQueryNodeDists). */
+const CATCH_UP_READS = 64;
+/** A silent node's head is read directly at most this seldom. */
+const MAX_READ_BACKOFF_MS = 30_000;
+
 /**
  * Follows `vb.dist.querynode.>` (heads and base chunks); `onDist` gets each distribution with the time the
- * server stored it (its clock) and whether it is live (came after the feed's initial snapshot).
+ * server stored its head (its clock) and whether that message is a sample of how far behind the feed
+ * querycoord reads (a live message the follower came to in stream order).
+ *
+ * The feed keeps one message per subject, so a follower that reads `L` ms behind never comes to a head
+ * that its node replaces more often than every `L` ms: each one is gone before the follower gets there,
+ * and a busy querycoord (behind by seconds, its nodes beating every second) would hear nothing from
+ * exactly its liveliest nodes. So a head the follower has not come to for two heartbeat intervals past
+ * where it reads (its node should have spoken since) is read from the server directly (with the base
+ * chunks it needs): that node is heard as soon as the server holds a newer head, and only a node the
+ * server holds nothing newer from is silent.
  */
 export async function followQueryNodeDists(
   env: ClusterEnv,
   log: Logger,
-  onDist: (dist: QueryNodeDist, storedAt: number, live: boolean) => void,
+  onDist: (dist: QueryNodeDist, storedAt: number, lagSample: boolean) => void,
 ): Promise<FeedFollower> {
   await ensureDistStream(env);
+  const stream = env.subjects.distStream();
   const feed = new Feed(env.nc, { log });
   const assembler = new DistAssembler();
-  return feed.follow(env.subjects.distStream(), env.subjects.distRoleAllSubjects("querynode"), (m) => {
+  const intervalMs = env.config.heartbeatIntervalMs;
+  /**
+   * per head subject: the newest head taken; when it may be read directly next (local time), and how
+   * many direct reads in a row found nothing newer (a silent node is read less and less often)
+   */
+  const heads = new Map<string, { position: bigint; storedAt: number; readAfter: number; misses: number }>();
+  /** per node: when the server stored the newest head taken (a distribution completed by a chunk is that head's) */
+  const headAt = new Map<string, number>();
+  /** when the server stored the newest message the follower came to: where it reads */
+  let readingAt = 0;
+
+  const take = (subject: string, data: Uint8Array, storedAt: number, lagSample: boolean): void => {
     let d: QueryNodeDist | undefined;
     try {
-      d = assembler.take(m.subject, m.data);
+      if (isChunkSubject(subject)) d = assembler.take(subject, data);
+      else {
+        const head = decodeQueryNodeDist(data);
+        headAt.set(head.nodeId, storedAt);
+        d = assembler.takeHead(head);
+        if (!d) void readChunks(head.nodeId);
+      }
     } catch (err) {
-      log.warn({ subject: m.subject, err: (err as Error).message }, "skipped a malformed querynode distribution");
+      log.warn({ subject, err: (err as Error).message }, "skipped a malformed querynode distribution");
       return;
     }
-    if (d) onDist(d, m.timestamp, !m.initial);
+    if (d) onDist(d, headAt.get(d.nodeId) ?? storedAt, lagSample);
+  };
+
+  const follower = await feed.follow(stream, env.subjects.distRoleAllSubjects("querynode"), (m) => {
+    if (m.timestamp > readingAt) readingAt = m.timestamp;
+    if (!isChunkSubject(m.subject)) {
+      const h = heads.get(m.subject);
+      if (h && h.position >= m.position) return; // read directly already
+      heads.set(m.subject, { position: m.position, storedAt: m.timestamp, readAfter: 0, misses: 0 });
+    }
+    take(m.subject, m.data, m.timestamp, !m.initial);
   });
+
+  let reads = 0;
+  let stopped = false;
+  /** reads a starved head (and, when its base is not in, the chunks it needs) */
+  const readHead = async (subject: string): Promise<void> => {
+    const e = await feed.last(stream, subject);
+    const h = heads.get(subject);
+    if (stopped || !h) return;
+    if (!e || e.position <= h.position) {
+      // nothing newer: the node is silent; read it again later, less often while it stays so
+      h.misses++;
+      h.readAfter = Date.now() + Math.min(MAX_READ_BACKOFF_MS, intervalMs * 2 ** h.misses);
+      return;
+    }
+    h.misses = 0;
+    h.position = e.position;
+    h.storedAt = e.timestamp;
+    take(subject, e.data, e.timestamp, false);
+  };
+  /** a head waits for base chunks the follower has not come to (replaced as fast as the heads): read them */
+  const chunkReads = new Set<string>();
+  const readChunks = async (nodeId: string): Promise<void> => {
+    if (chunkReads.has(nodeId) || reads >= CATCH_UP_READS) return;
+    const missing = assembler.missingChunks(nodeId);
+    if (missing.length === 0) return;
+    reads++;
+    chunkReads.add(nodeId);
+    try {
+      for (const i of missing) {
+        if (stopped) return;
+        const subject = env.subjects.distBaseSubject("querynode", nodeId as NodeId, i);
+        const c = await feed.last(stream, subject);
+        if (c) take(subject, c.data, c.timestamp, false);
+      }
+    } catch (err) {
+      log.debug({ node: nodeId, err: errorText(err) }, "reading a base chunk directly failed; the feed brings it later");
+    } finally {
+      reads--;
+      chunkReads.delete(nodeId);
+    }
+  };
+  const catchUp = (): void => {
+    const now = Date.now();
+    for (const [subject, h] of heads) {
+      if (reads >= CATCH_UP_READS) return;
+      if (readingAt - h.storedAt <= 2 * intervalMs || now < h.readAfter) continue;
+      h.readAfter = now + intervalMs;
+      reads++;
+      void readHead(subject)
+        .catch((err: unknown) => log.debug({ subject, err: errorText(err) }, "reading a head directly failed; trying again later"))
+        .finally(() => reads--);
+    }
+  };
+  const timer = setInterval(catchUp, intervalMs);
+  timer.unref();
+  const stop = async (): Promise<void> => {
+    stopped = true;
+    clearInterval(timer);
+    await follower.stop();
+  };
+  void follower.done.finally(() => clearInterval(timer)).catch(() => undefined);
+  return { ready: follower.ready, done: follower.done, stop, [Symbol.asyncDispose]: stop };
 }

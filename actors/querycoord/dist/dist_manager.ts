@@ -18,7 +18,9 @@ import { DistSnapshot } from "./dist_snapshot.ts";
 
 interface NodeEntry {
   dist: QueryNodeDist;
-  /** when its last message was stored (ms since the epoch, the server's clock) */
+  /** when the message `dist` came in was stored (ms since the epoch, the server's clock) */
+  distAt: number;
+  /** when its last message was stored (server's clock): that message's, or a later one heard of without its content */
   lastSeen: number;
   /** when a probe of its address was last answered (on the feed's clock) */
   probedAt: number;
@@ -49,8 +51,14 @@ export class DistManager {
   update(dist: QueryNodeDist, storedAt: number, takenAt?: number): boolean {
     if (takenAt !== undefined) this.lag = takenAt - storedAt;
     const prev = this.nodes.get(dist.nodeId);
-    if (prev && prev.lastSeen > storedAt) return false;
-    this.nodes.set(dist.nodeId, { dist, lastSeen: storedAt, probedAt: prev?.probedAt ?? 0, goneAt: prev && prev.goneAt > storedAt ? prev.goneAt : 0 });
+    if (prev && prev.distAt > storedAt) return false;
+    this.nodes.set(dist.nodeId, {
+      dist,
+      distAt: storedAt,
+      lastSeen: Math.max(storedAt, prev?.lastSeen ?? 0),
+      probedAt: prev?.probedAt ?? 0,
+      goneAt: prev && prev.goneAt > storedAt ? prev.goneAt : 0,
+    });
     if (this.alive.has(dist.nodeId)) this.index.put(dist);
     this.version++;
     return true;
@@ -74,16 +82,33 @@ export class DistManager {
     return now - this.lag;
   }
 
+  /**
+   * The feed's pulse (runtime/feed_pulse.ts): when the server last stored each node's head, read on a
+   * thread of its own, and how far behind it reads. A node is silent only as long as both the content
+   * querycoord took and the pulse say so.
+   */
+  private pulse: { heardAt(nodeId: string): number; lagMs(): number } | undefined;
+
+  setPulse(pulse: { heardAt(nodeId: string): number; lagMs(): number } | undefined): void {
+    this.pulse = pulse;
+  }
+
+  /** How long the node has been silent at local time `now`, on the feed's clock (a probe answered counts as speaking unless `heardOnly`). */
+  private silence(e: NodeEntry, now: number, heardOnly = false): number {
+    const s = this.feedTime(now) - (heardOnly ? e.lastSeen : Math.max(e.lastSeen, e.probedAt));
+    const heard = this.pulse?.heardAt(e.dist.nodeId) ?? 0;
+    return heard > 0 ? Math.min(s, now - this.pulse!.lagMs() - heard) : s;
+  }
+
   private isUp(e: NodeEntry, now: number): boolean {
-    if (e.goneAt > 0) return false;
-    return this.feedTime(now) - Math.max(e.lastSeen, e.probedAt) <= this.heartbeatAvailableMs + this.deafMs;
+    if (e.goneAt > 0 && (this.pulse?.heardAt(e.dist.nodeId) ?? 0) <= e.goneAt) return false;
+    return this.silence(e, now) <= this.heartbeatAvailableMs + this.deafMs;
   }
 
   /** Alive querynodes whose heartbeat is later than `lateMs` (on the feed's clock): the ones to probe. */
   late(now: number, lateMs: number): string[] {
     const out: string[] = [];
-    const t = this.feedTime(now);
-    for (const [id, e] of this.nodes) if (t - e.lastSeen > lateMs && this.isUp(e, now)) out.push(id);
+    for (const [id, e] of this.nodes) if (this.silence(e, now, true) > lateMs && this.isUp(e, now)) out.push(id);
     return out;
   }
 
