@@ -52,6 +52,8 @@ import {
 } from "./services.ts";
 
 const MAX_REPLICAS = 64;
+/** After the feed's pulse failed to start, the next try waits this long. */
+const PULSE_RETRY_MS = 30_000;
 
 type Verb = keyof QuerycoordApi;
 
@@ -62,6 +64,7 @@ export class QuerycoordActor extends Actor {
   private follower: FeedFollower | undefined;
   private pulse: FeedPulse | undefined;
   private pulseStarting = false;
+  private pulseRetryAt = 0;
   private events: DmlConsumption | undefined;
   private writers: KvWriter[] = [];
 
@@ -117,7 +120,7 @@ export class QuerycoordActor extends Actor {
    * content alone.
    */
   private startPulse(): void {
-    if (this.pulse?.alive || this.pulseStarting) return;
+    if (this.pulse?.alive || this.pulseStarting || Date.now() < this.pulseRetryAt) return;
     this.pulseStarting = true;
     const old = this.pulse;
     this.pulse = undefined;
@@ -132,6 +135,7 @@ export class QuerycoordActor extends Actor {
       },
       (err: unknown) => {
         this.pulseStarting = false;
+        this.pulseRetryAt = Date.now() + PULSE_RETRY_MS;
         this.ctx.log.warn({ err: errorText(err) }, "the distribution feed's pulse did not start; silence is judged from the feed's content alone");
       },
     );
@@ -139,13 +143,13 @@ export class QuerycoordActor extends Actor {
 
   /** Follows the querynodes' distributions; resolves once the snapshot is in (or after a while). */
   private async follow(): Promise<void> {
-    this.startPulse();
     const follower = await followQueryNodeDists(
       this.env,
       this.ctx.log,
       (dist, storedAt, live) => this.ctx.self(MSG.dist, { dist, storedAt, live }),
     );
     this.follower = follower;
+    this.startPulse(); // (the stream exists now)
     follower.done.catch((err: unknown) => {
       this.ctx.log.error({ err: errorText(err) }, "following the distribution feed failed; following again");
       this.ctx.self(MSG.distLost);
@@ -169,6 +173,9 @@ export class QuerycoordActor extends Actor {
     const core = this.core!;
     switch (msg.type) {
       case MSG.tick:
+        this.startPulse(); // (again, if its worker died)
+        core.reconcile();
+        return undefined;
       case MSG.kick:
         core.reconcile();
         return undefined;
