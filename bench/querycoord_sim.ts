@@ -15,7 +15,8 @@
  * - balance_50_new_s: from `--add` empty nodes joining to every node holding at least 80 % of the mean
  *   rows (the BalanceChecker moving segments onto them);
  * - heartbeats_per_s: feed messages querycoord takes per second while the nodes beat `--heartbeat-rate`
- *   times a second in all;
+ *   times a second in all (their content, decoded and applied); `heartbeats_heard_per_s`: the heads the
+ *   feed's pulse reads meanwhile (who spoke and when, on its own thread: what liveness is judged from);
  * - checker_round_p99_ms: the 99th percentile of querycoord's reconcile rounds over the whole run;
  * - querycoord_rss_mb: the highest RSS of this process (querycoord and the driver, which holds nothing of
  *   the catalog).
@@ -66,6 +67,7 @@ export interface SimResult {
   recover_50_dead_s: number;
   balance_50_new_s: number;
   heartbeats_per_s: number;
+  heartbeats_heard_per_s: number;
   checker_round_p99_ms: number;
   querycoord_rss_mb: number;
   /** what the peers counted at the end */
@@ -217,7 +219,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           lastSent = { at: performance.now(), n: s.published };
           log(
             `${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, ` +
-              `tasks ${last?.tasksInFlight ?? 0}, moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed), lag ${Math.round(last?.feedLagMs ?? 0)} ms, ` +
+              `tasks ${last?.tasksInFlight ?? 0}, moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed), lag ${Math.round(last?.feedLagMs ?? 0)} ms (pulse ${Math.round(last?.pulseLagMs ?? 0)} ms), ` +
               `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB`,
           );
         }
@@ -245,13 +247,14 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
     const fastMs = Math.max(10, Math.round((o.nodes * 1_000) / o.heartbeatRate));
     await Promise.all(workers.map((w) => w.ask("rate", { heartbeatMs: fastMs })));
     await new Promise((r) => setTimeout(r, 2_000));
-    const h0 = { at: performance.now(), n: last?.feedMessages ?? 0, sent: (await stats()).published };
+    const h0 = { at: performance.now(), n: last?.feedMessages ?? 0, heard: last?.pulseMessages ?? 0, sent: (await stats()).published };
     await new Promise((r) => setTimeout(r, 5_000));
-    const h1 = { at: performance.now(), n: last?.feedMessages ?? 0, sent: (await stats()).published };
+    const h1 = { at: performance.now(), n: last?.feedMessages ?? 0, heard: last?.pulseMessages ?? 0, sent: (await stats()).published };
     const heartbeats = ((h1.n - h0.n) * 1_000) / (h1.at - h0.at);
+    const heard = ((h1.heard - h0.heard) * 1_000) / (h1.at - h0.at);
     const sent = ((h1.sent - h0.sent) * 1_000) / (h1.at - h0.at);
     await Promise.all(workers.map((w) => w.ask("rate", { heartbeatMs })));
-    log(`heartbeats: ${round(heartbeats)} per s taken, ${round(sent)} per s sent (nodes beating every ${fastMs} ms)`);
+    log(`heartbeats: ${round(heartbeats)} per s taken, ${round(heard)} per s heard by the pulse, ${round(sent)} per s sent (nodes beating every ${fastMs} ms)`);
 
     // kill nodes at once
     const victims = Array.from({ length: o.kill }, (_, i) => nodeName(Math.floor((i * o.nodes) / Math.max(1, o.kill))));
@@ -288,6 +291,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       recover_50_dead_s: round(recover, 1),
       balance_50_new_s: round(balance, 1),
       heartbeats_per_s: round(heartbeats),
+      heartbeats_heard_per_s: round(heard),
       checker_round_p99_ms: round(p99(rounds)),
       querycoord_rss_mb: Math.round(rssMax / 2 ** 20),
       final: {

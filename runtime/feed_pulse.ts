@@ -16,8 +16,11 @@ import type { Logger } from "./logger.ts";
 const BOOT = new URL("./ts_worker.mjs", import.meta.url);
 const MODULE = new URL("./feed_pulse_worker.ts", import.meta.url).href;
 
-/** Slots 0 and 1 of the shared times: where the pulse reads (server time of the newest message) and when it read it (local time). */
-export const PULSE_HEADER = 2;
+/**
+ * Slots 0–2 of the shared times: where the pulse reads (server time of the newest message), when it read
+ * it (local time), and how many live messages it read.
+ */
+export const PULSE_HEADER = 3;
 
 export interface FeedPulseOptions {
   /** the server(s) the worker connects to (default: the one `nc` is connected to) */
@@ -97,6 +100,11 @@ export class FeedPulse {
   get lagMs(): number {
     const storedAt = this.times[0]!;
     return storedAt === 0 ? 0 : Math.max(0, this.times[1]! - storedAt);
+  }
+
+  /** Live messages the pulse read since it started (each a heartbeat heard). */
+  get messages(): number {
+    return this.times[2]!;
   }
 
   async stop(): Promise<void> {

@@ -37,6 +37,7 @@ try {
       if (!m.initial) {
         times[0] = m.timestamp;
         times[1] = Date.now();
+        times[2] = times[2]! + 1;
       }
     },
     { headersOnly: true },

@@ -488,6 +488,8 @@ export class QuerycoordCore {
       tasksInFlight: this.scheduler.inflightTasks().length,
       movesInFlight: this.moves.size + this.channelMoves.size,
       feedLagMs: this.dist.lagMs,
+      pulseLagMs: this.dist.pulseStats().lagMs,
+      pulseMessages: this.dist.pulseStats().messages,
     });
   }
 

@@ -52,6 +52,10 @@ export interface RoundStats {
   movesInFlight: number;
   /** how far behind the distribution feed querycoord reads (ms) */
   feedLagMs: number;
+  /** heads the feed's pulse read since it started (each a heartbeat heard; 0 without a pulse) */
+  pulseMessages: number;
+  /** how far behind the feed the pulse reads (ms) */
+  pulseLagMs: number;
 }
 
 export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {

@@ -28,5 +28,6 @@ describe("querycoord reconciling simulated querynodes", () => {
     expect(r.final.delegators).toBe(2 * 2 * 4);
     expect(r.final.minRowsOverMean).toBeGreaterThanOrEqual(0.8);
     expect(r.heartbeats_per_s).toBeGreaterThan(0);
+    expect(r.heartbeats_heard_per_s).toBeGreaterThan(0);
   }, 900_000);
 });

@@ -16,6 +16,15 @@ import type { QueryNodeDist } from "../../../protocol/messages/querynode.ts";
 import type { QueryNodeStatus } from "../../../protocol/messages/querycoord.ts";
 import { DistSnapshot } from "./dist_snapshot.ts";
 
+/** What DistManager reads of the feed's pulse (runtime/feed_pulse.ts). */
+export interface DistPulse {
+  /** when the server stored the node's newest head (ms, server clock; 0: not heard) */
+  heardAt(nodeId: string): number;
+  lagMs(): number;
+  /** heads read since it started */
+  messages(): number;
+}
+
 interface NodeEntry {
   dist: QueryNodeDist;
   /** when the message `dist` came in was stored (ms since the epoch, the server's clock) */
@@ -87,10 +96,15 @@ export class DistManager {
    * thread of its own, and how far behind it reads. A node is silent only as long as both the content
    * querycoord took and the pulse say so.
    */
-  private pulse: { heardAt(nodeId: string): number; lagMs(): number } | undefined;
+  private pulse: DistPulse | undefined;
 
-  setPulse(pulse: { heardAt(nodeId: string): number; lagMs(): number } | undefined): void {
+  setPulse(pulse: DistPulse | undefined): void {
     this.pulse = pulse;
+  }
+
+  /** The pulse's lag and the heads it read (zeros without a pulse). */
+  pulseStats(): { lagMs: number; messages: number } {
+    return { lagMs: this.pulse?.lagMs() ?? 0, messages: this.pulse?.messages() ?? 0 };
   }
 
   /** How long the node has been silent at local time `now`, on the feed's clock (a probe answered counts as speaking unless `heardOnly`). */
