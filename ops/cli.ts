@@ -798,7 +798,10 @@ connOptions(program.command("status"))
       }
     }
     const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
-    process.stdout.write("querynodes:\n");
+    const feed = st.feed;
+    process.stdout.write(
+      `querynodes:${feed ? ` (querycoord reads their distributions ${feed.lagMs} ms behind the feed; ${feed.pulse ? `their heartbeats ${feed.pulseLagMs} ms behind` : "no pulse: heartbeats from the distributions alone"})` : ""}\n`,
+    );
     for (const n of st.nodes) {
       process.stdout.write(
         `  ${n.nodeId.padEnd(12)} ${(n.state === "stopping" ? "stopping" : n.alive ? "up" : "DOWN").padEnd(8)} rows ${String(n.rows).padStart(9)}  segments ${String(n.segments).padStart(4)}  delegators ${String(n.delegators).padStart(3)}  memory ${mb(n.memoryBytes)} / ${mb(n.memoryLimitBytes)}${n.score !== undefined ? `  score ${n.score}` : ""}\n`,

@@ -131,7 +131,7 @@ export class QuerycoordActor extends Actor {
         this.pulseStarting = false;
         if (this.core?.isRetired) return void p.stop();
         this.pulse = p;
-        this.core?.dist.setPulse({ heardAt: (n) => p.lastStored(subjects.distSubject("querynode", asNodeId(n))), lagMs: () => p.lagMs, messages: () => p.messages });
+        this.core?.dist.setPulse({ heardAt: (n) => p.lastStored(subjects.distSubject("querynode", asNodeId(n))), lagMs: () => p.lagMs, messages: () => p.messages, alive: () => p.alive });
       },
       (err: unknown) => {
         this.pulseStarting = false;

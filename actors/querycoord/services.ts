@@ -168,6 +168,7 @@ export function getStatus(core: QuerycoordCore): Res<"GetStatus"> {
       startedAt: m.at,
     })),
     resourceGroups: resourceGroupsStatus(core),
+    feed: { lagMs: Math.round(core.dist.lagMs), pulse: core.dist.pulseStats().running, pulseLagMs: Math.round(core.dist.pulseStats().lagMs) },
     resourceGroupEvents: resourceGroupEvents(core),
     collections: core.meta.allCollections().map((c) => ({
       collectionId: c.collectionId,

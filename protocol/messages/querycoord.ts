@@ -142,6 +142,11 @@ export type QuerycoordApi = {
       /** channel balance moves in flight: a shard's delegator going from one node to another in a replica */
       channelMoves?: { collectionId: bigint; replicaId: bigint; vchannel: string; from: string; to: string; startedAt: number }[];
       collections: { collectionId: bigint; state: LoadState; progress: number; replicas: ReplicaInfo[]; blockers: LoadBlocker[] }[];
+      /**
+       * how querycoord reads the distribution feed: how far behind its end it takes the content, whether
+       * the pulse (the heads alone, on a thread of its own, what silence is judged from) runs, and its lag
+       */
+      feed?: { lagMs: number; pulse: boolean; pulseLagMs: number };
     },
   ];
 };

@@ -76,6 +76,9 @@ describe("balance", () => {
     expect(reads).toBeGreaterThan(0);
     const after = await vb.getStatus({});
     expect(after.nodes.reduce((n, x) => n + x.rows, 0)).toBe(COLLECTIONS.length * total);
+    // the heartbeats are heard by the feed's pulse, on a thread of its own
+    expect(after.feed?.pulse).toBe(true);
+    for (const n of after.nodes) expect(Date.now() - n.lastHeartbeatMs).toBeLessThan(10_000);
   });
 
   it("gives a querynode that comes back after it went down its share again", { timeout: 180_000 }, async () => {

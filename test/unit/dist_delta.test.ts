@@ -184,7 +184,7 @@ describe("DistManager liveness", () => {
     const m = new DistManager(10_000);
     const heard = new Map<string, number>();
     let pulseLag = 0;
-    m.setPulse({ heardAt: (n) => heard.get(n) ?? 0, lagMs: () => pulseLag, messages: () => heard.size });
+    m.setPulse({ heardAt: (n) => heard.get(n) ?? 0, lagMs: () => pulseLag, messages: () => heard.size, alive: () => true });
     m.update(dist("qn1", [1]), 1_000, 1_010);
     m.update(dist("qn2", [2]), 1_000, 1_010);
     expect(m.refreshLiveness(1_010).up).toEqual(["qn1", "qn2"]);
@@ -208,7 +208,7 @@ describe("DistManager liveness", () => {
   it("brings back a node a probe found gone once the pulse hears it after that", () => {
     const m = new DistManager(10_000);
     const heard = new Map<string, number>();
-    m.setPulse({ heardAt: (n) => heard.get(n) ?? 0, lagMs: () => 0, messages: () => heard.size });
+    m.setPulse({ heardAt: (n) => heard.get(n) ?? 0, lagMs: () => 0, messages: () => heard.size, alive: () => true });
     m.update(dist("qn1", [1]), 1_000, 1_000);
     expect(m.refreshLiveness(1_000).up).toEqual(["qn1"]);
     heard.set("qn1", 1_500);

@@ -23,6 +23,8 @@ export interface DistPulse {
   lagMs(): number;
   /** heads read since it started */
   messages(): number;
+  /** whether its worker still follows the feed (a stopped pulse's times only get older) */
+  alive(): boolean;
 }
 
 interface NodeEntry {
@@ -102,9 +104,9 @@ export class DistManager {
     this.pulse = pulse;
   }
 
-  /** The pulse's lag and the heads it read (zeros without a pulse). */
-  pulseStats(): { lagMs: number; messages: number } {
-    return { lagMs: this.pulse?.lagMs() ?? 0, messages: this.pulse?.messages() ?? 0 };
+  /** Whether the pulse runs, its lag and the heads it read (zeros without a pulse). */
+  pulseStats(): { running: boolean; lagMs: number; messages: number } {
+    return { running: this.pulse?.alive() ?? false, lagMs: this.pulse?.lagMs() ?? 0, messages: this.pulse?.messages() ?? 0 };
   }
 
   /** How long the node has been silent at local time `now`, on the feed's clock (a probe answered counts as speaking unless `heardOnly`). */
@@ -194,12 +196,13 @@ export class DistManager {
     return [...this.nodes.values()]
       .map(({ dist, lastSeen }) => {
         const alive = this.alive.has(dist.nodeId);
+        const heard = Math.max(lastSeen, this.pulse?.heardAt(dist.nodeId) ?? 0);
         // a node that is down holds nothing: what it last reported is gone with it
         return {
           nodeId: dist.nodeId,
           alive,
           state: alive ? (dist.stopping ? "stopping" : "up") : "down",
-          lastHeartbeatMs: lastSeen,
+          lastHeartbeatMs: heard,
           memoryBytes: alive ? dist.memoryBytes : 0,
           memoryLimitBytes: dist.memoryLimitBytes,
           rows: alive ? dist.rows : 0,
