@@ -511,7 +511,11 @@ export class QuerycoordCore {
     const leaving = recoverResourceGroups(this, snap);
 
     // tasks whose change shows are finished
-    const { failed } = this.scheduler.confirm((t) => effectVisible(t.action, snap), now);
+    const { failed } = this.scheduler.confirm((t) => effectVisible(t.action, snap), now, {
+      distAt: (n) => this.dist.distAt(n),
+      afterMs: this.env.config.heartbeatIntervalMs,
+      maxMs: this.params.distWaitMaxMs,
+    });
     for (const t of failed) this.log.warn({ task: t.id, node: t.action.nodeId }, `${describeAction(t.action)}: ${this.scheduler.failures().get(t.key)?.reason}`);
 
     // handoff: promote next targets that every replica has loaded

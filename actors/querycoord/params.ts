@@ -13,8 +13,12 @@ export interface QuerycoordParams {
   watchTimeoutMs: number;
   /** deadline of the other asks to querynodes and delegators (ms) */
   requestTimeoutMs: number;
-  /** after a reply, how long a task waits for the distribution to show its change before it fails (ms) */
+  /**
+   * after a reply, how long a task waits for the distribution to show its change before it fails (ms),
+   * once querycoord read a distribution of the node published after the change; `distWaitMaxMs` in any case
+   */
   distWaitMs: number;
+  distWaitMaxMs: number;
   /** backoff before a failed task is tried again: base · 2^(attempts-1), capped (ms) */
   retryBaseMs: number;
   retryMaxMs: number;
@@ -65,6 +69,7 @@ export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   watchTimeoutMs: 30_000,
   requestTimeoutMs: 10_000,
   distWaitMs: 10_000,
+  distWaitMaxMs: 60_000,
   retryBaseMs: 500,
   retryMaxMs: 10_000,
   targetRefreshMs: 10_000,

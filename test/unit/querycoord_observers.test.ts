@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
 import { loadProgress } from "../../actors/querycoord/observers/collection_observer.ts";
 import { promotionReadiness } from "../../actors/querycoord/observers/target_observer.ts";
-import { pickSegmentNode, scoreOf } from "../../actors/querycoord/balance/node_load.ts";
+import { pickSegmentNode, scoreOf, SegmentPlacer } from "../../actors/querycoord/balance/node_load.ts";
 import { rebalanceReplicaNodes, splitNodes } from "../../actors/querycoord/balance/replica_assign.ts";
 import { targetFromRecovery, sameTargetContent } from "../../actors/querycoord/meta/target.ts";
 import { TargetManager } from "../../actors/querycoord/meta/target_manager.ts";
@@ -138,5 +138,33 @@ describe("balance and replicas", () => {
     expect(pickSegmentNode([big, small], { rows: 10, memoryBytes: 5 })!.nodeId).toBe("big");
     expect(pickSegmentNode([small], { rows: 10, memoryBytes: 50 })!.nodeId).toBe("small");
     expect(pickSegmentNode([big, small], { rows: 10, memoryBytes: 5 }, new Set(["big"]))!.nodeId).toBe("small");
+  });
+
+  it("places many segments as pickSegmentNode would one at a time, with a node to avoid and with full nodes", () => {
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n);
+    for (let trial = 0; trial < 20; trial++) {
+      const mk = () =>
+        Array.from({ length: 1 + rnd(12) }, (_, i) => ({
+          nodeId: `n${i}`,
+          rows: rnd(5_000),
+          memoryBytes: rnd(900),
+          memoryLimitBytes: 500 + rnd(2) * 500,
+          segments: rnd(5),
+          channels: 0,
+        }));
+      const a = mk();
+      const b = a.map((l) => ({ ...l }));
+      const placer = new SegmentPlacer(a);
+      for (let k = 0; k < 40; k++) {
+        const need = { rows: 1 + rnd(300), memoryBytes: rnd(120) };
+        const avoid = rnd(3) === 0 ? new Set([`n${rnd(a.length)}`]) : undefined;
+        const want = pickSegmentNode(b, need, avoid)!;
+        want.rows += need.rows;
+        want.memoryBytes += need.memoryBytes;
+        want.segments += 1;
+        expect(placer.place(need, avoid)!.nodeId).toBe(want.nodeId);
+      }
+    }
   });
 });

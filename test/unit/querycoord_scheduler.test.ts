@@ -85,6 +85,30 @@ describe("TaskScheduler", () => {
     expect(s.onReply(b!.id, { ok: true }, 6)).toBeUndefined();
   });
 
+  it("waits for a distribution the node published after its reply before it fails the task, up to a cap", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([load(1n), load(2n, "qn2")], 0);
+    const [a, b] = s.dispatch(0);
+    s.onReply(a!.id, { ok: true }, 100);
+    s.onReply(b!.id, { ok: true }, 100);
+    const distAt = new Map([
+      ["qn1", 50],
+      ["qn2", 50],
+    ]);
+    const seen = { distAt: (n: string) => distAt.get(n) ?? 0, afterMs: 200, maxMs: 5_000 };
+    // past distWaitMs, but nothing of either node published after the reply was read yet (the feed is behind)
+    expect(s.confirm(() => false, 2_000, seen).failed).toEqual([]);
+    // qn1's distribution of 900 ms (well after its reply at 100) is read and does not show the load: it failed
+    distAt.set("qn1", 900);
+    const failed = s.confirm(() => false, 2_100, seen).failed;
+    expect(failed.map((t) => t.key)).toEqual([a!.key]);
+    expect(s.failures().get(a!.key)!.reason).toMatch(/distribution published 800 ms later does not show the change/);
+    // qn2's never comes: it fails at the cap
+    expect(s.confirm(() => false, 5_100, seen).failed).toEqual([]);
+    expect(s.confirm(() => false, 5_101, seen).failed.map((t) => t.key)).toEqual([b!.key]);
+    expect(s.failures().get(b!.key)!.reason).toMatch(/within 5000 ms/);
+  });
+
   it("replaces the wishes that have not started and forgets failures nobody wants any more", () => {
     const s = new TaskScheduler({ ...params, capPerNode: 1 });
     s.replacePending([load(1n), load(2n)], 0);

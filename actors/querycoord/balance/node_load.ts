@@ -112,21 +112,19 @@ export class SegmentPlacer {
   /** Picks the node for a segment (as `pickSegmentNode`) and counts the segment on it. */
   place(need: { rows: number; memoryBytes: number }, avoid?: ReadonlySet<string>): NodeLoad | undefined {
     let node: NodeLoad | undefined;
-    if (avoid && avoid.size > 0) node = pickSegmentNode(this.loads, need, avoid);
-    else {
-      // the best node with room: the heap's order, skipping full ones
-      const skipped: NodeLoad[] = [];
-      while (this.heap.length > 0) {
-        const top = this.heap[0]!;
-        if (freeOf(top) >= need.memoryBytes) {
-          node = top;
-          break;
-        }
-        skipped.push(this.pop());
+    // the best node with room and not to avoid: the heap's order, skipping full and avoided ones (a
+    // segment retried after a failure avoids one node); when there is none, pickSegmentNode's fallbacks
+    const skipped: NodeLoad[] = [];
+    while (this.heap.length > 0) {
+      const top = this.heap[0]!;
+      if (freeOf(top) >= need.memoryBytes && !avoid?.has(top.nodeId)) {
+        node = top;
+        break;
       }
-      for (const s of skipped) this.push(s);
-      node ??= pickSegmentNode(this.loads, need);
+      skipped.push(this.pop());
     }
+    for (const s of skipped) this.push(s);
+    node ??= pickSegmentNode(this.loads, need, avoid);
     if (node) this.add(node, { rows: need.rows, memoryBytes: need.memoryBytes, segments: 1 });
     return node;
   }

@@ -144,6 +144,11 @@ export class DistManager {
     }
   }
 
+  /** When the server stored the node's distribution querycoord holds (ms, server clock; 0: none). */
+  distAt(nodeId: string): number {
+    return this.nodes.get(nodeId)?.distAt ?? 0;
+  }
+
   /** Bumped by every update: a cheap "did anything change" for callers. */
   get changes(): number {
     return this.version;

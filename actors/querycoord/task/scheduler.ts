@@ -122,8 +122,18 @@ export class TaskScheduler {
   /**
    * Finishes the confirming tasks whose change `visible` shows, fails those that waited too long.
    * Returns both.
+   *
+   * With `seen` (when the server stored the newest distribution of each node that querycoord took), a
+   * task past `distWaitMs` fails only once a distribution its node published `afterMs` after the reply
+   * (the change was made before the reply, and a node publishes at once after a change) still does not
+   * show it, or once it waited `maxMs` in any case: a querycoord that reads its feed behind, or that the
+   * feed starves of a node's distributions, does not fail work whose result it has not read yet.
    */
-  confirm(visible: (t: Task) => boolean, now: number): { done: Task[]; failed: Task[] } {
+  confirm(
+    visible: (t: Task) => boolean,
+    now: number,
+    seen?: { distAt(nodeId: string): number; afterMs: number; maxMs: number },
+  ): { done: Task[]; failed: Task[] } {
     const done: Task[] = [];
     const failed: Task[] = [];
     for (const t of [...this.inflight.values()]) {
@@ -133,7 +143,15 @@ export class TaskScheduler {
         this.failuresByKey.delete(t.key);
         done.push(t);
       } else if (now - t.repliedAt > this.params.distWaitMs) {
-        this.fail(t, `node ${t.action.nodeId} replied but its distribution did not show the change within ${this.params.distWaitMs} ms`, now);
+        const waited = now - t.repliedAt;
+        if (seen && waited <= seen.maxMs && seen.distAt(t.action.nodeId) <= t.repliedAt + seen.afterMs) continue; // its result not read yet
+        this.fail(
+          t,
+          seen && waited <= seen.maxMs
+            ? `node ${t.action.nodeId} replied but its distribution published ${Math.round(seen.distAt(t.action.nodeId) - t.repliedAt)} ms later does not show the change`
+            : `node ${t.action.nodeId} replied but its distribution did not show the change within ${seen ? seen.maxMs : this.params.distWaitMs} ms`,
+          now,
+        );
         failed.push(t);
       }
     }
