@@ -52,7 +52,7 @@ function latestBySubject(msgs: FeedMessage[]): Map<string, number> {
 }
 
 describe("last-value feed on JetStream", () => {
-  it("keeps one message per subject while several publishers publish, and a follower sees each subject's rounds in order up to the latest", async () => {
+  it("keeps one message per subject while several publishers publish, and a follower sees each subject's rounds in order, none twice, up to the latest", async () => {
     await using f = await newFeed("file");
     const seen: FeedMessage[] = [];
     await using follower = await f.feed.follow(f.stream, f.all, (m) => void seen.push(m));
@@ -63,7 +63,10 @@ describe("last-value feed on JetStream", () => {
     });
     for (const node of NODES) {
       const rounds = seen.filter((m) => m.subject === f.subject(node)).map((m) => decode<Beat>(m.data).round);
-      expect(rounds).toEqual(Array.from({ length: 60 }, (_, i) => i)); // it followed from the start: every round, in order
+      // in order and never twice; a round replaced before the follower got to it (a busy machine) is
+      // skipped: the feed keeps values, not history
+      expect(rounds.every((r, i) => i === 0 || r > rounds[i - 1]!)).toBe(true);
+      expect(rounds.at(-1)).toBe(59);
     }
     expect(seen.every((m) => !m.initial)).toBe(true);
     const { jsm } = await jetstreamOf(f.follower);
