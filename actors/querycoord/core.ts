@@ -157,10 +157,6 @@ export class QuerycoordCore {
     this.retired = true;
   }
 
-  get isRetired(): boolean {
-    return this.retired;
-  }
-
   /**
    * A reconcile round soon (changes come in bursts: one round for the burst). Rounds are spaced by at
    * least the last one's duration, so that however large the state, at least half of the mailbox's time
@@ -481,6 +477,7 @@ export class QuerycoordCore {
     this.reconcileRound(now);
     this.lastRoundMs = performance.now() - started;
     this.lastRoundEnd = Date.now();
+    const pulse = this.dist.pulseStats();
     this.params.onRound?.({
       ms: this.lastRoundMs,
       feedMessages: this.dist.changes,
@@ -488,8 +485,8 @@ export class QuerycoordCore {
       tasksInFlight: this.scheduler.inflightTasks().length,
       movesInFlight: this.moves.size + this.channelMoves.size,
       feedLagMs: this.dist.lagMs,
-      pulseLagMs: this.dist.pulseStats().lagMs,
-      pulseMessages: this.dist.pulseStats().messages,
+      pulseLagMs: pulse.lagMs,
+      pulseMessages: pulse.messages,
     });
   }
 

@@ -63,7 +63,8 @@ export class QuerycoordActor extends Actor {
   private readonly jobs = new JobQueues();
   private follower: FeedFollower | undefined;
   private pulse: FeedPulse | undefined;
-  private pulseStarting = false;
+  /** the pulse being started (stopped by postStop if it comes after the actor stopped) */
+  private pulseStarting: Promise<FeedPulse> | undefined;
   private pulseRetryAt = 0;
   private events: DmlConsumption | undefined;
   private writers: KvWriter[] = [];
@@ -120,25 +121,24 @@ export class QuerycoordActor extends Actor {
    * content alone.
    */
   private startPulse(): void {
+    const core = this.core!;
     if (this.pulse?.alive || this.pulseStarting || Date.now() < this.pulseRetryAt) return;
-    this.pulseStarting = true;
-    const old = this.pulse;
+    void this.pulse?.stop();
     this.pulse = undefined;
-    void old?.stop();
     const { subjects } = this.env;
-    FeedPulse.start(this.env.nc, { stream: subjects.distStream(), filter: subjects.distRoleSubjects("querynode"), log: this.ctx.log }).then(
-      (p) => {
-        this.pulseStarting = false;
-        if (this.core?.isRetired) return void p.stop();
-        this.pulse = p;
-        this.core?.dist.setPulse({ heardAt: (n) => p.lastStored(subjects.distSubject("querynode", asNodeId(n))), lagMs: () => p.lagMs, messages: () => p.messages, alive: () => p.alive });
-      },
-      (err: unknown) => {
-        this.pulseStarting = false;
+    const start = FeedPulse.start(this.env.nc, { stream: subjects.distStream(), filter: subjects.distRoleSubjects("querynode"), log: this.ctx.log });
+    this.pulseStarting = start;
+    core.after(start, (r) => {
+      this.pulseStarting = undefined;
+      if (!r.ok) {
         this.pulseRetryAt = Date.now() + PULSE_RETRY_MS;
-        this.ctx.log.warn({ err: errorText(err) }, "the distribution feed's pulse did not start; silence is judged from the feed's content alone");
-      },
-    );
+        this.ctx.log.warn({ err: errorText(r.error) }, "the distribution feed's pulse did not start; silence is judged from the feed's content alone");
+        return;
+      }
+      const p = r.value;
+      this.pulse = p;
+      core.dist.setPulse({ heardAt: (n) => p.lastStored(subjects.distSubject("querynode", asNodeId(n))), lagMs: () => p.lagMs, messages: () => p.messages, alive: () => p.alive });
+    });
   }
 
   /** Follows the querynodes' distributions; resolves once the snapshot is in (or after a while). */
@@ -165,7 +165,7 @@ export class QuerycoordActor extends Actor {
 
   override async postStop(): Promise<void> {
     this.core?.retire();
-    await Promise.allSettled([this.follower?.stop(), this.events?.stop(), this.pulse?.stop()]);
+    await Promise.allSettled([this.follower?.stop(), this.events?.stop(), this.pulse?.stop(), this.pulseStarting?.then((p) => p.stop())]);
     await Promise.race([Promise.allSettled(this.writers.map((w) => w.flush())), new Promise((r) => setTimeout(r, 2_000))]);
   }
 

@@ -144,6 +144,7 @@ export function getSegmentInfo(core: QuerycoordCore, collectionId: bigint): Res<
 
 export function getStatus(core: QuerycoordCore): Res<"GetStatus"> {
   const snap = core.snapshot;
+  const pulse = core.dist.pulseStats();
   const scores = nodeScores([...snap.nodes.keys()], { dist: snap, pending: new Map() }, DEFAULT_BALANCE_OPTIONS.delegatorOverheadRows);
   return {
     nodes: core.dist.statuses().map((n) => {
@@ -168,7 +169,7 @@ export function getStatus(core: QuerycoordCore): Res<"GetStatus"> {
       startedAt: m.at,
     })),
     resourceGroups: resourceGroupsStatus(core),
-    feed: { lagMs: Math.round(core.dist.lagMs), pulse: core.dist.pulseStats().running, pulseLagMs: Math.round(core.dist.pulseStats().lagMs) },
+    feed: { lagMs: Math.round(core.dist.lagMs), pulse: pulse.running, pulseLagMs: Math.round(pulse.lagMs) },
     resourceGroupEvents: resourceGroupEvents(core),
     collections: core.meta.allCollections().map((c) => ({
       collectionId: c.collectionId,

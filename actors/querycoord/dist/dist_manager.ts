@@ -29,9 +29,7 @@ export interface DistPulse {
 
 interface NodeEntry {
   dist: QueryNodeDist;
-  /** when the message `dist` came in was stored (ms since the epoch, the server's clock) */
-  distAt: number;
-  /** when its last message was stored (server's clock): that message's, or a later one heard of without its content */
+  /** when the message `dist` came in, its last one taken, was stored (ms since the epoch, the server's clock) */
   lastSeen: number;
   /** when a probe of its address was last answered (on the feed's clock) */
   probedAt: number;
@@ -62,14 +60,8 @@ export class DistManager {
   update(dist: QueryNodeDist, storedAt: number, takenAt?: number): boolean {
     if (takenAt !== undefined) this.lag = takenAt - storedAt;
     const prev = this.nodes.get(dist.nodeId);
-    if (prev && prev.distAt > storedAt) return false;
-    this.nodes.set(dist.nodeId, {
-      dist,
-      distAt: storedAt,
-      lastSeen: Math.max(storedAt, prev?.lastSeen ?? 0),
-      probedAt: prev?.probedAt ?? 0,
-      goneAt: prev && prev.goneAt > storedAt ? prev.goneAt : 0,
-    });
+    if (prev && prev.lastSeen > storedAt) return false;
+    this.nodes.set(dist.nodeId, { dist, lastSeen: storedAt, probedAt: prev?.probedAt ?? 0, goneAt: prev && prev.goneAt > storedAt ? prev.goneAt : 0 });
     if (this.alive.has(dist.nodeId)) this.index.put(dist);
     this.version++;
     return true;
@@ -109,22 +101,31 @@ export class DistManager {
     return { running: this.pulse?.alive() ?? false, lagMs: this.pulse?.lagMs() ?? 0, messages: this.pulse?.messages() ?? 0 };
   }
 
-  /** How long the node has been silent at local time `now`, on the feed's clock (a probe answered counts as speaking unless `heardOnly`). */
-  private silence(e: NodeEntry, now: number, heardOnly = false): number {
+  /**
+   * How long the node has been silent at local time `now`, on the feed's clock (a probe answered counts
+   * as speaking unless `heardOnly`); `heard` is the pulse's time for it.
+   */
+  private silence(e: NodeEntry, now: number, heard: number, heardOnly = false): number {
     const s = this.feedTime(now) - (heardOnly ? e.lastSeen : Math.max(e.lastSeen, e.probedAt));
-    const heard = this.pulse?.heardAt(e.dist.nodeId) ?? 0;
     return heard > 0 ? Math.min(s, now - this.pulse!.lagMs() - heard) : s;
   }
 
-  private isUp(e: NodeEntry, now: number): boolean {
-    if (e.goneAt > 0 && (this.pulse?.heardAt(e.dist.nodeId) ?? 0) <= e.goneAt) return false;
-    return this.silence(e, now) <= this.heartbeatAvailableMs + this.deafMs;
+  private heardAt(e: NodeEntry): number {
+    return this.pulse?.heardAt(e.dist.nodeId) ?? 0;
+  }
+
+  private isUp(e: NodeEntry, now: number, heard = this.heardAt(e)): boolean {
+    if (e.goneAt > 0 && heard <= e.goneAt) return false;
+    return this.silence(e, now, heard) <= this.heartbeatAvailableMs + this.deafMs;
   }
 
   /** Alive querynodes whose heartbeat is later than `lateMs` (on the feed's clock): the ones to probe. */
   late(now: number, lateMs: number): string[] {
     const out: string[] = [];
-    for (const [id, e] of this.nodes) if (this.silence(e, now, true) > lateMs && this.isUp(e, now)) out.push(id);
+    for (const [id, e] of this.nodes) {
+      const heard = this.heardAt(e);
+      if (this.silence(e, now, heard, true) > lateMs && this.isUp(e, now, heard)) out.push(id);
+    }
     return out;
   }
 
@@ -146,7 +147,7 @@ export class DistManager {
 
   /** When the server stored the node's distribution querycoord holds (ms, server clock; 0: none). */
   distAt(nodeId: string): number {
-    return this.nodes.get(nodeId)?.distAt ?? 0;
+    return this.nodes.get(nodeId)?.lastSeen ?? 0;
   }
 
   /** Bumped by every update: a cheap "did anything change" for callers. */
