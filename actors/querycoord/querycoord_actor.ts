@@ -19,7 +19,7 @@ import type { DmlConsumption } from "../../runtime/dml_log.ts";
 import type { ClusterEnv } from "../env.ts";
 import { followEvents, type VbEvent } from "../events.ts";
 import { errorText, QuerycoordCore } from "./core.ts";
-import { followQueryNodeDists } from "./dist/dist_feed.ts";
+import { followQueryNodeDists, type SegmentsChange } from "./dist/dist_feed.ts";
 import { JobQueues, type Job, type JobStep } from "./job/job.ts";
 import { AddPartitionJob, groupLack, LoadJob, replicaGroups } from "./job/load_job.ts";
 import { ReleaseJob } from "./job/release_job.ts";
@@ -146,7 +146,7 @@ export class QuerycoordActor extends Actor {
     const follower = await followQueryNodeDists(
       this.env,
       this.ctx.log,
-      (dist, storedAt, live) => this.ctx.self(MSG.dist, { dist, storedAt, live }),
+      (dist, storedAt, live, change) => this.ctx.self(MSG.dist, { dist, storedAt, live, change }),
     );
     this.follower = follower;
     this.startPulse(); // (the stream exists now)
@@ -180,8 +180,8 @@ export class QuerycoordActor extends Actor {
         core.reconcile();
         return undefined;
       case MSG.dist: {
-        const { dist, storedAt, live } = msg.body as { dist: QueryNodeDist; storedAt: number; live: boolean };
-        if (core.dist.update(dist, storedAt, live ? Date.now() : undefined)) core.onDist();
+        const { dist, storedAt, live, change } = msg.body as { dist: QueryNodeDist; storedAt: number; live: boolean; change?: SegmentsChange };
+        if (core.dist.update(dist, storedAt, live ? Date.now() : undefined, change)) core.onDist();
         return undefined;
       }
       case MSG.distReady:

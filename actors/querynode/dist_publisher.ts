@@ -15,7 +15,7 @@
  */
 import { encode } from "../../protocol/codec.ts";
 import { asNodeId } from "../../protocol/ids.ts";
-import type { QueryNodeDist, QueryNodeDistChunk } from "../../protocol/messages/querynode.ts";
+import { sameDistSegment, type QueryNodeDist, type QueryNodeDistChunk } from "../../protocol/messages/querynode.ts";
 import { Feed } from "../../runtime/feed.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import { isStreamNotFound, jetstreamOf } from "../../runtime/streams.ts";
@@ -93,13 +93,6 @@ function rebaseAfter(baseSize: number): number {
 
 let epochCounter = 0;
 
-function sameSegment(a: DistSegments[number], b: DistSegments[number]): boolean {
-  if (a.rows !== b.rows || a.memoryBytes !== b.memoryBytes || a.vchannel !== b.vchannel || a.partitionId !== b.partitionId) return false;
-  const ai = a.indexIds ?? [];
-  const bi = b.indexIds ?? [];
-  return ai.length === bi.length && ai.every((x, i) => x === bi[i]);
-}
-
 /**
  * Turns a node's dist into the messages that carry it (see the module's comment). Keeps the base it
  * sent last; `encode` returns the base's chunks (when a new base is due) followed by the head.
@@ -149,7 +142,7 @@ export class DistEncoder {
         for (const s of dist.segments) {
           seen.add(s.segmentId);
           const b = base.segs.get(s.segmentId);
-          if (!b || !sameSegment(b, s)) added.push(s);
+          if (!b || !sameDistSegment(b, s)) added.push(s);
         }
         const removed: bigint[] = [];
         if (seen.size !== base.segs.size || added.length > 0) for (const id of base.segs.keys()) if (!seen.has(id)) removed.push(id);
@@ -203,7 +196,7 @@ function sameDelta(d: { added: DistSegments; removed: bigint[] }, added: DistSeg
   return (
     d.added.length === added.length &&
     d.removed.length === removed.length &&
-    d.added.every((s, i) => s.segmentId === added[i]!.segmentId && sameSegment(s, added[i]!)) &&
+    d.added.every((s, i) => s.segmentId === added[i]!.segmentId && sameDistSegment(s, added[i]!)) &&
     d.removed.every((id, i) => id === removed[i])
   );
 }

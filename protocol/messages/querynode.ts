@@ -220,6 +220,18 @@ export interface QueryNodeDist {
   delta?: { seq: number; added: QueryNodeDist["segments"]; removed: bigint[] };
 }
 
+export type DistSegment = QueryNodeDist["segments"][number];
+
+/** Whether two records of a node's segment say the same (its id aside): rows, memory, channel, partition, indexes. */
+export function sameDistSegment(a: DistSegment, b: DistSegment): boolean {
+  if (a.collectionId !== b.collectionId || a.rows !== b.rows || a.memoryBytes !== b.memoryBytes || a.vchannel !== b.vchannel || a.partitionId !== b.partitionId) return false;
+  const ai = a.indexIds ?? [];
+  const bi = b.indexIds ?? [];
+  if (ai.length !== bi.length) return false;
+  for (let i = 0; i < ai.length; i++) if (ai[i] !== bi[i]) return false;
+  return true;
+}
+
 /** One chunk of a node's numbered base distribution. */
 export interface QueryNodeDistChunk {
   nodeId: string;

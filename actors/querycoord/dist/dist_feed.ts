@@ -2,12 +2,12 @@
  * Following the querynodes' part of the `VB_DIST` feed: every head message is one querynode's
  * distribution, whole or (a large node's) as a delta against a numbered base sent before it in chunks
  * (`DistAssembler`). The follower decodes, puts a node's segments together and hands each distribution
- * on; it never touches querycoord's state.
+ * on with how its segments changed; it never touches querycoord's state.
  */
 import { decode } from "../../../protocol/codec.ts";
 import { VbError } from "../../../protocol/errors.ts";
 import type { NodeId } from "../../../protocol/ids.ts";
-import type { QueryNodeDist, QueryNodeDistChunk } from "../../../protocol/messages/querynode.ts";
+import { sameDistSegment, type DistSegment, type QueryNodeDist, type QueryNodeDistChunk } from "../../../protocol/messages/querynode.ts";
 import { Feed, type FeedFollower } from "../../../runtime/feed.ts";
 import type { Logger } from "../../../runtime/logger.ts";
 import { errorText, isStreamNotFound, jetstreamOf } from "../../../runtime/streams.ts";
@@ -48,32 +48,62 @@ export function decodeQueryNodeDist(data: Uint8Array): QueryNodeDist {
 
 type DistSegments = QueryNodeDist["segments"];
 
+/**
+ * How a node's segments changed from the list handed on before (`from`) to the one handed on with it:
+ * the records that went (or were replaced) and the ones that came. A record that did not change is the
+ * same object in both lists, so that whoever indexed `from` applies this instead of comparing the lists.
+ */
+export interface SegmentsChange {
+  from: readonly DistSegment[];
+  added: DistSegment[];
+  removed: DistSegment[];
+}
+
 interface NodeBase {
   /** chunks of the newest base epoch seen */
   chunkEpoch: number;
   chunks: (DistSegments | undefined)[];
   /** the base in use */
   epoch: number;
-  base: Map<bigint, DistSegments[number]> | undefined;
-  /** the delta applied last, and the segments it gave (handed on as the same array while unchanged) */
+  base: Map<bigint, DistSegment> | undefined;
+  /** the delta applied last (its records by id), and the segments it gave (handed on as the same array while unchanged) */
   seq: number;
+  added: Map<bigint, DistSegment>;
+  removed: Set<bigint>;
   segments: DistSegments | undefined;
   /** a head whose base's chunks are not all in yet */
   waiting: QueryNodeDist | undefined;
+}
+
+/** A node's record of a segment in the view `st` holds (base − removed + added). */
+function recordOf(st: Pick<NodeBase, "base" | "added" | "removed">, id: bigint): DistSegment | undefined {
+  return st.added.get(id) ?? (st.removed.has(id) ? undefined : st.base?.get(id));
 }
 
 /**
  * Puts large nodes' distributions together: keeps each node's base (from its chunks) and applies the
  * head's delta to it. A head whose delta did not change since the last one (same epoch and `seq`) gets
  * the same segments array as before, which DistSnapshot takes as "segments unchanged".
+ *
+ * A record that says the same as the one handed on before for its segment is handed on as that very
+ * object, even across a new base: what querycoord holds of a node stays put while the node loads and
+ * rebases, and only what changed is new (a million records replaced on every rebase would be garbage
+ * for the old generation). With each new list comes its `SegmentsChange` (`changeOf`), computed from
+ * the deltas alone while the base stays.
  */
 export class DistAssembler {
   private readonly nodes = new Map<string, NodeBase>();
+  private readonly changes = new WeakMap<QueryNodeDist, SegmentsChange>();
 
   /** One feed message; returns a node's whole distribution when there is one to hand on. */
   take(subject: string, data: Uint8Array): QueryNodeDist | undefined {
     if (isChunkSubject(subject)) return this.chunk(decodeChunk(data));
     return this.takeHead(decodeQueryNodeDist(data));
+  }
+
+  /** How the segments of `d` (handed on by this assembler) changed from the node's list before, when known. */
+  changeOf(d: QueryNodeDist): SegmentsChange | undefined {
+    return this.changes.get(d);
   }
 
   /** The chunks (indexes) the node's head waits for: none when it waits for nothing. */
@@ -98,7 +128,10 @@ export class DistAssembler {
 
   private of(nodeId: string): NodeBase {
     let st = this.nodes.get(nodeId);
-    if (!st) this.nodes.set(nodeId, (st = { chunkEpoch: 0, chunks: [], epoch: 0, base: undefined, seq: -1, segments: undefined, waiting: undefined }));
+    if (!st) {
+      st = { chunkEpoch: 0, chunks: [], epoch: 0, base: undefined, seq: -1, added: new Map(), removed: new Set(), segments: undefined, waiting: undefined };
+      this.nodes.set(nodeId, st);
+    }
     return st;
   }
 
@@ -117,37 +150,74 @@ export class DistAssembler {
   private resolve(d: QueryNodeDist): QueryNodeDist | undefined {
     const st = this.of(d.nodeId);
     const { epoch, chunks } = d.base!;
-    if (st.epoch !== epoch) {
+    const delta = d.delta ?? { seq: 0, added: [], removed: [] };
+    const rebase = st.epoch !== epoch;
+    if (!rebase && st.seq === delta.seq && st.segments) {
+      st.waiting = undefined;
+      return { ...d, segments: st.segments };
+    }
+    const before = { base: st.base, added: st.added, removed: st.removed };
+    const from = st.segments;
+    /** the record handed on before for the segment when it says the same as `s`, else `s` */
+    const kept = (s: DistSegment): DistSegment => {
+      const old = from ? recordOf(before, s.segmentId) : undefined;
+      return old && sameDistSegment(old, s) ? old : s;
+    };
+    if (rebase) {
       if (st.chunkEpoch !== epoch || st.chunks.length < chunks) {
         st.waiting = d;
         return undefined;
       }
-      const base = new Map<bigint, DistSegments[number]>();
       for (let i = 0; i < chunks; i++) {
-        const part = st.chunks[i];
-        if (!part) {
+        if (!st.chunks[i]) {
           st.waiting = d;
           return undefined;
         }
-        for (const s of part) base.set(s.segmentId, s);
       }
-      Object.assign(st, { epoch, base, seq: -1, segments: undefined, chunks: [] });
+      const base = new Map<bigint, DistSegment>();
+      for (let i = 0; i < chunks; i++) for (const s of st.chunks[i]!) base.set(s.segmentId, kept(s));
+      Object.assign(st, { epoch, base, chunks: [] });
     }
     st.waiting = undefined;
-    const delta = d.delta ?? { seq: 0, added: [], removed: [] };
-    if (st.seq !== delta.seq || !st.segments) {
-      let segments: DistSegments;
-      if (delta.added.length === 0 && delta.removed.length === 0) segments = [...st.base!.values()];
-      else {
-        const m = new Map(st.base);
-        for (const id of delta.removed) m.delete(id);
-        for (const s of delta.added) m.set(s.segmentId, { ...s, indexIds: s.indexIds ?? [] });
-        segments = [...m.values()];
-      }
-      st.seq = delta.seq;
-      st.segments = segments;
+    st.seq = delta.seq;
+    st.added = new Map(delta.added.map((s) => [s.segmentId, kept({ ...s, indexIds: s.indexIds ?? [] })]));
+    st.removed = new Set(delta.removed);
+
+    const view = (): DistSegments => {
+      const out: DistSegments = [];
+      for (const [id, s] of st.base!) if (!st.removed.has(id)) out.push(st.added.get(id) ?? s);
+      for (const [id, s] of st.added) if (!st.base!.has(id)) out.push(s);
+      return out;
+    };
+    if (!from) {
+      st.segments = view();
+      return { ...d, segments: st.segments };
     }
-    return { ...d, segments: st.segments };
+
+    // what changed since the list handed on before: from the deltas alone while the base stays
+    const added: DistSegment[] = [];
+    const removed: DistSegment[] = [];
+    const compare = (id: bigint) => {
+      const o = recordOf(before, id);
+      const n = recordOf(st, id);
+      if (o === n) return;
+      if (o) removed.push(o);
+      if (n) added.push(n);
+    };
+    let segments: DistSegments | undefined;
+    if (rebase) {
+      segments = view();
+      for (const s of from) if (!recordOf(st, s.segmentId)) removed.push(s);
+      for (const s of segments) if (recordOf(before, s.segmentId) !== s) compare(s.segmentId);
+    } else {
+      for (const id of new Set<bigint>([...before.added.keys(), ...before.removed, ...st.added.keys(), ...st.removed])) compare(id);
+    }
+    if (added.length === 0 && removed.length === 0) return { ...d, segments: from };
+    segments ??= view();
+    st.segments = segments;
+    const out = { ...d, segments };
+    this.changes.set(out, { from, added, removed });
+    return out;
   }
 }
 
@@ -186,7 +256,7 @@ const MAX_READ_BACKOFF_MS = 30_000;
 export async function followQueryNodeDists(
   env: ClusterEnv,
   log: Logger,
-  onDist: (dist: QueryNodeDist, storedAt: number, lagSample: boolean) => void,
+  onDist: (dist: QueryNodeDist, storedAt: number, lagSample: boolean, change: SegmentsChange | undefined) => void,
 ): Promise<FeedFollower> {
   await ensureDistStream(env);
   const stream = env.subjects.distStream();
@@ -217,7 +287,7 @@ export async function followQueryNodeDists(
       log.warn({ subject, err: (err as Error).message }, "skipped a malformed querynode distribution");
       return;
     }
-    if (d) onDist(d, headAt.get(d.nodeId) ?? storedAt, lagSample);
+    if (d) onDist(d, headAt.get(d.nodeId) ?? storedAt, lagSample, assembler.changeOf(d));
   };
 
   const follower = await feed.follow(stream, env.subjects.distRoleAllSubjects("querynode"), (m) => {

@@ -14,6 +14,7 @@
  */
 import type { QueryNodeDist } from "../../../protocol/messages/querynode.ts";
 import type { QueryNodeStatus } from "../../../protocol/messages/querycoord.ts";
+import type { SegmentsChange } from "./dist_feed.ts";
 import { DistSnapshot } from "./dist_snapshot.ts";
 
 /** What DistManager reads of the feed's pulse (runtime/feed_pulse.ts). */
@@ -54,15 +55,16 @@ export class DistManager {
 
   /**
    * Takes a querynode's newest message, stored by the server at `storedAt`; `takenAt` (local time) is given
-   * for a live message, not for one of the feed's initial snapshot (whose age is not a lag). Returns
-   * false for one older than what it holds.
+   * for a live message, not for one of the feed's initial snapshot (whose age is not a lag); `change`,
+   * how its segments differ from the node's list before (DistSnapshot.put). Returns false for one older
+   * than what it holds.
    */
-  update(dist: QueryNodeDist, storedAt: number, takenAt?: number): boolean {
+  update(dist: QueryNodeDist, storedAt: number, takenAt?: number, change?: SegmentsChange): boolean {
     if (takenAt !== undefined) this.lag = takenAt - storedAt;
     const prev = this.nodes.get(dist.nodeId);
     if (prev && prev.lastSeen > storedAt) return false;
     this.nodes.set(dist.nodeId, { dist, lastSeen: storedAt, probedAt: prev?.probedAt ?? 0, goneAt: prev && prev.goneAt > storedAt ? prev.goneAt : 0 });
-    if (this.alive.has(dist.nodeId)) this.index.put(dist);
+    if (this.alive.has(dist.nodeId)) this.index.put(dist, change);
     this.version++;
     return true;
   }

@@ -4,9 +4,10 @@
  * feed by hand; DistManager keeps one up to date node by node (`put`, `remove`) as the feed brings
  * changes, and checkers only read it.
  */
-import type { QueryNodeDist } from "../../../protocol/messages/querynode.ts";
+import { sameDistSegment, type DistSegment, type QueryNodeDist } from "../../../protocol/messages/querynode.ts";
+import type { SegmentsChange } from "./dist_feed.ts";
 
-export type DistSegment = QueryNodeDist["segments"][number];
+export type { DistSegment };
 export type DistDelegator = QueryNodeDist["delegators"][number];
 
 export interface SegmentCopy extends DistSegment {
@@ -35,15 +36,7 @@ function copyOf(s: DistSegment, nodeId: string): SegmentCopy {
 /** Same segments in the same order, with the same rows, memory and indexes (field by field: no lookups). */
 function sameSegments(a: readonly DistSegment[], b: readonly DistSegment[]): boolean {
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.segmentId !== y.segmentId || x.collectionId !== y.collectionId || x.rows !== y.rows || x.memoryBytes !== y.memoryBytes || x.vchannel !== y.vchannel) return false;
-    const xi = x.indexIds ?? [];
-    const yi = y.indexIds ?? [];
-    if (xi.length !== yi.length) return false;
-    for (let k = 0; k < xi.length; k++) if (xi[k] !== yi[k]) return false;
-  }
+  for (let i = 0; i < a.length; i++) if (a[i]!.segmentId !== b[i]!.segmentId || !sameDistSegment(a[i]!, b[i]!)) return false;
   return true;
 }
 
@@ -82,16 +75,23 @@ export class DistSnapshot {
    * Takes a node's newest distribution in place of what it had (DistManager keeps one snapshot up to
    * date this way instead of rebuilding it every round). A segment list that is the same array as
    * before (the feed hands an unchanged one on as it was) is not indexed again: a heartbeat that
-   * changes nothing costs the node's delegators only.
+   * changes nothing costs the node's delegators only. `change` tells how the segments differ from the
+   * list it was computed from (the feed's DistAssembler): when that is the list held, only what it names
+   * is indexed again.
    */
-  put(d: QueryNodeDist): void {
+  put(d: QueryNodeDist, change?: SegmentsChange): void {
     const prev = this.byNode.get(d.nodeId);
-    // a whole list equal to the one before (a small node's heartbeat) is taken as the same list
-    if (prev && prev.segments !== d.segments && sameSegments(prev.segments, d.segments)) d = { ...d, segments: prev.segments };
-    this.byNode.set(d.nodeId, d);
-    if (prev?.segments !== d.segments) {
-      if (prev) this.replaceSegments(prev, d);
-      else for (const s of d.segments) this.addCopy(s, d.nodeId);
+    if (prev && change && change.from === prev.segments) {
+      this.byNode.set(d.nodeId, d);
+      this.applyChange(d.nodeId, change);
+    } else {
+      // a whole list equal to the one before (a small node's heartbeat) is taken as the same list
+      if (prev && prev.segments !== d.segments && sameSegments(prev.segments, d.segments)) d = { ...d, segments: prev.segments };
+      this.byNode.set(d.nodeId, d);
+      if (prev?.segments !== d.segments) {
+        if (prev) this.replaceSegments(prev, d);
+        else for (const s of d.segments) this.addCopy(s, d.nodeId);
+      }
     }
     if (prev) this.dropDelegators(prev);
     for (const g of d.delegators) {
@@ -156,22 +156,36 @@ export class DistSnapshot {
     const gone = new Map<bigint, DistSegment>();
     for (const s of prev.segments) if (!after.has(s)) gone.set(s.segmentId, s);
     for (const s of d.segments) {
-      if (before.has(s)) continue;
-      const old = gone.get(s.segmentId);
-      if (old && old.collectionId === s.collectionId) {
-        gone.delete(s.segmentId);
-        // the same copy with a new record: swapped in place (a changed one is logged)
-        const copies = this.segments.get(s.collectionId)?.get(s.segmentId);
-        const i = copies ? copies.findIndex((c) => c.nodeId === d.nodeId) : -1;
-        if (copies && i >= 0) {
-          copies[i] = copyOf(s, d.nodeId);
-          if (!sameSegments([old], [s])) this.logChange(s.collectionId, s.segmentId);
-          continue;
-        }
-      }
-      this.addCopy(s, d.nodeId);
+      if (!before.has(s)) this.takeRecord(gone, s, d.nodeId);
     }
     for (const s of gone.values()) this.dropCopy(s, d.nodeId);
+  }
+
+  /** A node's segments changed as `change` tells (records that went, records that came). */
+  private applyChange(nodeId: string, change: SegmentsChange): void {
+    const gone = new Map<bigint, DistSegment>();
+    for (const s of change.removed) gone.set(s.segmentId, s);
+    for (const s of change.added) this.takeRecord(gone, s, nodeId);
+    for (const s of gone.values()) this.dropCopy(s, nodeId);
+  }
+
+  /**
+   * A record that came for the node: the same copy as one that went (`gone`, by segment) is swapped in
+   * place (and logged when it changed), any other is a new copy.
+   */
+  private takeRecord(gone: Map<bigint, DistSegment>, s: DistSegment, nodeId: string): void {
+    const old = gone.get(s.segmentId);
+    if (old && old.collectionId === s.collectionId) {
+      gone.delete(s.segmentId);
+      const copies = this.segments.get(s.collectionId)?.get(s.segmentId);
+      const i = copies ? copies.findIndex((c) => c.nodeId === nodeId) : -1;
+      if (copies && i >= 0) {
+        copies[i] = copyOf(s, nodeId);
+        if (!sameDistSegment(old, s)) this.logChange(s.collectionId, s.segmentId);
+        return;
+      }
+    }
+    this.addCopy(s, nodeId);
   }
 
   private dropSegments(d: QueryNodeDist): void {
