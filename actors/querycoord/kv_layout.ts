@@ -6,7 +6,9 @@
  * - `qc_collections`  `<collectionId>`                  → CollectionLoad (load type, partitions, replica number, status, schema)
  * - `qc_replicas`     `<collectionId>.<replicaId>`      → Replica (its querynodes)
  * - `qc_targets`      `<collectionId>.target`           → PersistedTarget (version, partitions, channels and seek positions, segment ids)
- *                     `<collectionId>.seg.<segmentId>`  → SegmentInfo of a segment of the current target (L1 and L0)
+ *                     `<collectionId>.page.<version>.<i>` → PersistedTargetPage: the current target's segments `s` with
+ *                                                         `s mod count = i` (L1 and L0), as of the target version that changed it
+ *                     `<collectionId>.seg.<segmentId>`  → SegmentInfo, one key per segment (the older layout, still read)
  * - `qc_resource_groups` `<name>`                      → ResourceGroupRecord (config: requests, limits, transfer_from/to; its querynodes)
  */
 export const BUCKET = {
@@ -20,6 +22,7 @@ export const collectionKey = (collectionId: bigint): string => `${collectionId}`
 export const replicaKey = (collectionId: bigint, replicaId: bigint): string => `${collectionId}.${replicaId}`;
 export const targetKey = (collectionId: bigint): string => `${collectionId}.target`;
 export const targetSegmentKey = (collectionId: bigint, segmentId: bigint): string => `${collectionId}.seg.${segmentId}`;
+export const targetPageKey = (collectionId: bigint, version: number, index: number): string => `${collectionId}.page.${version}.${index}`;
 /** every key of one collection in a bucket whose keys start with the collection id */
 export const collectionPrefix = (collectionId: bigint): string => `${collectionId}`;
 export const resourceGroupKey = (name: string): string => name;

@@ -6,20 +6,43 @@
  */
 import type { SegmentInfo } from "../../../protocol/meta.ts";
 import { sameTargetContent, withoutPartitions } from "./target.ts";
-import type { CollectionTarget, PersistedTarget } from "./types.ts";
-import { targetKey, targetSegmentKey } from "../kv_layout.ts";
+import type { CollectionTarget, PersistedTarget, PersistedTargetPage } from "./types.ts";
+import { collectionPrefix, targetKey, targetPageKey, targetSegmentKey } from "../kv_layout.ts";
 import type { MetaWriter } from "./kv_writer.ts";
 import type { KvMeta } from "../../../runtime/kv_meta.ts";
-import { decode } from "../../../protocol/codec.ts";
+import { decode, encode } from "../../../protocol/codec.ts";
 
 export interface TargetPair {
   current?: CollectionTarget;
   next?: CollectionTarget;
 }
 
+/** Bytes a page of a stored target aims at, and the most it may take (KV values stay well under the server's payload limit). */
+const PAGE_BYTES = 256 * 1024;
+const MAX_PAGE_BYTES = 768 * 1024;
+
+/** What is stored of a collection's current target: its pages, and keys to drop on the next store. */
+interface StoredPages {
+  count: number;
+  versions: number[];
+  /** keys of the older layout, or pages no head refers to (a store cut short): dropped once a new head is in */
+  stale: string[];
+}
+
+/** How many pages the segments take at about PAGE_BYTES each (from the size of a few of them). */
+function pagesFor(all: readonly SegmentInfo[]): number {
+  if (all.length === 0) return 1;
+  const sample = all.slice(0, 32);
+  const per = encode(sample).byteLength / sample.length;
+  return Math.max(1, Math.ceil((all.length * per) / PAGE_BYTES));
+}
+
+const pageOf = (segmentId: bigint, count: number): number => Number(segmentId % BigInt(count));
+
 export class TargetManager {
   private readonly targets = new Map<bigint, TargetPair>();
   private lastVersion = 0;
+  private readonly stored = new Map<bigint, StoredPages>();
 
   constructor(private readonly writer: MetaWriter) {}
 
@@ -27,25 +50,42 @@ export class TargetManager {
   static async open(kv: KvMeta, writer: MetaWriter): Promise<TargetManager> {
     const tm = new TargetManager(writer);
     const entries = await kv.entries();
-    const segs = new Map<string, SegmentInfo>();
     const heads: PersistedTarget[] = [];
-    for (const [key, v] of entries) {
-      if (key.endsWith(".target")) heads.push(decode<PersistedTarget>(v.value));
-      else segs.set(key, decode<SegmentInfo>(v.value));
-    }
+    for (const [key, v] of entries) if (key.endsWith(".target")) heads.push(decode<PersistedTarget>(v.value));
     for (const h of heads) {
-      const pick = (ids: bigint[]) =>
-        new Map(ids.flatMap((id) => {
-          const s = segs.get(targetSegmentKey(h.collectionId, id));
-          return s ? [[id, s] as const] : [];
-        }));
+      const segments = new Map<bigint, SegmentInfo>();
+      const l0Segments = new Map<bigint, SegmentInfo>();
+      const used = new Set<string>([targetKey(h.collectionId)]);
+      if (h.pages) {
+        for (let i = 0; i < h.pages.count; i++) {
+          const key = targetPageKey(h.collectionId, h.pages.versions[i]!, i);
+          used.add(key);
+          const v = entries.get(key);
+          if (!v) continue;
+          const page = decode<PersistedTargetPage>(v.value);
+          for (const s of page.segments) segments.set(s.segmentId, s);
+          for (const s of page.l0Segments) l0Segments.set(s.segmentId, s);
+        }
+      } else {
+        const pick = (ids: bigint[], into: Map<bigint, SegmentInfo>) => {
+          for (const id of ids) {
+            const v = entries.get(targetSegmentKey(h.collectionId, id));
+            if (v) into.set(id, decode<SegmentInfo>(v.value));
+          }
+        };
+        pick(h.segmentIds ?? [], segments);
+        pick(h.l0SegmentIds ?? [], l0Segments);
+      }
+      const prefix = `${collectionPrefix(h.collectionId)}.`;
+      const stale = [...entries.keys()].filter((k) => k.startsWith(prefix) && !used.has(k) && /^\d+\.(seg|page)\./.test(k));
+      tm.stored.set(h.collectionId, { count: h.pages?.count ?? 0, versions: h.pages?.versions ?? [], stale });
       tm.restore({
         collectionId: h.collectionId,
         version: h.version,
         partitionIds: h.partitionIds,
         channels: new Map(h.channels.map((c) => [c.vchannel, c])),
-        segments: pick(h.segmentIds),
-        l0Segments: pick(h.l0SegmentIds),
+        segments,
+        l0Segments,
       });
     }
     return tm;
@@ -120,12 +160,13 @@ export class TargetManager {
 
   /** Forgets the collection's targets (release). */
   remove(collectionId: bigint): Promise<void> {
-    const p = this.targets.get(collectionId);
     this.targets.delete(collectionId);
-    if (!p?.current) return this.writer.delete(targetKey(collectionId));
+    const st = this.stored.get(collectionId);
+    this.stored.delete(collectionId);
     const writes = [this.writer.delete(targetKey(collectionId))];
-    for (const id of [...p.current.segments.keys(), ...p.current.l0Segments.keys()]) {
-      writes.push(this.writer.delete(targetSegmentKey(collectionId, id)));
+    if (st) {
+      for (let i = 0; i < st.count; i++) writes.push(this.writer.delete(targetPageKey(collectionId, st.versions[i]!, i)));
+      for (const key of st.stale) writes.push(this.writer.delete(key));
     }
     return Promise.all(writes).then(() => undefined);
   }
@@ -140,25 +181,66 @@ export class TargetManager {
     return p;
   }
 
-  /** Stores a new current target: its new segments first, then its head, then drops the old segments. */
+  /**
+   * Stores a new current target: the pages whose segments changed since `old` (all of them when there
+   * is no old one or the page count no longer fits the size) under keys of the new version, then its
+   * head, then drops the pages it replaced. A handoff of a few segments rewrites a few pages, not the
+   * collection; a million segments are a few thousand values, not a million.
+   */
   private persist(t: CollectionTarget, old: CollectionTarget | undefined): Promise<void> {
+    const all = [...t.segments.values(), ...t.l0Segments.values()];
+    const prev = this.stored.get(t.collectionId);
+    const want = pagesFor(all);
+    let count = prev && old && prev.count > 0 && prev.count <= 2 * want && 2 * prev.count >= want ? prev.count : want;
+    let dirty: Set<number> | undefined; // undefined: every page
+    if (prev && old && count === prev.count) {
+      dirty = new Set();
+      const mark = (a: CollectionTarget, b: CollectionTarget) => {
+        for (const id of a.segments.keys()) if (!b.segments.has(id)) dirty!.add(pageOf(id, count));
+        for (const id of a.l0Segments.keys()) if (!b.l0Segments.has(id)) dirty!.add(pageOf(id, count));
+      };
+      mark(t, old);
+      mark(old, t);
+    }
+    let pages: Map<number, PersistedTargetPage>;
+    for (;;) {
+      pages = new Map();
+      const add = (s: SegmentInfo, l0: boolean) => {
+        const i = pageOf(s.segmentId, count);
+        if (dirty && !dirty.has(i)) return;
+        let page = pages.get(i);
+        if (!page) pages.set(i, (page = { segments: [], l0Segments: [] }));
+        (l0 ? page.l0Segments : page.segments).push(s);
+      };
+      for (const s of t.segments.values()) add(s, false);
+      for (const s of t.l0Segments.values()) add(s, true);
+      for (const i of dirty ?? Array.from({ length: count }, (_, k) => k)) if (!pages.has(i)) pages.set(i, { segments: [], l0Segments: [] });
+      // a page past the limit (segments larger than the sample said): twice the pages, all written anew
+      if (![...pages.values()].some((p) => p.segments.length + p.l0Segments.length > 1 && encode(p).byteLength > MAX_PAGE_BYTES)) break;
+      count *= 2;
+      dirty = undefined;
+    }
+    const versions = dirty ? [...prev!.versions] : Array.from({ length: count }, () => t.version);
+    for (const i of pages.keys()) versions[i] = t.version;
     const writes: Promise<void>[] = [];
-    const had = new Set<bigint>(old ? [...old.segments.keys(), ...old.l0Segments.keys()] : []);
-    const has = new Set<bigint>();
-    for (const s of [...t.segments.values(), ...t.l0Segments.values()]) {
-      has.add(s.segmentId);
-      if (!had.has(s.segmentId)) writes.push(this.writer.put(targetSegmentKey(t.collectionId, s.segmentId), s));
+    const written = new Set<string>();
+    for (const [i, page] of pages) {
+      const key = targetPageKey(t.collectionId, t.version, i);
+      written.add(key);
+      writes.push(this.writer.put(key, page));
     }
     const head: PersistedTarget = {
       collectionId: t.collectionId,
       version: t.version,
       partitionIds: t.partitionIds,
       channels: [...t.channels.values()],
-      segmentIds: [...t.segments.keys()],
-      l0SegmentIds: [...t.l0Segments.keys()],
+      pages: { count, versions },
     };
     writes.push(this.writer.put(targetKey(t.collectionId), head));
-    for (const id of had) if (!has.has(id)) writes.push(this.writer.delete(targetSegmentKey(t.collectionId, id)));
+    const drop = [...(prev?.stale ?? [])];
+    if (prev) for (let i = 0; i < prev.count; i++) if (prev.versions[i] !== versions[i] || i >= count) drop.push(targetPageKey(t.collectionId, prev.versions[i]!, i));
+    for (const key of drop) if (!written.has(key)) writes.push(this.writer.delete(key));
+    this.stored.set(t.collectionId, { count, versions, stale: [] });
     return Promise.all(writes).then(() => undefined);
   }
 }

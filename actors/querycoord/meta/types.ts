@@ -64,12 +64,24 @@ export interface CollectionTarget {
   l0Segments: Map<bigint, SegmentInfo>;
 }
 
-/** The target as stored in KV (its segments are stored under keys of their own). */
+/**
+ * The target as stored in KV. Its segments are in pages of their own (`pages`): segment `s` is on page
+ * `s mod pages.count`, stored under the key made with `pages.versions[i]`, the version of the target that
+ * last changed that page. Written before the head, so the head is what commits a new target. (A head
+ * with `segmentIds` and no `pages` is of the older layout: one key per segment.)
+ */
 export interface PersistedTarget {
   collectionId: bigint;
   version: number;
   partitionIds: bigint[];
   channels: ChannelTarget[];
-  segmentIds: bigint[];
-  l0SegmentIds: bigint[];
+  pages?: { count: number; versions: number[] };
+  segmentIds?: bigint[];
+  l0SegmentIds?: bigint[];
+}
+
+/** One page of a stored target's segments. */
+export interface PersistedTargetPage {
+  segments: SegmentInfo[];
+  l0Segments: SegmentInfo[];
 }
