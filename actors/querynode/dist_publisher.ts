@@ -15,7 +15,7 @@
  */
 import { encode } from "../../protocol/codec.ts";
 import { asNodeId } from "../../protocol/ids.ts";
-import { sameDistSegment, type QueryNodeDist, type QueryNodeDistChunk } from "../../protocol/messages/querynode.ts";
+import { packIds, sameDistSegment, type QueryNodeDist, type QueryNodeDistChunk } from "../../protocol/messages/querynode.ts";
 import { Feed } from "../../runtime/feed.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import { isStreamNotFound, jetstreamOf } from "../../runtime/streams.ts";
@@ -44,8 +44,13 @@ export async function ensureDistStream(env: ClusterEnv): Promise<void> {
  * go first (querycoord can rebuild them from the segments), then the per-segment list is cut (its
  * totals stay in `rows` and `memoryBytes`).
  */
+/** A distribution as it goes on the feed: the delegators' segment ids packed (`packIds`). */
+function onWire(dist: QueryNodeDist): unknown {
+  return { ...dist, delegators: dist.delegators.map((d) => ({ ...d, sealedSegmentIds: packIds(d.sealedSegmentIds) })) };
+}
+
 export function encodeDist(dist: QueryNodeDist, log?: Logger): Uint8Array {
-  let bytes = encode(dist);
+  let bytes = encode(onWire(dist));
   if (bytes.byteLength <= MAX_DIST_BYTES) return bytes;
   const slim: QueryNodeDist = { ...dist, delegators: dist.delegators.map((d) => ({ ...d, sealedSegmentIds: [] })) };
   bytes = encode(slim);
@@ -125,7 +130,7 @@ export class DistEncoder {
       out.push(...this.newBase(dist));
     } else if (segmentsChanged || this.mode === undefined) {
       if (this.mode !== "delta") {
-        const full = encode(dist);
+        const full = encode(onWire(dist));
         if (full.byteLength <= this.opts.deltaAboveBytes) {
           this.mode = "full";
           return [{ subject: this.headSubject, payload: full }];
@@ -157,7 +162,7 @@ export class DistEncoder {
     if (this.mode === "full") return [{ subject: this.headSubject, payload: encodeDist(dist, this.log) }];
     const base = this.base!;
     const head: QueryNodeDist = { ...dist, segments: [], base: { epoch: base.epoch, chunks: base.chunks, segments: base.segs.size }, delta: this.delta };
-    let bytes = encode(head);
+    let bytes = encode(onWire(head));
     if (bytes.byteLength > this.opts.maxBytes) {
       bytes = encode({ ...head, delegators: head.delegators.map((d) => ({ ...d, sealedSegmentIds: [] })) });
       this.log?.warn({ bytes: bytes.byteLength }, "dist head too large: published without the delegators' segment lists");

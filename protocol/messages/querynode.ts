@@ -222,6 +222,26 @@ export interface QueryNodeDist {
 
 export type DistSegment = QueryNodeDist["segments"][number];
 
+/**
+ * Segment ids packed as int64 little-endian bytes: how a delegator's `sealedSegmentIds` travel on the
+ * feed. A delegator of a large channel lists thousands of them in every heartbeat; as bytes, reading
+ * them costs a copy, and a list equal to the one before is recognised without decoding it.
+ */
+export function packIds(ids: readonly bigint[]): Uint8Array {
+  const out = new Uint8Array(ids.length * 8);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < ids.length; i++) view.setBigInt64(i * 8, ids[i]!, true);
+  return out;
+}
+
+export function unpackIds(bytes: Uint8Array): bigint[] {
+  if (bytes.byteLength % 8 !== 0) throw new RangeError(`packed segment ids take a multiple of 8 bytes, not ${bytes.byteLength}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Array<bigint>(bytes.byteLength / 8);
+  for (let i = 0; i < out.length; i++) out[i] = view.getBigInt64(i * 8, true);
+  return out;
+}
+
 /** Whether two records of a node's segment say the same (its id aside): rows, memory, channel, partition, indexes. */
 export function sameDistSegment(a: DistSegment, b: DistSegment): boolean {
   if (a.collectionId !== b.collectionId || a.rows !== b.rows || a.memoryBytes !== b.memoryBytes || a.vchannel !== b.vchannel || a.partitionId !== b.partitionId) return false;

@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { spawnQuerycoord, type QuerycoordParams } from "../../actors/querycoord/index.ts";
 import { spawnQuerynode } from "../../actors/querynode/index.ts";
-import { decode } from "../../protocol/codec.ts";
+import { decodeQueryNodeDist } from "../../actors/querycoord/dist/dist_feed.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asNodeId } from "../../protocol/ids.ts";
 import type { RecoveryInfo } from "../../protocol/messages/datacoord.ts";
@@ -80,7 +80,7 @@ async function start(querynodes: string[]): Promise<Harness & AsyncDisposable> {
       const snap = await new Feed(env.nc).snapshot(env.subjects.distStream(), env.subjects.distRoleSubjects("querynode"));
       const out = new Map<string, QueryNodeDist>();
       for (const e of snap.values()) {
-        const d = decode<QueryNodeDist>(e.data);
+        const d = decodeQueryNodeDist(e.data);
         if (!stopped.has(d.nodeId)) out.set(d.nodeId, d);
       }
       return out;

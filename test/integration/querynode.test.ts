@@ -19,6 +19,7 @@ import { spawnQuerynode } from "../../actors/querynode/index.ts";
 import { spawnRootcoord } from "../../actors/rootcoord/index.ts";
 import { mergeTopK } from "../../actors/search/reduce.ts";
 import { decode } from "../../protocol/codec.ts";
+import { decodeQueryNodeDist } from "../../actors/querycoord/dist/dist_feed.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asCollectionId, asNodeId, asReplicaId } from "../../protocol/ids.ts";
 import type { RecoveryInfo } from "../../protocol/messages/datacoord.ts";
@@ -534,7 +535,7 @@ describe("querynode and delegators", () => {
         const snap = await feed.snapshot(c.env.subjects.distStream(), c.env.subjects.distSubject("querynode", asNodeId("qn3")));
         const m = [...snap.values()][0];
         if (!m) return false;
-        const d = decode<QueryNodeDist>(m.data);
+        const d = decodeQueryNodeDist(m.data);
         return d.loading.some((l) => l.segmentId === seg.segmentId && l.state === "failed");
       },
       { what: "the refusal on the feed" },
@@ -551,7 +552,7 @@ describe("querynode and delegators", () => {
     const feed = new Feed(c.env.nc);
     const dists = async () => {
       const snap = await feed.snapshot(c.env.subjects.distStream(), `${c.env.subjects.distStreamSubjects().slice(0, -1)}querynode.*`);
-      return new Map([...snap.values()].map((m) => decode<QueryNodeDist>(m.data)).map((d) => [d.nodeId, d]));
+      return new Map([...snap.values()].map((m) => decodeQueryNodeDist(m.data)).map((d) => [d.nodeId, d]));
     };
     await waitFor(
       async () => {

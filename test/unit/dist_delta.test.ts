@@ -4,6 +4,7 @@ import { DistAssembler } from "../../actors/querycoord/dist/dist_feed.ts";
 import { DistManager } from "../../actors/querycoord/dist/dist_manager.ts";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
 import { DistEncoder, MAX_DIST_BYTES } from "../../actors/querynode/dist_publisher.ts";
+import { encode } from "../../protocol/codec.ts";
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
 
 const seg = (id: number, collectionId = 1n) => ({
@@ -168,6 +169,23 @@ describe("a large node's distribution on the feed", () => {
     }
     expect(rebases).toBeGreaterThan(3);
     expect(applied).toBeGreaterThan(60);
+  });
+
+  it("carries a delegator's segment list packed; an unchanged list comes back as the same array, a changed or malformed one is read anew", () => {
+    const e = enc();
+    const a = new DistAssembler();
+    const view = (ids: bigint[]) => ({ collectionId: 1n, vchannel: "1v0", replicaId: 9n, address: "a", serviceable: true, targetVersion: 1, tSafe: 5n, sealedSegmentIds: ids });
+    const sealed = range(1, 6_000).map(BigInt);
+    const first = feed(e, a, dist("qn1", range(1, 10), { delegators: [view(sealed)] }));
+    expect(first.msgs[0]!.payload.byteLength).toBeLessThan(6_000 * 9 + 1_000);
+    expect(first.out!.delegators[0]!.sealedSegmentIds).toEqual(sealed);
+    const second = feed(e, a, dist("qn1", range(1, 10), { delegators: [view([...sealed])] }));
+    expect(second.out!.delegators[0]!.sealedSegmentIds).toBe(first.out!.delegators[0]!.sealedSegmentIds);
+    const third = feed(e, a, dist("qn1", range(1, 10), { delegators: [view([...sealed, 7_000n])] }));
+    expect(third.out!.delegators[0]!.sealedSegmentIds).toEqual([...sealed, 7_000n]);
+    // 7 bytes are no list of int64 ids
+    const bad = encode({ ...dist("qn1", [1]), delegators: [{ ...view([]), sealedSegmentIds: new Uint8Array(7) }] });
+    expect(() => a.take("vb.dist.querynode.qn1", bad)).toThrow(/querynode qn1: delegator 1v0: packed segment ids take a multiple of 8 bytes/);
   });
 
   it("waits for its base's chunks before it hands a head on", () => {

@@ -7,7 +7,7 @@
 import { decode } from "../../../protocol/codec.ts";
 import { VbError } from "../../../protocol/errors.ts";
 import type { NodeId } from "../../../protocol/ids.ts";
-import { sameDistSegment, type DistSegment, type QueryNodeDist, type QueryNodeDistChunk } from "../../../protocol/messages/querynode.ts";
+import { sameDistSegment, unpackIds, type DistSegment, type QueryNodeDist, type QueryNodeDistChunk } from "../../../protocol/messages/querynode.ts";
 import { Feed, type FeedFollower } from "../../../runtime/feed.ts";
 import type { Logger } from "../../../runtime/logger.ts";
 import { errorText, isStreamNotFound, jetstreamOf } from "../../../runtime/streams.ts";
@@ -30,7 +30,15 @@ export async function ensureDistStream(env: ClusterEnv): Promise<void> {
   }
 }
 
-export function decodeQueryNodeDist(data: Uint8Array): QueryNodeDist {
+/** A node's delegators' segment lists as last read: packed bytes and their ids (DistAssembler). */
+type SealedLists = Map<string, { bytes: Uint8Array; ids: bigint[] }>;
+
+/**
+ * A head message of the feed. A delegator's `sealedSegmentIds` come packed (`packIds`); `before`, the
+ * node's lists as last read, gives back the very same array for a list whose bytes did not change, and
+ * is replaced by this message's.
+ */
+export function decodeQueryNodeDist(data: Uint8Array, before?: { get(nodeId: string): SealedLists | undefined; set(nodeId: string, lists: SealedLists): void }): QueryNodeDist {
   const d = decode<QueryNodeDist>(data);
   if (
     typeof d !== "object" ||
@@ -43,6 +51,29 @@ export function decodeQueryNodeDist(data: Uint8Array): QueryNodeDist {
   }
   d.loading ??= [];
   for (const s of d.segments) s.indexIds ??= [];
+  const old = before?.get(d.nodeId);
+  const lists: SealedLists = new Map();
+  for (const g of d.delegators) {
+    const packed = g.sealedSegmentIds as unknown;
+    if (!(packed instanceof Uint8Array)) {
+      if (!Array.isArray(packed)) throw VbError.invalid(`querynode ${d.nodeId}: delegator ${g.vchannel} has no sealedSegmentIds`);
+      continue;
+    }
+    const key = `${g.vchannel}/${g.replicaId}`;
+    const o = old?.get(key);
+    if (o && Buffer.from(o.bytes.buffer, o.bytes.byteOffset, o.bytes.byteLength).equals(packed)) {
+      g.sealedSegmentIds = o.ids;
+      lists.set(key, o);
+      continue;
+    }
+    try {
+      g.sealedSegmentIds = unpackIds(packed);
+    } catch (err) {
+      throw VbError.invalid(`querynode ${d.nodeId}: delegator ${g.vchannel}: ${(err as Error).message}`);
+    }
+    lists.set(key, { bytes: packed.slice(), ids: g.sealedSegmentIds });
+  }
+  before?.set(d.nodeId, lists);
   return d;
 }
 
@@ -94,11 +125,18 @@ function recordOf(st: Pick<NodeBase, "base" | "added" | "removed">, id: bigint):
 export class DistAssembler {
   private readonly nodes = new Map<string, NodeBase>();
   private readonly changes = new WeakMap<QueryNodeDist, SegmentsChange>();
+  /** each node's delegators' segment lists as last read (an unchanged one is not decoded again) */
+  private readonly sealed = new Map<string, SealedLists>();
 
   /** One feed message; returns a node's whole distribution when there is one to hand on. */
   take(subject: string, data: Uint8Array): QueryNodeDist | undefined {
     if (isChunkSubject(subject)) return this.chunk(decodeChunk(data));
-    return this.takeHead(decodeQueryNodeDist(data));
+    return this.takeHead(this.decodeHead(data));
+  }
+
+  /** A head message, decoded (decodeQueryNodeDist, with the node's lists as last read). */
+  decodeHead(data: Uint8Array): QueryNodeDist {
+    return decodeQueryNodeDist(data, this.sealed);
   }
 
   /** How the segments of `d` (handed on by this assembler) changed from the node's list before, when known. */
@@ -278,7 +316,7 @@ export async function followQueryNodeDists(
     try {
       if (isChunkSubject(subject)) d = assembler.take(subject, data);
       else {
-        const head = decodeQueryNodeDist(data);
+        const head = assembler.decodeHead(data);
         headAt.set(head.nodeId, storedAt);
         d = assembler.takeHead(head);
         if (!d) void readChunks(head.nodeId);
