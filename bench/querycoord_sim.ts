@@ -71,7 +71,16 @@ export interface SimResult {
   checker_round_p99_ms: number;
   querycoord_rss_mb: number;
   /** what the peers counted at the end */
-  final: { copies: number; expectedCopies: number; delegators: number; expectedDelegators: number; minRowsOverMean: number };
+  final: {
+    copies: number;
+    expectedCopies: number;
+    delegators: number;
+    expectedDelegators: number;
+    minRowsOverMean: number;
+    /** LoadSegments requests the nodes were sent over the run, and the segments they asked for in all */
+    loadRequests: number;
+    segmentsAsked: number;
+  };
 }
 
 interface Peer {
@@ -114,6 +123,8 @@ interface NodeStats {
   published: number;
   /** publishes the server did not acknowledge */
   failed: number;
+  loadRequests: number;
+  segmentsAsked: number;
 }
 
 const p99 = (xs: number[]) => {
@@ -137,6 +148,8 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
   const peers: Peer[] = [];
   const rounds: number[] = [];
   let last: RoundStats | undefined;
+  /** tasks done since the last progress line, and their total times (ms) */
+  let tasks = { rounds: 0, planned: 0, started: 0, done: 0, askMs: 0, confirmMs: 0 };
   let rssMax = 0;
   const rssTimer = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 500);
   try {
@@ -156,6 +169,14 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       onRound: (r) => {
         rounds.push(r.ms);
         last = r;
+        tasks.rounds++;
+        tasks.planned += r.tasksPlanned;
+        tasks.started += r.tasksStarted;
+        if (r.tasksDone > 0) {
+          tasks.done += r.tasksDone;
+          tasks.askMs += r.taskAskMs * r.tasksDone;
+          tasks.confirmMs += r.taskConfirmMs * r.tasksDone;
+        }
       },
     };
     await host.spawn({ address: env.subjects.querycoord(), create: () => new QuerycoordActor(env, params), logFields: { role: "querycoord" } });
@@ -184,7 +205,8 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           copies.set(r, c);
         }
       }
-      return { copies, delegators, perNode, published: all.reduce((n, s) => n + s.published, 0), failed: all.reduce((n, s) => n + s.failed, 0) };
+      const sum = (f: (s: NodeStats) => number) => all.reduce((n, s) => n + f(s), 0);
+      return { copies, delegators, perNode, published: sum((s) => s.published), failed: sum((s) => s.failed), loadRequests: sum((s) => s.loadRequests), segmentsAsked: sum((s) => s.segmentsAsked) };
     };
     const expectedDelegators = REPLICAS * cat.collections * cat.shards;
     const expectedCopies = REPLICAS * o.segments;
@@ -219,9 +241,10 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           lastSent = { at: performance.now(), n: s.published };
           log(
             `${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, ` +
-              `tasks ${last?.tasksInFlight ?? 0}, moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed), lag ${Math.round(last?.feedLagMs ?? 0)} ms (pulse ${Math.round(last?.pulseLagMs ?? 0)} ms), ` +
+              `tasks ${last?.tasksInFlight ?? 0} (per round ${Math.round(tasks.planned / Math.max(1, tasks.rounds))} planned, ${Math.round(tasks.started / Math.max(1, tasks.rounds))} started; ${tasks.done} done, ask ${Math.round(tasks.askMs / Math.max(1, tasks.done))} ms, seen ${Math.round(tasks.confirmMs / Math.max(1, tasks.done))} ms later), moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed), lag ${Math.round(last?.feedLagMs ?? 0)} ms (pulse ${Math.round(last?.pulseLagMs ?? 0)} ms), ` +
               `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB`,
           );
+          tasks = { rounds: 0, planned: 0, started: 0, done: 0, askMs: 0, confirmMs: 0 };
         }
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -300,6 +323,8 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
         delegators: s.delegators,
         expectedDelegators,
         minRowsOverMean: round(Math.min(...s.perNode.map((x) => x.rows)) / mean, 2),
+        loadRequests: s.loadRequests,
+        segmentsAsked: s.segmentsAsked,
       },
     };
   } finally {

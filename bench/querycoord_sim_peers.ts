@@ -107,6 +107,9 @@ interface NodeState {
   alive: boolean;
 }
 
+/** LoadSegments requests this process's nodes were sent, and the segments they asked for */
+const loads = { requests: 0, segments: 0 };
+
 class SimDelegator extends Actor {
   constructor(
     private readonly node: NodeState,
@@ -165,6 +168,8 @@ class SimQuerynode extends Actor {
       }
       case "querynode.LoadSegments": {
         const req = msg.body as LoadSegmentsReq;
+        loads.requests++;
+        loads.segments += req.segments.length;
         for (const s of req.segments) {
           if (n.segments.has(s.segmentId)) continue;
           n.segments.set(s.segmentId, {
@@ -326,7 +331,7 @@ async function runNodes(env: ClusterEnv, host: ActorHost): Promise<(c: Command) 
           delegators += n.delegators.size;
           perNode.push({ nodeId: n.nodeId, rows: n.rows, segments: n.segments.size, delegators: n.delegators.size });
         }
-        return { replicas, delegators, perNode, published, failed };
+        return { replicas, delegators, perNode, published, failed, loadRequests: loads.requests, segmentsAsked: loads.segments };
       }
       case "stop":
         clearInterval(timer);

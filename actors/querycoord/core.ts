@@ -298,6 +298,64 @@ export class QuerycoordCore {
 
   // ---- tasks ----
 
+  /**
+   * Starts the tasks of a round. Segment loads for the same node, collection and replica go in one
+   * LoadSegments request (`taskMergeCap` at most: the node loads them side by side and reserves their
+   * memory together); every other task has a request of its own.
+   */
+  private startTasks(tasks: readonly Task[]): void {
+    const cap = Math.max(1, this.params.taskMergeCap);
+    const groups = new Map<string, Task[]>();
+    for (const t of tasks) {
+      const a = t.action;
+      if (a.kind !== "LoadSegment" || cap === 1) {
+        this.startTask(t);
+        continue;
+      }
+      const key = `${a.nodeId}/${a.collectionId}/${a.replicaId}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = []));
+      group.push(t);
+      if (group.length >= cap) {
+        this.startLoads(group);
+        groups.delete(key);
+      }
+    }
+    for (const group of groups.values()) this.startLoads(group);
+  }
+
+  /** Segment loads of one node, collection and replica in one request; each task takes its reply. */
+  private startLoads(tasks: readonly Task[]): void {
+    if (tasks.length === 1) return this.startTask(tasks[0]!);
+    const segments: LoadSegmentsReq["segments"] = [];
+    const l0 = new Map<bigint, LoadSegmentsReq["l0Segments"][number]>();
+    const indexes: NonNullable<LoadSegmentsReq["indexes"]> = [];
+    const live: Task[] = [];
+    let req: LoadSegmentsReq | undefined;
+    for (const t of tasks) {
+      const a = t.action;
+      if (a.kind !== "LoadSegment") continue;
+      const one = this.loadRequest(a.collectionId, a.segmentId, a.replicaId);
+      if (!one) {
+        this.scheduler.cancel(t.id);
+        continue;
+      }
+      req ??= one;
+      segments.push(...one.segments);
+      for (const s of one.l0Segments) l0.set(s.segmentId, s);
+      if (a.indexes) indexes.push(...a.indexes);
+      live.push(t);
+    }
+    if (!req) return;
+    const body: LoadSegmentsReq = { ...req, segments, l0Segments: [...l0.values()], ...(indexes.length > 0 ? { indexes } : {}) };
+    const first = live[0]!.action;
+    const timeoutMs = this.params.loadTimeoutMs;
+    this.log.debug({ tasks: live.map((t) => t.id), collection: first.collectionId, node: first.nodeId }, `load ${segments.length} segments in one request`);
+    this.after(this.ctx.ask(this.env.subjects.querynode(asNodeId(first.nodeId)), "querynode.LoadSegments", body, { timeoutMs }), (r) => {
+      for (const t of live) this.onTaskReply(t.id, timeoutMs, "", r);
+    });
+  }
+
   private startTask(t: Task): void {
     const a = t.action;
     let address: string;
@@ -467,6 +525,9 @@ export class QuerycoordCore {
     }
   }
 
+  /** the last round's tasks: asked for by the checkers, and started */
+  private planned = { tasks: 0, started: 0 };
+
   reconcile(now = Date.now()): void {
     if (!this.distReady) return;
     if (now - this.lastRoundEnd < this.lastRoundMs) {
@@ -478,7 +539,13 @@ export class QuerycoordCore {
     this.lastRoundMs = performance.now() - started;
     this.lastRoundEnd = Date.now();
     const pulse = this.dist.pulseStats();
+    const times = this.scheduler.takeTimes();
     this.params.onRound?.({
+      tasksPlanned: this.planned.tasks,
+      tasksStarted: this.planned.started,
+      tasksDone: times.done,
+      taskAskMs: times.askMs,
+      taskConfirmMs: times.confirmMs,
       ms: this.lastRoundMs,
       feedMessages: this.dist.changes,
       aliveNodes: this.dist.snapshot().nodes.size,
@@ -549,7 +616,9 @@ export class QuerycoordCore {
     const result = runCheckers(input);
     if (result.tasks.length === 0 && this.scheduler.inflightTasks().length === 0) this.balance(input, now);
     this.scheduler.replacePending(result.tasks, now);
-    for (const t of this.scheduler.dispatch(now)) this.startTask(t);
+    const started = this.scheduler.dispatch(now);
+    this.planned = { tasks: result.tasks.length, started: started.length };
+    this.startTasks(started);
 
     // observers: blockers, progress, state
     for (const c of this.meta.allCollections()) {

@@ -7,6 +7,11 @@ export interface QuerycoordParams {
   reconcileIntervalMs: number;
   /** tasks in flight per querynode at most (Milvus's taskExecutionCap) */
   taskExecutionCap: number;
+  /**
+   * segment loads started together for one node, collection and replica go in one LoadSegments request
+   * of at most this many segments (Milvus's taskMergeCap); each stays a task of its own
+   */
+  taskMergeCap: number;
   /** deadline of a LoadSegments ask (ms) */
   loadTimeoutMs: number;
   /** deadline of a WatchDmChannels ask (ms) */
@@ -53,6 +58,13 @@ export interface RoundStats {
   feedMessages: number;
   aliveNodes: number;
   tasksInFlight: number;
+  /** tasks the round's checkers asked for, and how many of them it started (the rest wait for a node's cap) */
+  tasksPlanned: number;
+  tasksStarted: number;
+  /** tasks done since the round before, and what they took on average (ms): asked → replied, replied → seen in the distribution */
+  tasksDone: number;
+  taskAskMs: number;
+  taskConfirmMs: number;
   movesInFlight: number;
   /** how far behind the distribution feed querycoord reads (ms) */
   feedLagMs: number;
@@ -65,6 +77,7 @@ export interface RoundStats {
 export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   reconcileIntervalMs: 200,
   taskExecutionCap: 4,
+  taskMergeCap: 8,
   loadTimeoutMs: 60_000,
   watchTimeoutMs: 30_000,
   requestTimeoutMs: 10_000,

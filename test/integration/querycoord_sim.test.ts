@@ -27,6 +27,9 @@ describe("querycoord reconciling simulated querynodes", () => {
     expect(r.final.expectedCopies).toBe(40_000);
     expect(r.final.delegators).toBe(2 * 2 * 4);
     expect(r.final.minRowsOverMean).toBeGreaterThanOrEqual(0.8);
+    // loads for one node, collection and replica go together: fewer requests than segments
+    expect(r.final.segmentsAsked).toBeGreaterThanOrEqual(40_000);
+    expect(r.final.loadRequests).toBeLessThan(r.final.segmentsAsked / 2);
     expect(r.heartbeats_per_s).toBeGreaterThan(0);
     expect(r.heartbeats_heard_per_s).toBeGreaterThan(0);
   }, 900_000);

@@ -69,6 +69,7 @@ interface Attention {
   moving: bigint[];
 }
 const attentionMemo = new ChangeMemo<Attention>();
+const NO_COPIES: readonly SegmentCopy[] = [];
 
 /** Per snapshot and collection, the segments with copies that neither target wants, kept up to date the same way. */
 const unwantedMemo = new ChangeMemo<Set<bigint>>();
@@ -219,7 +220,7 @@ export function checkSegments(input: CheckInput): CheckResult {
         const raw = inDist.get(segId);
         const move = moves?.get(segId);
         const info = wanted.get(segId)!;
-        const copies = (raw ?? []).filter((c) => members.has(c.nodeId));
+        const copies = raw ? raw.filter((c) => members.has(c.nodeId)) : NO_COPIES;
         // a balance move: the copy on `from` gives way to one on `to`, as a stopping node's does
         const leaving = (c: SegmentCopy) => stopping(c) || (move !== undefined && c.nodeId === move.from && placement.includes(move.to));
         // a leaving copy (a stopping node's, a moved one's) is served until another copy is loaded, then released
@@ -241,7 +242,7 @@ export function checkSegments(input: CheckInput): CheckResult {
           }
           if (budget <= 0) continue;
           budget--;
-          const indexes = [...(builds?.get(segId) ?? [])];
+          const indexes = builds?.get(segId) ?? [];
           const memoryBytes = info.memorySize + indexes.reduce((n, b) => n + b.memorySize, 0);
           const p = placerOf();
           const to = copies.length > 0 && move && !failure ? p.loads.find((l) => l.nodeId === move.to) : undefined;
@@ -259,7 +260,7 @@ export function checkSegments(input: CheckInput): CheckResult {
               vchannel: info.vchannel,
               rows: info.numRows,
               memoryBytes,
-              ...(indexes.length > 0 ? { indexes } : {}),
+              ...(indexes.length > 0 ? { indexes: [...indexes] } : {}),
             },
           });
         } else if (copies.length > 1 && !unknownViews.has(r.replicaId)) {

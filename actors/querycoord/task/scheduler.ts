@@ -37,7 +37,7 @@ export interface TaskFailure {
 let epochCounter = 0;
 
 export class TaskScheduler {
-  private readonly pending = new Map<string, Task>();
+  private pending = new Map<string, Task>();
   /** running (asked, no reply yet) or confirming (replied, waiting for the distribution) */
   private readonly inflight = new Map<string, Task>();
   private readonly byId = new Map<string, Task>();
@@ -50,16 +50,25 @@ export class TaskScheduler {
   /**
    * Replaces the tasks that have not started with this round's wishes. A wish whose key has a task in
    * flight, or whose key is backing off after a failure, waits. Failures of keys nobody wants any more
-   * are forgotten once their backoff is over.
+   * are forgotten once their backoff is over. A wish for the same key and node as a task still waiting
+   * keeps that task (and its id), taking the wish's action.
    */
   replacePending(specs: readonly TaskSpec[], now: number): void {
-    this.pending.clear();
+    const before = this.pending;
+    this.pending = new Map();
     const wanted = new Set<string>();
     for (const s of specs) {
       wanted.add(s.key);
       if (this.inflight.has(s.key) || this.pending.has(s.key)) continue;
       const f = this.failuresByKey.get(s.key);
       if (f && f.retryAt > now) continue;
+      const prev = before.get(s.key);
+      if (prev && prev.action.kind === s.action.kind && prev.action.nodeId === s.action.nodeId) {
+        prev.action = s.action;
+        prev.priority = s.priority;
+        this.pending.set(s.key, prev);
+        continue;
+      }
       this.pending.set(s.key, {
         ...s,
         id: `${this.epoch}-${++this.seq}`,
@@ -102,7 +111,9 @@ export class TaskScheduler {
       ["pending", this.pending],
       ["running", this.inflight],
     ] as const) {
-      for (const t of tasks.values()) qcTaskNum.inc({ querycoord_task_type: t.action.kind, task_state: state });
+      const byKind = new Map<string, number>();
+      for (const t of tasks.values()) byKind.set(t.action.kind, (byKind.get(t.action.kind) ?? 0) + 1);
+      for (const [kind, n] of byKind) qcTaskNum.set({ querycoord_task_type: kind, task_state: state }, n);
     }
   }
 
@@ -242,8 +253,24 @@ export class TaskScheduler {
     return out;
   }
 
+  /** Tasks done since `takeTimes` was last called, and how long they took: asked → replied → seen in the distribution. */
+  private times = { done: 0, askMs: 0, confirmMs: 0 };
+
+  /** What tasks done took since the last call (means, ms), and how many were done. */
+  takeTimes(): { done: number; askMs: number; confirmMs: number } {
+    const { done, askMs, confirmMs } = this.times;
+    this.times = { done: 0, askMs: 0, confirmMs: 0 };
+    return done === 0 ? { done, askMs: 0, confirmMs: 0 } : { done, askMs: askMs / done, confirmMs: confirmMs / done };
+  }
+
   private finish(t: Task, status = "success"): void {
-    if (this.inflight.get(t.key) === t && t.startedAt > 0) qcTaskLatency.observe({ querycoord_task_type: t.action.kind, status }, Math.max(0, Date.now() - t.startedAt));
+    const now = Date.now();
+    if (this.inflight.get(t.key) === t && t.startedAt > 0) qcTaskLatency.observe({ querycoord_task_type: t.action.kind, status }, Math.max(0, now - t.startedAt));
+    if (status === "success" && t.repliedAt > 0) {
+      this.times.done++;
+      this.times.askMs += t.repliedAt - t.startedAt;
+      this.times.confirmMs += now - t.repliedAt;
+    }
     this.inflight.delete(t.key);
     this.byId.delete(t.id);
   }
