@@ -213,8 +213,10 @@ export function checkSegments(input: CheckInput): CheckResult {
         if (f.collectionId === coll.collectionId && f.key.startsWith(prefix)) failed.add(BigInt(f.key.slice(prefix.length)));
       }
       const state = attention.state;
+      const anyFailed = failed.size > 0;
       for (let i = 0; i < state.length; i++) {
-        if (state[i] === SETTLED) continue;
+        const s = state[i];
+        if (s === SETTLED || (s === MISSING && budget <= 0 && !anyFailed)) continue;
         const segId = wantedIds[i]!;
         if (state[i] === MISSING && !failed.has(segId) && (budget <= 0 || loadingHere?.has(segId))) continue;
         const raw = inDist.get(segId);

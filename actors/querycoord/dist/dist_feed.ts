@@ -106,6 +106,42 @@ interface NodeBase {
   waiting: QueryNodeDist | undefined;
 }
 
+/** No indexes: one array for every record without any (never changed in place). */
+const NO_INDEXES: bigint[] = [];
+/** Values shared at most (distinct collections, partitions and channels are few; a flood of them is not kept). */
+const MAX_SHARED = 100_000;
+
+/**
+ * One object for each collection id, partition id and channel name the records repeat, and one empty
+ * index list: a million records decoded from the feed would otherwise each hold copies of their own.
+ */
+class SharedValues {
+  private readonly ids = new Map<bigint, bigint>();
+  private readonly names = new Map<string, string>();
+
+  record(s: DistSegment): DistSegment {
+    s.collectionId = this.id(s.collectionId);
+    s.partitionId = this.id(s.partitionId);
+    s.vchannel = this.name(s.vchannel);
+    if (s.indexIds.length === 0) s.indexIds = NO_INDEXES;
+    return s;
+  }
+
+  private id(v: bigint): bigint {
+    const x = this.ids.get(v);
+    if (x !== undefined) return x;
+    if (this.ids.size < MAX_SHARED) this.ids.set(v, v);
+    return v;
+  }
+
+  private name(v: string): string {
+    const x = this.names.get(v);
+    if (x !== undefined) return x;
+    if (this.names.size < MAX_SHARED) this.names.set(v, v);
+    return v;
+  }
+}
+
 /** A node's record of a segment in the view `st` holds (base − removed + added). */
 function recordOf(st: Pick<NodeBase, "base" | "added" | "removed">, id: bigint): DistSegment | undefined {
   return st.added.get(id) ?? (st.removed.has(id) ? undefined : st.base?.get(id));
@@ -125,6 +161,8 @@ function recordOf(st: Pick<NodeBase, "base" | "added" | "removed">, id: bigint):
 export class DistAssembler {
   private readonly nodes = new Map<string, NodeBase>();
   private readonly changes = new WeakMap<QueryNodeDist, SegmentsChange>();
+  /** one value for what many records repeat */
+  private readonly shared = new SharedValues();
   /** each node's delegators' segment lists as last read (an unchanged one is not decoded again) */
   private readonly sealed = new Map<string, SealedLists>();
 
@@ -199,7 +237,7 @@ export class DistAssembler {
     /** the record handed on before for the segment when it says the same as `s`, else `s` */
     const kept = (s: DistSegment): DistSegment => {
       const old = from ? recordOf(before, s.segmentId) : undefined;
-      return old && sameDistSegment(old, s) ? old : s;
+      return old && sameDistSegment(old, s) ? old : this.shared.record(s);
     };
     if (rebase) {
       if (st.chunkEpoch !== epoch || st.chunks.length < chunks) {
