@@ -610,6 +610,8 @@ export class QuerycoordCore {
       moves: this.moves,
       channelMoves: this.channelMoves,
       loadsPerNode: this.params.taskExecutionCap,
+      loadsPerRound: this.params.maxLoadsPerRound,
+      runningPerNode: this.scheduler.runningPerNode(),
     };
     this.settleMoves(snap, now);
     this.settleChannelMoves(snap, now);

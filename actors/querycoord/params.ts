@@ -12,6 +12,11 @@ export interface QuerycoordParams {
    * of at most this many segments (Milvus's taskMergeCap); each stays a task of its own
    */
   taskMergeCap: number;
+  /**
+   * new segment loads one reconcile round plans at most (across every collection and node): planning is
+   * most of a round's work during a large load, and a round holds the mailbox (heartbeats, replies)
+   */
+  maxLoadsPerRound: number;
   /** deadline of a LoadSegments ask (ms) */
   loadTimeoutMs: number;
   /** deadline of a WatchDmChannels ask (ms) */
@@ -78,6 +83,7 @@ export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   reconcileIntervalMs: 200,
   taskExecutionCap: 4,
   taskMergeCap: 8,
+  maxLoadsPerRound: 4_096,
   loadTimeoutMs: 60_000,
   watchTimeoutMs: 30_000,
   requestTimeoutMs: 10_000,

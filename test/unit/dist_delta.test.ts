@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { DistAssembler } from "../../actors/querycoord/dist/dist_feed.ts";
 import { DistManager } from "../../actors/querycoord/dist/dist_manager.ts";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
-import { DistEncoder, MAX_DIST_BYTES } from "../../actors/querynode/dist_publisher.ts";
+import { DistEncoder, MAX_DIST_BYTES, rebaseAfter } from "../../actors/querynode/dist_publisher.ts";
 import { encode } from "../../protocol/codec.ts";
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
 
@@ -186,6 +186,27 @@ describe("a large node's distribution on the feed", () => {
     // 7 bytes are no list of int64 ids
     const bad = encode({ ...dist("qn1", [1]), delegators: [{ ...view([]), sealedSegmentIds: new Uint8Array(7) }] });
     expect(() => a.take("vb.dist.querynode.qn1", bad)).toThrow(/querynode qn1: delegator 1v0: packed segment ids take a multiple of 8 bytes/);
+  });
+
+  it("rebases after about √(2 × base × changes per message): a loading node does not resend its base every other beat", () => {
+    expect(rebaseAfter(2_000)).toBe(64);
+    expect(rebaseAfter(2_000, 32)).toBe(358);
+    expect(rebaseAfter(100, 50)).toBe(64);
+    expect(rebaseAfter(1_000, 1_000)).toBe(500);
+    // 2,000 segments, then 32 more every beat for 40 beats
+    const e = enc();
+    const a = new DistAssembler();
+    feed(e, a, dist("qn1", range(1, 2_000)));
+    let rebases = 0;
+    let out: QueryNodeDist | undefined;
+    for (let beat = 1; beat <= 40; beat++) {
+      const r = feed(e, a, dist("qn1", range(1, 2_000 + 32 * beat)));
+      if (r.msgs.length > 1) rebases++;
+      out = r.out;
+    }
+    expect(ids(out)).toEqual(range(1, 2_000 + 32 * 40));
+    expect(rebases).toBeGreaterThan(0);
+    expect(rebases).toBeLessThanOrEqual(8); // (with √(2 × base) alone: every other beat, 20)
   });
 
   it("waits for its base's chunks before it hands a head on", () => {

@@ -167,4 +167,17 @@ describe("balance and replicas", () => {
       }
     }
   });
+
+  it("passes over a node with no task slot left this round, counts slots down as it places, and places nothing once every node is busy", () => {
+    const load = (nodeId: string, rows: number) => ({ nodeId, rows, memoryBytes: 0, memoryLimitBytes: 1 << 30, segments: 0, channels: 0 });
+    // n0 is the emptiest but already runs as many tasks as it may; n1 has 2 slots, n2 has 1
+    const slots = new Map([["n0", 0], ["n1", 2], ["n2", 1]]);
+    const placer = new SegmentPlacer([load("n0", 0), load("n1", 1_000), load("n2", 5_000)], slots);
+    const need = { rows: 100, memoryBytes: 0 };
+    expect([1, 2, 3].map(() => placer.place(need)!.nodeId)).toEqual(["n1", "n1", "n2"]);
+    expect(placer.place(need)).toBeUndefined();
+    expect([...slots.values()]).toEqual([0, 0, 0]);
+    // without slots, scores alone: the emptiest node
+    expect(new SegmentPlacer([load("n0", 0), load("n1", 1_000)]).place(need)!.nodeId).toBe("n0");
+  });
 });

@@ -101,8 +101,17 @@ export class SegmentPlacer {
   private readonly heap: NodeLoad[];
   private readonly pos = new Map<string, number>();
   private readonly maxLimit: number;
+  /** nodes out of the heap for good: no task slot left this round */
+  private readonly busy = new Set<string>();
 
-  constructor(readonly loads: NodeLoad[]) {
+  /**
+   * `slots`, when given: the tasks each node may still start this round (shared by the placers of one
+   * round and counted down as they place); a node with none is passed over.
+   */
+  constructor(
+    readonly loads: NodeLoad[],
+    private readonly slots?: Map<string, number>,
+  ) {
     this.maxLimit = Math.max(0, ...loads.map((l) => l.memoryLimitBytes));
     this.heap = [...loads];
     this.heap.forEach((l, i) => this.pos.set(l.nodeId, i));
@@ -117,6 +126,10 @@ export class SegmentPlacer {
     const skipped: NodeLoad[] = [];
     while (this.heap.length > 0) {
       const top = this.heap[0]!;
+      if (this.slots && (this.slots.get(top.nodeId) ?? 0) <= 0) {
+        this.busy.add(this.pop().nodeId);
+        continue;
+      }
       if (freeOf(top) >= need.memoryBytes && !avoid?.has(top.nodeId)) {
         node = top;
         break;
@@ -124,8 +137,14 @@ export class SegmentPlacer {
       skipped.push(this.pop());
     }
     for (const s of skipped) this.push(s);
-    node ??= pickSegmentNode(this.loads, need, avoid);
-    if (node) this.add(node, { rows: need.rows, memoryBytes: need.memoryBytes, segments: 1 });
+    if (!node) {
+      if (this.heap.length === 0) return undefined; // every node busy this round
+      node = pickSegmentNode(this.busy.size > 0 ? this.loads.filter((l) => !this.busy.has(l.nodeId)) : this.loads, need, avoid);
+    }
+    if (node) {
+      this.add(node, { rows: need.rows, memoryBytes: need.memoryBytes, segments: 1 });
+      if (this.slots) this.slots.set(node.nodeId, (this.slots.get(node.nodeId) ?? 0) - 1);
+    }
     return node;
   }
 

@@ -83,6 +83,11 @@ export function checkSegments(input: CheckInput): CheckResult {
   let inFlight = 0;
   for (const set of input.loading?.values() ?? []) inFlight += set.size;
   let budget = input.loadsPerNode === undefined ? Number.POSITIVE_INFINITY : Math.max(1, Math.max(1, input.dist.nodes.size) * input.loadsPerNode - inFlight);
+  if (input.loadsPerRound !== undefined) budget = Math.min(budget, Math.max(1, input.loadsPerRound));
+  // the tasks each node may still start this round, counted down as loads are placed (shared by every replica's placer)
+  const cap = input.loadsPerNode;
+  const running = input.runningPerNode;
+  const slots = cap !== undefined && running ? new Map([...input.dist.nodes.keys()].map((n) => [n, cap - (running.get(n) ?? 0)])) : undefined;
   for (const coll of input.collections) {
     const pair = input.targets.get(coll.collectionId);
     if (!pair?.current && !pair?.next) continue;
@@ -170,7 +175,9 @@ export function checkSegments(input: CheckInput): CheckResult {
       const placement = placementNodesOf(r, input.dist);
       const stoppingMembers = new Set(r.nodes.filter((n) => input.dist.isStopping(n)));
       let placer: SegmentPlacer | undefined;
-      const placerOf = () => (placer ??= new SegmentPlacer(nodeLoads(placement, input.dist, input.pending)));
+      const placerOf = () => (placer ??= new SegmentPlacer(nodeLoads(placement, input.dist, input.pending), slots));
+      /** every node of the replica busy with as many tasks as it may run: no more loads here this round */
+      let busy = false;
       const stopping = (c: SegmentCopy) => stoppingMembers.has(c.nodeId);
       const leaderChannels = new Set(dels.filter((d) => d.replicaId === r.replicaId && members.has(d.nodeId)).map((d) => d.vchannel));
       const moves = movesOf.get(r.replicaId);
@@ -216,7 +223,7 @@ export function checkSegments(input: CheckInput): CheckResult {
       const anyFailed = failed.size > 0;
       for (let i = 0; i < state.length; i++) {
         const s = state[i];
-        if (s === SETTLED || (s === MISSING && budget <= 0 && !anyFailed)) continue;
+        if (s === SETTLED || (s === MISSING && (budget <= 0 || busy) && !anyFailed)) continue;
         const segId = wantedIds[i]!;
         if (state[i] === MISSING && !failed.has(segId) && (budget <= 0 || loadingHere?.has(segId))) continue;
         const raw = inDist.get(segId);
@@ -249,7 +256,12 @@ export function checkSegments(input: CheckInput): CheckResult {
           const p = placerOf();
           const to = copies.length > 0 && move && !failure ? p.loads.find((l) => l.nodeId === move.to) : undefined;
           if (to) p.add(to, { rows: info.numRows, memoryBytes, segments: 1 });
-          const node = to ?? p.place({ rows: info.numRows, memoryBytes }, failure ? new Set([failure.nodeId]) : undefined)!;
+          const node = to ?? p.place({ rows: info.numRows, memoryBytes }, failure ? new Set([failure.nodeId]) : undefined);
+          if (!node) {
+            budget++;
+            busy = true;
+            continue;
+          }
           emit({
             key,
             priority: Priority.Normal,

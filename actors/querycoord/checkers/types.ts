@@ -73,6 +73,17 @@ export interface CheckInput {
    * scheduler runs a few per node at a time; the rest are asked for in later rounds); no bound when absent
    */
   loadsPerNode?: number;
+  /**
+   * new segment loads one round asks for at most, whatever the nodes could take: a round that plans a
+   * load of a million segments stays short (the rest come in the next rounds); no bound when absent
+   */
+  loadsPerRound?: number;
+  /**
+   * tasks each querynode is running now (any kind): with `loadsPerNode`, a node already at that many
+   * gets no new load this round (it could not start it), so loads go to nodes that can; when absent,
+   * placement looks at scores alone
+   */
+  runningPerNode?: ReadonlyMap<string, number>;
 }
 
 /**

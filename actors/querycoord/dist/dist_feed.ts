@@ -313,6 +313,8 @@ function decodeChunk(data: Uint8Array): QueryNodeDistChunk {
 
 /** At most this many direct reads of starved heads at once (see followQueryNodeDists). */
 const CATCH_UP_READS = 64;
+/** Heads of one node read directly in a row to catch up with its newest base (see readChunks). */
+const MAX_CHASES = 3;
 /** A silent node's head is read directly at most this seldom. */
 const MAX_READ_BACKOFF_MS = 30_000;
 
@@ -348,6 +350,9 @@ export async function followQueryNodeDists(
   const headAt = new Map<string, number>();
   /** when the server stored the newest message the follower came to: where it reads */
   let readingAt = 0;
+  /** per node: heads read directly in a row because its chunks had moved on to a newer base */
+  const chases = new Map<string, number>();
+  const headSubjectOf = (nodeId: string) => env.subjects.distSubject("querynode", nodeId as NodeId);
 
   const take = (subject: string, data: Uint8Array, storedAt: number, lagSample: boolean): void => {
     let d: QueryNodeDist | undefined;
@@ -363,7 +368,9 @@ export async function followQueryNodeDists(
       log.warn({ subject, err: (err as Error).message }, "skipped a malformed querynode distribution");
       return;
     }
-    if (d) onDist(d, headAt.get(d.nodeId) ?? storedAt, lagSample, assembler.changeOf(d));
+    if (!d) return;
+    chases.delete(d.nodeId);
+    onDist(d, headAt.get(d.nodeId) ?? storedAt, lagSample, assembler.changeOf(d));
   };
 
   const follower = await feed.follow(stream, env.subjects.distRoleAllSubjects("querynode"), (m) => {
@@ -402,6 +409,7 @@ export async function followQueryNodeDists(
     if (missing.length === 0) return;
     reads++;
     chunkReads.add(nodeId);
+    let behind = false;
     try {
       for (const i of missing) {
         if (stopped) return;
@@ -409,11 +417,23 @@ export async function followQueryNodeDists(
         const c = await feed.last(stream, subject);
         if (c) take(subject, c.data, c.timestamp, false);
       }
+      behind = !stopped && assembler.missingChunks(nodeId).length > 0;
     } catch (err) {
       log.debug({ node: nodeId, err: errorText(err) }, "reading a base chunk directly failed; the feed brings it later");
     } finally {
       reads--;
       chunkReads.delete(nodeId);
+    }
+    // the node rebased again meanwhile: its chunks are of a newer base than the head waits for; the
+    // newest head goes with them (a few times in a row at most: a node rebasing faster than this is read
+    // is left to the feed and the next catch-up)
+    const chased = chases.get(nodeId) ?? 0;
+    if (behind && chased < MAX_CHASES && heads.has(headSubjectOf(nodeId))) {
+      chases.set(nodeId, chased + 1);
+      reads++;
+      await readHead(headSubjectOf(nodeId))
+        .catch((err: unknown) => log.debug({ node: nodeId, err: errorText(err) }, "reading a head directly failed; trying again later"))
+        .finally(() => reads--);
     }
   };
   const catchUp = (): void => {

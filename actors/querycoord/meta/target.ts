@@ -8,6 +8,10 @@ import type { ChannelTarget, CollectionTarget } from "./types.ts";
  * segments of the collection's channels, and every vchannel with its seek position (a vchannel datacoord
  * does not mention yet, e.g. of an empty collection, is consumed from its start).
  */
+/** No logs: one array for every segment without any (never changed in place). */
+const NO_BINLOGS: SegmentInfo["binlogs"] = [];
+const NO_STATSLOGS: string[] = [];
+
 export function targetFromRecovery(
   info: RecoveryInfo,
   load: { collectionId: bigint; partitionIds: bigint[]; vchannels: VChannelInfo[] },
@@ -23,10 +27,24 @@ export function targetFromRecovery(
   const parts = new Set(load.partitionIds);
   const segments = new Map<bigint, SegmentInfo>();
   const l0Segments = new Map<bigint, SegmentInfo>();
+  // what the segments of a collection repeat is held once (a million segments: a million copies fewer of each)
+  const partitions = new Map<bigint, bigint>();
   for (const s of info.segments) {
-    if (s.state !== "Flushed" || s.collectionId !== load.collectionId || !channels.has(s.vchannel)) continue;
+    const channel = channels.get(s.vchannel);
+    if (s.state !== "Flushed" || s.collectionId !== load.collectionId || !channel) continue;
     if (s.level === "L0") l0Segments.set(s.segmentId, s);
     else if (parts.size === 0 || parts.has(s.partitionId)) segments.set(s.segmentId, s);
+    else continue;
+    s.collectionId = load.collectionId;
+    s.vchannel = channel.vchannel;
+    s.state = "Flushed";
+    s.level = s.level === "L0" ? "L0" : "L1";
+    const p = partitions.get(s.partitionId);
+    if (p === undefined) partitions.set(s.partitionId, s.partitionId);
+    else s.partitionId = p;
+    if (s.binlogs?.length === 0) s.binlogs = NO_BINLOGS;
+    if (s.deltalogs?.length === 0) s.deltalogs = NO_BINLOGS;
+    if (s.statslogs?.length === 0) s.statslogs = NO_STATSLOGS;
   }
   return { collectionId: load.collectionId, version, partitionIds: [...load.partitionIds], channels, segments, l0Segments };
 }

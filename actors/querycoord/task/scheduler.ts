@@ -85,8 +85,7 @@ export class TaskScheduler {
 
   /** Starts what may start: by priority, then in the order wished, within each node's cap. */
   dispatch(now: number): Task[] {
-    const perNode = new Map<string, number>();
-    for (const t of this.inflight.values()) perNode.set(t.action.nodeId, (perNode.get(t.action.nodeId) ?? 0) + 1);
+    const perNode = this.runningPerNode();
     const order = [...this.pending.values()].sort((a, b) => a.priority - b.priority);
     const started: Task[] = [];
     for (const t of order) {
@@ -227,6 +226,13 @@ export class TaskScheduler {
       if (!set) out.set(a.replicaId, (set = new Set()));
       set.add(a.segmentId);
     }
+    return out;
+  }
+
+  /** Tasks in flight (asked or confirming) per node: what counts against its cap. */
+  runningPerNode(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const t of this.inflight.values()) out.set(t.action.nodeId, (out.get(t.action.nodeId) ?? 0) + 1);
     return out;
   }
 
