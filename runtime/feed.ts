@@ -112,11 +112,7 @@ export class Feed {
             timestamp: Math.floor(m.info.timestampNanos / 1_000_000),
             initial,
           }),
-        {
-          log: this.log,
-          maxBytes: Math.max(4 * 1024 * 1024, 2 * (this.nc.info?.max_payload ?? 0)),
-          ...(opts.headersOnly === true ? { headersOnly: true } : {}),
-        },
+        { log: this.log, ...(opts.headersOnly === true ? { headersOnly: true } : {}) },
       );
     } catch (err) {
       throw followError(err, stream, filterSubject);

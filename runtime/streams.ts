@@ -407,11 +407,6 @@ export interface FollowOptions extends LastPerSubjectOptions {
   start?: "lastPerSubject" | "new";
   /** Where a failing handler is reported; the message is skipped and following goes on. */
   log?: Logger;
-  /**
-   * Bytes on their way from the server at once, at most (default 4 MiB): above the server's
-   * max_payload, or a larger message would never come.
-   */
-  maxBytes?: number;
 }
 
 /** `initial` is true for the messages of the snapshot taken when following started. */
@@ -443,8 +438,8 @@ export interface Follower extends AsyncDisposable {
  * that; when one says nothing is pending, the subjects are listed again, and a listed subject that no
  * longer exists (removed by age) stops being waited for.
  */
-/** What a follower has on its way from the server at once, at most (bytes; above any message's size). */
-const FOLLOW_MAX_BYTES = 4 * 1024 * 1024;
+/** What a follower has on its way from the server at once, at most (messages). */
+const FOLLOW_MAX_MESSAGES = 128;
 
 export async function followLastPerSubject(
   js: JetStreamClient,
@@ -491,10 +486,10 @@ export async function followLastPerSubject(
     }
   };
 
-  // at most 256 messages and 4 MiB on their way at once: a follower whose thread is busy for a while
-  // must not have the server queue a feed's worth of large messages on its connection (nats-server cuts
-  // a connection whose outbound queue passes max_pending off as a slow consumer)
-  const messages = await consumer.consume({ max_messages: 256, max_bytes: opts.maxBytes ?? FOLLOW_MAX_BYTES });
+  // at most 128 messages on their way at once: a follower whose thread is busy for a while must not
+  // have the server queue a feed's worth of large messages on its connection (nats-server cuts a
+  // connection whose outbound queue passes max_pending off as a slow consumer)
+  const messages = await consumer.consume({ max_messages: FOLLOW_MAX_MESSAGES });
   let stopped = false;
   let lastSeq = 0;
   const done = (async () => {

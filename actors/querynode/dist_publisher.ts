@@ -164,7 +164,9 @@ export class DistEncoder {
         if (seen.size !== base.segs.size || added.length > 0) for (const id of base.segs.keys()) if (!seen.has(id)) removed.push(id);
         const grew = Math.max(0, added.length + removed.length - (this.delta.added.length + this.delta.removed.length));
         this.changeRate = (1 - RATE_WEIGHT) * this.changeRate + RATE_WEIGHT * grew;
-        if (added.length + removed.length > rebaseAfter(base.segs.size, this.changeRate) || (settled && sameDelta(this.delta, added, removed))) {
+        // (and never a delta that would not fit in half a message)
+        const most = Math.min(rebaseAfter(base.segs.size, this.changeRate), Math.floor((0.5 * this.opts.maxBytes) / this.perSegment));
+        if (added.length + removed.length > most || (settled && sameDelta(this.delta, added, removed))) {
           out.push(...this.newBase(dist));
         } else if (!sameDelta(this.delta, added, removed)) {
           this.delta = { seq: this.delta.seq + 1, added, removed };

@@ -71,7 +71,8 @@ export function decodeQueryNodeDist(data: Uint8Array, before?: { get(nodeId: str
     } catch (err) {
       throw VbError.invalid(`querynode ${d.nodeId}: delegator ${g.vchannel}: ${(err as Error).message}`);
     }
-    lists.set(key, { bytes: packed.slice(), ids: g.sealedSegmentIds });
+    // (a copy: the bytes are a view into the message, which a kept view would keep whole)
+    lists.set(key, { bytes: Uint8Array.prototype.slice.call(packed), ids: g.sealedSegmentIds });
   }
   before?.set(d.nodeId, lists);
   return d;
@@ -261,7 +262,10 @@ export class DistAssembler {
 
     const view = (): DistSegments => {
       const out: DistSegments = [];
-      for (const [id, s] of st.base!) if (!st.removed.has(id)) out.push(st.added.get(id) ?? s);
+      for (const [id, s] of st.base!) {
+        const a = st.added.get(id);
+        if (a || !st.removed.has(id)) out.push(a ?? s);
+      }
       for (const [id, s] of st.added) if (!st.base!.has(id)) out.push(s);
       return out;
     };

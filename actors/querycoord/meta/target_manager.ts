@@ -163,11 +163,13 @@ export class TargetManager {
     this.targets.delete(collectionId);
     const st = this.stored.get(collectionId);
     this.stored.delete(collectionId);
-    const writes = [this.writer.delete(targetKey(collectionId))];
+    // the pages before the head: a head is what open() finds its pages from
+    const writes: Promise<void>[] = [];
     if (st) {
       for (let i = 0; i < st.count; i++) writes.push(this.writer.delete(targetPageKey(collectionId, st.versions[i]!, i)));
       for (const key of st.stale) writes.push(this.writer.delete(key));
     }
+    writes.push(this.writer.delete(targetKey(collectionId)));
     return Promise.all(writes).then(() => undefined);
   }
 
