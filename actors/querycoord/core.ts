@@ -326,7 +326,6 @@ export class QuerycoordCore {
 
   /** Segment loads of one node, collection and replica in one request; each task takes its reply. */
   private startLoads(tasks: readonly Task[]): void {
-    if (tasks.length === 1) return this.startTask(tasks[0]!);
     const segments: LoadSegmentsReq["segments"] = [];
     const l0 = new Map<bigint, LoadSegmentsReq["l0Segments"][number]>();
     const indexes: NonNullable<LoadSegmentsReq["indexes"]> = [];
@@ -350,7 +349,10 @@ export class QuerycoordCore {
     const body: LoadSegmentsReq = { ...req, segments, l0Segments: [...l0.values()], ...(indexes.length > 0 ? { indexes } : {}) };
     const first = live[0]!.action;
     const timeoutMs = this.params.loadTimeoutMs;
-    this.log.debug({ tasks: live.map((t) => t.id), collection: first.collectionId, node: first.nodeId }, `load ${segments.length} segments in one request`);
+    this.log.debug(
+      { tasks: live.map((t) => t.id), collection: first.collectionId, node: first.nodeId, attempt: live.map((t) => t.attempt) },
+      live.length === 1 ? describeAction(first) : `load ${segments.length} segments in one request`,
+    );
     this.after(this.ctx.ask(this.env.subjects.querynode(asNodeId(first.nodeId)), "querynode.LoadSegments", body, { timeoutMs }), (r) => {
       for (const t of live) this.onTaskReply(t.id, timeoutMs, "", r);
     });
@@ -370,13 +372,8 @@ export class QuerycoordCore {
         [address, type, body, timeoutMs] = [qn(), "querynode.WatchDmChannels", req, this.params.watchTimeoutMs];
         break;
       }
-      case "LoadSegment": {
-        const req = this.loadRequest(a.collectionId, a.segmentId, a.replicaId);
-        if (!req) return this.scheduler.cancel(t.id);
-        if (a.indexes && a.indexes.length > 0) req.indexes = a.indexes;
-        [address, type, body, timeoutMs] = [qn(), "querynode.LoadSegments", req, this.params.loadTimeoutMs];
-        break;
-      }
+      case "LoadSegment":
+        return this.startLoads([t]);
       case "LoadIndex":
         [address, type, body, timeoutMs] = [qn(), "querynode.LoadIndex", { collectionId: a.collectionId, infos: [a.info] }, this.params.loadTimeoutMs];
         break;

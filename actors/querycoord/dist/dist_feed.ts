@@ -12,6 +12,7 @@ import { Feed, type FeedFollower } from "../../../runtime/feed.ts";
 import type { Logger } from "../../../runtime/logger.ts";
 import { errorText, isStreamNotFound, jetstreamOf } from "../../../runtime/streams.ts";
 import type { ClusterEnv } from "../../env.ts";
+import { Interner } from "../interner.ts";
 
 /** Creates the feed's stream when nobody has (an existing one is left as its creator made it). */
 export async function ensureDistStream(env: ClusterEnv): Promise<void> {
@@ -109,37 +110,17 @@ interface NodeBase {
 
 /** No indexes: one array for every record without any (never changed in place). */
 const NO_INDEXES: bigint[] = [];
-/** Values shared at most (distinct collections, partitions and channels are few; a flood of them is not kept). */
-const MAX_SHARED = 100_000;
-
-/**
- * One object for each collection id, partition id and channel name the records repeat, and one empty
- * index list: a million records decoded from the feed would otherwise each hold copies of their own.
- */
+/** One object for each collection id, partition id and channel name the records repeat, and one empty index list. */
 class SharedValues {
-  private readonly ids = new Map<bigint, bigint>();
-  private readonly names = new Map<string, string>();
+  private readonly ids = new Interner<bigint>();
+  private readonly names = new Interner<string>();
 
   record(s: DistSegment): DistSegment {
-    s.collectionId = this.id(s.collectionId);
-    s.partitionId = this.id(s.partitionId);
-    s.vchannel = this.name(s.vchannel);
+    s.collectionId = this.ids.of(s.collectionId);
+    s.partitionId = this.ids.of(s.partitionId);
+    s.vchannel = this.names.of(s.vchannel);
     if (s.indexIds.length === 0) s.indexIds = NO_INDEXES;
     return s;
-  }
-
-  private id(v: bigint): bigint {
-    const x = this.ids.get(v);
-    if (x !== undefined) return x;
-    if (this.ids.size < MAX_SHARED) this.ids.set(v, v);
-    return v;
-  }
-
-  private name(v: string): string {
-    const x = this.names.get(v);
-    if (x !== undefined) return x;
-    if (this.names.size < MAX_SHARED) this.names.set(v, v);
-    return v;
   }
 }
 
@@ -405,6 +386,13 @@ export async function followQueryNodeDists(
     h.storedAt = e.timestamp;
     take(subject, e.data, e.timestamp, false);
   };
+  /** readHead, counted among the reads in flight; a failure waits for the next try */
+  const readHeadCounted = (subject: string): Promise<void> => {
+    reads++;
+    return readHead(subject)
+      .catch((err: unknown) => log.debug({ subject, err: errorText(err) }, "reading a head directly failed; trying again later"))
+      .finally(() => reads--);
+  };
   /** a head waits for base chunks the follower has not come to (replaced as fast as the heads): read them */
   const chunkReads = new Set<string>();
   const readChunks = async (nodeId: string): Promise<void> => {
@@ -434,10 +422,7 @@ export async function followQueryNodeDists(
     const chased = chases.get(nodeId) ?? 0;
     if (behind && chased < MAX_CHASES && heads.has(headSubjectOf(nodeId))) {
       chases.set(nodeId, chased + 1);
-      reads++;
-      await readHead(headSubjectOf(nodeId))
-        .catch((err: unknown) => log.debug({ node: nodeId, err: errorText(err) }, "reading a head directly failed; trying again later"))
-        .finally(() => reads--);
+      await readHeadCounted(headSubjectOf(nodeId));
     }
   };
   const catchUp = (): void => {
@@ -446,10 +431,7 @@ export async function followQueryNodeDists(
       if (reads >= CATCH_UP_READS) return;
       if (readingAt - h.storedAt <= 2 * intervalMs || now < h.readAfter) continue;
       h.readAfter = now + intervalMs;
-      reads++;
-      void readHead(subject)
-        .catch((err: unknown) => log.debug({ subject, err: errorText(err) }, "reading a head directly failed; trying again later"))
-        .finally(() => reads--);
+      void readHeadCounted(subject);
     }
   };
   const timer = setInterval(catchUp, intervalMs);

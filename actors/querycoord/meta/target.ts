@@ -1,4 +1,5 @@
 /** Building targets from datacoord's recovery info, and comparing them. Pure functions. */
+import { Interner } from "../interner.ts";
 import type { SegmentInfo, VChannelInfo } from "../../../protocol/meta.ts";
 import type { RecoveryInfo } from "../../../protocol/messages/datacoord.ts";
 import type { ChannelTarget, CollectionTarget } from "./types.ts";
@@ -28,7 +29,7 @@ export function targetFromRecovery(
   const segments = new Map<bigint, SegmentInfo>();
   const l0Segments = new Map<bigint, SegmentInfo>();
   // what the segments of a collection repeat is held once (a million segments: a million copies fewer of each)
-  const partitions = new Map<bigint, bigint>();
+  const partitions = new Interner<bigint>();
   for (const s of info.segments) {
     const channel = channels.get(s.vchannel);
     if (s.state !== "Flushed" || s.collectionId !== load.collectionId || !channel) continue;
@@ -39,9 +40,7 @@ export function targetFromRecovery(
     s.vchannel = channel.vchannel;
     s.state = "Flushed";
     s.level = s.level === "L0" ? "L0" : "L1";
-    const p = partitions.get(s.partitionId);
-    if (p === undefined) partitions.set(s.partitionId, s.partitionId);
-    else s.partitionId = p;
+    s.partitionId = partitions.of(s.partitionId);
     if (s.binlogs?.length === 0) s.binlogs = NO_BINLOGS;
     if (s.deltalogs?.length === 0) s.deltalogs = NO_BINLOGS;
     if (s.statslogs?.length === 0) s.statslogs = NO_STATSLOGS;

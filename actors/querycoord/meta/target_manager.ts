@@ -29,12 +29,15 @@ interface StoredPages {
   stale: string[];
 }
 
-/** How many pages the segments take at about PAGE_BYTES each (from the size of a few of them). */
-function pagesFor(all: readonly SegmentInfo[]): number {
-  if (all.length === 0) return 1;
-  const sample = all.slice(0, 32);
+/** How many pages the target's segments take at about PAGE_BYTES each (from the size of a few of them). */
+function pagesFor(t: CollectionTarget): number {
+  const n = t.segments.size + t.l0Segments.size;
+  if (n === 0) return 1;
+  const sample: SegmentInfo[] = [];
+  for (const s of t.segments.values()) if (sample.push(s) >= 32) break;
+  for (const s of t.l0Segments.values()) if (sample.length >= 32 || sample.push(s) >= 32) break;
   const per = encode(sample).byteLength / sample.length;
-  return Math.max(1, Math.ceil((all.length * per) / PAGE_BYTES));
+  return Math.max(1, Math.ceil((n * per) / PAGE_BYTES));
 }
 
 const pageOf = (segmentId: bigint, count: number): number => Number(segmentId % BigInt(count));
@@ -190,9 +193,8 @@ export class TargetManager {
    * collection; a million segments are a few thousand values, not a million.
    */
   private persist(t: CollectionTarget, old: CollectionTarget | undefined): Promise<void> {
-    const all = [...t.segments.values(), ...t.l0Segments.values()];
     const prev = this.stored.get(t.collectionId);
-    const want = pagesFor(all);
+    const want = pagesFor(t);
     let count = prev && old && prev.count > 0 && prev.count <= 2 * want && 2 * prev.count >= want ? prev.count : want;
     let dirty: Set<number> | undefined; // undefined: every page
     if (prev && old && count === prev.count) {
