@@ -150,6 +150,15 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
   let last: RoundStats | undefined;
   /** tasks done since the last progress line, and their total times (ms) */
   let tasks = { rounds: 0, planned: 0, started: 0, done: 0, askMs: 0, confirmMs: 0 };
+  /** round time by stage since the last progress line (ms), and the slowest round's */
+  let stages: Record<string, number> = {};
+  let slowest: RoundStats | undefined;
+  const topStages = (s: Record<string, number>) =>
+    Object.entries(s)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([k, v]) => `${k} ${Math.round(v)}`)
+      .join(", ");
   let rssMax = 0;
   const rssTimer = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 500);
   try {
@@ -172,6 +181,8 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
         tasks.rounds++;
         tasks.planned += r.tasksPlanned;
         tasks.started += r.tasksStarted;
+        for (const [k, v] of Object.entries(r.stagesMs)) stages[k] = (stages[k] ?? 0) + v;
+        if (!slowest || r.ms > slowest.ms) slowest = r;
         if (r.tasksDone > 0) {
           tasks.done += r.tasksDone;
           tasks.askMs += r.taskAskMs * r.tasksDone;
@@ -242,9 +253,12 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           log(
             `${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, ` +
               `tasks ${last?.tasksInFlight ?? 0} (per round ${Math.round(tasks.planned / Math.max(1, tasks.rounds))} planned, ${Math.round(tasks.started / Math.max(1, tasks.rounds))} started; ${tasks.done} done, ask ${Math.round(tasks.askMs / Math.max(1, tasks.done))} ms, seen ${Math.round(tasks.confirmMs / Math.max(1, tasks.done))} ms later), moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed), lag ${Math.round(last?.feedLagMs ?? 0)} ms (pulse ${Math.round(last?.pulseLagMs ?? 0)} ms), ` +
-              `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB`,
+              `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB; round ms by stage: ${topStages(stages)}` +
+              (slowest ? `; slowest round ${Math.round(slowest.ms)} ms: ${topStages(slowest.stagesMs)}` : ""),
           );
           tasks = { rounds: 0, planned: 0, started: 0, done: 0, askMs: 0, confirmMs: 0 };
+          stages = {};
+          slowest = undefined;
         }
         await new Promise((r) => setTimeout(r, 500));
       }

@@ -20,6 +20,7 @@ import { channelMoveKey, DEFAULT_BALANCE_OPTIONS, moveKey, planBalance, planChan
 import {
   addBlocker,
   collectionIndexes,
+  sameCollectionIndexes,
   formatBlocker,
   partitionKey,
   runCheckers,
@@ -241,6 +242,8 @@ export class QuerycoordCore {
     if (!this.meta.collection(collectionId)) return;
     const before = this.indexes.get(collectionId);
     const next = collectionIndexes(r.value);
+    // (an answer that says the same keeps the one held: what the checkers derived from it stays good)
+    if (before && sameCollectionIndexes(before, next)) return;
     this.indexes.set(collectionId, next);
     const count = (x: CollectionIndexes | undefined) => [...(x?.builds.values() ?? [])].reduce((n, l) => n + l.length, 0);
     if (!before || before.indexes.length !== next.indexes.length || count(before) !== count(next)) {
@@ -532,7 +535,14 @@ export class QuerycoordCore {
       return;
     }
     const started = performance.now();
-    this.reconcileRound(now);
+    const stagesMs: Record<string, number> = {};
+    let lapAt = started;
+    const lap = (stage: string) => {
+      const t = performance.now();
+      stagesMs[stage] = (stagesMs[stage] ?? 0) + (t - lapAt);
+      lapAt = t;
+    };
+    this.reconcileRound(now, lap);
     this.lastRoundMs = performance.now() - started;
     this.lastRoundEnd = Date.now();
     const pulse = this.dist.pulseStats();
@@ -544,6 +554,7 @@ export class QuerycoordCore {
       taskAskMs: times.askMs,
       taskConfirmMs: times.confirmMs,
       ms: this.lastRoundMs,
+      stagesMs,
       feedMessages: this.dist.changes,
       aliveNodes: this.dist.snapshot().nodes.size,
       tasksInFlight: this.scheduler.inflightTasks().length,
@@ -554,7 +565,7 @@ export class QuerycoordCore {
     });
   }
 
-  private reconcileRound(now: number): void {
+  private reconcileRound(now: number, lap: (stage: string) => void): void {
     this.probeLate(now);
     // (the last round's time, during which no heartbeat was taken, does not count as a node's silence)
     const { down, up } = this.dist.refreshLiveness(now, this.lastRoundMs);
@@ -566,18 +577,22 @@ export class QuerycoordCore {
     }
     if (down.length > 0) this.scheduler.failNodes(new Map(down.map((n) => [n, `node ${n} is down`])), now);
     const snap = this.dist.snapshot();
+    lap("liveness");
 
     // resource groups, then replicas, follow the alive querynodes; nodes leaving a replica's group serve
     // until their work is elsewhere (the checkers see them as stopping)
     const leaving = recoverResourceGroups(this, snap);
+    lap("replicas");
 
     // tasks whose change shows are finished
-    const { failed } = this.scheduler.confirm((t) => effectVisible(t.action, snap), now, {
-      distAt: (n) => this.dist.distAt(n),
-      afterMs: this.env.config.heartbeatIntervalMs,
-      maxMs: this.params.distWaitMaxMs,
-    });
+    const { failed } = this.scheduler.confirm(
+      (t) => effectVisible(t.action, snap),
+      now,
+      { distAt: (n) => this.dist.distAt(n), afterMs: this.env.config.heartbeatIntervalMs, maxMs: this.params.distWaitMaxMs },
+      (n) => this.dist.revision(n),
+    );
     for (const t of failed) this.log.warn({ task: t.id, node: t.action.nodeId }, `${describeAction(t.action)}: ${this.scheduler.failures().get(t.key)?.reason}`);
+    lap("confirm");
 
     // handoff: promote next targets that every replica has loaded
     for (const c of this.meta.allCollections()) {
@@ -591,6 +606,7 @@ export class QuerycoordCore {
     }
     this.fetchTargets(now);
     this.fetchIndexes(now);
+    lap("targets");
 
     // checkers → tasks
     const input: CheckInput = {
@@ -612,12 +628,15 @@ export class QuerycoordCore {
     };
     this.settleMoves(snap, now);
     this.settleChannelMoves(snap, now);
-    const result = runCheckers(input);
+    lap("input");
+    const result = runCheckers(input, (stage) => lap(`check.${stage}`));
     if (result.tasks.length === 0 && this.scheduler.inflightTasks().length === 0) this.balance(input, now);
+    lap("balance");
     this.scheduler.replacePending(result.tasks, now);
     const started = this.scheduler.dispatch(now);
     this.planned = { tasks: result.tasks.length, started: started.length };
     this.startTasks(started);
+    lap("tasks");
 
     // observers: blockers, progress, state
     for (const c of this.meta.allCollections()) {
@@ -631,6 +650,7 @@ export class QuerycoordCore {
     for (const c of this.meta.allCollections()) this.observe(c, snap, now);
     this.snap = snap;
     this.settleWaiters(snap, now);
+    lap("observe");
   }
 
   /**
@@ -725,7 +745,7 @@ export class QuerycoordCore {
   /** Acknowledged views, plus what syncs in flight are telling delegators (a copy they may point at). */
   private viewsForCheck(): Map<string, SyncedView> {
     const out = new Map<string, SyncedView>(this.synced);
-    for (const t of this.scheduler.inflightTasks()) {
+    for (const t of this.scheduler.inflightSyncs()) {
       if (t.action.kind !== "SyncLeader") continue;
       const prev = out.get(t.action.address);
       if (!prev) continue; // an unknown view stays unknown until acknowledged

@@ -59,6 +59,11 @@ export interface QuerycoordParams {
 export interface RoundStats {
   /** the round's duration (ms) */
   ms: number;
+  /**
+   * where the round's time went (ms), by stage in order: liveness, resource groups and replicas, confirming
+   * tasks, targets (handoff, refreshes), each checker, balance, starting tasks, observers
+   */
+  stagesMs: Record<string, number>;
   /** distribution messages taken from the feed since querycoord started */
   feedMessages: number;
   aliveNodes: number;

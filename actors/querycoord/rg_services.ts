@@ -9,6 +9,7 @@ import { collectionLabel, collectionNotLoaded, ErrorCode, VbError } from "../../
 import type { QuerycoordApi, ResourceGroupConfig, ResourceGroupEvent } from "../../protocol/messages/querycoord.ts";
 import { optionalInt, requiredId, requiredString } from "../request_fields.ts";
 import { recoverReplicaNodes } from "./balance/replica_assign.ts";
+import { idOf } from "./checkers/types.ts";
 import type { QuerycoordCore } from "./core.ts";
 import { DistSnapshot } from "./dist/dist_snapshot.ts";
 import { DEFAULT_RESOURCE_GROUP, type NodeTransfer, resourceGroupConfig } from "./meta/resource_manager.ts";
@@ -47,10 +48,16 @@ function report(core: QuerycoordCore, transfers: readonly NodeTransfer[]): Resou
 export function recoverResourceGroups(core: QuerycoordCore, snap: DistSnapshot): Set<string> {
   const alive = new Set(core.dist.aliveNodes());
   const stopping = new Set([...alive].filter((n) => snap.isStopping(n)));
+  // the same nodes, groups and replicas as a round that changed nothing and left no node leaving: nothing to do
+  // (a thousand nodes in forty replicas cost tens of ms a round otherwise)
+  const key = settleKey(core, alive, stopping);
+  if (settled.get(core) === key) return new Set();
+  settled.delete(core);
   const serving = new Set([...alive].filter((n) => !stopping.has(n)));
   const { transfers, stored } = core.rgs.recover(serving);
   stored.catch((err: unknown) => core.log.error({ err }, "could not store the resource groups"));
   report(core, transfers);
+  let changedAny = transfers.length > 0;
   const leaving = new Set<string>();
   for (const c of core.meta.allCollections()) {
     const { changed, leaving: l } = recoverReplicaNodes(
@@ -66,12 +73,23 @@ export function recoverResourceGroups(core: QuerycoordCore, snap: DistSnapshot):
       DEFAULT_RESOURCE_GROUP,
     );
     for (const n of l) leaving.add(n);
+    if (changed.length > 0) changedAny = true;
     for (const r of changed) {
       core.log.info({ collection: c.collectionId, replica: r.replicaId, group: r.resourceGroup ?? DEFAULT_RESOURCE_GROUP, nodes: r.nodes }, "replica nodes changed");
       void core.meta.putReplica(r).catch(() => undefined);
     }
   }
+  if (!changedAny && leaving.size === 0) settled.set(core, key);
   return leaving;
+}
+
+/** per querycoord, what the last round that changed nothing saw (settleKey) */
+const settled: WeakMap<QuerycoordCore, string> = new WeakMap();
+
+/** The alive and stopping nodes, the groups and each collection's replicas (their objects: a changed replica is a new one). */
+function settleKey(core: QuerycoordCore, alive: ReadonlySet<string>, stopping: ReadonlySet<string>): string {
+  const replicas = core.meta.allCollections().map((c) => `${c.collectionId}:${core.meta.replicasOf(c.collectionId).map(idOf).join(",")}`);
+  return `${[...alive].join(",")}|${[...stopping].join(",")}|${core.rgs.signature()}|${replicas.join(";")}`;
 }
 
 /** The distribution with `leaving` nodes marked stopping, as the checkers are to see it. */

@@ -20,6 +20,16 @@ function prng(seed: number): () => number {
   };
 }
 
+/** qn1 leads both channels for replica 1, qn3 for replica 2, reporting what they acknowledged */
+function delegatorsOf(synced: ReadonlyMap<string, SyncedView>, n: string) {
+  if (n !== "qn1" && n !== "qn3") return [];
+  return ["100v0", "100v1"].map((vchannel) => {
+    const address = `vb.dlg.${COLL}.${vchannel}.${n}`;
+    const v = synced.get(address);
+    return { vchannel, replicaId: n === "qn1" ? 1n : 2n, address, targetVersion: v?.targetVersion ?? 0, sealedSegmentIds: v?.sealed.map((e) => e.segmentId) ?? [] };
+  });
+}
+
 const summary = (r: ReturnType<typeof checkSegments>) => ({
   tasks: r.tasks.map((t) => `${t.key} ${JSON.stringify(t.action, (_k, v) => (typeof v === "bigint" ? `${v}` : v))}`).sort(),
   blockers: [...r.blockers].map(([c, bs]) => [`${c}`, bs.map((b) => `${b.kind} ${b.subject} ${b.reason}`).sort()]),
@@ -39,20 +49,7 @@ describe("incremental checkers", () => {
     const kept = new DistSnapshot([]);
     // what each delegator acknowledged (its view), and what it reports of it
     const synced = new Map<string, SyncedView>();
-    const delegators = (n: string) =>
-      n === "qn1" || n === "qn3"
-        ? ["100v0", "100v1"].map((vchannel) => {
-            const address = `vb.dlg.${COLL}.${vchannel}.${n}`;
-            const v = synced.get(address);
-            return {
-              vchannel,
-              replicaId: n === "qn1" ? 1n : 2n,
-              address,
-              targetVersion: v?.targetVersion ?? 0,
-              sealedSegmentIds: v?.sealed.map((e) => e.segmentId) ?? [],
-            };
-          })
-        : [];
+    const delegators = (n: string) => delegatorsOf(synced, n);
     const distOf = (n: string): QueryNodeDist => {
       const d = node(n, { delegators: delegators(n), stopping: stopping.has(n) });
       return { ...d, segments: [...held.get(n)!.values()] };
@@ -121,6 +118,60 @@ describe("incremental checkers", () => {
     }
     expect(compared).toBe(80);
     expect(syncs).toBeGreaterThan(10);
+  });
+
+  it("find what a fresh look finds while a load fills the replicas, with few loads a round and copies lost on the way", () => {
+    const rand = prng(11);
+    const nodes = ["qn1", "qn2", "qn3", "qn4"];
+    const segs = Array.from({ length: 80 }, (_, i) => seg(BigInt(i + 1), { vchannel: i % 2 ? "100v1" : "100v0" }));
+    const cur = target(1, segs, ["100v0", "100v1"]);
+    const replicas = [replica(1n, ["qn1", "qn2"]), replica(2n, ["qn3", "qn4"])];
+    const held = new Map<string, Map<bigint, QueryNodeDist["segments"][number]>>(nodes.map((n) => [n, new Map()]));
+    const synced = new Map<string, SyncedView>();
+    const stopping = new Set<string>();
+    const delegators = (n: string) => delegatorsOf(synced, n);
+    const distOf = (n: string): QueryNodeDist => ({ ...node(n, { delegators: delegators(n), stopping: stopping.has(n) }), segments: [...held.get(n)!.values()] });
+    const kept = new DistSnapshot(nodes.map(distOf));
+    let syncs = 0;
+    for (let round = 0; round < 120; round++) {
+      // now and then a copy goes (its node lost it), a node stops or comes back
+      if (rand() < 0.3) {
+        const n = nodes[Math.floor(rand() * nodes.length)]!;
+        const m = held.get(n)!;
+        const id = [...m.keys()][Math.floor(rand() * m.size)];
+        if (id !== undefined) m.delete(id);
+        kept.put(distOf(n));
+      }
+      if (rand() < 0.03) {
+        const n = nodes[Math.floor(rand() * nodes.length)]!;
+        if (stopping.has(n)) stopping.delete(n);
+        else stopping.add(n);
+        kept.put(distOf(n));
+      }
+      const base = { ...input({ collections: [load({ replicaNumber: 2 })], replicas, targets: [[COLL, { current: cur }]] }), synced, loadsPerRound: 1 + Math.floor(rand() * 4) };
+      const fresh = new DistSnapshot(nodes.map(distOf));
+      const wanted = checkSegments({ ...base, dist: kept });
+      expect(summary(wanted)).toEqual(summary(checkSegments({ ...base, dist: fresh })));
+      // most of the loads and releases asked for are done by the next round
+      for (const t of wanted.tasks) {
+        const a = t.action;
+        if (rand() < 0.2 || (a.kind !== "LoadSegment" && a.kind !== "ReleaseSegment")) continue;
+        const m = held.get(a.nodeId)!;
+        if (a.kind === "ReleaseSegment") m.delete(a.segmentId);
+        else m.set(a.segmentId, node(a.nodeId, { segments: [{ segmentId: a.segmentId, vchannel: a.vchannel }] }).segments[0]!);
+        kept.put(distOf(a.nodeId));
+      }
+      const leaders = checkLeaders({ ...base, dist: kept });
+      expect(summary(leaders)).toEqual(summary(checkLeaders({ ...base, dist: new DistSnapshot(nodes.map(distOf)) })));
+      for (const t of leaders.tasks) {
+        if (t.action.kind !== "SyncLeader" || rand() < 0.3) continue;
+        synced.set(t.action.address, { targetVersion: t.action.targetVersion, sealed: t.action.sealed });
+        kept.put(distOf(t.action.nodeId));
+        syncs++;
+      }
+    }
+    // the delegators waited for their channels' copies, then were synced
+    expect(syncs).toBeGreaterThan(0);
   });
 
   it("logs the segments whose copies changed, and says when its log no longer reaches back", () => {

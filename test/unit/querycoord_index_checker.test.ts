@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkIndexes, checkSegments, formatBlocker, runCheckers } from "../../actors/querycoord/checkers/index.ts";
+import { checkIndexes, checkSegments, collectionIndexes, formatBlocker, runCheckers, sameCollectionIndexes } from "../../actors/querycoord/checkers/index.ts";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
 import { TaskScheduler } from "../../actors/querycoord/task/scheduler.ts";
 import { effectVisible } from "../../actors/querycoord/task/effects.ts";
@@ -64,6 +64,25 @@ describe("IndexChecker", () => {
       }),
     );
     expect(r.tasks).toEqual([]);
+  });
+
+  it("on the same distribution, sees builds that came or went between two answers, and an answer that says the same changes nothing", () => {
+    const first = input({
+      nodes: [node("qn1", { segments: [{ segmentId: 1n, indexIds: [7n] }, { segmentId: 2n }, { segmentId: 3n }] })],
+      indexes: [[COLL, { indexes: [indexInfo(7n)], builds: [build(1n, 7n)] }]],
+    });
+    expect(checkIndexes(first).tasks).toEqual([]);
+    // a later answer: segment 2's build finished, segment 1's was rebuilt (another build id)
+    const rebuilt = { ...build(1n, 7n), buildId: 99n };
+    const later = { ...first, indexes: new Map([[COLL, collectionIndexes({ indexes: [indexInfo(7n)], builds: [rebuilt, build(2n, 7n)] })]]) };
+    expect(actions(checkIndexes(later)).map((a) => [a.kind, "segmentId" in a ? a.segmentId : undefined])).toEqual([["LoadIndex", 2n]]);
+    // the same answer again, as a new object
+    const same = collectionIndexes({ indexes: [indexInfo(7n)], builds: [rebuilt, build(2n, 7n)] });
+    expect(sameCollectionIndexes(later.indexes.get(COLL)!, same)).toBe(true);
+    expect(sameCollectionIndexes(first.indexes!.get(COLL)!, same)).toBe(false);
+    // segment 2's build is gone from the answer: nothing left to load
+    const gone = { ...first, indexes: new Map([[COLL, collectionIndexes({ indexes: [indexInfo(7n)], builds: [rebuilt] })]]) };
+    expect(checkIndexes(gone).tasks).toEqual([]);
   });
 
   it("ignores builds of indexes datacoord does not list as live", () => {

@@ -50,6 +50,58 @@ describe("TaskScheduler", () => {
     expect(s.isInflight(t!.key)).toBe(false);
   });
 
+  it("looks for a task's change again only when its node's distribution changed, and still fails it after the wait", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([load(1n), load(2n, "qn2")], 0);
+    const tasks = s.dispatch(0);
+    for (const t of tasks) s.onReply(t.id, { ok: true }, 1);
+    const revisions = new Map([["qn1", 1], ["qn2", 1]]);
+    const asked: string[] = [];
+    let shows = false;
+    const visible = (t: { action: { nodeId: string } }) => {
+      asked.push(t.action.nodeId);
+      return shows;
+    };
+    s.confirm(visible, 2, undefined, (n) => revisions.get(n)!);
+    expect(asked).toEqual(["qn1", "qn2"]);
+    // nothing new from either node: not asked again, even though it would show now
+    shows = true;
+    expect(s.confirm(visible, 3, undefined, (n) => revisions.get(n)!).done).toEqual([]);
+    expect(asked).toEqual(["qn1", "qn2"]);
+    // qn1's distribution changed: its task is looked at and done; qn2's waits on
+    revisions.set("qn1", 2);
+    expect(s.confirm(visible, 4, undefined, (n) => revisions.get(n)!).done.map((t) => t.action.nodeId)).toEqual(["qn1"]);
+    expect(asked).toEqual(["qn1", "qn2", "qn1"]);
+    // past the wait with nothing new from qn2: it fails without being looked at again
+    shows = false;
+    expect(s.confirm(visible, 2_000, undefined, (n) => revisions.get(n)!).failed.map((t) => t.action.nodeId)).toEqual(["qn2"]);
+    expect(s.runningPerNode().size).toBe(0);
+    expect(s.loadingSegments().size).toBe(0);
+    expect(s.pendingLoads().size).toBe(0);
+  });
+
+  it("keeps what the tasks in flight add up to as they start and end", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([load(1n), load(2n), watch("100v0", "qn2"), load(3n, "qn2", 2n)], 0);
+    const started = s.dispatch(0);
+    expect(Object.fromEntries(s.runningPerNode())).toEqual({ qn1: 2, qn2: 2 });
+    expect([...s.loadingSegments()].map(([r, ids]) => [r, [...ids]])).toEqual([
+      [1n, [1n, 2n]],
+      [2n, [3n]],
+    ]);
+    expect(s.pendingLoads().get("qn1")).toEqual({ rows: 20, memoryBytes: 20, segments: 2, channels: 0 });
+    expect(s.pendingLoads().get("qn2")).toEqual({ rows: 10, memoryBytes: 10, segments: 1, channels: 1 });
+    const one = started.find((t) => t.key === segmentKey(1n, 1n))!;
+    s.onReply(one.id, { ok: false, reason: "refused" }, 1);
+    expect(s.runningPerNode().get("qn1")).toBe(1);
+    expect([...s.loadingSegments().get(1n)!]).toEqual([2n]);
+    expect(s.pendingLoads().get("qn1")).toEqual({ rows: 10, memoryBytes: 10, segments: 1, channels: 0 });
+    s.failNodes(new Map([["qn2", "node qn2 is down"]]), 2);
+    expect(s.pendingLoads().has("qn2")).toBe(false);
+    expect(s.loadingSegments().has(2n)).toBe(false);
+    expect(s.runningPerNode().has("qn2")).toBe(false);
+  });
+
   it("backs off a failed key, keeps its reason, and forgets it after a success", () => {
     const s = new TaskScheduler(params);
     s.replacePending([load(1n)], 0);

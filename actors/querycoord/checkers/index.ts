@@ -11,9 +11,20 @@ export { checkChannels, checkLeaders, checkSegments, checkReleased, checkIndexes
 export * from "./types.ts";
 
 /** One round; its time goes to `vectorbus_querycoord_checker_round_latency`. */
-export function runCheckers(input: CheckInput): CheckResult {
+export function runCheckers(input: CheckInput, lap?: (stage: string) => void): CheckResult {
   const t0 = performance.now();
-  const result = mergeResults(checkChannels(input), checkLeaders(input), checkSegments(input), checkReleased(input), checkIndexes(input));
+  const timed = (stage: string, check: (input: CheckInput) => CheckResult) => {
+    const r = check(input);
+    lap?.(stage);
+    return r;
+  };
+  const result = mergeResults(
+    timed("channels", checkChannels),
+    timed("leaders", checkLeaders),
+    timed("segments", checkSegments),
+    timed("released", checkReleased),
+    timed("indexes", checkIndexes),
+  );
   qcCheckerRound.observe(performance.now() - t0);
   return result;
 }

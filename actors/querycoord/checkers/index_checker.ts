@@ -13,15 +13,17 @@
 import type { IndexInfo, IndexLoadInfo } from "../../../protocol/messages/indexes.ts";
 import { ChangeMemo, type SegmentCopy } from "../dist/dist_snapshot.ts";
 import { indexKey, Priority, type TaskSpec } from "../task/task.ts";
-import { addBlocker, byBigint, emptyResult, idOf, replicasByCollection, type CheckInput, type CheckResult } from "./types.ts";
+import { addBlocker, byBigint, changedBuilds, emptyResult, replicasByCollection, type CheckInput, type CheckResult, type CollectionIndexes } from "./types.ts";
 
 /**
  * Per snapshot and collection, the segments with a copy (in a replica) that misses a Finished build
  * of a live index or holds an index no longer live: kept up to date from the snapshot's change log
- * (a copy whose indexes change is logged), looked for afresh when the indexes or the replicas changed.
- * Once loaded, a million segments with their indexes cost a round nothing here.
+ * (a copy whose indexes change is logged) and from the builds that changed between two answers of
+ * datacoord's (a refresh every few seconds that says the same changes nothing), looked for afresh when
+ * the live indexes or the replicas changed. Once loaded, a million segments with their indexes cost a
+ * round nothing here.
  */
-const needsMemo = new ChangeMemo<Set<bigint>>();
+const needsMemo = new ChangeMemo<{ needs: Set<bigint>; builds: CollectionIndexes["builds"] }>();
 
 function needsWork(
   copies: readonly SegmentCopy[],
@@ -46,7 +48,8 @@ export function checkIndexes(input: CheckInput): CheckResult {
     if (!known) continue;
     const live = new Map(known.indexes.map((i) => [i.indexId, i]));
     const replicaOf = new Map<string, bigint>();
-    for (const r of reps.get(coll.collectionId) ?? []) for (const n of r.nodes) replicaOf.set(n, r.replicaId);
+    const replicas = reps.get(coll.collectionId) ?? [];
+    for (const r of replicas) for (const n of r.nodes) replicaOf.set(n, r.replicaId);
     // only the segments with an index to load or to release, in id order (most have neither)
     const inDist = input.dist.segmentsOf(coll.collectionId);
     const look = (needs: Set<bigint>, ids: Iterable<bigint>) => {
@@ -57,13 +60,17 @@ export function checkIndexes(input: CheckInput): CheckResult {
       }
       return needs;
     };
-    const needs = needsMemo.get(
+    const { needs } = needsMemo.get(
       input.dist,
       coll.collectionId,
       `${coll.collectionId}`,
-      `${idOf(known)}|${[...replicaOf].join(",")}`,
-      () => look(new Set(), inDist.keys()),
-      look,
+      `${known.indexes.map((i) => i.indexId).join(",")}|${replicas.map((r) => `${r.replicaId}:${r.nodes.join(",")}`).join(";")}`,
+      () => ({ needs: look(new Set(), inDist.keys()), builds: known.builds }),
+      (m, changed) => {
+        look(m.needs, changed);
+        if (m.builds !== known.builds) look(m.needs, changedBuilds(m.builds, known.builds));
+        m.builds = known.builds;
+      },
     );
     const segments: [bigint, SegmentCopy[]][] = [];
     for (const id of needs) {

@@ -52,6 +52,16 @@ function segmentsByChannel(t: CollectionTarget): Map<string, SegmentInfo[]> {
   return m;
 }
 
+/**
+ * Per snapshot, the delegators found incomplete (a segment of their channel with no copy in the replica
+ * and not in their view, so not synced yet) and under what, with the first such segment's place in the
+ * channel's list: while the key holds, a round walks on from there, instead of walking the channel's
+ * thousands of segments again (during a large load every delegator waits so, every round). One segment
+ * found wanting is enough to wait on, wherever it is; only a walk that gets to the end looks at all of
+ * them again.
+ */
+const incompleteCache = new WeakMap<DistSnapshot, Map<string, { key: string; at: number }>>();
+
 
 /**
  * Per snapshot, the delegators found up to date and under what (their acknowledged view, the target,
@@ -91,6 +101,8 @@ export function checkLeaders(input: CheckInput): CheckResult {
   const out = emptyResult();
   let memo = upToDateCache.get(input.dist);
   if (!memo) upToDateCache.set(input.dist, (memo = new Map()));
+  let waiting = incompleteCache.get(input.dist);
+  if (!waiting) incompleteCache.set(input.dist, (waiting = new Map()));
   const reps = replicasByCollection(input.replicas);
   for (const coll of input.collections) {
     const cur = input.targets.get(coll.collectionId)?.current;
@@ -145,6 +157,18 @@ export function checkLeaders(input: CheckInput): CheckResult {
           if (minA !== undefined) return wasA ? was : selfA ? d.nodeId : minA;
           return undefined;
         };
+        // found incomplete before under the same view, target, report and replica: still so while a
+        // segment from where it stopped on has no copy (and is not in its view)
+        const stuck = waiting.get(d.address);
+        if (stuck?.key === memoKey) {
+          let at = stuck.at;
+          while (at < segs.length && (prevNode.has(segs[at]!.segmentId) || choose(segs[at]!, undefined) !== undefined)) at++;
+          if (at < segs.length) {
+            stuck.at = at;
+            continue;
+          }
+        }
+        waiting.delete(d.address);
         // found up to date before under the same view, target, report and replica: only what changed on its channel is looked at
         const found = memo.get(d.address);
         if (found?.key === memoKey) {
@@ -194,13 +218,15 @@ export function checkLeaders(input: CheckInput): CheckResult {
         // A view missing a current-target segment would hide its rows (they are neither sealed nor, past
         // the seek position, growing): such a delegator is not synced until every segment has a copy.
         let incomplete = false;
-        for (const s of segs) {
+        for (let i = 0; i < segs.length; i++) {
+          const s = segs[i]!;
           const was = prevNode.get(s.segmentId);
           const node = choose(s, was?.nodeId);
           if (node === undefined) {
             if (was) sealed.push(was);
             else {
               incomplete = true;
+              waiting.set(d.address, { key: memoKey, at: i });
               break;
             }
             continue;

@@ -65,8 +65,16 @@ const ATTENTION = 1;
 const MISSING = 2;
 interface Attention {
   state: Uint8Array;
+  /** the places in `state` that are ATTENTION (few: a round that has no loads to plan looks at these only) */
+  attention: Set<number>;
   /** the segments moving at the last look */
   moving: bigint[];
+}
+
+function attentionOf(state: Uint8Array): Attention {
+  const attention = new Set<number>();
+  for (let i = 0; i < state.length; i++) if (state[i] === ATTENTION) attention.add(i);
+  return { state, attention, moving: [] };
 }
 const attentionMemo = new ChangeMemo<Attention>();
 const NO_COPIES: readonly SegmentCopy[] = [];
@@ -199,11 +207,15 @@ export function checkSegments(input: CheckInput): CheckResult {
         coll.collectionId,
         `${coll.collectionId}/${r.replicaId}`,
         memoKey,
-        () => ({ state: Uint8Array.from(wantedIds, stateOf), moving: [] }),
+        () => attentionOf(Uint8Array.from(wantedIds, stateOf)),
         (a, changed) => {
           const look = (id: bigint) => {
             const i = wantedPos.get(id);
-            if (i !== undefined) a.state[i] = stateOf(id);
+            if (i === undefined) return;
+            const s = stateOf(id);
+            a.state[i] = s;
+            if (s === ATTENTION) a.attention.add(i);
+            else a.attention.delete(i);
           };
           for (const id of changed) look(id);
           for (const id of a.moving) look(id);
@@ -221,11 +233,12 @@ export function checkSegments(input: CheckInput): CheckResult {
       }
       const state = attention.state;
       const anyFailed = failed.size > 0;
-      for (let i = 0; i < state.length; i++) {
+      /** what segment `i` (its place in the wanted ids) needs, if anything */
+      const visit = (i: number): void => {
         const s = state[i];
-        if (s === SETTLED || (s === MISSING && (budget <= 0 || busy) && !anyFailed)) continue;
+        if (s === SETTLED || (s === MISSING && (budget <= 0 || busy) && !anyFailed)) return;
         const segId = wantedIds[i]!;
-        if (state[i] === MISSING && !failed.has(segId) && (budget <= 0 || loadingHere?.has(segId))) continue;
+        if (s === MISSING && (!anyFailed || !failed.has(segId)) && (budget <= 0 || loadingHere?.has(segId))) return;
         const raw = inDist.get(segId);
         const move = moves?.get(segId);
         const info = wanted.get(segId)!;
@@ -234,7 +247,7 @@ export function checkSegments(input: CheckInput): CheckResult {
         const leaving = (c: SegmentCopy) => stopping(c) || (move !== undefined && c.nodeId === move.from && placement.includes(move.to));
         // a leaving copy (a stopping node's, a moved one's) is served until another copy is loaded, then released
         if (copies.length === 0 || (placement.length > 0 && copies.every(leaving))) {
-          if (!leaderChannels.has(info.vchannel)) continue; // its channel's delegator comes first
+          if (!leaderChannels.has(info.vchannel)) return; // its channel's delegator comes first
           const key = segmentKey(r.replicaId, segId);
           const failure = input.failures.get(key);
           if (failure) addBlocker(out, coll.collectionId, { kind: "segment", subject: `${segId}`, reason: failure.reason });
@@ -247,9 +260,9 @@ export function checkSegments(input: CheckInput): CheckResult {
           if (placement.length === 0) {
             // every alive node of the replica is stopping: nowhere to load it until a node joins
             addBlocker(out, coll.collectionId, { kind: "segment", subject: `${segId}`, reason: `replica ${r.replicaId} has no node taking new work (its nodes are stopping)` });
-            continue;
+            return;
           }
-          if (budget <= 0) continue;
+          if (budget <= 0) return;
           budget--;
           const indexes = builds?.get(segId) ?? [];
           const memoryBytes = info.memorySize + indexes.reduce((n, b) => n + b.memorySize, 0);
@@ -260,7 +273,7 @@ export function checkSegments(input: CheckInput): CheckResult {
           if (!node) {
             budget++;
             busy = true;
-            continue;
+            return;
           }
           emit({
             key,
@@ -288,7 +301,13 @@ export function checkSegments(input: CheckInput): CheckResult {
             .sort((a, b) => Number(leaving(b)) - Number(leaving(a)) || (a.nodeId < b.nodeId ? -1 : 1));
           if (extra.length < copies.length && extra[0]) release(segmentKey(r.replicaId, segId), r.replicaId, extra[0]);
         }
-      }
+      };
+      // in id order: every segment while loads are to be planned (or failures reported), then only the
+      // ones that need attention (a replica of a million settled or loading segments costs a round a few
+      // of them, not a walk of its million)
+      let i = 0;
+      for (; i < state.length && (anyFailed || (budget > 0 && !busy)); i++) visit(i);
+      if (i < state.length) for (const j of [...attention.attention].filter((x) => x >= i).sort((a, b) => a - b)) visit(j);
 
       // segments of neither target on the replica's nodes
       for (const [segId, copies] of unwanted) {

@@ -27,6 +27,34 @@ export interface CollectionIndexes {
   builds: ReadonlyMap<bigint, readonly IndexLoadInfo[]>;
 }
 
+function sameBuild(a: IndexLoadInfo, b: IndexLoadInfo): boolean {
+  return a.indexId === b.indexId && a.buildId === b.buildId && a.fileKey === b.fileKey && a.memorySize === b.memorySize && a.indexType === b.indexType;
+}
+
+/** The segments whose builds differ between two answers (came, went or changed). */
+export function changedBuilds(a: CollectionIndexes["builds"], b: CollectionIndexes["builds"]): bigint[] {
+  const out: bigint[] = [];
+  for (const [id, la] of a) {
+    const lb = b.get(id);
+    if (!lb || lb.length !== la.length || la.some((x, i) => !sameBuild(x, lb[i]!))) out.push(id);
+  }
+  for (const id of b.keys()) if (!a.has(id)) out.push(id);
+  return out;
+}
+
+/** Whether two answers say the same: the same live indexes and the same builds. */
+export function sameCollectionIndexes(a: CollectionIndexes, b: CollectionIndexes): boolean {
+  return (
+    a.indexes.length === b.indexes.length &&
+    a.indexes.every((x, i) => {
+      const y = b.indexes[i]!;
+      return x.indexId === y.indexId && x.indexName === y.indexName && x.indexType === y.indexType && x.metricType === y.metricType && x.fieldId === y.fieldId;
+    }) &&
+    a.builds.size === b.builds.size &&
+    changedBuilds(a.builds, b.builds).length === 0
+  );
+}
+
 /** Groups GetIndexInfos' answer by segment (builds of indexes it does not list as live are left out). */
 export function collectionIndexes(r: { indexes: readonly IndexInfo[]; builds: readonly IndexLoadInfo[] }): CollectionIndexes {
   const live = new Set(r.indexes.map((i) => i.indexId));

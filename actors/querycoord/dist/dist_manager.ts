@@ -42,6 +42,8 @@ export class DistManager {
   private readonly nodes = new Map<string, NodeEntry>();
   private alive = new Set<string>();
   private version = 0;
+  /** per node, the `version` at which what the snapshot holds of it last changed */
+  private readonly revisions = new Map<string, number>();
   /** the alive nodes' distribution, kept up to date node by node */
   private readonly index = new DistSnapshot([]);
 
@@ -65,7 +67,7 @@ export class DistManager {
     if (prev && prev.lastSeen > storedAt) return false;
     this.nodes.set(dist.nodeId, { dist, lastSeen: storedAt, probedAt: prev?.probedAt ?? 0, goneAt: prev && prev.goneAt > storedAt ? prev.goneAt : 0 });
     if (this.alive.has(dist.nodeId)) this.index.put(dist, change);
-    this.version++;
+    this.revisions.set(dist.nodeId, ++this.version);
     return true;
   }
 
@@ -152,6 +154,11 @@ export class DistManager {
     return this.nodes.get(nodeId)?.lastSeen ?? 0;
   }
 
+  /** Changes whenever what the snapshot holds of the node changes (a distribution taken, down, up). */
+  revision(nodeId: string): number {
+    return this.revisions.get(nodeId) ?? 0;
+  }
+
   /** Bumped by every update: a cheap "did anything change" for callers. */
   get changes(): number {
     return this.version;
@@ -172,8 +179,14 @@ export class DistManager {
     const down = [...this.alive].filter((id) => !alive.has(id));
     const up = [...alive].filter((id) => !this.alive.has(id));
     this.alive = alive;
-    for (const id of down) this.index.remove(id);
-    for (const id of up) this.index.put(this.nodes.get(id)!.dist);
+    for (const id of down) {
+      this.index.remove(id);
+      this.revisions.set(id, ++this.version);
+    }
+    for (const id of up) {
+      this.index.put(this.nodes.get(id)!.dist);
+      this.revisions.set(id, ++this.version);
+    }
     return { down, up };
   }
 

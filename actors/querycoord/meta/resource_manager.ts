@@ -125,6 +125,11 @@ export class ResourceManager {
 
   // ---- reads ----
 
+  /** Every group's config and nodes in one string: equal strings, equal groups. */
+  signature(): string {
+    return [...this.groups.values()].map((g) => JSON.stringify(g.record())).join("|");
+  }
+
   names(): string[] {
     return [...this.groups.keys()].sort(byName);
   }

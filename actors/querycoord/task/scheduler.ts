@@ -44,6 +44,16 @@ export class TaskScheduler {
   private readonly failuresByKey = new Map<string, TaskFailure>();
   private readonly epoch = `${Date.now().toString(36)}${(epochCounter++).toString(36)}`;
   private seq = 0;
+  /**
+   * What the tasks in flight add up to, kept as they start and end (a round reads them, and walking
+   * tens of thousands of tasks for each was a good part of a round during a large load): tasks per
+   * node, the segments loading per replica, and what loads and watches will add to each node.
+   */
+  private readonly running = new Map<string, number>();
+  private readonly loading = new Map<bigint, Set<bigint>>();
+  private readonly pendingByNode = new Map<string, PendingLoad>();
+  /** the SyncLeader tasks in flight */
+  private readonly syncs = new Set<Task>();
 
   constructor(private readonly params: SchedulerParams) {}
 
@@ -85,7 +95,7 @@ export class TaskScheduler {
 
   /** Starts what may start: by priority, then in the order wished, within each node's cap. */
   dispatch(now: number): Task[] {
-    const perNode = this.runningPerNode();
+    const perNode = new Map(this.running);
     const order = [...this.pending.values()].sort((a, b) => a.priority - b.priority);
     const started: Task[] = [];
     for (const t of order) {
@@ -96,6 +106,7 @@ export class TaskScheduler {
       t.state = "running";
       t.startedAt = now;
       this.inflight.set(t.key, t);
+      this.counted(t, 1);
       this.byId.set(t.id, t);
       started.push(t);
     }
@@ -143,16 +154,23 @@ export class TaskScheduler {
     visible: (t: Task) => boolean,
     now: number,
     seen?: { distAt(nodeId: string): number; afterMs: number; maxMs: number },
+    /** when given: what `visible` says of a task changes only with its node's revision (it is not asked again until then) */
+    revision?: (nodeId: string) => number,
   ): { done: Task[]; failed: Task[] } {
     const done: Task[] = [];
     const failed: Task[] = [];
     for (const t of [...this.inflight.values()]) {
       if (t.state !== "confirming") continue;
-      if (visible(t)) {
+      const rev = revision?.(t.action.nodeId);
+      const unchanged = rev !== undefined && t.lookedAt === rev;
+      if (!unchanged && visible(t)) {
         this.finish(t);
         this.failuresByKey.delete(t.key);
         done.push(t);
-      } else if (now - t.repliedAt > this.params.distWaitMs) {
+        continue;
+      }
+      t.lookedAt = rev;
+      if (now - t.repliedAt > this.params.distWaitMs) {
         const waited = now - t.repliedAt;
         if (seen && waited <= seen.maxMs && seen.distAt(t.action.nodeId) <= t.repliedAt + seen.afterMs) continue; // its result not read yet
         this.fail(
@@ -215,48 +233,59 @@ export class TaskScheduler {
     return this.inflight.has(key);
   }
 
-  /** What loads and watches in flight will add to each node (for node choice). */
-  /** Per replica, the segments with a LoadSegment in flight. */
-  loadingSegments(): Map<bigint, Set<bigint>> {
-    const out = new Map<bigint, Set<bigint>>();
-    for (const t of this.inflight.values()) {
-      const a = t.action;
-      if (a.kind !== "LoadSegment") continue;
-      let set = out.get(a.replicaId);
-      if (!set) out.set(a.replicaId, (set = new Set()));
-      set.add(a.segmentId);
+  /** A task entering (`sign` 1) or leaving (-1) the tasks in flight, counted in what they add up to. */
+  private counted(t: Task, sign: 1 | -1): void {
+    const a = t.action;
+    const n = (this.running.get(a.nodeId) ?? 0) + sign;
+    if (n > 0) this.running.set(a.nodeId, n);
+    else this.running.delete(a.nodeId);
+    if (a.kind === "SyncLeader") {
+      if (sign > 0) this.syncs.add(t);
+      else this.syncs.delete(t);
     }
-    return out;
-  }
-
-  /** Tasks in flight (asked or confirming) per node: what counts against its cap. */
-  runningPerNode(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const t of this.inflight.values()) out.set(t.action.nodeId, (out.get(t.action.nodeId) ?? 0) + 1);
-    return out;
-  }
-
-  pendingLoads(): Map<string, PendingLoad> {
-    const out = new Map<string, PendingLoad>();
-    const get = (n: string) => {
-      let p = out.get(n);
-      if (!p) out.set(n, (p = { rows: 0, memoryBytes: 0, segments: 0, channels: 0 }));
-      return p;
-    };
-    for (const t of this.inflight.values()) {
-      const a = t.action;
-      if (a.kind === "LoadSegment") {
-        const p = get(a.nodeId);
-        p.rows += a.rows;
-        p.memoryBytes += a.memoryBytes;
-        p.segments++;
-      } else if (a.kind === "WatchChannel") {
-        get(a.nodeId).channels++;
-      } else if (a.kind === "LoadIndex") {
-        get(a.nodeId).memoryBytes += a.info.memorySize;
+    if (a.kind === "LoadSegment") {
+      let set = this.loading.get(a.replicaId);
+      if (sign > 0) {
+        if (!set) this.loading.set(a.replicaId, (set = new Set()));
+        set.add(a.segmentId);
+      } else if (set) {
+        set.delete(a.segmentId);
+        if (set.size === 0) this.loading.delete(a.replicaId);
       }
     }
-    return out;
+    if (a.kind !== "LoadSegment" && a.kind !== "WatchChannel" && a.kind !== "LoadIndex") return;
+    let p = this.pendingByNode.get(a.nodeId);
+    if (!p) this.pendingByNode.set(a.nodeId, (p = { rows: 0, memoryBytes: 0, segments: 0, channels: 0 }));
+    if (a.kind === "LoadSegment") {
+      p.rows += sign * a.rows;
+      p.memoryBytes += sign * a.memoryBytes;
+      p.segments += sign;
+    } else if (a.kind === "WatchChannel") {
+      p.channels += sign;
+    } else {
+      p.memoryBytes += sign * a.info.memorySize;
+    }
+    if (p.rows === 0 && p.memoryBytes === 0 && p.segments === 0 && p.channels === 0) this.pendingByNode.delete(a.nodeId);
+  }
+
+  /** The SyncLeader tasks in flight. */
+  inflightSyncs(): Task[] {
+    return [...this.syncs];
+  }
+
+  /** Per replica, the segments with a LoadSegment in flight (kept up to date: read it, do not keep it). */
+  loadingSegments(): ReadonlyMap<bigint, ReadonlySet<bigint>> {
+    return this.loading;
+  }
+
+  /** Tasks in flight (asked or confirming) per node: what counts against its cap (kept up to date: read it, do not keep it). */
+  runningPerNode(): ReadonlyMap<string, number> {
+    return this.running;
+  }
+
+  /** What loads and watches in flight will add to each node, for node choice (kept up to date: read it, do not keep it). */
+  pendingLoads(): ReadonlyMap<string, PendingLoad> {
+    return this.pendingByNode;
   }
 
   /** Tasks done since `takeTimes` was last called, and how long they took: asked → replied → seen in the distribution. */
@@ -277,7 +306,10 @@ export class TaskScheduler {
       this.times.askMs += t.repliedAt - t.startedAt;
       this.times.confirmMs += now - t.repliedAt;
     }
-    this.inflight.delete(t.key);
+    if (this.inflight.get(t.key) === t) {
+      this.inflight.delete(t.key);
+      this.counted(t, -1);
+    }
     this.byId.delete(t.id);
   }
 

@@ -59,6 +59,8 @@ export interface Task extends TaskSpec {
   attempt: number;
   startedAt: number;
   repliedAt: number;
+  /** the revision of its node's distribution at which its change was last looked for and not seen */
+  lookedAt?: number;
 }
 
 // ---- keys: one task at a time per key ----
