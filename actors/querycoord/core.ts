@@ -742,21 +742,32 @@ export class QuerycoordCore {
     if (movesBefore === 0 && this.moves.size + this.channelMoves.size === 0) this.idleBalanceKey = key;
   }
 
-  /** Acknowledged views, plus what syncs in flight are telling delegators (a copy they may point at). */
+  /**
+   * Acknowledged views, plus what syncs in flight are telling delegators (a copy they may point at). The
+   * view made for a sync in flight is the same object every round while its acknowledged view stays (the
+   * checkers remember what they found under a view's identity).
+   */
   private viewsForCheck(): Map<string, SyncedView> {
     const out = new Map<string, SyncedView>(this.synced);
     for (const t of this.scheduler.inflightSyncs()) {
       if (t.action.kind !== "SyncLeader") continue;
       const prev = out.get(t.action.address);
       if (!prev) continue; // an unknown view stays unknown until acknowledged
+      const made = this.syncViews.get(t);
+      if (made?.from === prev) {
+        out.set(t.action.address, made.view);
+        continue;
+      }
       const seen = new Set(prev.sealed.map((e) => `${e.segmentId}@${e.nodeId}`));
-      out.set(t.action.address, {
-        targetVersion: prev.targetVersion,
-        sealed: [...prev.sealed, ...t.action.sealed.filter((e) => !seen.has(`${e.segmentId}@${e.nodeId}`))],
-      });
+      const view = { targetVersion: prev.targetVersion, sealed: [...prev.sealed, ...t.action.sealed.filter((e) => !seen.has(`${e.segmentId}@${e.nodeId}`))] };
+      this.syncViews.set(t, { from: prev, view });
+      out.set(t.action.address, view);
     }
     return out;
   }
+
+  /** per SyncLeader task in flight, the view viewsForCheck made for it and from which acknowledged view */
+  private readonly syncViews = new WeakMap<Task, { from: SyncedView; view: SyncedView }>();
 
   private observe(c: CollectionLoad, snap: DistSnapshot, now: number): void {
     const key = partitionKey(c);

@@ -8,7 +8,7 @@
  * channel balance move (`input.channelMoves`) goes the same way: watched on its target node, and the
  * old delegator unwatched once the new one is serviceable at the current target's version.
  */
-import { nodeLoads, pickChannelNode, addLoad } from "../balance/node_load.ts";
+import { nodeLoads, pickChannelNode, addLoad, type NodeLoad } from "../balance/node_load.ts";
 import { channelMoveKey } from "../balance/score_balancer.ts";
 import type { DelegatorView } from "../dist/dist_snapshot.ts";
 import { channelKey, Priority, type TaskSpec } from "../task/task.ts";
@@ -89,13 +89,15 @@ export function checkChannels(input: CheckInput): CheckResult {
       }
       const members = new Set(r.nodes);
       const placement = placementNodesOf(r, input.dist);
-      const loads = nodeLoads(placement, input.dist, input.pending);
+      // (what the nodes hold, looked up only when a channel is to be placed: most rounds place none)
+      let loadsOf: NodeLoad[] | undefined;
+      const loads = () => (loadsOf ??= nodeLoads(placement, input.dist, input.pending));
       const stopping = (d: DelegatorView) => input.dist.isStopping(d.nodeId);
       /** watches `v` on the replica's least loaded node that can take work (another than a failed one's) */
       const watch = (v: string, key: string) => {
         const failure = input.failures.get(key);
         if (failure) addBlocker(out, coll.collectionId, { kind: "channel", subject: v, reason: failure.reason });
-        const node = pickChannelNode(loads, failure ? new Set([failure.nodeId]) : undefined)!;
+        const node = pickChannelNode(loads(), failure ? new Set([failure.nodeId]) : undefined)!;
         addLoad(node, { channels: 1 });
         emit({
           key,
@@ -117,7 +119,7 @@ export function checkChannels(input: CheckInput): CheckResult {
           const onFrom = ds.find((d) => d.nodeId === move.from);
           const onTo = ds.find((d) => d.nodeId === move.to);
           if (onFrom && !onTo && ds.length === 1 && placement.includes(move.to) && !input.failures.has(key)) {
-            const to = loads.find((l) => l.nodeId === move.to);
+            const to = loads().find((l) => l.nodeId === move.to);
             if (to) addLoad(to, { channels: 1 });
             emit({
               key,

@@ -305,8 +305,14 @@ export function checkSegments(input: CheckInput): CheckResult {
       // in id order: every segment while loads are to be planned (or failures reported), then only the
       // ones that need attention (a replica of a million settled or loading segments costs a round a few
       // of them, not a walk of its million)
+      // (the common cases are looked at here: calling visit, whose closures capture its locals, costs an
+      // allocation, which for millions of segments a round was most of querycoord's garbage)
       let i = 0;
-      for (; i < state.length && (anyFailed || (budget > 0 && !busy)); i++) visit(i);
+      for (; i < state.length && (anyFailed || (budget > 0 && !busy)); i++) {
+        const s = state[i];
+        if (s === SETTLED || (s === MISSING && !anyFailed && loadingHere?.has(wantedIds[i]!))) continue;
+        visit(i);
+      }
       if (i < state.length) for (const j of [...attention.attention].filter((x) => x >= i).sort((a, b) => a - b)) visit(j);
 
       // segments of neither target on the replica's nodes
