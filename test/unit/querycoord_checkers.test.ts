@@ -178,6 +178,22 @@ describe("SegmentChecker", () => {
     expect(r.blockers.get(COLL)!.map(formatBlocker)).toEqual([`segment 123: ${reason}`]);
   });
 
+  it("reports a failed load past the round's budget, and loads only what the budget allows", () => {
+    const reason = "node qn1 refused: memory limit (needs 40 MB, 12 MB free)";
+    const r = checkSegments({
+      ...input({
+        replicas: [replica(1n, ["qn1", "qn2"])],
+        targets: [[COLL, { next: target(1, [seg(1n), seg(2n), seg(3n), seg(4n)]) }]],
+        nodes: [node("qn1", { delegators: [dlg] }), node("qn2")],
+        failures: [failure(segmentKey(1n, 4n), "qn1", reason)],
+      }),
+      loadsPerRound: 1,
+    });
+    // one load (the first segment), and the failure of the last one still said
+    expect(actions(r).map((a) => ("segmentId" in a ? a.segmentId : undefined))).toEqual([1n]);
+    expect(r.blockers.get(COLL)!.map(formatBlocker)).toEqual([`segment 4: ${reason}`]);
+  });
+
   it("releases a segment of neither target only once no delegator view holds it", () => {
     const base = {
       replicas: [replica(1n, ["qn1"])],

@@ -96,6 +96,16 @@ export function checkSegments(input: CheckInput): CheckResult {
   const cap = input.loadsPerNode;
   const running = input.runningPerNode;
   const slots = cap !== undefined && running ? new Map([...input.dist.nodes.keys()].map((n) => [n, cap - (running.get(n) ?? 0)])) : undefined;
+  // the segments whose load failed (backing off), per replica: read from the failures' keys once a round
+  const failedLoads = new Map<bigint, Set<bigint>>();
+  for (const f of input.failures.values()) {
+    const m = /^r(-?\d+)\/seg\/(\d+)$/.exec(f.key);
+    if (!m) continue;
+    const replicaId = BigInt(m[1]!);
+    let set = failedLoads.get(replicaId);
+    if (!set) failedLoads.set(replicaId, (set = new Set()));
+    set.add(BigInt(m[2]!));
+  }
   for (const coll of input.collections) {
     const pair = input.targets.get(coll.collectionId);
     if (!pair?.current && !pair?.next) continue;
@@ -226,11 +236,8 @@ export function checkSegments(input: CheckInput): CheckResult {
 
       // once the budget is spent, a segment with no copy waits for a later round, unless it has a failure to report
       const loadingHere = input.loading?.get(r.replicaId);
-      const prefix = `r${r.replicaId}/seg/`;
       const failed = new Set<bigint>(loadFailed);
-      for (const f of input.failures.values()) {
-        if (f.collectionId === coll.collectionId && f.key.startsWith(prefix)) failed.add(BigInt(f.key.slice(prefix.length)));
-      }
+      for (const id of failedLoads.get(r.replicaId) ?? []) failed.add(id);
       const state = attention.state;
       const anyFailed = failed.size > 0;
       /** what segment `i` (its place in the wanted ids) needs, if anything */
@@ -307,13 +314,22 @@ export function checkSegments(input: CheckInput): CheckResult {
       // of them, not a walk of its million)
       // (the common cases are looked at here: calling visit, whose closures capture its locals, costs an
       // allocation, which for millions of segments a round was most of querycoord's garbage)
+      // (a segment with a failure to report is looked at wherever it is: its failure says why the load waits)
       let i = 0;
-      for (; i < state.length && (anyFailed || (budget > 0 && !busy)); i++) {
+      for (; i < state.length && budget > 0 && !busy; i++) {
         const s = state[i];
-        if (s === SETTLED || (s === MISSING && !anyFailed && loadingHere?.has(wantedIds[i]!))) continue;
+        if (s === SETTLED || (s === MISSING && !(anyFailed && failed.has(wantedIds[i]!)) && loadingHere?.has(wantedIds[i]!))) continue;
         visit(i);
       }
-      if (i < state.length) for (const j of [...attention.attention].filter((x) => x >= i).sort((a, b) => a - b)) visit(j);
+      if (i < state.length) {
+        const rest = new Set<number>();
+        for (const j of attention.attention) if (j >= i) rest.add(j);
+        for (const id of failed) {
+          const j = wantedPos.get(id);
+          if (j !== undefined && j >= i) rest.add(j);
+        }
+        for (const j of [...rest].sort((a, b) => a - b)) visit(j);
+      }
 
       // segments of neither target on the replica's nodes
       for (const [segId, copies] of unwanted) {
