@@ -121,11 +121,18 @@ interface NodeStats {
   delegators: number;
   perNode: { nodeId: string; rows: number; segments: number; delegators: number }[];
   published: number;
-  /** publishes the server did not acknowledge */
+  /** publishes the server did not acknowledge, and why (each reason and how often) */
   failed: number;
+  failures: Record<string, number>;
   loadRequests: number;
   segmentsAsked: number;
 }
+
+/** the most frequent reason publishes failed, with its count */
+const topFailure = (failures: Record<string, number>) => {
+  const [why, n] = Object.entries(failures).sort((a, b) => b[1] - a[1])[0] ?? ["", 0];
+  return `${n} × ${why}`;
+};
 
 const p99 = (xs: number[]) => {
   if (xs.length === 0) return 0;
@@ -217,7 +224,9 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
         }
       }
       const sum = (f: (s: NodeStats) => number) => all.reduce((n, s) => n + f(s), 0);
-      return { copies, delegators, perNode, published: sum((s) => s.published), failed: sum((s) => s.failed), loadRequests: sum((s) => s.loadRequests), segmentsAsked: sum((s) => s.segmentsAsked) };
+      const failures: Record<string, number> = {};
+      for (const s of all) for (const [why, n] of Object.entries(s.failures)) failures[why] = (failures[why] ?? 0) + n;
+      return { copies, delegators, perNode, published: sum((s) => s.published), failed: sum((s) => s.failed), failures, loadRequests: sum((s) => s.loadRequests), segmentsAsked: sum((s) => s.segmentsAsked) };
     };
     const expectedDelegators = REPLICAS * cat.collections * cat.shards;
     const expectedCopies = REPLICAS * o.segments;
@@ -252,7 +261,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           lastSent = { at: performance.now(), n: s.published };
           log(
             `${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, ` +
-              `tasks ${last?.tasksInFlight ?? 0} (per round ${Math.round(tasks.planned / Math.max(1, tasks.rounds))} planned, ${Math.round(tasks.started / Math.max(1, tasks.rounds))} started; ${tasks.done} done, ask ${Math.round(tasks.askMs / Math.max(1, tasks.done))} ms, seen ${Math.round(tasks.confirmMs / Math.max(1, tasks.done))} ms later), moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed), lag ${Math.round(last?.feedLagMs ?? 0)} ms (pulse ${Math.round(last?.pulseLagMs ?? 0)} ms), ` +
+              `tasks ${last?.tasksInFlight ?? 0} (per round ${Math.round(tasks.planned / Math.max(1, tasks.rounds))} planned, ${Math.round(tasks.started / Math.max(1, tasks.rounds))} started; ${tasks.done} done, ask ${Math.round(tasks.askMs / Math.max(1, tasks.done))} ms, seen ${Math.round(tasks.confirmMs / Math.max(1, tasks.done))} ms later), moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed${s.failed > 0 ? `: ${topFailure(s.failures)}` : ""}), lag ${Math.round(last?.feedLagMs ?? 0)} ms (pulse ${Math.round(last?.pulseLagMs ?? 0)} ms), ` +
               `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB; round ms by stage: ${topStages(stages)}` +
               (slowest ? `; slowest round ${Math.round(slowest.ms)} ms: ${topStages(slowest.stagesMs)}` : ""),
           );

@@ -242,6 +242,8 @@ async function runNodes(env: ClusterEnv, host: ActorHost): Promise<(c: Command) 
   let heartbeatMs = env.config.heartbeatIntervalMs;
   let published = 0;
   let failed = 0;
+  /** why publishes failed: each reason and how often */
+  const failures = new Map<string, number>();
 
   const publish = (n: NodeState, now: number) => {
     n.inFlight = true;
@@ -257,8 +259,10 @@ async function runNodes(env: ClusterEnv, host: ActorHost): Promise<(c: Command) 
         published++;
         n.inFlight = false;
       },
-      () => {
+      (err: unknown) => {
         failed++;
+        const why = err instanceof Error ? err.message : String(err);
+        failures.set(why, (failures.get(why) ?? 0) + 1);
         n.inFlight = false;
         n.segmentsChanged = n.segmentsChanged || changed;
       },
@@ -331,7 +335,7 @@ async function runNodes(env: ClusterEnv, host: ActorHost): Promise<(c: Command) 
           delegators += n.delegators.size;
           perNode.push({ nodeId: n.nodeId, rows: n.rows, segments: n.segments.size, delegators: n.delegators.size });
         }
-        return { replicas, delegators, perNode, published, failed, loadRequests: loads.requests, segmentsAsked: loads.segments };
+        return { replicas, delegators, perNode, published, failed, failures: Object.fromEntries(failures), loadRequests: loads.requests, segmentsAsked: loads.segments };
       }
       case "stop":
         clearInterval(timer);
