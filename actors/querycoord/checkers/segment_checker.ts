@@ -12,7 +12,7 @@ import { nodeLoads, SegmentPlacer } from "../balance/node_load.ts";
 import type { SegmentMove } from "../balance/score_balancer.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
 import { ChangeMemo, type SegmentCopy } from "../dist/dist_snapshot.ts";
-import { Priority, segmentKey, straySegmentKey, type TaskSpec } from "../task/task.ts";
+import { Priority, segmentKey, segmentOfKey, straySegmentKey, type TaskSpec } from "../task/task.ts";
 import {
   addBlocker,
   aliveNodesOf,
@@ -99,12 +99,11 @@ export function checkSegments(input: CheckInput): CheckResult {
   // the segments whose load failed (backing off), per replica: read from the failures' keys once a round
   const failedLoads = new Map<bigint, Set<bigint>>();
   for (const f of input.failures.values()) {
-    const m = /^r(-?\d+)\/seg\/(\d+)$/.exec(f.key);
-    if (!m) continue;
-    const replicaId = BigInt(m[1]!);
-    let set = failedLoads.get(replicaId);
-    if (!set) failedLoads.set(replicaId, (set = new Set()));
-    set.add(BigInt(m[2]!));
+    const k = segmentOfKey(f.key);
+    if (!k) continue;
+    let set = failedLoads.get(k.replicaId);
+    if (!set) failedLoads.set(k.replicaId, (set = new Set()));
+    set.add(k.segmentId);
   }
   for (const coll of input.collections) {
     const pair = input.targets.get(coll.collectionId);
@@ -309,9 +308,9 @@ export function checkSegments(input: CheckInput): CheckResult {
           if (extra.length < copies.length && extra[0]) release(segmentKey(r.replicaId, segId), r.replicaId, extra[0]);
         }
       };
-      // in id order: every segment while loads are to be planned (or failures reported), then only the
-      // ones that need attention (a replica of a million settled or loading segments costs a round a few
-      // of them, not a walk of its million)
+      // in id order: every segment while loads are to be planned, then only the ones that need attention
+      // or have a failed load (a replica of a million settled or loading segments costs a round a few of
+      // them, not a walk of its million)
       // (the common cases are looked at here: calling visit, whose closures capture its locals, costs an
       // allocation, which for millions of segments a round was most of querycoord's garbage)
       // (a segment with a failure to report is looked at wherever it is: its failure says why the load waits)

@@ -66,6 +66,11 @@ export interface Task extends TaskSpec {
 // ---- keys: one task at a time per key ----
 export const channelKey = (replicaId: bigint, vchannel: string): string => `r${replicaId}/ch/${vchannel}`;
 export const segmentKey = (replicaId: bigint, segmentId: bigint): string => `r${replicaId}/seg/${segmentId}`;
+/** The replica and segment of a `segmentKey`; undefined for a key of another kind. */
+export function segmentOfKey(key: string): { replicaId: bigint; segmentId: bigint } | undefined {
+  const m = /^r(-?\d+)\/seg\/(\d+)$/.exec(key);
+  return m ? { replicaId: BigInt(m[1]!), segmentId: BigInt(m[2]!) } : undefined;
+}
 export const leaderKey = (replicaId: bigint, vchannel: string, nodeId: string): string => `r${replicaId}/leader/${vchannel}@${nodeId}`;
 /** a segment of a loaded collection on a node outside its replicas */
 export const straySegmentKey = (nodeId: string, segmentId: bigint): string => `n${nodeId}/seg/${segmentId}`;
