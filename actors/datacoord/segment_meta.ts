@@ -53,6 +53,14 @@ function allocKey(vchannel: string, partitionId: bigint, level: SegmentLevel, st
 export class SegmentMeta {
   private readonly byId = new Map<bigint, SegmentInfo>();
   private readonly byAlloc = new Map<string, bigint>();
+  /**
+   * Per collection, a revision of its Flushed segments: a new one whenever a Flushed segment comes, goes
+   * or changes (GetRecoveryInfo names it, and answers "unchanged" to an ask that names it still). Revisions
+   * of this process start afresh: `epoch` tells them from another's.
+   */
+  private readonly flushedRevisions = new Map<bigint, number>();
+  private revisions = 0;
+  private readonly epoch = `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
 
   private constructor(private readonly kv: KvMeta) {}
 
@@ -63,12 +71,24 @@ export class SegmentMeta {
   }
 
   private index(s: SegmentInfo): void {
+    this.changed(this.byId.get(s.segmentId), s);
     this.byId.set(s.segmentId, s);
     this.byAlloc.set(allocKey(s.vchannel, s.partitionId, s.level, s.startPosition), s.segmentId);
   }
 
   get(segmentId: bigint): SegmentInfo | undefined {
     return this.byId.get(segmentId);
+  }
+
+  /** The revision of the collection's Flushed segments (see `flushedRevisions`). */
+  flushedRevision(collectionId: bigint): string {
+    return `${this.epoch}.${this.flushedRevisions.get(collectionId) ?? 0}`;
+  }
+
+  /** A record replaced (`before` → `after`): a Flushed one on either side makes a new revision of its collection. */
+  private changed(before: SegmentInfo | undefined, after: SegmentInfo | undefined): void {
+    const s = after ?? before;
+    if (s && (before?.state === "Flushed" || after?.state === "Flushed")) this.flushedRevisions.set(s.collectionId, ++this.revisions);
   }
 
   /** The segment allocated before for this (vchannel, partition, level, start), if any. */
@@ -109,6 +129,7 @@ export class SegmentMeta {
   /** Forgets a record (KV first, then memory). */
   async remove(s: SegmentInfo): Promise<void> {
     await this.kv.delete(segmentKey(s));
+    this.changed(this.byId.get(s.segmentId), undefined);
     this.byId.delete(s.segmentId);
     const k = allocKey(s.vchannel, s.partitionId, s.level, s.startPosition);
     if (this.byAlloc.get(k) === s.segmentId) this.byAlloc.delete(k);
@@ -128,6 +149,7 @@ export class SegmentMeta {
   forget(segmentId: bigint): void {
     const s = this.byId.get(segmentId);
     if (!s) return;
+    this.changed(s, undefined);
     this.byId.delete(segmentId);
     const k = allocKey(s.vchannel, s.partitionId, s.level, s.startPosition);
     if (this.byAlloc.get(k) === segmentId) this.byAlloc.delete(k);

@@ -221,21 +221,23 @@ export class SegmentService {
     const coll = await this.cluster.ensureCollection(bigintOf(b.collectionId, "collectionId"));
     const parts =
       b.partitionIds === undefined ? undefined : new Set(list(b.partitionIds, "partitionIds").map((p, i) => bigintOf(p, `partitionIds[${i}]`)));
+    if (b.unlessRevision !== undefined && typeof b.unlessRevision !== "string") throw VbError.invalid(`GetRecoveryInfo: field "unlessRevision" must be a string`);
+    const revision = this.core.segments.flushedRevision(coll.collectionId);
+    const channels = () =>
+      coll.vchannels.map((v) => {
+        const cp = this.core.checkpoints.get(v.name);
+        return { vchannel: v.name, pchannel: v.pchannel, seekPosition: cp.position, checkpointTs: cp.ts };
+      });
+    if (b.unlessRevision === revision && b.afterSegmentId === undefined) {
+      return { collectionId: coll.collectionId, channels: channels(), segments: [], revision, unchanged: true };
+    }
     const all = this.core.segments
       .ofCollection(coll.collectionId)
       .filter((s) => s.state === "Flushed" && (s.level === "L0" || parts === undefined || parts.has(s.partitionId)));
     const limit = b.limit === undefined ? undefined : Number(b.limit);
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw VbError.invalid(`GetRecoveryInfo: field "limit" must be an integer ≥ 1`);
     const { segments, more } = limit === undefined ? { segments: all, more: false } : recoveryPage(all, b.afterSegmentId === undefined ? -1n : bigintOf(b.afterSegmentId, "afterSegmentId"), limit);
-    return {
-      ...(more ? { more } : {}),
-      collectionId: coll.collectionId,
-      channels: coll.vchannels.map((v) => {
-        const cp = this.core.checkpoints.get(v.name);
-        return { vchannel: v.name, pchannel: v.pchannel, seekPosition: cp.position, checkpointTs: cp.ts };
-      }),
-      segments,
-    };
+    return { ...(more ? { more } : {}), collectionId: coll.collectionId, channels: channels(), segments, revision };
   }
 
   getChannelCheckpoint(body: unknown): ChannelCheckpoint {

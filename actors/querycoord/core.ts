@@ -80,6 +80,13 @@ export class QuerycoordCore {
   readonly progress = new Map<bigint, LoadProgress>();
   /** when each look that walks a whole target (progress, promotion) was last taken, by `<what>/<collection>` */
   private readonly lookedAt = new Map<string, number>();
+  /**
+   * Per collection, the revision of datacoord's segments the last whole answer had, and for which load
+   * (its partitions): the next refresh names it, and datacoord answers "unchanged" instead of the pages
+   * again while it holds (a million segments re-read every refresh interval were a tenth of querycoord's
+   * work).
+   */
+  private readonly targetRevisions = new Map<bigint, { revision: string; partitionKey: string }>();
   /** true once the feed delivered its snapshot: before that, no checker runs */
   distReady = false;
   /** when querycoord started: querynodes starting with it get a moment to show up on the feed */
@@ -257,12 +264,14 @@ export class QuerycoordCore {
     for (const collectionId of this.refreshes.due(ids, now)) {
       const c = this.meta.collection(collectionId)!;
       const partitionIds = [...c.partitionIds];
+      const partitionKey = partitionIds.join(",");
+      const read = this.targetRevisions.get(collectionId);
       const work = fetchRecoveryInfo(
         (body) => this.ctx.ask<RecoveryInfo>(this.env.subjects.datacoord(), "datacoord.GetRecoveryInfo", body, { timeoutMs: this.params.requestTimeoutMs }),
         collectionId,
         partitionIds,
+        read?.partitionKey === partitionKey ? read.revision : undefined,
       );
-      const partitionKey = partitionIds.join(",");
       this.after(work, (r) => this.onTargetFetched(collectionId, partitionKey, r));
     }
   }
@@ -275,12 +284,20 @@ export class QuerycoordCore {
       if (c) this.log.warn({ collection: collectionId, err: errorText(r.error) }, "could not refresh the next target");
       return;
     }
+    if (r.value.unchanged === true) {
+      // the segments read last are still datacoord's: the target made of them stands
+      this.refreshes.finished(collectionId, undefined, now);
+      if (c && c.partitionIds.join(",") === partitionKey) this.targets.takeSeekPositions(collectionId, r.value.channels);
+      return;
+    }
     this.refreshes.finished(collectionId, undefined, now, r.value.segments.length);
     if (!c) return;
     if (c.partitionIds.join(",") !== partitionKey) {
       this.requestTarget(collectionId); // the load changed meanwhile: this answer is for the old one
       return;
     }
+    if (r.value.revision === undefined) this.targetRevisions.delete(collectionId);
+    else this.targetRevisions.set(collectionId, { revision: r.value.revision, partitionKey });
     const before = this.targets.next(collectionId);
     const { version: _v, ...candidate } = targetFromRecovery(r.value, c, 0);
     const next = this.targets.offerNext(candidate);
@@ -459,6 +476,7 @@ export class QuerycoordCore {
     const label = collectionLabel(collectionId, this.meta.collection(collectionId)?.name);
     const writes = [this.meta.removeCollection(collectionId), this.targets.remove(collectionId)];
     this.refreshes.forget(collectionId);
+    this.targetRevisions.delete(collectionId);
     this.indexRefreshes.forget(collectionId);
     this.indexes.delete(collectionId);
     this.scheduler.forgetCollection(collectionId);

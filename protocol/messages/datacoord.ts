@@ -49,6 +49,16 @@ export interface RecoveryInfo {
   segments: SegmentInfo[];
   /** a page of them (asked with `limit`), and more follow after the last one */
   more?: boolean;
+  /**
+   * The revision of the collection's Flushed segments when this page was read (a new one whenever one
+   * comes, goes or changes); not given by a datacoord that keeps none.
+   */
+  revision?: string;
+  /**
+   * The ask named `unlessRevision` and the collection's Flushed segments are still those: `segments` is
+   * empty, the asker's are good (`channels` is the current one).
+   */
+  unchanged?: boolean;
 }
 
 /**
@@ -114,7 +124,11 @@ export type DatacoordApi = {
    * payload limit whatever `limit` says); `more` tells that another page follows. The channels are those
    * of the moment each page is read: the first page's are the ones to seek from.
    */
-  GetRecoveryInfo: [{ collectionId: bigint; partitionIds?: bigint[]; afterSegmentId?: bigint; limit?: number }, RecoveryInfo];
+  /**
+   * A collection's Flushed segments (by `limit` a page, after `afterSegmentId`) and channels; with
+   * `unlessRevision`, a first page answers `unchanged` (no segments) while the segments are still of that revision
+   */
+  GetRecoveryInfo: [{ collectionId: bigint; partitionIds?: bigint[]; afterSegmentId?: bigint; limit?: number; unlessRevision?: string }, RecoveryInfo];
   GetChannelCheckpoint: [{ vchannel: string }, ChannelCheckpoint];
   /** what a datanode watches (it asks at start and when told); `session` makes it the node's current one */
   GetChannelWatches: [{ nodeId: string; session?: string }, { channels: ChannelWatch[]; sealPolicy: SealPolicy }];

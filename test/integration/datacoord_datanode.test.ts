@@ -341,6 +341,17 @@ describe("datacoord + datanode", () => {
     const again = await c.flushAndWait(info.collectionId);
     expect(again.segmentIds).toEqual([]);
     expect((await c.dc("ListSegments", { collectionId: info.collectionId })).segments.length).toBe(2);
+
+    // asked again naming the revision it read: unchanged, no segments, the channels as they are now
+    expect(rec.revision).toEqual(expect.any(String));
+    const same = await c.dc("GetRecoveryInfo", { collectionId: info.collectionId, unlessRevision: rec.revision });
+    expect([same.unchanged, same.revision, same.segments]).toEqual([true, rec.revision, []]);
+    expect(same.channels.map((ch) => ch.vchannel)).toEqual(rec.channels.map((ch) => ch.vchannel));
+    // an older or unknown revision gets the segments
+    const whole = await c.dc("GetRecoveryInfo", { collectionId: info.collectionId, unlessRevision: "x.0" });
+    expect([whole.unchanged, whole.segments.length]).toEqual([undefined, 2]);
+    const bad = await failure(c.dc("GetRecoveryInfo", { collectionId: info.collectionId, unlessRevision: 7 as unknown as string }));
+    expect([bad.code, bad.message]).toEqual([ErrorCode.ParameterInvalid, expect.stringMatching(/unlessRevision/)]);
   });
 
   it("applies deletes and upserts: an upserted pk is stored once with its new values, deletes go to L0 delta logs", async () => {
@@ -550,7 +561,11 @@ describe("datacoord + datanode", () => {
     await c.flushAndWait(info.collectionId);
     const segsBefore = (await c.dc("ListSegments", { collectionId: info.collectionId })).segments;
     const cpsBefore = await Promise.all(info.vchannels.map((v) => c.dc("GetChannelCheckpoint", { vchannel: v.name })));
+    const revBefore = (await c.dc("GetRecoveryInfo", { collectionId: info.collectionId })).revision;
     await c.restartDatacoord();
+    // another process's revisions are not this one's: the segments come whole
+    const afterRestart = await c.dc("GetRecoveryInfo", { collectionId: info.collectionId, unlessRevision: revBefore });
+    expect([afterRestart.unchanged, afterRestart.segments.length, afterRestart.revision === revBefore]).toEqual([undefined, 2, false]);
     expect((await c.dc("ListSegments", { collectionId: info.collectionId })).segments).toEqual(segsBefore);
     for (const [i, v] of info.vchannels.entries()) expect(await c.dc("GetChannelCheckpoint", { vchannel: v.name })).toEqual(cpsBefore[i]);
     expect((await c.dc("GetChannelWatches", { nodeId: "dn1" })).channels.length).toBe(2);
@@ -559,8 +574,8 @@ describe("datacoord + datanode", () => {
     await c.flushAndWait(info.collectionId);
     const visible = await visibleRows(c, info);
     expect(visible.size).toBe(500);
-    const rec = await c.dc("GetRecoveryInfo", { collectionId: info.collectionId });
-    expect(rec.segments.length).toBe(4);
+    const rec = await c.dc("GetRecoveryInfo", { collectionId: info.collectionId, unlessRevision: afterRestart.revision });
+    expect([rec.unchanged, rec.segments.length]).toEqual([undefined, 4]); // new segments flushed: a new revision
   });
 
   it("never stamps a flush with its own clock: without an answer from the TSO it retries until the deadline, then refuses (retriable)", async () => {

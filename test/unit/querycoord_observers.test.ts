@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
 import { loadProgress } from "../../actors/querycoord/observers/collection_observer.ts";
-import { promotionReadiness } from "../../actors/querycoord/observers/target_observer.ts";
+import { fetchRecoveryInfo, promotionReadiness } from "../../actors/querycoord/observers/target_observer.ts";
 import { pickSegmentNode, scoreOf, SegmentPlacer } from "../../actors/querycoord/balance/node_load.ts";
 import { rebalanceReplicaNodes, splitNodes } from "../../actors/querycoord/balance/replica_assign.ts";
 import { targetFromRecovery, sameTargetContent } from "../../actors/querycoord/meta/target.ts";
@@ -114,6 +114,40 @@ describe("targets", () => {
     expect(n2.version).toBeGreaterThan(n1.version);
     expect(sameTargetContent(tm.next(COLL), { ...b, version: 0 })).toBe(true);
     expect(tm.current(COLL)!.segments.has(5n)).toBe(false);
+    // datacoord says the segments did not change: the next target takes the channels' newer seek positions in place
+    const next = tm.next(COLL)!;
+    tm.takeSeekPositions(COLL, [{ vchannel: "100v0", pchannel: 0, seekPosition: 50n, checkpointTs: 9n }, { vchannel: "gone", pchannel: 3, seekPosition: 1n, checkpointTs: 1n }]);
+    expect(tm.next(COLL)).toBe(next);
+    expect([...next.channels.keys()]).toEqual(["100v0", "100v1"]);
+    expect(next.channels.get("100v0")).toEqual({ vchannel: "100v0", pchannel: 0, seekPosition: 50n, checkpointTs: 9n });
+  });
+
+  it("are read in pages, and not again while datacoord's revision of the segments is the one named", async () => {
+    type Ask = Parameters<typeof fetchRecoveryInfo>[0];
+    const asked: Parameters<Ask>[0][] = [];
+    let revision = "r1";
+    const all = [seg(1n), seg(2n), seg(3n)];
+    const ask: Ask = async (body) => {
+      asked.push(body);
+      const channels = info.channels;
+      if (body.unlessRevision === revision && body.afterSegmentId === undefined) return { collectionId: COLL, channels, segments: [], revision, unchanged: true };
+      const rest = all.filter((s) => body.afterSegmentId === undefined || s.segmentId > body.afterSegmentId);
+      const page = rest.slice(0, 2);
+      const r = { collectionId: COLL, channels, segments: page, revision, ...(rest.length > page.length ? { more: true } : {}) };
+      revision = "r2"; // (changed while the pages are read: the first page's revision is the one kept)
+      return r;
+    };
+    const whole = await fetchRecoveryInfo(ask, COLL, [1n]);
+    expect([whole.segments.map((s) => s.segmentId), whole.revision, whole.unchanged]).toEqual([[1n, 2n, 3n], "r1", undefined]);
+    expect(asked.map((b) => [b.afterSegmentId, b.unlessRevision])).toEqual([[undefined, undefined], [2n, undefined]]);
+    // r1 is no longer datacoord's: the pages again
+    asked.length = 0;
+    const again = await fetchRecoveryInfo(ask, COLL, [1n], whole.revision);
+    expect([again.segments.length, again.revision]).toEqual([3, "r2"]);
+    // r2 still is: one ask, no segments
+    asked.length = 0;
+    const same = await fetchRecoveryInfo(ask, COLL, [1n], "r2");
+    expect([same.unchanged, same.segments, same.channels, asked.length]).toEqual([true, [], info.channels, 1]);
   });
 });
 

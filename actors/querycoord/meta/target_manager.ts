@@ -6,7 +6,7 @@
  */
 import type { SegmentInfo } from "../../../protocol/meta.ts";
 import { sameTargetContent, withoutPartitions } from "./target.ts";
-import type { CollectionTarget, PersistedTarget, PersistedTargetPage } from "./types.ts";
+import type { ChannelTarget, CollectionTarget, PersistedTarget, PersistedTargetPage } from "./types.ts";
 import { collectionPrefix, targetKey, targetPageKey, targetSegmentKey } from "../kv_layout.ts";
 import type { MetaWriter } from "./kv_writer.ts";
 import type { KvMeta } from "../../../runtime/kv_meta.ts";
@@ -138,6 +138,16 @@ export class TargetManager {
     }
     p.next = { ...asTarget, version: this.newVersion() };
     return p.next;
+  }
+
+  /**
+   * Newer seek positions of the next target's channels (datacoord said its segments did not change): taken
+   * in place, as `offerNext` does for a candidate of the same content.
+   */
+  takeSeekPositions(collectionId: bigint, channels: readonly ChannelTarget[]): void {
+    const next = this.targets.get(collectionId)?.next;
+    if (!next) return;
+    for (const c of channels) if (next.channels.has(c.vchannel)) next.channels.set(c.vchannel, { ...c });
   }
 
   /** next → current (the handoff). Returns the new current target and the stores' promise. */

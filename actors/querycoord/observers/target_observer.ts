@@ -63,18 +63,24 @@ export const RECOVERY_PAGE_SEGMENTS = 4_096;
  * the seek position. A datacoord that does not page answers everything at once, without `more`.
  */
 export async function fetchRecoveryInfo(
-  ask: (body: { collectionId: bigint; partitionIds: bigint[]; limit: number; afterSegmentId?: bigint }) => Promise<RecoveryInfo>,
+  ask: (body: { collectionId: bigint; partitionIds: bigint[]; limit: number; afterSegmentId?: bigint; unlessRevision?: string }) => Promise<RecoveryInfo>,
   collectionId: bigint,
   partitionIds: bigint[],
+  /** the revision of the segments last read whole: datacoord answers `unchanged` while they still are */
+  unlessRevision?: string,
 ): Promise<RecoveryInfo> {
-  const first = await ask({ collectionId, partitionIds, limit: RECOVERY_PAGE_SEGMENTS });
+  const first = await ask({ collectionId, partitionIds, limit: RECOVERY_PAGE_SEGMENTS, ...(unlessRevision === undefined ? {} : { unlessRevision }) });
+  if (first.unchanged === true && unlessRevision !== undefined && first.revision === unlessRevision) {
+    return { collectionId: first.collectionId, channels: first.channels, segments: [], revision: first.revision, unchanged: true };
+  }
   const segments = [...first.segments];
   let page = first;
   while (page.more && page.segments.length > 0) {
     page = await ask({ collectionId, partitionIds, limit: RECOVERY_PAGE_SEGMENTS, afterSegmentId: page.segments[page.segments.length - 1]!.segmentId });
     for (const s of page.segments) segments.push(s);
   }
-  return { collectionId: first.collectionId, channels: first.channels, segments };
+  // (the first page's revision: a change while the pages were read makes the next ask read them all again)
+  return { collectionId: first.collectionId, channels: first.channels, segments, ...(first.revision === undefined ? {} : { revision: first.revision }) };
 }
 
 interface FetchState {
