@@ -296,7 +296,15 @@ function decodeChunk(data: Uint8Array): QueryNodeDistChunk {
   return c;
 }
 
-/** At most this many direct reads of starved heads at once (see followQueryNodeDists). */
+/** A head subject as the follower last took it: where, when stored, and when it may be read directly next. */
+interface HeadSeen {
+  position: bigint;
+  storedAt: number;
+  readAfter: number;
+  misses: number;
+}
+
+/** At most this many direct reads of starved heads at once, and as many nodes' base chunks (see followQueryNodeDists). */
 const CATCH_UP_READS = 64;
 /** Heads of one node read directly in a row to catch up with its newest base (see readChunks). */
 const MAX_CHASES = 3;
@@ -330,7 +338,7 @@ export async function followQueryNodeDists(
    * per head subject: the newest head taken; when it may be read directly next (local time), and how
    * many direct reads in a row found nothing newer (a silent node is read less and less often)
    */
-  const heads = new Map<string, { position: bigint; storedAt: number; readAfter: number; misses: number }>();
+  const heads = new Map<string, HeadSeen>();
   /** per node: when the server stored the newest head taken (a distribution completed by a chunk is that head's) */
   const headAt = new Map<string, number>();
   /** when the server stored the newest message the follower came to: where it reads */
@@ -391,15 +399,19 @@ export async function followQueryNodeDists(
     reads++;
     return readHead(subject)
       .catch((err: unknown) => log.debug({ subject, err: errorText(err) }, "reading a head directly failed; trying again later"))
-      .finally(() => reads--);
+      .finally(() => {
+        reads--;
+        refill();
+      });
   };
   /** a head waits for base chunks the follower has not come to (replaced as fast as the heads): read them */
   const chunkReads = new Set<string>();
   const readChunks = async (nodeId: string): Promise<void> => {
-    if (chunkReads.has(nodeId) || reads >= CATCH_UP_READS) return;
+    // (bounded apart from the heads' reads, which may take every slot of theirs: a head read directly
+    // that waits for its base must get it, or reading it was for nothing)
+    if (chunkReads.has(nodeId) || chunkReads.size >= CATCH_UP_READS) return;
     const missing = assembler.missingChunks(nodeId);
     if (missing.length === 0) return;
-    reads++;
     chunkReads.add(nodeId);
     let behind = false;
     try {
@@ -413,7 +425,6 @@ export async function followQueryNodeDists(
     } catch (err) {
       log.debug({ node: nodeId, err: errorText(err) }, "reading a base chunk directly failed; the feed brings it later");
     } finally {
-      reads--;
       chunkReads.delete(nodeId);
     }
     // the node rebased again meanwhile: its chunks are of a newer base than the head waits for; the
@@ -425,14 +436,43 @@ export async function followQueryNodeDists(
       await readHeadCounted(headSubjectOf(nodeId));
     }
   };
+  /**
+   * Reads the starved heads, `CATCH_UP_READS` at a time: a read that ends makes room for the next one at
+   * once (a querycoord far behind, with hundreds of nodes starved, hears each of them within a few
+   * reads' time, not `CATCH_UP_READS` nodes a heartbeat interval); each node is read at most once an
+   * interval. The heads are walked from where the walk before stopped, so that every starved node gets
+   * its turn.
+   */
+  let walk: Iterator<[string, HeadSeen]> | undefined;
+  let walked = 0;
   const catchUp = (): void => {
+    if (stopped) return;
     const now = Date.now();
-    for (const [subject, h] of heads) {
-      if (reads >= CATCH_UP_READS) return;
+    walked = 0;
+    while (reads < CATCH_UP_READS && walked < heads.size) {
+      walk ??= heads.entries();
+      const next = walk.next();
+      if (next.done) {
+        walk = undefined;
+        if (heads.size === 0) return;
+        continue;
+      }
+      walked++;
+      const [subject, h] = next.value;
       if (readingAt - h.storedAt <= 2 * intervalMs || now < h.readAfter) continue;
       h.readAfter = now + intervalMs;
       void readHeadCounted(subject);
     }
+  };
+  /** another read may start: looked for once the reads that end together have ended */
+  let refillQueued = false;
+  const refill = (): void => {
+    if (refillQueued || stopped) return;
+    refillQueued = true;
+    setImmediate(() => {
+      refillQueued = false;
+      catchUp();
+    });
   };
   const timer = setInterval(catchUp, intervalMs);
   timer.unref();
