@@ -111,7 +111,7 @@ let epochCounter = 0;
  * sent last; `encode` returns the base's chunks (when a new base is due) followed by the head.
  */
 export class DistEncoder {
-  private base: { epoch: number; chunks: number; segs: Map<bigint, DistSegments[number]> } | undefined;
+  private base: { epoch: number; chunks: number; segs: Map<bigint, DistSegments[number]>; from?: { epoch: number; seq: number } } | undefined;
   private delta: { seq: number; added: DistSegments; removed: bigint[] } = { seq: 0, added: [], removed: [] };
   private mode: "full" | "delta" | undefined;
   /** bytes a segment takes in a message, as last measured */
@@ -138,7 +138,8 @@ export class DistEncoder {
       this.mode === "delta" && (this.delta.added.length > 0 || this.delta.removed.length > 0) && now - this.deltaAt >= this.opts.settleMs;
     if (this.mode === "delta" && !segmentsChanged) this.changeRate *= 1 - RATE_WEIGHT;
     if (settled && !segmentsChanged) {
-      out.push(...this.newBase(dist));
+      // (the segments are those of the last head: a reader that holds it needs no chunks)
+      out.push(...this.newBase(dist, this.heldAs()));
     } else if (segmentsChanged || this.mode === undefined) {
       if (this.mode !== "delta") {
         const full = encode(onWire(dist));
@@ -166,8 +167,10 @@ export class DistEncoder {
         this.changeRate = (1 - RATE_WEIGHT) * this.changeRate + RATE_WEIGHT * grew;
         // (and never a delta that would not fit in half a message)
         const most = Math.min(rebaseAfter(base.segs.size, this.changeRate), Math.floor((0.5 * this.opts.maxBytes) / this.perSegment));
-        if (added.length + removed.length > most || (settled && sameDelta(this.delta, added, removed))) {
-          out.push(...this.newBase(dist));
+        if (settled && sameDelta(this.delta, added, removed)) {
+          out.push(...this.newBase(dist, this.heldAs()));
+        } else if (added.length + removed.length > most) {
+          out.push(...this.rebaseOnLast(dist, most, now));
         } else if (!sameDelta(this.delta, added, removed)) {
           this.delta = { seq: this.delta.seq + 1, added, removed };
           this.deltaAt = now;
@@ -176,7 +179,12 @@ export class DistEncoder {
     }
     if (this.mode === "full") return [{ subject: this.headSubject, payload: encodeDist(dist, this.log) }];
     const base = this.base!;
-    const head: QueryNodeDist = { ...dist, segments: [], base: { epoch: base.epoch, chunks: base.chunks, segments: base.segs.size }, delta: this.delta };
+    const head: QueryNodeDist = {
+      ...dist,
+      segments: [],
+      base: { epoch: base.epoch, chunks: base.chunks, segments: base.segs.size, ...(base.from ? { from: base.from } : {}) },
+      delta: this.delta,
+    };
     let bytes = encode(onWire(head));
     if (bytes.byteLength > this.opts.maxBytes) {
       bytes = encode({ ...head, delegators: head.delegators.map((d) => ({ ...d, sealedSegmentIds: [] })) });
@@ -186,8 +194,44 @@ export class DistEncoder {
     return out;
   }
 
-  /** Splits the segments into chunks under the limit and numbers them as a new base. */
-  private newBase(dist: QueryNodeDist): DistPayload[] {
+  /** What the last head told: its base's epoch and its delta's seq. */
+  private heldAs(): { epoch: number; seq: number } | undefined {
+    return this.base ? { epoch: this.base.epoch, seq: this.delta.seq } : undefined;
+  }
+
+  /**
+   * The delta outgrew its bound: the segments as the last head told them become the new base (`from`
+   * it, so that a reader that holds them makes the base itself, as a querycoord that keeps up does, and
+   * decodes only the changes), and what changed since is its first delta. When even that is too much,
+   * the segments as they are now become the base.
+   */
+  private rebaseOnLast(dist: QueryNodeDist, most: number, now: number): DistPayload[] {
+    const base = this.base!;
+    const from = this.heldAs()!;
+    const gone = new Set(this.delta.removed);
+    const replaced = new Map(this.delta.added.map((s) => [s.segmentId, s]));
+    const last: DistSegments = [];
+    for (const [id, s] of base.segs) if (!gone.has(id)) last.push(replaced.get(id) ?? s);
+    for (const s of this.delta.added) if (!base.segs.has(s.segmentId)) last.push(s);
+    const byId = new Map(last.map((s) => [s.segmentId, s]));
+    const added: DistSegments = [];
+    const seen = new Set<bigint>();
+    for (const s of dist.segments) {
+      seen.add(s.segmentId);
+      const b = byId.get(s.segmentId);
+      if (!b || !sameDistSegment(b, s)) added.push(s);
+    }
+    const removed: bigint[] = [];
+    for (const id of byId.keys()) if (!seen.has(id)) removed.push(id);
+    if (this.delta.seq === 0 || added.length + removed.length > most) return this.newBase(dist);
+    const out = this.newBase({ ...dist, segments: last }, from);
+    this.delta = { seq: 1, added, removed };
+    this.deltaAt = now;
+    return out;
+  }
+
+  /** Splits the segments into chunks under the limit and numbers them as a new base (made of what the node held as of `from`, when given). */
+  private newBase(dist: QueryNodeDist, from?: { epoch: number; seq: number }): DistPayload[] {
     const epoch = Date.now() * 1_000 + (epochCounter++ % 1_000);
     const segs = dist.segments;
     const sample = segs.slice(0, 256);
@@ -205,7 +249,7 @@ export class DistEncoder {
         continue;
       }
       this.mode = "delta";
-      this.base = { epoch, chunks: parts.length, segs: new Map(segs.map((s) => [s.segmentId, s])) };
+      this.base = { epoch, chunks: parts.length, segs: new Map(segs.map((s) => [s.segmentId, s])), ...(from ? { from } : {}) };
       this.delta = { seq: 0, added: [], removed: [] };
       return payloads.map((payload, i) => ({ subject: this.chunkSubject(i), payload }));
     }

@@ -213,9 +213,10 @@ export interface QueryNodeDist {
    * A large node's segments as a numbered base plus a delta: `segments` is then empty, the base was sent
    * in `base.chunks` messages (`QueryNodeDistChunk`, subjects `vb.dist.querynode.<node>.base.<i>`) before
    * this one, and the node holds base − `delta.removed` + `delta.added` (an added segment replaces the
-   * base's record of the same id).
+   * base's record of the same id). `from`: the base's segments are what the node held as of that
+   * (epoch, seq), so a reader that holds that makes the base itself instead of reading its chunks.
    */
-  base?: { epoch: number; chunks: number; segments: number };
+  base?: { epoch: number; chunks: number; segments: number; from?: { epoch: number; seq: number } };
   /** `seq` grows whenever the delta changes: an unchanged (epoch, seq) means unchanged segments */
   delta?: { seq: number; added: QueryNodeDist["segments"]; removed: bigint[] };
 }

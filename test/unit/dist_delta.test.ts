@@ -209,6 +209,47 @@ describe("a large node's distribution on the feed", () => {
     expect(rebases).toBeLessThanOrEqual(8); // (with √(2 × base) alone: every other beat, 20)
   });
 
+  it("makes a new base of what the node last told: a reader that took that head builds it without the chunks, one that missed it reads them", () => {
+    const e = enc();
+    const keeping = new DistAssembler(); // takes heads only (after the first base)
+    const missing = new DistAssembler(); // misses the head before each new base
+    for (const m of e.encode(dist("qn1", range(1, 2_000)))) {
+      keeping.take(m.subject, m.payload);
+      missing.take(m.subject, m.payload);
+    }
+    let rebases = 0;
+    let pendingHead: { subject: string; payload: Uint8Array } | undefined;
+    for (let beat = 1; beat <= 40; beat++) {
+      const want = range(1, 2_000 + 32 * beat);
+      const msgs = e.encode(dist("qn1", want));
+      const head = msgs.at(-1)!;
+      const from = (keeping.decodeHead(head.payload).base ?? {}).from;
+      if (msgs.length > 1) {
+        rebases++;
+        // a new base made of the list the last head told (and this beat's loads as its delta)
+        expect(from).toEqual(expect.objectContaining({ epoch: expect.any(Number), seq: expect.any(Number) }));
+        // the reader that missed the head before: it waits for the chunks, then has it all
+        expect(missing.take(head.subject, head.payload)).toBeUndefined();
+        let got: QueryNodeDist | undefined;
+        for (const m of msgs.slice(0, -1)) got = missing.take(m.subject, m.payload) ?? got;
+        expect(ids(got)).toEqual(want);
+      } else {
+        if (pendingHead) missing.take(pendingHead.subject, pendingHead.payload);
+        pendingHead = head; // (given to `missing` one beat late: the last head before a new base never reaches it)
+      }
+      // the reader that took every head needs no chunk
+      const out = keeping.take(head.subject, head.payload);
+      expect(ids(out)).toEqual(want);
+      expect(keeping.missingChunks("qn1")).toEqual([]);
+    }
+    expect(rebases).toBeGreaterThan(0);
+    // a rested delta goes into a new base the same way
+    const now = range(1, 2_000 + 32 * 40);
+    const rested = e.encode(dist("qn1", now), false, Date.now() + 60_000);
+    expect(rested.length).toBeGreaterThan(1);
+    expect(ids(keeping.take(rested.at(-1)!.subject, rested.at(-1)!.payload))).toEqual(now);
+  });
+
   it("waits for its base's chunks before it hands a head on", () => {
     const msgs = enc().encode(dist("qn1", range(1, 30_000)));
     const a = new DistAssembler();

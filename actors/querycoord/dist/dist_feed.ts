@@ -221,7 +221,13 @@ export class DistAssembler {
       const old = from ? recordOf(before, s.segmentId) : undefined;
       return old && sameDistSegment(old, s) ? old : this.shared.record(s);
     };
-    if (rebase) {
+    const held = d.base!.from;
+    if (rebase && held && from && st.epoch === held.epoch && st.seq === held.seq) {
+      // the new base is the list handed on last (the node says so): made of the records held, no chunks read
+      const base = new Map<bigint, DistSegment>();
+      for (const s of from) base.set(s.segmentId, s);
+      Object.assign(st, { epoch, base, chunks: [], chunkEpoch: Math.max(st.chunkEpoch, epoch) });
+    } else if (rebase) {
       if (st.chunkEpoch !== epoch || st.chunks.length < chunks) {
         st.waiting = d;
         return undefined;
