@@ -80,6 +80,31 @@ describe("TaskScheduler", () => {
     expect(s.pendingLoads().size).toBe(0);
   });
 
+  it("looks at a node with nothing new only for a task that replied since, and fails the tasks whose wait ran out oldest first", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([load(1n), load(2n, "qn2")], 0);
+    for (const t of s.dispatch(0)) s.onReply(t.id, { ok: true }, 10);
+    const revision = () => 1;
+    const asked: bigint[] = [];
+    const visible = (t: { action: { kind: string } }) => {
+      if (t.action.kind === "LoadSegment") asked.push((t.action as { segmentId: bigint }).segmentId);
+      return false;
+    };
+    s.confirm(visible, 20, undefined, revision);
+    expect(asked).toEqual([1n, 2n]);
+    // a new task on qn1 replies: only it is looked at, not the one that waits under the same revision
+    s.replacePending([load(3n)], 30);
+    for (const t of s.dispatch(30)) s.onReply(t.id, { ok: true }, 500);
+    s.confirm(visible, 600, undefined, revision);
+    expect(asked).toEqual([1n, 2n, 3n]);
+    // at 1,011 the two that replied at 10 have waited past 1,000; the one that replied at 500 has not
+    const { failed } = s.confirm(visible, 1_011, undefined, revision);
+    expect(failed.map((t) => (t.action as { segmentId: bigint }).segmentId).sort()).toEqual([1n, 2n]);
+    expect(asked).toEqual([1n, 2n, 3n]);
+    expect(s.confirm(visible, 1_600, undefined, revision).failed.map((t) => (t.action as { segmentId: bigint }).segmentId)).toEqual([3n]);
+    expect(s.inflightTasks()).toEqual([]);
+  });
+
   it("keeps what the tasks in flight add up to as they start and end", () => {
     const s = new TaskScheduler(params);
     s.replacePending([load(1n), load(2n), watch("100v0", "qn2"), load(3n, "qn2", 2n)], 0);

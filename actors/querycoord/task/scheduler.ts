@@ -54,6 +54,17 @@ export class TaskScheduler {
   private readonly pendingByNode = new Map<string, PendingLoad>();
   /** the SyncLeader tasks in flight */
   private readonly syncs = new Set<Task>();
+  /**
+   * The confirming tasks by node, the nodes that got new ones since the last look, and at which of its
+   * revisions each node's tasks were last looked at: a round looks only at the nodes whose distribution
+   * changed (or that have new tasks), not at the tens of thousands waiting on nodes that said nothing new.
+   */
+  private readonly confirming = new Map<string, Set<Task>>();
+  private readonly freshNodes = new Set<string>();
+  private readonly nodeLookedAt = new Map<string, number>();
+  /** the confirming tasks in the order they replied (finished ones are skipped and dropped from the front): whose wait ran out */
+  private waits: Task[] = [];
+  private waitsHead = 0;
 
   constructor(private readonly params: SchedulerParams) {}
 
@@ -137,6 +148,12 @@ export class TaskScheduler {
     }
     t.state = "confirming";
     t.repliedAt = now;
+    const node = t.action.nodeId;
+    let set = this.confirming.get(node);
+    if (!set) this.confirming.set(node, (set = new Set()));
+    set.add(t);
+    this.freshNodes.add(node);
+    this.waits.push(t);
     return t;
   }
 
@@ -159,29 +176,45 @@ export class TaskScheduler {
   ): { done: Task[]; failed: Task[] } {
     const done: Task[] = [];
     const failed: Task[] = [];
-    for (const t of [...this.inflight.values()]) {
-      if (t.state !== "confirming") continue;
-      const rev = revision?.(t.action.nodeId);
-      const unchanged = rev !== undefined && t.lookedAt === rev;
-      if (!unchanged && visible(t)) {
-        this.finish(t);
-        this.failuresByKey.delete(t.key);
-        done.push(t);
-        continue;
+    // what shows: the tasks of each node whose distribution changed since its tasks were looked at
+    for (const [node, tasks] of this.confirming) {
+      const rev = revision?.(node);
+      if (rev !== undefined && this.nodeLookedAt.get(node) === rev && !this.freshNodes.has(node)) continue;
+      if (rev !== undefined) this.nodeLookedAt.set(node, rev);
+      for (const t of [...tasks]) {
+        if (rev !== undefined && t.lookedAt === rev) continue;
+        if (visible(t)) {
+          this.finish(t);
+          this.failuresByKey.delete(t.key);
+          done.push(t);
+        } else {
+          t.lookedAt = rev;
+        }
       }
-      t.lookedAt = rev;
-      if (now - t.repliedAt > this.params.distWaitMs) {
-        const waited = now - t.repliedAt;
-        if (seen && waited <= seen.maxMs && seen.distAt(t.action.nodeId) <= t.repliedAt + seen.afterMs) continue; // its result not read yet
-        this.fail(
-          t,
-          seen && waited <= seen.maxMs
-            ? `node ${t.action.nodeId} replied but its distribution published ${Math.round(seen.distAt(t.action.nodeId) - t.repliedAt)} ms later does not show the change`
-            : `node ${t.action.nodeId} replied but its distribution did not show the change within ${seen ? seen.maxMs : this.params.distWaitMs} ms`,
-          now,
-        );
-        failed.push(t);
-      }
+    }
+    this.freshNodes.clear();
+    // whose wait ran out: the oldest replies first, up to the first still within its wait
+    const waiting = (t: Task) => t.state === "confirming" && this.inflight.get(t.key) === t;
+    while (this.waitsHead < this.waits.length && !waiting(this.waits[this.waitsHead]!)) this.waitsHead++;
+    for (let i = this.waitsHead; i < this.waits.length; i++) {
+      const t = this.waits[i]!;
+      if (!waiting(t)) continue;
+      const waited = now - t.repliedAt;
+      if (waited <= this.params.distWaitMs) break;
+      if (seen && waited <= seen.maxMs && seen.distAt(t.action.nodeId) <= t.repliedAt + seen.afterMs) continue; // its result not read yet
+      this.fail(
+        t,
+        seen && waited <= seen.maxMs
+          ? `node ${t.action.nodeId} replied but its distribution published ${Math.round(seen.distAt(t.action.nodeId) - t.repliedAt)} ms later does not show the change`
+          : `node ${t.action.nodeId} replied but its distribution did not show the change within ${seen ? seen.maxMs : this.params.distWaitMs} ms`,
+        now,
+      );
+      failed.push(t);
+    }
+    while (this.waitsHead < this.waits.length && !waiting(this.waits[this.waitsHead]!)) this.waitsHead++;
+    if (this.waitsHead > 1_024 && this.waitsHead * 2 > this.waits.length) {
+      this.waits = this.waits.slice(this.waitsHead);
+      this.waitsHead = 0;
     }
     return { done, failed };
   }
@@ -309,6 +342,14 @@ export class TaskScheduler {
     if (this.inflight.get(t.key) === t) {
       this.inflight.delete(t.key);
       this.counted(t, -1);
+    }
+    if (t.state === "confirming") {
+      const set = this.confirming.get(t.action.nodeId);
+      set?.delete(t);
+      if (set?.size === 0) {
+        this.confirming.delete(t.action.nodeId);
+        this.nodeLookedAt.delete(t.action.nodeId);
+      }
     }
     this.byId.delete(t.id);
   }
