@@ -62,9 +62,8 @@ export class TaskScheduler {
   private readonly confirming = new Map<string, Set<Task>>();
   private readonly freshNodes = new Set<string>();
   private readonly nodeLookedAt = new Map<string, number>();
-  /** the confirming tasks in the order they replied (finished ones are skipped and dropped from the front): whose wait ran out */
-  private waits: Task[] = [];
-  private waitsHead = 0;
+  /** the confirming tasks in the order they replied (a finished one leaves it): whose wait ran out */
+  private readonly waits = new Set<Task>();
 
   constructor(private readonly params: SchedulerParams) {}
 
@@ -153,7 +152,7 @@ export class TaskScheduler {
     if (!set) this.confirming.set(node, (set = new Set()));
     set.add(t);
     this.freshNodes.add(node);
-    this.waits.push(t);
+    this.waits.add(t);
     return t;
   }
 
@@ -193,12 +192,8 @@ export class TaskScheduler {
       }
     }
     this.freshNodes.clear();
-    // whose wait ran out: the oldest replies first, up to the first still within its wait
-    const waiting = (t: Task) => t.state === "confirming" && this.inflight.get(t.key) === t;
-    while (this.waitsHead < this.waits.length && !waiting(this.waits[this.waitsHead]!)) this.waitsHead++;
-    for (let i = this.waitsHead; i < this.waits.length; i++) {
-      const t = this.waits[i]!;
-      if (!waiting(t)) continue;
+    // whose wait ran out: the oldest replies first, up to the first still within its wait (a task that fails leaves the set as it is walked, which a Set allows)
+    for (const t of this.waits) {
       const waited = now - t.repliedAt;
       if (waited <= this.params.distWaitMs) break;
       if (seen && waited <= seen.maxMs && seen.distAt(t.action.nodeId) <= t.repliedAt + seen.afterMs) continue; // its result not read yet
@@ -210,11 +205,6 @@ export class TaskScheduler {
         now,
       );
       failed.push(t);
-    }
-    while (this.waitsHead < this.waits.length && !waiting(this.waits[this.waitsHead]!)) this.waitsHead++;
-    if (this.waitsHead > 1_024 && this.waitsHead * 2 > this.waits.length) {
-      this.waits = this.waits.slice(this.waitsHead);
-      this.waitsHead = 0;
     }
     return { done, failed };
   }
@@ -344,6 +334,7 @@ export class TaskScheduler {
       this.counted(t, -1);
     }
     if (t.state === "confirming") {
+      this.waits.delete(t);
       const set = this.confirming.get(t.action.nodeId);
       set?.delete(t);
       if (set?.size === 0) {
