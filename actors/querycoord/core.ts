@@ -643,6 +643,7 @@ export class QuerycoordCore {
       loadsPerNode: this.params.taskExecutionCap,
       loadsPerRound: this.params.maxLoadsPerRound,
       runningPerNode: this.scheduler.runningPerNode(),
+      inflight: (key) => this.scheduler.isInflight(key),
     };
     this.settleMoves(snap, now);
     this.settleChannelMoves(snap, now);

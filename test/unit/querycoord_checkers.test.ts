@@ -288,6 +288,32 @@ describe("LeaderChecker", () => {
     ]);
   });
 
+  it("passes over a delegator with a sync in flight, tells one again whose report does not show its view, and follows copies that move after a sync", () => {
+    const dlg = (extra: object = {}) => ({ vchannel: "100v0", replicaId: 1n, ...extra });
+    const base = input({
+      replicas: [replica(1n, ["qn1", "qn2"])],
+      targets: [[COLL, { current: target(7, [seg(1n), seg(2n), seg(3n)]) }]],
+      nodes: [node("qn1", { segments: [seg(1n)], delegators: [dlg()] }), node("qn2", { segments: [seg(2n), seg(3n)] })],
+    });
+    const dist = base.dist;
+    expect(checkLeaders({ ...base, inflight: () => true }).tasks).toEqual([]);
+    const first = checkLeaders(base).tasks[0]!.action as Extract<TaskAction, { kind: "SyncLeader" }>;
+    expect(first.sealed).toEqual([entry(1n, "qn1"), entry(2n, "qn2"), entry(3n, "qn2")]);
+    // acknowledged, but the delegator's report does not show it yet: the same view again
+    const synced = new Map([[address, { targetVersion: 7, sealed: first.sealed }]]);
+    const again = checkLeaders({ ...base, synced }).tasks.map((t) => t.action as Extract<TaskAction, { kind: "SyncLeader" }>);
+    expect(again.map((a) => a.sealed)).toEqual([first.sealed]);
+    // reported: nothing to do, round after round
+    dist.put(node("qn1", { segments: [seg(1n)], delegators: [dlg({ targetVersion: 7, sealedSegmentIds: [1n, 2n, 3n] })] }));
+    expect(checkLeaders({ ...base, synced }).tasks).toEqual([]);
+    expect(checkLeaders({ ...base, synced }).tasks).toEqual([]);
+    // segment 3 moves from qn2 to qn1: the view follows it
+    dist.put(node("qn2", { segments: [seg(2n)] }));
+    dist.put(node("qn1", { segments: [seg(1n), seg(3n)], delegators: [dlg({ targetVersion: 7, sealedSegmentIds: [1n, 2n, 3n] })] }));
+    const moved = checkLeaders({ ...base, synced }).tasks.map((t) => t.action as Extract<TaskAction, { kind: "SyncLeader" }>);
+    expect(moved.map((a) => a.sealed)).toEqual([[entry(1n, "qn1"), entry(2n, "qn2"), entry(3n, "qn1")]]);
+  });
+
   it("leaves an up-to-date delegator alone and waits for a current target", () => {
     const nodes = [node("qn1", { segments: [seg(1n)], delegators: [{ vchannel: "100v0", replicaId: 1n, targetVersion: 7, sealedSegmentIds: [1n] }] })];
     expect(

@@ -70,7 +70,23 @@ const incompleteCache = new WeakMap<DistSnapshot, Map<string, { key: string; at:
  * segments of their channel whose copies changed since or that are moving (now or then), and finds them
  * still up to date when each still points where it did.
  */
-const upToDateCache = new WeakMap<DistSnapshot, Map<string, { key: string; cursor: ChangeCursor; moving: bigint[] }>>();
+const upToDateCache = new WeakMap<DistSnapshot, Map<string, UpToDate>>();
+interface UpToDate {
+  /** the acknowledged view, the target and the replica (`viewKey`) */
+  key: string;
+  cursor: ChangeCursor;
+  moving: bigint[];
+  /** the report found to show the view (its list, as the feed hands an unchanged one on: the same array), and its version */
+  report?: readonly bigint[];
+  reportVersion?: number;
+}
+
+/**
+ * The views sent in SyncLeader tasks (by their `sealed` list, which becomes the acknowledged view's):
+ * under which snapshot, target and replica, and where the change log stood, so that once acknowledged
+ * a round looks only at what changed since it was made, instead of walking the channel again.
+ */
+const plannedViews = new WeakMap<readonly SealedEntry[], { dist: DistSnapshot; key: string; cursor: ChangeCursor; moving: bigint[] }>();
 
 /** The changes since a cursor, by vchannel of the target (one grouping per cursor and round). */
 function changesByChannel(
@@ -128,8 +144,12 @@ export function checkLeaders(input: CheckInput): CheckResult {
         if (d.replicaId !== r.replicaId || !members.has(d.nodeId) || !cur.channels.has(d.vchannel)) continue;
         const watchedWith = input.watched?.get(d.address);
         if (watchedWith !== undefined && watchedWith !== partitionKey(coll)) continue; // about to be watched again
+        const taskKey = leaderKey(r.replicaId, d.vchannel, d.nodeId);
+        // a sync in flight: what this would wish would wait for it anyway (looked at again once it shows)
+        if (input.inflight?.(taskKey)) continue;
         const prev = input.synced.get(d.address);
-        const memoKey = `${idOf(prev)}|${idOf(cur)}|${d.targetVersion}|${d.sealedSegmentIds.length}|${replicaKey}`;
+        const viewKey = `${idOf(prev)}|${idOf(cur)}|${replicaKey}`;
+        const memoKey = `${viewKey}|${d.targetVersion}|${d.sealedSegmentIds.length}`;
         const moving = channelMoves.get(d.vchannel) ?? [];
         const prevNode = viewIndex(prev);
         const segs = byChannel.get(d.vchannel) ?? [];
@@ -169,9 +189,28 @@ export function checkLeaders(input: CheckInput): CheckResult {
           }
         }
         waiting.delete(d.address);
-        // found up to date before under the same view, target, report and replica: only what changed on its channel is looked at
-        const found = memo.get(d.address);
-        if (found?.key === memoKey) {
+        const reported = d.sealedSegmentIds;
+        /** the delegator's report shows its acknowledged view at the current version (an empty list: a large node leaves its delegators' lists out, the version alone tells) */
+        const reportShowsView = (): boolean =>
+          d.targetVersion === cur.version && (reported.length === 0 || (reported.length === segs.length && reported.every((id) => prevNode.has(id))));
+        const sync = (sealed: SealedEntry[]) => {
+          plannedViews.set(sealed, { dist: input.dist, key: `${idOf(cur)}|${replicaKey}`, cursor, moving });
+          out.tasks.push({
+            key: taskKey,
+            priority: Priority.High,
+            action: { kind: "SyncLeader", nodeId: d.nodeId, collectionId: coll.collectionId, replicaId: r.replicaId, vchannel: d.vchannel, address: d.address, targetVersion: cur.version, sealed },
+          });
+        };
+        // found up to date before under the same view, target and replica, or the view is one a sync made
+        // under this target and replica: only what changed on its channel since is looked at
+        let found = memo.get(d.address);
+        if (found?.key !== viewKey && prev && prev.targetVersion === cur.version) {
+          const planned = plannedViews.get(prev.sealed);
+          if (planned && planned.dist === input.dist && planned.key === `${idOf(cur)}|${replicaKey}` && prev.sealed.length === segs.length) {
+            found = { key: viewKey, cursor: planned.cursor, moving: planned.moving };
+          }
+        }
+        if (found?.key === viewKey && prev) {
           const changed = changesByChannel(input.dist, cur, found.cursor, grouped);
           if (changed) {
             const stillPoints = (id: bigint) => {
@@ -193,6 +232,15 @@ export function checkLeaders(input: CheckInput): CheckResult {
             if (still) {
               found.cursor = cursor;
               found.moving = moving;
+              memo.set(d.address, found);
+              if ((found.report === reported && found.reportVersion === d.targetVersion) || reportShowsView()) {
+                found.report = reported;
+                found.reportVersion = d.targetVersion;
+                continue;
+              }
+              // the view is right but the delegator does not show it: told again
+              found.report = undefined;
+              sync(prev.sealed);
               continue;
             }
           }
@@ -207,10 +255,8 @@ export function checkLeaders(input: CheckInput): CheckResult {
               break;
             }
           }
-          // (an empty report: a large node leaves its delegators' lists out, the version alone tells)
-          const reported = d.sealedSegmentIds;
-          if (same && (reported.length === 0 || (reported.length === segs.length && reported.every((id) => prevNode.has(id))))) {
-            memo.set(d.address, { key: memoKey, cursor, moving });
+          if (same && reportShowsView()) {
+            memo.set(d.address, { key: viewKey, cursor, moving, report: reported, reportVersion: d.targetVersion });
             continue;
           }
         }
@@ -243,23 +289,10 @@ export function checkLeaders(input: CheckInput): CheckResult {
         if (incomplete) continue;
         const want = { targetVersion: cur.version, sealed };
         if (upToDate(d, prev, want)) {
-          memo.set(d.address, { key: memoKey, cursor, moving });
+          memo.set(d.address, { key: viewKey, cursor, moving, report: reported, reportVersion: d.targetVersion });
           continue;
         }
-        out.tasks.push({
-          key: leaderKey(r.replicaId, d.vchannel, d.nodeId),
-          priority: Priority.High,
-          action: {
-            kind: "SyncLeader",
-            nodeId: d.nodeId,
-            collectionId: coll.collectionId,
-            replicaId: r.replicaId,
-            vchannel: d.vchannel,
-            address: d.address,
-            targetVersion: cur.version,
-            sealed,
-          },
-        });
+        sync(sealed);
       }
     }
   }

@@ -112,6 +112,11 @@ export interface CheckInput {
    * placement looks at scores alone
    */
   runningPerNode?: ReadonlyMap<string, number>;
+  /**
+   * whether a task of this key is in flight (asked, or waiting to show): a wish for it would be dropped,
+   * so a checker may pass over what it concerns (when absent: nothing is)
+   */
+  inflight?: (key: string) => boolean;
 }
 
 /**
