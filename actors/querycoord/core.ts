@@ -573,7 +573,7 @@ export class QuerycoordCore {
       taskConfirmMs: times.confirmMs,
       ms: this.lastRoundMs,
       stagesMs,
-      feedMessages: this.dist.changes,
+      feedMessages: this.dist.taken,
       aliveNodes: this.dist.snapshot().nodes.size,
       tasksInFlight: this.scheduler.inflightTasks().length,
       movesInFlight: this.moves.size + this.channelMoves.size,

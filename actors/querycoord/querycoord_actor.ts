@@ -19,7 +19,8 @@ import type { DmlConsumption } from "../../runtime/dml_log.ts";
 import type { ClusterEnv } from "../env.ts";
 import { followEvents, type VbEvent } from "../events.ts";
 import { errorText, QuerycoordCore } from "./core.ts";
-import { followQueryNodeDists, type SegmentsChange } from "./dist/dist_feed.ts";
+import type { SegmentsChange } from "./dist/dist_feed.ts";
+import { followQueryNodeDistsOffThread } from "./dist/dist_feed_thread.ts";
 import { JobQueues, type Job, type JobStep } from "./job/job.ts";
 import { AddPartitionJob, groupLack, LoadJob, replicaGroups } from "./job/load_job.ts";
 import { ReleaseJob } from "./job/release_job.ts";
@@ -143,10 +144,10 @@ export class QuerycoordActor extends Actor {
 
   /** Follows the querynodes' distributions; resolves once the snapshot is in (or after a while). */
   private async follow(): Promise<void> {
-    const follower = await followQueryNodeDists(
+    const follower = await followQueryNodeDistsOffThread(
       this.env,
       this.ctx.log,
-      (dist, storedAt, live, change) => this.ctx.self(MSG.dist, { dist, storedAt, live, change }),
+      (dist, storedAt, live, change, heard) => this.ctx.self(MSG.dist, { dist, storedAt, live, change, heard }),
     );
     this.follower = follower;
     this.startPulse(); // (the stream exists now)
@@ -180,8 +181,8 @@ export class QuerycoordActor extends Actor {
         core.reconcile();
         return undefined;
       case MSG.dist: {
-        const { dist, storedAt, live, change } = msg.body as { dist: QueryNodeDist; storedAt: number; live: boolean; change?: SegmentsChange };
-        if (core.dist.update(dist, storedAt, live ? Date.now() : undefined, change)) core.onDist();
+        const { dist, storedAt, live, change, heard } = msg.body as { dist: QueryNodeDist; storedAt: number; live: boolean; change?: SegmentsChange; heard?: number };
+        if (core.dist.update(dist, storedAt, live ? Date.now() : undefined, change, heard)) core.onDist();
         return undefined;
       }
       case MSG.distReady:

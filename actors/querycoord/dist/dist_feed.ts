@@ -14,8 +14,11 @@ import { errorText, isStreamNotFound, jetstreamOf } from "../../../runtime/strea
 import type { ClusterEnv } from "../../env.ts";
 import { Interner } from "../interner.ts";
 
+/** What following the feed needs of the cluster's environment (a worker thread builds it of its own connection). */
+export type DistFeedEnv = Pick<ClusterEnv, "nc" | "subjects"> & { config: Pick<ClusterEnv["config"], "heartbeatIntervalMs"> };
+
 /** Creates the feed's stream when nobody has (an existing one is left as its creator made it). */
-export async function ensureDistStream(env: ClusterEnv): Promise<void> {
+export async function ensureDistStream(env: DistFeedEnv): Promise<void> {
   const { jsm } = await jetstreamOf(env.nc);
   try {
     await jsm.streams.info(env.subjects.distStream());
@@ -111,7 +114,7 @@ interface NodeBase {
 /** No indexes: one array for every record without any (never changed in place). */
 const NO_INDEXES: bigint[] = [];
 /** One object for each collection id, partition id and channel name the records repeat, and one empty index list. */
-class SharedValues {
+export class SharedValues {
   private readonly ids = new Interner<bigint>();
   private readonly names = new Interner<string>();
 
@@ -119,7 +122,7 @@ class SharedValues {
     s.collectionId = this.ids.of(s.collectionId);
     s.partitionId = this.ids.of(s.partitionId);
     s.vchannel = this.names.of(s.vchannel);
-    if (s.indexIds.length === 0) s.indexIds = NO_INDEXES;
+    if (s.indexIds === undefined || s.indexIds.length === 0) s.indexIds = NO_INDEXES;
     return s;
   }
 }
@@ -331,7 +334,7 @@ const MAX_READ_BACKOFF_MS = 30_000;
  * server holds nothing newer from is silent.
  */
 export async function followQueryNodeDists(
-  env: ClusterEnv,
+  env: DistFeedEnv,
   log: Logger,
   onDist: (dist: QueryNodeDist, storedAt: number, lagSample: boolean, change: SegmentsChange | undefined) => void,
 ): Promise<FeedFollower> {

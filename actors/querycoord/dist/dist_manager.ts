@@ -61,7 +61,8 @@ export class DistManager {
    * how its segments differ from the node's list before (DistSnapshot.put). Returns false for one older
    * than what it holds.
    */
-  update(dist: QueryNodeDist, storedAt: number, takenAt?: number, change?: SegmentsChange): boolean {
+  update(dist: QueryNodeDist, storedAt: number, takenAt?: number, change?: SegmentsChange, heard = 1): boolean {
+    this.heard += heard;
     if (takenAt !== undefined) this.lag = takenAt - storedAt;
     const prev = this.nodes.get(dist.nodeId);
     if (prev && prev.lastSeen > storedAt) return false;
@@ -163,6 +164,12 @@ export class DistManager {
   get changes(): number {
     return this.version;
   }
+
+  /** Distributions read from the feed (one update may stand for several of a node, merged on the feed's thread). */
+  get taken(): number {
+    return this.heard;
+  }
+  private heard = 0;
 
   get(nodeId: string): QueryNodeDist | undefined {
     return this.nodes.get(nodeId)?.dist;
