@@ -87,7 +87,7 @@ describe("TaskScheduler", () => {
     const revision = () => 1;
     const asked: bigint[] = [];
     const visible = (t: { action: { kind: string } }) => {
-      if (t.action.kind === "LoadSegment") asked.push((t.action as { segmentId: bigint }).segmentId);
+      if (t.action.kind === "LoadSegment") asked.push((t.action as unknown as { segmentId: bigint }).segmentId);
       return false;
     };
     s.confirm(visible, 20, undefined, revision);
