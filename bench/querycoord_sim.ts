@@ -31,8 +31,10 @@ import { ensureDistStream } from "../actors/querycoord/dist/dist_feed.ts";
 import { QuerycoordActor } from "../actors/querycoord/index.ts";
 import type { QuerycoordParams, RoundStats } from "../actors/querycoord/params.ts";
 import { startNatsServer } from "../ops/nats_server.ts";
+import { Feed } from "../runtime/feed.ts";
 import { ActorHost } from "../runtime/host.ts";
 import { FsObjectStore } from "../runtime/object_store_fs.ts";
+import { jetstreamOf } from "../runtime/streams.ts";
 import { connectNats } from "../runtime/transport.ts";
 import { catalogOf, collectionIdOf } from "./querycoord_sim_catalog.ts";
 import { option, report, round } from "./util.ts";
@@ -68,6 +70,18 @@ export interface SimResult {
   balance_50_new_s: number;
   heartbeats_per_s: number;
   heartbeats_heard_per_s: number;
+  /**
+   * the share of querycoord's thread (this process's event loop) busy while the heartbeats were taken,
+   * and what it would take at most at that cost per message: taken ÷ busy
+   */
+  heartbeat_thread_busy: number;
+  heartbeats_capacity_per_s: number;
+  /**
+   * the physical limit beside it: messages per second the same node processes get this nats-server to
+   * store in a last-value stream of its own (as many publishers, messages of the heads' mean size), while
+   * querycoord runs on the same machine
+   */
+  feed_publish_limit_per_s: number;
   checker_round_p99_ms: number;
   querycoord_rss_mb: number;
   /** what the peers counted at the end */
@@ -121,6 +135,7 @@ interface NodeStats {
   delegators: number;
   perNode: { nodeId: string; rows: number; segments: number; delegators: number }[];
   published: number;
+  publishedBytes: number;
   /** publishes the server did not acknowledge, and why (each reason and how often) */
   failed: number;
   failures: Record<string, number>;
@@ -226,7 +241,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       const sum = (f: (s: NodeStats) => number) => all.reduce((n, s) => n + f(s), 0);
       const failures: Record<string, number> = {};
       for (const s of all) for (const [why, n] of Object.entries(s.failures)) failures[why] = (failures[why] ?? 0) + n;
-      return { copies, delegators, perNode, published: sum((s) => s.published), failed: sum((s) => s.failed), failures, loadRequests: sum((s) => s.loadRequests), segmentsAsked: sum((s) => s.segmentsAsked) };
+      return { copies, delegators, perNode, published: sum((s) => s.published), publishedBytes: sum((s) => s.publishedBytes), failed: sum((s) => s.failed), failures, loadRequests: sum((s) => s.loadRequests), segmentsAsked: sum((s) => s.segmentsAsked) };
     };
     const expectedDelegators = REPLICAS * cat.collections * cat.shards;
     const expectedCopies = REPLICAS * o.segments;
@@ -293,14 +308,33 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
     const fastMs = Math.max(10, Math.round((o.nodes * 1_000) / o.heartbeatRate));
     await Promise.all(workers.map((w) => w.ask("rate", { heartbeatMs: fastMs })));
     await new Promise((r) => setTimeout(r, 2_000));
-    const h0 = { at: performance.now(), n: last?.feedMessages ?? 0, heard: last?.pulseMessages ?? 0, sent: (await stats()).published };
+    const s0 = await stats();
+    const h0 = { at: performance.now(), n: last?.feedMessages ?? 0, heard: last?.pulseMessages ?? 0, sent: s0.published, bytes: s0.publishedBytes, elu: performance.eventLoopUtilization() };
     await new Promise((r) => setTimeout(r, 5_000));
-    const h1 = { at: performance.now(), n: last?.feedMessages ?? 0, heard: last?.pulseMessages ?? 0, sent: (await stats()).published };
+    const s1 = await stats();
+    const h1 = { at: performance.now(), n: last?.feedMessages ?? 0, heard: last?.pulseMessages ?? 0, sent: s1.published, bytes: s1.publishedBytes };
+    const busy = performance.eventLoopUtilization(h0.elu).utilization;
     const heartbeats = ((h1.n - h0.n) * 1_000) / (h1.at - h0.at);
     const heard = ((h1.heard - h0.heard) * 1_000) / (h1.at - h0.at);
     const sent = ((h1.sent - h0.sent) * 1_000) / (h1.at - h0.at);
+    const headBytes = Math.max(1, Math.round((h1.bytes - h0.bytes) / Math.max(1, h1.sent - h0.sent)));
     await Promise.all(workers.map((w) => w.ask("rate", { heartbeatMs })));
-    log(`heartbeats: ${round(heartbeats)} per s taken, ${round(heard)} per s heard by the pulse, ${round(sent)} per s sent (nodes beating every ${fastMs} ms)`);
+    log(
+      `heartbeats: ${round(heartbeats)} per s taken with querycoord's thread ${Math.round(busy * 100)} % busy, ${round(heard)} per s heard by the pulse, ` +
+        `${round(sent)} per s sent (nodes beating every ${fastMs} ms, ${headBytes} bytes a message)`,
+    );
+    // the limit beside it: what the same processes get the server to store at most, in a stream of its own
+    const floodStream = `${prefix.toUpperCase()}_SIMFLOOD`;
+    const floodFeed = new Feed(nc);
+    await floodFeed.ensure(floodStream, `${prefix}.simflood.>`);
+    const floodMs = 3_000;
+    const flooded = (await Promise.all(
+      workers.map((w, i) => w.ask("flood", { prefix: `${prefix}.simflood.${i}`, subjects: Math.ceil(o.nodes / workers.length), bytes: headBytes, inflight: Math.ceil(o.nodes / workers.length), ms: floodMs })),
+    )) as { stored: number; errors: number }[];
+    const publishLimit = (flooded.reduce((n, f) => n + f.stored, 0) * 1_000) / floodMs;
+    const { jsm } = await jetstreamOf(nc);
+    await jsm.streams.delete(floodStream).catch(() => undefined);
+    log(`the server stores at most ${round(publishLimit)} such messages per s from these processes (${flooded.reduce((n, f) => n + f.errors, 0)} failed)`);
 
     // kill nodes at once
     const victims = Array.from({ length: o.kill }, (_, i) => nodeName(Math.floor((i * o.nodes) / Math.max(1, o.kill))));
@@ -338,6 +372,9 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       balance_50_new_s: round(balance, 1),
       heartbeats_per_s: round(heartbeats),
       heartbeats_heard_per_s: round(heard),
+      heartbeat_thread_busy: round(busy, 2),
+      heartbeats_capacity_per_s: round(heartbeats / Math.max(0.01, busy)),
+      feed_publish_limit_per_s: round(publishLimit),
       checker_round_p99_ms: round(p99(rounds)),
       querycoord_rss_mb: Math.round(rssMax / 2 ** 20),
       final: {

@@ -57,7 +57,11 @@ class CatalogRootcoord extends Actor {
   }
 }
 
-/** datacoord's answers for the catalog: recovery info page by page, no indexes */
+/**
+ * datacoord's answers for the catalog: recovery info page by page (the catalog never changes: one
+ * revision of its segments, and "unchanged" to an ask that names it), no indexes
+ */
+const CATALOG_REVISION = "sim.1";
 class CatalogDatacoord extends Actor {
   constructor(private readonly cat: Catalog) {
     super();
@@ -67,6 +71,10 @@ class CatalogDatacoord extends Actor {
     switch (msg.type) {
       case "datacoord.GetRecoveryInfo": {
         const c = collectionIndex(BigInt(b.collectionId as bigint));
+        const channels = vchannelsOf(this.cat, c).map((v) => ({ vchannel: v.name, pchannel: v.pchannel, seekPosition: 0n, checkpointTs: 0n }));
+        if (b.unlessRevision === CATALOG_REVISION && b.afterSegmentId === undefined) {
+          return { collectionId: BigInt(b.collectionId as bigint), channels, segments: [], revision: CATALOG_REVISION, unchanged: true };
+        }
         const total = this.cat.perCollection[c] ?? 0;
         const from = b.afterSegmentId === undefined ? 0 : segmentIndex(c, BigInt(b.afterSegmentId as bigint)) + 1;
         const limit = Math.min(Number(b.limit ?? total), 4_096);
@@ -75,8 +83,9 @@ class CatalogDatacoord extends Actor {
         for (let i = from; i < to; i++) segments.push(simSegment(this.cat, c, i));
         return {
           collectionId: BigInt(b.collectionId as bigint),
-          channels: vchannelsOf(this.cat, c).map((v) => ({ vchannel: v.name, pchannel: v.pchannel, seekPosition: 0n, checkpointTs: 0n })),
+          channels,
           segments,
+          revision: CATALOG_REVISION,
           ...(to < total ? { more: true } : {}),
         };
       }
@@ -241,6 +250,8 @@ async function runNodes(env: ClusterEnv, host: ActorHost): Promise<(c: Command) 
   const nodes = new Map<string, NodeState>();
   let heartbeatMs = env.config.heartbeatIntervalMs;
   let published = 0;
+  /** bytes of the messages published */
+  let publishedBytes = 0;
   let failed = 0;
   /** why publishes failed: each reason and how often */
   const failures = new Map<string, number>();
@@ -252,6 +263,7 @@ async function runNodes(env: ClusterEnv, host: ActorHost): Promise<(c: Command) 
     n.dirty = false;
     n.nextBeatAt = now + heartbeatMs;
     const msgs = n.encoder.encode(distOf(n), changed);
+    for (const m of msgs) publishedBytes += m.payload.byteLength;
     (async () => {
       for (const m of msgs) await feed.publish(m.subject, m.payload);
     })().then(
@@ -335,7 +347,31 @@ async function runNodes(env: ClusterEnv, host: ActorHost): Promise<(c: Command) 
           delegators += n.delegators.size;
           perNode.push({ nodeId: n.nodeId, rows: n.rows, segments: n.segments.size, delegators: n.delegators.size });
         }
-        return { replicas, delegators, perNode, published, failed, failures: Object.fromEntries(failures), loadRequests: loads.requests, segmentsAsked: loads.segments };
+        return { replicas, delegators, perNode, published, publishedBytes, failed, failures: Object.fromEntries(failures), loadRequests: loads.requests, segmentsAsked: loads.segments };
+      }
+      case "flood": {
+        // the most this process gets the server to store: `inflight` publishers of `bytes`-byte messages
+        // to `subjects` subjects under `prefix` of a last-value stream, for `ms`; none of it is a distribution
+        const prefix = String(c.prefix);
+        const subjects = Number(c.subjects);
+        const payload = new Uint8Array(Number(c.bytes)).fill(7);
+        const until = Date.now() + Number(c.ms);
+        let stored = 0;
+        let errors = 0;
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: Number(c.inflight) }, async () => {
+            while (Date.now() < until) {
+              try {
+                await feed.publish(`${prefix}.${next++ % subjects}`, payload);
+                stored++;
+              } catch {
+                errors++;
+              }
+            }
+          }),
+        );
+        return { stored, errors };
       }
       case "stop":
         clearInterval(timer);
