@@ -124,18 +124,19 @@ export class TaskScheduler {
     return started;
   }
 
-  /** Queue lengths per action and state (`vectorbus_querycoord_task_num`), after each round's dispatch. */
+  /** Queue lengths per action and state (`vectorbus_querycoord_task_num`), after each round's dispatch (the running ones kept as they start and end). */
   private countTasks(): void {
     qcTaskNum.reset();
-    for (const [state, tasks] of [
-      ["pending", this.pending],
-      ["running", this.inflight],
+    const pendingByKind = new Map<string, number>();
+    for (const t of this.pending.values()) pendingByKind.set(t.action.kind, (pendingByKind.get(t.action.kind) ?? 0) + 1);
+    for (const [state, byKind] of [
+      ["pending", pendingByKind],
+      ["running", this.inflightByKind],
     ] as const) {
-      const byKind = new Map<string, number>();
-      for (const t of tasks.values()) byKind.set(t.action.kind, (byKind.get(t.action.kind) ?? 0) + 1);
-      for (const [kind, n] of byKind) qcTaskNum.set({ querycoord_task_type: kind, task_state: state }, n);
+      for (const [kind, n] of byKind) if (n > 0) qcTaskNum.set({ querycoord_task_type: kind, task_state: state }, n);
     }
   }
+  private readonly inflightByKind = new Map<string, number>();
 
   /** The reply of a task's ask. Returns the task (undefined when it is no longer tracked). */
   onReply(id: string, result: { ok: true } | { ok: false; reason: string }, now: number): Task | undefined {
@@ -259,6 +260,7 @@ export class TaskScheduler {
   /** A task entering (`sign` 1) or leaving (-1) the tasks in flight, counted in what they add up to. */
   private counted(t: Task, sign: 1 | -1): void {
     const a = t.action;
+    this.inflightByKind.set(a.kind, (this.inflightByKind.get(a.kind) ?? 0) + sign);
     const n = (this.running.get(a.nodeId) ?? 0) + sign;
     if (n > 0) this.running.set(a.nodeId, n);
     else this.running.delete(a.nodeId);
