@@ -33,7 +33,8 @@ interface NodeState {
   heard: number;
   /**
    * how the newest segments differ from `posted`, merged from the follower's changes while each one
-   * went on from the list before (else undefined: compared whole when handed on)
+   * went on from the list before (empty after a hand-on; undefined once a list came that no change led
+   * to: compared whole when handed on)
    */
   added: Map<bigint, DistSegment> | undefined;
   removed: Map<bigint, DistSegment> | undefined;
@@ -60,9 +61,7 @@ const stateOf = (nodeId: string): NodeState => {
 function take(d: QueryNodeDist, storedAt: number, lagSample: boolean, change: SegmentsChange | undefined): void {
   const st = stateOf(d.nodeId);
   if (d.segments !== st.at) {
-    if (change && st.posted !== undefined && change.from === st.at) {
-      st.added ??= new Map();
-      st.removed ??= new Map();
+    if (change && st.added && st.removed && change.from === st.at) {
       for (const r of change.removed) {
         if (st.added.get(r.segmentId) === r) st.added.delete(r.segmentId);
         else st.removed.set(r.segmentId, r);
@@ -84,8 +83,9 @@ function take(d: QueryNodeDist, storedAt: number, lagSample: boolean, change: Se
   flush();
 }
 
-/** What the node's segments changed by since `posted`: merged, or compared record by record. */
+/** What the node's segments changed by since `posted`: nothing (the same list), merged, or compared record by record. */
 function changeOf(st: NodeState, segments: readonly DistSegment[]): { added: DistSegment[]; removed: bigint[] } {
+  if (segments === st.posted) return { added: [], removed: [] };
   if (st.added && st.removed) return { added: [...st.added.values()], removed: [...st.removed.keys()] };
   const before = new Map((st.posted ?? []).map((s) => [s.segmentId, s]));
   const added: DistSegment[] = [];
@@ -132,7 +132,9 @@ function flush(): void {
     st.dist = undefined;
     st.lagSample = false;
     st.heard = 0;
-    st.added = st.removed = undefined;
+    // (nothing pending: the changes that come are merged from here)
+    st.added = new Map();
+    st.removed = new Map();
   }
   dirty.clear();
   inFlight = true;
