@@ -17,6 +17,10 @@
  * - heartbeats_per_s: feed messages querycoord takes per second while the nodes beat `--heartbeat-rate`
  *   times a second in all (their content, decoded and applied); `heartbeats_heard_per_s`: the heads the
  *   feed's pulse reads meanwhile (who spoke and when, on its own thread: what liveness is judged from);
+ *   `heartbeat_thread_busy`, the share of querycoord's thread busy meanwhile, and
+ *   `heartbeats_capacity_per_s`, taken ÷ busy; `feed_publish_limit_per_s`, beside them the physical
+ *   limit: what the same node processes get the nats-server to store at most, messages of the heads'
+ *   mean size in a stream of their own, while querycoord runs;
  * - checker_round_p99_ms: the 99th percentile of querycoord's reconcile rounds over the whole run;
  * - querycoord_rss_mb: the highest RSS of this process (querycoord and the driver, which holds nothing of
  *   the catalog).
