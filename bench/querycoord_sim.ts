@@ -175,7 +175,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
   const rounds: number[] = [];
   let last: RoundStats | undefined;
   /** tasks done since the last progress line, and their total times (ms) */
-  let tasks = { rounds: 0, planned: 0, started: 0, done: 0, askMs: 0, confirmMs: 0 };
+  let tasks = { rounds: 0, planned: 0, started: 0, done: 0, askMs: 0, confirmMs: 0, kinds: {} as Record<string, number> };
   /** round time by stage since the last progress line (ms), and the slowest round's */
   let stages: Record<string, number> = {};
   let slowest: RoundStats | undefined;
@@ -207,6 +207,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
         tasks.rounds++;
         tasks.planned += r.tasksPlanned;
         tasks.started += r.tasksStarted;
+        for (const [k, n] of Object.entries(r.tasksStartedByKind)) tasks.kinds[k] = (tasks.kinds[k] ?? 0) + n;
         for (const [k, v] of Object.entries(r.stagesMs)) stages[k] = (stages[k] ?? 0) + v;
         if (!slowest || r.ms > slowest.ms) slowest = r;
         if (r.tasksDone > 0) {
@@ -280,11 +281,11 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           lastSent = { at: performance.now(), n: s.published };
           log(
             `${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, ` +
-              `tasks ${last?.tasksInFlight ?? 0} (per round ${Math.round(tasks.planned / Math.max(1, tasks.rounds))} planned, ${Math.round(tasks.started / Math.max(1, tasks.rounds))} started; ${tasks.done} done, ask ${Math.round(tasks.askMs / Math.max(1, tasks.done))} ms, seen ${Math.round(tasks.confirmMs / Math.max(1, tasks.done))} ms later), moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed${s.failed > 0 ? `: ${topFailure(s.failures)}` : ""}), lag ${Math.round(last?.feedLagMs ?? 0)} ms (pulse ${Math.round(last?.pulseLagMs ?? 0)} ms), ` +
+              `tasks ${last?.tasksInFlight ?? 0} (per round ${Math.round(tasks.planned / Math.max(1, tasks.rounds))} planned, ${Math.round(tasks.started / Math.max(1, tasks.rounds))} started (${topStages(tasks.kinds)}); ${tasks.done} done, ask ${Math.round(tasks.askMs / Math.max(1, tasks.done))} ms, seen ${Math.round(tasks.confirmMs / Math.max(1, tasks.done))} ms later), moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed${s.failed > 0 ? `: ${topFailure(s.failures)}` : ""}), lag ${Math.round(last?.feedLagMs ?? 0)} ms (pulse ${Math.round(last?.pulseLagMs ?? 0)} ms), ` +
               `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB; round ms by stage: ${topStages(stages)}` +
               (slowest ? `; slowest round ${Math.round(slowest.ms)} ms: ${topStages(slowest.stagesMs)}` : ""),
           );
-          tasks = { rounds: 0, planned: 0, started: 0, done: 0, askMs: 0, confirmMs: 0 };
+          tasks = { rounds: 0, planned: 0, started: 0, done: 0, askMs: 0, confirmMs: 0, kinds: {} };
           stages = {};
           slowest = undefined;
         }

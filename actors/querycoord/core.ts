@@ -16,7 +16,7 @@ import { PROBE_TYPE } from "../../runtime/ask.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
 import { nodeLoads, scoreOf } from "./balance/node_load.ts";
-import { channelMoveKey, DEFAULT_BALANCE_OPTIONS, moveKey, planBalance, planChannelBalance, type ChannelMove, type SegmentMove } from "./balance/score_balancer.ts";
+import { channelMoveKey, DEFAULT_BALANCE_OPTIONS, holdsBalanceBack, moveKey, planBalance, planChannelBalance, type ChannelMove, type SegmentMove } from "./balance/score_balancer.ts";
 import {
   addBlocker,
   collectionIndexes,
@@ -42,7 +42,7 @@ import { fetchRecoveryInfo, promotionReadiness, TargetRefreshes } from "./observ
 import type { QuerycoordParams } from "./params.ts";
 import { effectVisible } from "./task/effects.ts";
 import { TaskScheduler } from "./task/scheduler.ts";
-import { channelKey, describeAction, type Task } from "./task/task.ts";
+import { channelKey, describeAction, type Task, type TaskAction } from "./task/task.ts";
 
 interface LoadWaiter {
   deadline: number;
@@ -544,7 +544,7 @@ export class QuerycoordCore {
   }
 
   /** the last round's tasks: asked for by the checkers, and started */
-  private planned = { tasks: 0, started: 0 };
+  private planned: { tasks: number; started: number; byKind: Record<string, number> } = { tasks: 0, started: 0, byKind: {} };
 
   reconcile(now = Date.now()): void {
     if (!this.distReady) return;
@@ -568,6 +568,7 @@ export class QuerycoordCore {
     this.params.onRound?.({
       tasksPlanned: this.planned.tasks,
       tasksStarted: this.planned.started,
+      tasksStartedByKind: this.planned.byKind,
       tasksDone: times.done,
       taskAskMs: times.askMs,
       taskConfirmMs: times.confirmMs,
@@ -649,11 +650,13 @@ export class QuerycoordCore {
     this.settleChannelMoves(snap, now);
     lap("input");
     const result = runCheckers(input, (stage) => lap(`check.${stage}`));
-    if (result.tasks.length === 0 && this.scheduler.inflightTasks().length === 0) this.balance(input, now);
+    this.balance(input, result.tasks, now);
     lap("balance");
     this.scheduler.replacePending(result.tasks, now);
     const started = this.scheduler.dispatch(now);
-    this.planned = { tasks: result.tasks.length, started: started.length };
+    const byKind: Record<string, number> = {};
+    for (const t of started) byKind[t.action.kind] = (byKind[t.action.kind] ?? 0) + 1;
+    this.planned = { tasks: result.tasks.length, started: started.length, byKind };
     this.startTasks(started);
     lap("tasks");
 
@@ -728,11 +731,16 @@ export class QuerycoordCore {
   }
 
   /**
-   * Plans channel moves, then segment moves (BalanceChecker) every balanceIntervalMs while nothing else
-   * is to be done; a collection with a channel move planned gets no segment move in the same round.
+   * Plans channel moves, then segment moves (BalanceChecker) every balanceIntervalMs while the checkers
+   * have no load, watch or index load of their own planned or in flight (a load, a recovery, an index
+   * goes first); moves in flight do not hold the next ones back, each replica has at most its share in
+   * flight. A collection with a channel move planned gets no segment move in the same round.
    */
-  private balance(input: CheckInput, now: number): void {
+  private balance(input: CheckInput, planned: readonly { action: TaskAction }[], now: number): void {
     if (this.params.balanceIntervalMs <= 0 || now - this.lastBalanceAt < this.params.balanceIntervalMs) return;
+    const ownWork = (a: TaskAction) => holdsBalanceBack(a, this.moves, this.channelMoves);
+    if (planned.some((t) => ownWork(t.action))) return;
+    for (const t of this.scheduler.inflightTasks()) if (ownWork(t.action)) return;
     this.lastBalanceAt = now;
     // a look that found nothing to move is not taken again until the copies, delegators, nodes or replicas change
     const snap = input.dist;

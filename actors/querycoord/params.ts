@@ -71,6 +71,8 @@ export interface RoundStats {
   /** tasks the round's checkers asked for, and how many of them it started (the rest wait for a node's cap) */
   tasksPlanned: number;
   tasksStarted: number;
+  /** the tasks started, by kind (LoadSegment, SyncLeader, ...) */
+  tasksStartedByKind: Record<string, number>;
   /** tasks done since the round before, and what they took on average (ms): asked → replied, replied → seen in the distribution */
   tasksDone: number;
   taskAskMs: number;

@@ -4,6 +4,7 @@ import {
   channelMoveKey,
   DEFAULT_BALANCE_OPTIONS,
   DEFAULT_CHANNEL_BALANCE_OPTIONS,
+  holdsBalanceBack,
   moveKey,
   planBalance,
   planChannelBalance,
@@ -77,6 +78,42 @@ describe("the score-based balancer", () => {
     });
     expect(planBalance(stopping, new Map())).toEqual([]);
     expect(planBalance(base, new Map()).length).toBeGreaterThan(0);
+  });
+
+  it("gives only a segment of the current target whose one copy in the replica is on the giver", () => {
+    // qn1 holds 1..6; 7 is on qn1 but not in the target (a stray), 1 and 2 also have a copy on qn2
+    const segs = [1n, 2n, 3n, 4n, 5n, 6n].map((id) => seg(id, { numRows: 2_000 }));
+    const stray = seg(7n, { numRows: 50_000 });
+    const state = input({
+      collections: [load({ status: "Loaded" })],
+      replicas: [replica(1n, ["qn1", "qn2", "qn3"])],
+      targets: [[COLL, { current: target(1, segs) }]],
+      nodes: [node("qn1", { segments: [...segs, stray], delegators: [dlg("qn1")] }), node("qn2", { segments: segs.slice(0, 2) }), node("qn3")],
+    });
+    const moves = planBalance(state, new Map(), { ...DEFAULT_BALANCE_OPTIONS, maxMovesPerReplica: 100 });
+    expect(moves.length).toBeGreaterThan(0);
+    for (const m of moves) {
+      expect(m.from).toBe("qn1");
+      expect([3n, 4n, 5n, 6n]).toContain(m.segmentId);
+    }
+  });
+
+  it("is held back by the checkers' own loads, watches and index loads, not by the steps of moves in flight", () => {
+    const moves = new Map<string, SegmentMove>([[moveKey(1n, 1n), { collectionId: COLL, replicaId: 1n, segmentId: 1n, vchannel: "100v0", from: "qn1", to: "qn2", rows: 1000 }]]);
+    const channelMoves = new Map<string, ChannelMove>([[channelMoveKey(1n, "100v0"), { collectionId: COLL, replicaId: 1n, vchannel: "100v0", from: "qn1", to: "qn3" }]]);
+    const held = (a: TaskAction) => holdsBalanceBack(a, moves, channelMoves);
+    const loadOf = (segmentId: bigint, nodeId: string): TaskAction => ({ kind: "LoadSegment", nodeId, collectionId: COLL, replicaId: 1n, segmentId, vchannel: "100v0", rows: 1000, memoryBytes: 0 });
+    const watchOf = (vchannel: string, nodeId: string): TaskAction => ({ kind: "WatchChannel", nodeId, collectionId: COLL, replicaId: 1n, vchannel });
+    // a move's own steps
+    expect(held(loadOf(1n, "qn2"))).toBe(false);
+    expect(held(watchOf("100v0", "qn3"))).toBe(false);
+    expect(held({ kind: "ReleaseSegment", nodeId: "qn1", collectionId: COLL, replicaId: 1n, segmentId: 1n })).toBe(false);
+    expect(held({ kind: "SyncLeader", nodeId: "qn1", collectionId: COLL, replicaId: 1n, vchannel: "100v0", address: at("qn1"), targetVersion: 1, sealed: [] })).toBe(false);
+    // a load or a watch elsewhere (a recovery, a load, a failed move's copy placed anew), an index load
+    expect(held(loadOf(1n, "qn3"))).toBe(true);
+    expect(held(loadOf(2n, "qn2"))).toBe(true);
+    expect(held(watchOf("100v1", "qn3"))).toBe(true);
+    expect(held({ kind: "LoadIndex", nodeId: "qn2", collectionId: COLL, replicaId: 1n, segmentId: 1n, indexId: 9n, info: {} as never })).toBe(true);
   });
 
   it("breaks ties deterministically", () => {

@@ -24,6 +24,7 @@ import type { CheckInput } from "../checkers/types.ts";
 import { placementNodesOf } from "../checkers/types.ts";
 import type { SegmentInfo } from "../../../protocol/meta.ts";
 import { nodeLoads, type NodeLoad } from "./node_load.ts";
+import type { TaskAction } from "../task/task.ts";
 
 export interface SegmentMove {
   collectionId: bigint;
@@ -78,6 +79,17 @@ export function channelMoveKey(replicaId: bigint, vchannel: string): string {
 /** `segmentMoveKey(replica, segment)`: how moves in flight are named. */
 export function moveKey(replicaId: bigint, segmentId: bigint): string {
   return `${replicaId}/${segmentId}`;
+}
+
+/**
+ * Whether a task is the checkers' own work, which balance waits for: a load, a watch or an index load
+ * that is not a step of a move in flight (a move's load or watch is on its target node; syncs, releases
+ * and unwatches are what follows a move or a load, and hold nothing back).
+ */
+export function holdsBalanceBack(a: TaskAction, moves: ReadonlyMap<string, SegmentMove>, channelMoves: ReadonlyMap<string, ChannelMove>): boolean {
+  if (a.kind === "LoadSegment") return moves.get(moveKey(a.replicaId, a.segmentId))?.to !== a.nodeId;
+  if (a.kind === "WatchChannel") return channelMoves.get(channelMoveKey(a.replicaId, a.vchannel))?.to !== a.nodeId;
+  return a.kind === "LoadIndex";
 }
 
 interface Scored {
@@ -136,23 +148,26 @@ export function planBalance(
       if (nodes.length < 2) continue;
       const members = new Set(r.nodes);
       const serviceable = new Set(dels.filter((d) => d.replicaId === r.replicaId && d.serviceable && members.has(d.nodeId)).map((d) => d.vchannel));
-      // the segments each node could give: one copy in the replica, a serviceable shard, not moving already
+      // the segments a node could give, largest first (then by id): of the current target, its only copy in
+      // the replica, on a serviceable shard, not moving already; read from the node's own list when it is
+      // first the giver (a node holds a few thousand segments; the collection may hold a million)
       const movable = new Map<string, SegmentInfo[]>();
-      for (const s of current.segments.values()) {
-        if (s.numRows <= 0 || !serviceable.has(s.vchannel)) continue;
-        let holder: string | undefined;
-        let copies = 0;
-        for (const c of inDist.get(s.segmentId) ?? []) {
-          if (!members.has(c.nodeId)) continue;
-          copies++;
-          holder = c.nodeId;
+      const movableOn = (nodeId: string): SegmentInfo[] => {
+        let list = movable.get(nodeId);
+        if (list) return list;
+        list = [];
+        for (const held of input.dist.nodes.get(nodeId)?.segments ?? []) {
+          if (held.collectionId !== coll.collectionId) continue;
+          const s = current.segments.get(held.segmentId);
+          if (!s || s.numRows <= 0 || !serviceable.has(s.vchannel) || inFlight.has(moveKey(r.replicaId, s.segmentId))) continue;
+          let copies = 0;
+          for (const c of inDist.get(s.segmentId) ?? []) if (members.has(c.nodeId)) copies++;
+          if (copies === 1) list.push(s);
         }
-        if (copies !== 1 || inFlight.has(moveKey(r.replicaId, s.segmentId))) continue;
-        let list = movable.get(holder!);
-        if (!list) movable.set(holder!, (list = []));
-        list.push(s);
-      }
-      const sorted = new Set<string>();
+        list.sort((a, b) => b.numRows - a.numRows || (a.segmentId < b.segmentId ? -1 : 1));
+        movable.set(nodeId, list);
+        return list;
+      };
       while (planned < opts.maxMovesPerReplica && moves.length < opts.maxMovesPerRound) {
         const ranked = nodes.map((n) => scores.get(n)!);
         // the highest score gives, the lowest takes; ties to the lowest node id either way
@@ -161,11 +176,7 @@ export function planBalance(
         const gap = src.score - dst.score;
         if (gap <= 0 || gap < opts.minGapRatio * src.score || gap < opts.minGapRows) break;
         // the largest segment of this replica on src whose move narrows the gap without reversing it
-        const list = movable.get(src.load.nodeId) ?? [];
-        if (!sorted.has(src.load.nodeId)) {
-          list.sort((a, b) => b.numRows - a.numRows || (a.segmentId < b.segmentId ? -1 : 1));
-          sorted.add(src.load.nodeId);
-        }
+        const list = movableOn(src.load.nodeId);
         const i = list.findIndex((s) => s.numRows / src.weight + s.numRows / dst.weight <= gap);
         if (i < 0) break;
         const s = list[i]!;
