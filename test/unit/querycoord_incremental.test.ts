@@ -30,6 +30,18 @@ function delegatorsOf(synced: ReadonlyMap<string, SyncedView>, n: string) {
   });
 }
 
+/** Most syncs asked for are acknowledged (their views become the delegators', and the node tells it); `unacked`: not this one yet. */
+function acknowledge(tasks: ReturnType<typeof checkLeaders>["tasks"], synced: Map<string, SyncedView>, told: (nodeId: string) => void, unacked: () => boolean): number {
+  let n = 0;
+  for (const t of tasks) {
+    if (t.action.kind !== "SyncLeader" || unacked()) continue;
+    synced.set(t.action.address, { targetVersion: t.action.targetVersion, sealed: t.action.sealed });
+    told(t.action.nodeId);
+    n++;
+  }
+  return n;
+}
+
 const summary = (r: ReturnType<typeof checkSegments>) => ({
   tasks: r.tasks.map((t) => `${t.key} ${JSON.stringify(t.action, (_k, v) => (typeof v === "bigint" ? `${v}` : v))}`).sort(),
   blockers: [...r.blockers].map(([c, bs]) => [`${c}`, bs.map((b) => `${b.kind} ${b.subject} ${b.reason}`).sort()]),
@@ -109,12 +121,7 @@ describe("incremental checkers", () => {
       expect(summary(leaders)).toEqual(summary(checkLeaders(withDist(fresh))));
       compared++;
       // most syncs are acknowledged (and then reported), some not yet
-      for (const t of leaders.tasks) {
-        if (t.action.kind !== "SyncLeader" || rand() < 0.2) continue;
-        synced.set(t.action.address, { targetVersion: t.action.targetVersion, sealed: t.action.sealed });
-        kept.put(distOf(t.action.nodeId));
-        syncs++;
-      }
+      syncs += acknowledge(leaders.tasks, synced, (id) => kept.put(distOf(id)), () => rand() < 0.2);
     }
     expect(compared).toBe(80);
     expect(syncs).toBeGreaterThan(10);
@@ -163,15 +170,69 @@ describe("incremental checkers", () => {
       }
       const leaders = checkLeaders({ ...base, dist: kept });
       expect(summary(leaders)).toEqual(summary(checkLeaders({ ...base, dist: new DistSnapshot(nodes.map(distOf)) })));
-      for (const t of leaders.tasks) {
-        if (t.action.kind !== "SyncLeader" || rand() < 0.3) continue;
-        synced.set(t.action.address, { targetVersion: t.action.targetVersion, sealed: t.action.sealed });
-        kept.put(distOf(t.action.nodeId));
-        syncs++;
-      }
+      syncs += acknowledge(leaders.tasks, synced, (id) => kept.put(distOf(id)), () => rand() < 0.3);
     }
     // the delegators waited for their channels' copies, then were synced
     expect(syncs).toBeGreaterThan(0);
+  });
+
+  it("find what a fresh look finds as nodes die and new ones join their replicas", () => {
+    const rand = prng(23);
+    const nodes = ["qn1", "qn2", "qn3", "qn4", "qn5", "qn6"];
+    // qn1 and qn3 lead the channels (they stay up); the others die and come back empty
+    const mortal = ["qn2", "qn4", "qn5", "qn6"];
+    const home = (n: string) => (["qn1", "qn2", "qn5"].includes(n) ? 0 : 1);
+    const segs = Array.from({ length: 80 }, (_, i) => seg(BigInt(i + 1), { vchannel: i % 2 ? "100v1" : "100v0" }));
+    const cur = target(1, segs, ["100v0", "100v1"]);
+    const held = new Map<string, Map<bigint, QueryNodeDist["segments"][number]>>(nodes.map((n) => [n, new Map()]));
+    const up = new Set(nodes);
+    let replicas = [replica(1n, ["qn1", "qn2", "qn5"]), replica(2n, ["qn3", "qn4", "qn6"])];
+    const synced = new Map<string, SyncedView>();
+    const distOf = (n: string): QueryNodeDist => ({ ...node(n, { delegators: delegatorsOf(synced, n) }), segments: [...held.get(n)!.values()] });
+    // loaded to begin with, and every delegator synced
+    for (const s of segs) {
+      for (const members of [["qn1", "qn2", "qn5"], ["qn3", "qn4", "qn6"]]) {
+        const n = members[Math.floor(rand() * 3)]!;
+        held.get(n)!.set(s.segmentId, node(n, { segments: [s] }).segments[0]!);
+      }
+    }
+    const kept = new DistSnapshot(nodes.map(distOf));
+    let deaths = 0;
+    let syncs = 0;
+    for (let round = 0; round < 150; round++) {
+      if (rand() < 0.15) {
+        const n = mortal[Math.floor(rand() * mortal.length)]!;
+        if (up.has(n)) {
+          // it dies: its copies go with it, and it leaves its replica
+          up.delete(n);
+          held.get(n)!.clear();
+          kept.remove(n);
+          deaths++;
+        } else {
+          // it comes back empty and joins its replica again
+          up.add(n);
+          kept.put(distOf(n));
+        }
+        replicas = replicas.map((r, i) => replica(r.replicaId, nodes.filter((x) => up.has(x) && home(x) === i)));
+      }
+      const base = { ...input({ collections: [load({ replicaNumber: 2 })], replicas, targets: [[COLL, { current: cur }]] }), synced, loadsPerRound: 1 + Math.floor(rand() * 6) };
+      const fresh = () => new DistSnapshot(nodes.filter((n) => up.has(n)).map(distOf));
+      const wanted = checkSegments({ ...base, dist: kept });
+      expect(summary(wanted)).toEqual(summary(checkSegments({ ...base, dist: fresh() })));
+      for (const t of wanted.tasks) {
+        const a = t.action;
+        if (rand() < 0.2 || (a.kind !== "LoadSegment" && a.kind !== "ReleaseSegment") || !up.has(a.nodeId)) continue;
+        const m = held.get(a.nodeId)!;
+        if (a.kind === "ReleaseSegment") m.delete(a.segmentId);
+        else m.set(a.segmentId, node(a.nodeId, { segments: [{ segmentId: a.segmentId, vchannel: a.vchannel }] }).segments[0]!);
+        kept.put(distOf(a.nodeId));
+      }
+      const leaders = checkLeaders({ ...base, dist: kept });
+      expect(summary(leaders)).toEqual(summary(checkLeaders({ ...base, dist: fresh() })));
+      syncs += acknowledge(leaders.tasks, synced, (id) => kept.put(distOf(id)), () => rand() < 0.3);
+    }
+    expect(deaths).toBeGreaterThan(3);
+    expect(syncs).toBeGreaterThan(deaths);
   });
 
   it("logs the segments whose copies changed, and says when its log no longer reaches back", () => {

@@ -23,6 +23,7 @@
 import type { CheckInput } from "../checkers/types.ts";
 import { placementNodesOf } from "../checkers/types.ts";
 import type { SegmentInfo } from "../../../protocol/meta.ts";
+import type { DistSegment } from "../../../protocol/messages/querynode.ts";
 import { nodeLoads, type NodeLoad } from "./node_load.ts";
 import type { TaskAction } from "../task/task.ts";
 
@@ -148,6 +149,8 @@ export function planBalance(
       if (nodes.length < 2) continue;
       const members = new Set(r.nodes);
       const serviceable = new Set(dels.filter((d) => d.replicaId === r.replicaId && d.serviceable && members.has(d.nodeId)).map((d) => d.vchannel));
+      const moving = new Set<bigint>();
+      for (const m of inFlight.values()) if (m.replicaId === r.replicaId) moving.add(m.segmentId);
       // the segments a node could give, largest first (then by id): of the current target, its only copy in
       // the replica, on a serviceable shard, not moving already; read from the node's own list when it is
       // first the giver (a node holds a few thousand segments; the collection may hold a million)
@@ -156,10 +159,9 @@ export function planBalance(
         let list = movable.get(nodeId);
         if (list) return list;
         list = [];
-        for (const held of input.dist.nodes.get(nodeId)?.segments ?? []) {
-          if (held.collectionId !== coll.collectionId) continue;
+        for (const held of heldOf(input.dist, nodeId, coll.collectionId)) {
           const s = current.segments.get(held.segmentId);
-          if (!s || s.numRows <= 0 || !serviceable.has(s.vchannel) || inFlight.has(moveKey(r.replicaId, s.segmentId))) continue;
+          if (!s || s.numRows <= 0 || !serviceable.has(s.vchannel) || moving.has(s.segmentId)) continue;
           let copies = 0;
           for (const c of inDist.get(s.segmentId) ?? []) if (members.has(c.nodeId)) copies++;
           if (copies === 1) list.push(s);
@@ -197,6 +199,26 @@ export function planBalance(
     }
   }
   return moves;
+}
+
+/** A node's segments by collection, per list (a node's list is replaced, never changed, as it changes). */
+const heldCache = new WeakMap<readonly DistSegment[], Map<bigint, DistSegment[]>>();
+
+/** The segments of a collection that a node holds, from its own list (grouped once per list). */
+function heldOf(dist: CheckInput["dist"], nodeId: string, collectionId: bigint): readonly DistSegment[] {
+  const list = dist.nodes.get(nodeId)?.segments;
+  if (!list) return [];
+  let by = heldCache.get(list);
+  if (!by) {
+    by = new Map();
+    for (const s of list) {
+      let l = by.get(s.collectionId);
+      if (!l) by.set(s.collectionId, (l = []));
+      l.push(s);
+    }
+    heldCache.set(list, by);
+  }
+  return by.get(collectionId) ?? [];
 }
 
 /** Whether the collection is Loaded with one current target and no handoff in progress. */

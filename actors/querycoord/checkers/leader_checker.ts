@@ -88,6 +88,36 @@ interface UpToDate {
  */
 const plannedViews = new WeakMap<readonly SealedEntry[], { dist: DistSnapshot; key: string; cursor: ChangeCursor; moving: bigint[] }>();
 
+/**
+ * Per snapshot and replica, a number that changes only when the replica's nodes change in a way the
+ * snapshot's change log does not tell: a node still up leaves the replica, a node joins it already
+ * holding some of the collection, or the replica's stopping nodes change. A node that died (its copies
+ * went, and the log names them) or a node that joins empty leaves it as it was, so that views found up to
+ * date before are looked at again only where copies changed (50 nodes dying at once otherwise had every
+ * delegator of every collection walk its channel's thousands of segments again).
+ */
+const replicaEpochs = new WeakMap<DistSnapshot, Map<bigint, { nodes: readonly string[]; stopping: string; epoch: number }>>();
+let replicaEpochSeq = 0;
+
+function replicaEpoch(dist: DistSnapshot, collectionId: bigint, replicaId: bigint, nodes: readonly string[], stopping: string): number {
+  let held = replicaEpochs.get(dist);
+  if (!held) replicaEpochs.set(dist, (held = new Map()));
+  const was = held.get(replicaId);
+  if (was && was.stopping === stopping) {
+    if (was.nodes === nodes) return was.epoch;
+    const now = new Set(nodes);
+    const before = new Set(was.nodes);
+    const told = was.nodes.every((n) => now.has(n) || !dist.isAlive(n)) && nodes.every((n) => before.has(n) || !dist.holdsCollection(n, collectionId));
+    if (told) {
+      was.nodes = nodes;
+      return was.epoch;
+    }
+  }
+  const e = { nodes, stopping, epoch: ++replicaEpochSeq };
+  held.set(replicaId, e);
+  return e.epoch;
+}
+
 /** The changes since a cursor, by vchannel of the target (one grouping per cursor and round). */
 function changesByChannel(
   dist: DistSnapshot,
@@ -110,6 +140,35 @@ function changesByChannel(
     }
   }
   memo.set(key, out);
+  return out;
+}
+
+/** Where each segment of a view is in its list (views are replaced, never changed, so this holds). */
+const viewPlaces = new WeakMap<readonly SealedEntry[], Map<bigint, number>>();
+
+/**
+ * `sealed` with the entries `entryOf` gives for the ids in `ids` put in place (null: the entry stays;
+ * undefined: the segment has no copy to point at, and the view cannot be made this way). undefined when
+ * a segment cannot be pointed at or is not in the view.
+ */
+function patchView(
+  sealed: readonly SealedEntry[],
+  ids: readonly (Iterable<bigint>)[],
+  entryOf: (id: bigint) => SealedEntry | null | undefined,
+): SealedEntry[] | undefined {
+  let places = viewPlaces.get(sealed);
+  if (!places) viewPlaces.set(sealed, (places = new Map(sealed.map((e, i) => [e.segmentId, i]))));
+  let out: SealedEntry[] | undefined;
+  for (const list of ids) {
+    for (const id of list) {
+      const e = entryOf(id);
+      if (e === null) continue;
+      const i = places.get(id);
+      if (e === undefined || i === undefined) return undefined;
+      out ??= [...sealed];
+      out[i] = e;
+    }
+  }
   return out;
 }
 
@@ -139,7 +198,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
         if (!list) channelMoves.set(m.vchannel, (list = []));
         list.push(m.segmentId);
       }
-      const replicaKey = `${r.nodes.join(",")}|${[...stoppingMembers].join(",")}`;
+      const replicaKey = `${r.replicaId}#${replicaEpoch(input.dist, coll.collectionId, r.replicaId, r.nodes, [...stoppingMembers].join(","))}`;
       for (const d of input.dist.delegatorsOf(coll.collectionId)) {
         if (d.replicaId !== r.replicaId || !members.has(d.nodeId) || !cur.channels.has(d.vchannel)) continue;
         const watchedWith = input.watched?.get(d.address);
@@ -220,7 +279,8 @@ export function checkLeaders(input: CheckInput): CheckResult {
               return was !== undefined && choose(s, was) === was;
             };
             let still = true;
-            for (const ids of [changed.get(d.vchannel) ?? [], found.moving, moving]) {
+            const looked = [changed.get(d.vchannel) ?? [], found.moving, moving];
+            for (const ids of looked) {
               for (const id of ids) {
                 if (!stillPoints(id)) {
                   still = false;
@@ -228,6 +288,23 @@ export function checkLeaders(input: CheckInput): CheckResult {
                 }
               }
               if (!still) break;
+            }
+            if (!still && prev.targetVersion === cur.version && prev.sealed.length === segs.length) {
+              // the view covers the channel and every other segment still points where it did: the new
+              // view is the old one with what changed pointed anew (as the walk below would make it)
+              const patched = patchView(prev.sealed, looked, (id) => {
+                const s = cur.segments.get(id);
+                if (!s || s.vchannel !== d.vchannel) return null;
+                const was = prevNode.get(id);
+                const node = choose(s, was?.nodeId);
+                if (node === undefined) return was ? null : undefined;
+                if (node === was?.nodeId) return null;
+                return { segmentId: s.segmentId, partitionId: s.partitionId, nodeId: node, startPosition: s.startPosition, endPosition: s.endPosition ?? s.startPosition, numRows: s.numRows };
+              });
+              if (patched) {
+                sync(patched);
+                continue;
+              }
             }
             if (still) {
               found.cursor = cursor;

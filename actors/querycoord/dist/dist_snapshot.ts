@@ -270,12 +270,10 @@ export class DistSnapshot {
     return this.delegatorsOf(collectionId).find((d) => d.nodeId === nodeId && d.vchannel === vchannel && d.replicaId === replicaId);
   }
 
-  /** Whether `nodeId` holds anything of the collection. */
+  /** Whether `nodeId` holds anything of the collection (read from the node's own lists). */
   holdsCollection(nodeId: string, collectionId: bigint): boolean {
-    return (
-      this.delegatorsOf(collectionId).some((d) => d.nodeId === nodeId) ||
-      [...this.segmentsOf(collectionId).values()].some((cs) => cs.some((c) => c.nodeId === nodeId))
-    );
+    const d = this.byNode.get(nodeId);
+    return d !== undefined && (d.delegators.some((g) => g.collectionId === collectionId) || d.segments.some((s) => s.collectionId === collectionId));
   }
 
   /** Why a querynode says it could not load a segment's index, when it says so. */
