@@ -272,11 +272,14 @@ export function checkLeaders(input: CheckInput): CheckResult {
         if (found?.key === viewKey && prev) {
           const changed = changesByChannel(input.dist, cur, found.cursor, grouped);
           if (changed) {
+            // (a segment with no copy left in the replica stays where the view had it: the walk keeps it too)
             const stillPoints = (id: bigint) => {
               const s = cur.segments.get(id);
               if (!s || s.vchannel !== d.vchannel) return true;
               const was = prevNode.get(id)?.nodeId;
-              return was !== undefined && choose(s, was) === was;
+              if (was === undefined) return false;
+              const node = choose(s, was);
+              return node === was || node === undefined;
             };
             let still = true;
             const looked = [changed.get(d.vchannel) ?? [], found.moving, moving];
@@ -327,7 +330,8 @@ export function checkLeaders(input: CheckInput): CheckResult {
           let same = true;
           for (const s of segs) {
             const was = prevNode.get(s.segmentId)?.nodeId;
-            if (was === undefined || choose(s, was) !== was) {
+            const node = was === undefined ? undefined : choose(s, was);
+            if (was === undefined || (node !== was && node !== undefined)) {
               same = false;
               break;
             }
