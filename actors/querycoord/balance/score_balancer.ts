@@ -151,24 +151,22 @@ export function planBalance(
       const serviceable = new Set(dels.filter((d) => d.replicaId === r.replicaId && d.serviceable && members.has(d.nodeId)).map((d) => d.vchannel));
       const moving = new Set<bigint>();
       for (const m of inFlight.values()) if (m.replicaId === r.replicaId) moving.add(m.segmentId);
-      // the segments a node could give, largest first (then by id): of the current target, its only copy in
-      // the replica, on a serviceable shard, not moving already; read from the node's own list when it is
-      // first the giver (a node holds a few thousand segments; the collection may hold a million)
-      const movable = new Map<string, SegmentInfo[]>();
-      const movableOn = (nodeId: string): SegmentInfo[] => {
-        let list = movable.get(nodeId);
-        if (list) return list;
-        list = [];
-        for (const held of heldOf(input.dist, nodeId, coll.collectionId)) {
+      /**
+       * The largest segment `src` could give whose move narrows the gap without reversing it: of the current
+       * target, its only copy in the replica, on a serviceable shard, not moving already. Looked for in the
+       * node's own list of the collection, largest first (then by id; kept sorted per list), checking each
+       * only as it comes: a look that plans a few moves per giver does not check all it holds.
+       */
+      const pick = (src: Scored, dst: Scored, gap: number): SegmentInfo | undefined => {
+        for (const held of heldOf(input.dist, src.load.nodeId, coll.collectionId)) {
+          if (moving.has(held.segmentId)) continue;
           const s = current.segments.get(held.segmentId);
-          if (!s || s.numRows <= 0 || !serviceable.has(s.vchannel) || moving.has(s.segmentId)) continue;
+          if (!s || s.numRows <= 0 || s.numRows / src.weight + s.numRows / dst.weight > gap || !serviceable.has(s.vchannel)) continue;
           let copies = 0;
           for (const c of inDist.get(s.segmentId) ?? []) if (members.has(c.nodeId)) copies++;
-          if (copies === 1) list.push(s);
+          if (copies === 1) return s;
         }
-        list.sort((a, b) => b.numRows - a.numRows || (a.segmentId < b.segmentId ? -1 : 1));
-        movable.set(nodeId, list);
-        return list;
+        return undefined;
       };
       while (planned < opts.maxMovesPerReplica && moves.length < opts.maxMovesPerRound) {
         const ranked = nodes.map((n) => scores.get(n)!);
@@ -178,11 +176,9 @@ export function planBalance(
         const gap = src.score - dst.score;
         if (gap <= 0 || gap < opts.minGapRatio * src.score || gap < opts.minGapRows) break;
         // the largest segment of this replica on src whose move narrows the gap without reversing it
-        const list = movableOn(src.load.nodeId);
-        const i = list.findIndex((s) => s.numRows / src.weight + s.numRows / dst.weight <= gap);
-        if (i < 0) break;
-        const s = list[i]!;
-        list.splice(i, 1);
+        const s = pick(src, dst, gap);
+        if (!s) break;
+        moving.add(s.segmentId);
         moves.push({
           collectionId: coll.collectionId,
           replicaId: r.replicaId,
@@ -204,7 +200,10 @@ export function planBalance(
 /** A node's segments by collection, per list (a node's list is replaced, never changed, as it changes). */
 const heldCache = new WeakMap<readonly DistSegment[], Map<bigint, DistSegment[]>>();
 
-/** The segments of a collection that a node holds, from its own list (grouped once per list). */
+/**
+ * The segments of a collection that a node holds, from its own list, largest first by the rows it
+ * reports, then by id (grouped and sorted once per list).
+ */
 function heldOf(dist: CheckInput["dist"], nodeId: string, collectionId: bigint): readonly DistSegment[] {
   const list = dist.nodes.get(nodeId)?.segments;
   if (!list) return [];
@@ -216,6 +215,7 @@ function heldOf(dist: CheckInput["dist"], nodeId: string, collectionId: bigint):
       if (!l) by.set(s.collectionId, (l = []));
       l.push(s);
     }
+    for (const l of by.values()) l.sort((a, b) => b.rows - a.rows || (a.segmentId < b.segmentId ? -1 : 1));
     heldCache.set(list, by);
   }
   return by.get(collectionId) ?? [];
