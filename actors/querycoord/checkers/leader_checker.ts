@@ -172,6 +172,11 @@ function patchView(
   return out;
 }
 
+/** A view's entry pointing at `nodeId` for a segment of the target. */
+function entryOf(s: SegmentInfo, nodeId: string): SealedEntry {
+  return { segmentId: s.segmentId, partitionId: s.partitionId, nodeId, startPosition: s.startPosition, endPosition: s.endPosition ?? s.startPosition, numRows: s.numRows };
+}
+
 export function checkLeaders(input: CheckInput): CheckResult {
   const out = emptyResult();
   let memo = upToDateCache.get(input.dist);
@@ -236,6 +241,8 @@ export function checkLeaders(input: CheckInput): CheckResult {
           if (minA !== undefined) return wasA ? was : selfA ? d.nodeId : minA;
           return undefined;
         };
+        /** where the view is to point: the chosen copy, or where it pointed while no copy is left (reads then fail over) */
+        const follow = (s: SegmentInfo, was: string | undefined): string | undefined => choose(s, was) ?? was;
         // found incomplete before under the same view, target, report and replica: still so while a
         // segment from where it stopped on has no copy (and is not in its view)
         const stuck = waiting.get(d.address);
@@ -272,14 +279,11 @@ export function checkLeaders(input: CheckInput): CheckResult {
         if (found?.key === viewKey && prev) {
           const changed = changesByChannel(input.dist, cur, found.cursor, grouped);
           if (changed) {
-            // (a segment with no copy left in the replica stays where the view had it: the walk keeps it too)
             const stillPoints = (id: bigint) => {
               const s = cur.segments.get(id);
               if (!s || s.vchannel !== d.vchannel) return true;
               const was = prevNode.get(id)?.nodeId;
-              if (was === undefined) return false;
-              const node = choose(s, was);
-              return node === was || node === undefined;
+              return was !== undefined && follow(s, was) === was;
             };
             let still = true;
             const looked = [changed.get(d.vchannel) ?? [], found.moving, moving];
@@ -298,11 +302,10 @@ export function checkLeaders(input: CheckInput): CheckResult {
               const patched = patchView(prev.sealed, looked, (id) => {
                 const s = cur.segments.get(id);
                 if (!s || s.vchannel !== d.vchannel) return null;
-                const was = prevNode.get(id);
-                const node = choose(s, was?.nodeId);
-                if (node === undefined) return was ? null : undefined;
-                if (node === was?.nodeId) return null;
-                return { segmentId: s.segmentId, partitionId: s.partitionId, nodeId: node, startPosition: s.startPosition, endPosition: s.endPosition ?? s.startPosition, numRows: s.numRows };
+                const was = prevNode.get(id)?.nodeId;
+                const node = follow(s, was);
+                if (node === undefined) return undefined;
+                return node === was ? null : entryOf(s, node);
               });
               if (patched) {
                 sync(patched);
@@ -330,8 +333,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
           let same = true;
           for (const s of segs) {
             const was = prevNode.get(s.segmentId)?.nodeId;
-            const node = was === undefined ? undefined : choose(s, was);
-            if (was === undefined || (node !== was && node !== undefined)) {
+            if (was === undefined || follow(s, was) !== was) {
               same = false;
               break;
             }
@@ -358,14 +360,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
             }
             continue;
           }
-          sealed.push({
-            segmentId: s.segmentId,
-            partitionId: s.partitionId,
-            nodeId: node,
-            startPosition: s.startPosition,
-            endPosition: s.endPosition ?? s.startPosition,
-            numRows: s.numRows,
-          });
+          sealed.push(entryOf(s, node));
         }
         if (incomplete) continue;
         const want = { targetVersion: cur.version, sealed };
