@@ -154,6 +154,11 @@ export const qcTaskLatency = histogram("vectorbus_querycoord_task_latency", "ms 
 export const qcTaskFailures = counter("vectorbus_querycoord_task_failed_count", "tasks that failed (an error reply, a node down, a change that never showed)", [
   "querycoord_task_type",
 ]);
+export const qcSyncEntries = counter(
+  "vectorbus_querycoord_sync_distribution_entries",
+  "view entries SyncDistribution requests carried to delegators, per body (whole: the view; delta: what changed against the view acknowledged)",
+  ["body"],
+);
 export const qcCheckerRound = histogram("vectorbus_querycoord_checker_round_latency", "ms one round of the checkers took", [], [0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]);
 
 // ---- datanode ----

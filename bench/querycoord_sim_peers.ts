@@ -14,11 +14,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Distribution } from "../actors/delegator/distribution.ts";
 import { createClusterEnv, type ClusterEnv } from "../actors/env.ts";
 import { DistEncoder } from "../actors/querynode/dist_publisher.ts";
 import { asNodeId, type CollectionId, type ReplicaId } from "../protocol/ids.ts";
-import type { LoadSegmentsReq, QueryNodeDist, SealedEntry, WatchChannelReq } from "../protocol/messages/querynode.ts";
-import { VbError } from "../protocol/errors.ts";
+import type { LoadSegmentsReq, QueryNodeDist, SealedEntry, ViewDelta, WatchChannelReq } from "../protocol/messages/querynode.ts";
+import { ErrorCode, VbError } from "../protocol/errors.ts";
 import { Actor, type Message } from "../runtime/actor.ts";
 import { Feed } from "../runtime/feed.ts";
 import { ActorHost } from "../runtime/host.ts";
@@ -120,6 +121,8 @@ interface NodeState {
 const loads = { requests: 0, segments: 0 };
 
 class SimDelegator extends Actor {
+  /** its sealed view, versioned and named as a delegator's is (a delta applies only to the view it names) */
+  private readonly dist = new Distribution();
   constructor(
     private readonly node: NodeState,
     private readonly view: DistDelegator,
@@ -128,11 +131,18 @@ class SimDelegator extends Actor {
   }
   receive(msg: Message): unknown {
     if (msg.type === "delegator.SyncDistribution") {
-      const b = msg.body as { targetVersion: number; sealed: SealedEntry[] };
+      const b = msg.body as { targetVersion: number; sealed?: SealedEntry[]; delta?: ViewDelta };
+      let sealed = b.sealed ?? [];
+      if (b.delta) {
+        const made = this.dist.applyDelta(b.delta);
+        if ("refused" in made) throw new VbError(ErrorCode.ParameterInvalid, `SyncDistribution: cannot apply the delta: ${made.refused}`, { retriable: true });
+        sealed = made.sealed;
+      }
+      this.dist.publish(b.targetVersion, sealed);
       this.view.targetVersion = b.targetVersion;
-      this.view.sealedSegmentIds = b.sealed.map((e) => e.segmentId);
+      this.view.sealedSegmentIds = sealed.map((e) => e.segmentId);
       this.node.dirty = true;
-      return null;
+      return { view: this.dist.viewName };
     }
     return null;
   }

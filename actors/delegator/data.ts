@@ -11,7 +11,7 @@
 import { ALL_PARTITIONS, type DmlMsg } from "../../protocol/dml.ts";
 import { ErrorCode, VbError } from "../../protocol/errors.ts";
 import { asNodeId, asReplicaId } from "../../protocol/ids.ts";
-import { QUERYNODE, type DelegatorReport, type SealedEntry, type WatchChannelReq } from "../../protocol/messages/querynode.ts";
+import { QUERYNODE, type DelegatorReport, type SealedEntry, type SyncReply, type ViewDelta, type WatchChannelReq } from "../../protocol/messages/querynode.ts";
 import { SEGMENT } from "../../protocol/messages/segment.ts";
 import type { CollectionSchema } from "../../protocol/schema.ts";
 import type { ActorContext, DeferredReply, Message, PipeResult } from "../../runtime/actor.ts";
@@ -22,7 +22,7 @@ import { decodeDml } from "../storage/dml_decode.ts";
 import { estimateBatchBytes } from "../segment/growing.ts";
 import { GROWING, GrowingSegmentActor, type GrowingDelete } from "../segment/growing_segment_actor.ts";
 import { readContext, type ReadContext } from "../segment/read_kernel.ts";
-import { bodyOf, invalid, requiredInt, requiredList } from "../request_fields.ts";
+import { bodyOf, invalid, obj, requiredId, requiredInt, requiredList, requiredString, requiredToken } from "../request_fields.ts";
 import { checkSealedEntry } from "../segment/requests.ts";
 import { DeleteBuffer } from "./delete_buffer.ts";
 import { forwardsOf, sendForward, type Forward } from "./delta_forward.ts";
@@ -56,10 +56,37 @@ export interface DmlItem {
   done: () => void;
 }
 
+/** Throws when an entry (a segment on a node) is in `entries` twice. */
+function uniqueEntries(verb: string, entries: readonly { segmentId: bigint; nodeId: string }[], what: string): void {
+  const keys = new Set<string>();
+  for (const e of entries) {
+    const k = entryKey(e);
+    if (keys.has(k)) throw invalid(verb, `segment ${e.segmentId} on node ${e.nodeId} ${what}`);
+    keys.add(k);
+  }
+}
+
+/** A SyncDistribution's `delta`, checked. */
+function checkDelta(verb: string, raw: unknown): ViewDelta {
+  const d = obj(raw, `${verb}: field "delta"`);
+  const at = `${verb}: delta`;
+  const base = requiredString(at, d, "base");
+  const set = requiredList(at, d, "set", "sealed entries").map((e, i) => checkSealedEntry(e, at, i, "set"));
+  const remove = requiredList(at, d, "remove", "entries (segmentId, nodeId)").map((x, i) => {
+    const e = obj(x, `${at}: field "remove[${i}]"`);
+    return { segmentId: requiredId(`${at}: remove[${i}]`, e, "segmentId"), nodeId: requiredToken(`${at}: remove[${i}]`, e, "nodeId") };
+  });
+  uniqueEntries(at, set, "is set twice");
+  uniqueEntries(at, remove, "is removed twice");
+  return { base, set, remove };
+}
+
 export interface SyncJob {
   targetVersion: number;
+  /** the view to make readable: given whole, or made from `delta` once the job's turn comes */
   sealed: SealedEntry[];
-  resolve: (v: null) => void;
+  delta?: ViewDelta;
+  resolve: (v: SyncReply) => void;
   reject: (e: Error) => void;
   deadline: number;
   /** a forward to one of its entries failed */
@@ -389,17 +416,19 @@ export class DelegatorData {
     const verb = "delegator.SyncDistribution";
     const b = bodyOf(verb, msg.body);
     const targetVersion = requiredInt(verb, b, "targetVersion", 0);
-    const sealed = requiredList(verb, b, "sealed", "sealed entries").map((e, i) => checkSealedEntry(e, verb, i));
-    const keys = new Set<string>();
-    for (const e of sealed) {
-      const k = entryKey(e);
-      if (keys.has(k)) throw invalid(verb, `segment ${e.segmentId} on node ${e.nodeId} is listed twice`);
-      keys.add(k);
+    let sealed: SealedEntry[] = [];
+    let delta: ViewDelta | undefined;
+    if (b.delta !== undefined && b.delta !== null) {
+      if (b.sealed !== undefined && b.sealed !== null) throw invalid(verb, `give either "sealed" (the whole view) or "delta", not both`);
+      delta = checkDelta(verb, b.delta);
+    } else {
+      sealed = requiredList(verb, b, "sealed", "sealed entries").map((e, i) => checkSealedEntry(e, verb, i));
+      uniqueEntries(verb, sealed, "is listed twice");
     }
     const deadline = msg.deadline > 0 ? msg.deadline : Date.now() + DEFAULT_WAIT_MS;
     return this.ctx.reenter(
-      new Promise<null>((resolve, reject) => {
-        this.syncs.push({ targetVersion, sealed, resolve, reject, deadline, state: "queued" });
+      new Promise<SyncReply>((resolve, reject) => {
+        this.syncs.push({ targetVersion, sealed, delta, resolve, reject, deadline, state: "queued" });
         this.pumpSync();
       }),
     );
@@ -408,6 +437,22 @@ export class DelegatorData {
   private pumpSync(): void {
     if (this.activeSync || this.syncs.length === 0) return;
     const job = this.syncs.shift()!;
+    if (job.delta) {
+      // a delta is made whole against the view readable when its turn comes (a sync queued before it may change it)
+      const made = this.dist.applyDelta(job.delta);
+      if ("refused" in made) {
+        job.reject(
+          new VbError(
+            ErrorCode.ParameterInvalid,
+            `SyncDistribution: the delegator of ${this.watch.vchannel} cannot apply the delta: ${made.refused}; send the whole view`,
+            { retriable: true },
+          ),
+        );
+        this.pumpSync();
+        return;
+      }
+      job.sealed = made.sealed;
+    }
     this.activeSync = job;
     job.state = "waiting";
     this.ctx.timers.startSingle("sync", Math.max(1, job.deadline - Date.now()), "delegator.internal.SyncExpired", job);
@@ -495,7 +540,7 @@ export class DelegatorData {
     this.gcPending = true;
     this.gcGrowing();
     this.report();
-    job.resolve(null);
+    job.resolve({ view: this.dist.viewName });
   }
 
   private endSync(job: SyncJob): void {

@@ -11,8 +11,9 @@
  * version holding one fails (retriable) until a SyncDistribution lists the entry again, which forwards
  * its deletes anew.
  */
+import { randomBytes } from "node:crypto";
 import { ALL_PARTITIONS } from "../../protocol/dml.ts";
-import type { SealedEntry } from "../../protocol/messages/querynode.ts";
+import type { SealedEntry, ViewDelta } from "../../protocol/messages/querynode.ts";
 
 export function entryKey(e: { segmentId: bigint; nodeId: string }): string {
   return `${e.segmentId}@${e.nodeId}`;
@@ -64,6 +65,8 @@ export class Distribution {
   private readonly pinned = new Map<number, { v: Version; n: number }>();
   private pendingEntries: SealedEntry[] = [];
   private readonly offlineKeys = new Set<string>();
+  /** names this distribution's versions apart from those of an earlier delegator of the channel */
+  private readonly incarnation = randomBytes(6).toString("hex");
 
   constructor() {
     this.cur = new Version(0, 0, []);
@@ -102,6 +105,32 @@ export class Distribution {
     let n = 0;
     for (const p of this.pinned.values()) n += p.n;
     return n;
+  }
+
+  /** The current version's name, as a SyncDistribution's reply gives it and a delta names its base. */
+  get viewName(): string {
+    return `${this.incarnation}.${this.cur.id}`;
+  }
+
+  /**
+   * The sealed list a delta makes of the current version (removed entries gone, set entries put in place
+   * or added), or why it does not apply: its base is another view, or it removes what the view lacks.
+   */
+  applyDelta(delta: ViewDelta): { sealed: SealedEntry[] } | { refused: string } {
+    if (delta.base !== this.viewName) return { refused: `it is against view ${delta.base}, but the view is ${this.viewName}` };
+    const gone = new Set(delta.remove.map(entryKey));
+    const coming = new Map(delta.set.map((e) => [entryKey(e), e]));
+    const sealed: SealedEntry[] = [];
+    for (const e of this.cur.sealed) {
+      const k = entryKey(e);
+      if (gone.delete(k)) continue;
+      const replaced = coming.get(k);
+      if (replaced) coming.delete(k);
+      sealed.push(replaced ?? e);
+    }
+    if (gone.size > 0) return { refused: `it removes ${[...gone].slice(0, 3).join(", ")}, which view ${this.viewName} does not hold` };
+    for (const e of coming.values()) sealed.push(e);
+    return { sealed };
   }
 
   /** Makes a new version current. Entries it lists are no longer pending nor offline. */

@@ -10,8 +10,9 @@ import type { CollectionInfo } from "../../protocol/meta.ts";
 import type { RecoveryInfo } from "../../protocol/messages/datacoord.ts";
 import type { DatacoordIndexApi } from "../../protocol/messages/indexes.ts";
 import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
-import type { LoadSegmentsReq, WatchChannelReq } from "../../protocol/messages/querynode.ts";
+import type { LoadSegmentsReq, SealedEntry, SyncReply, WatchChannelReq } from "../../protocol/messages/querynode.ts";
 import type { ActorContext, PipeResult } from "../../runtime/actor.ts";
+import { qcSyncEntries } from "../metrics.ts";
 import { PROBE_TYPE } from "../../runtime/ask.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
@@ -42,6 +43,7 @@ import { fetchRecoveryInfo, promotionReadiness, TargetRefreshes } from "./observ
 import type { QuerycoordParams } from "./params.ts";
 import { effectVisible } from "./task/effects.ts";
 import { TaskScheduler } from "./task/scheduler.ts";
+import { syncBody } from "./task/sync_delta.ts";
 import { channelKey, describeAction, type Task, type TaskAction } from "./task/task.ts";
 
 interface LoadWaiter {
@@ -410,12 +412,20 @@ export class QuerycoordCore {
         [address, type, body] = [qn(), "querynode.ReleaseCollection", { collectionId: a.collectionId }];
         break;
       case "SyncLeader":
-        [address, type, body] = [a.address, "delegator.SyncDistribution", { targetVersion: a.targetVersion, sealed: a.sealed }];
+        [address, type, body] = [a.address, "delegator.SyncDistribution", this.syncRequest(a.address, a.targetVersion, a.sealed)];
         break;
     }
     this.log.debug({ task: t.id, collection: a.collectionId, node: a.nodeId, attempt: t.attempt }, describeAction(a));
     const partitions = a.kind === "WatchChannel" ? (body as WatchChannelReq).partitionIds.map(String).join(",") : "";
     this.after(this.ctx.ask(address, type, body, { timeoutMs }), (r) => this.onTaskReply(t.id, timeoutMs, partitions, r));
+  }
+
+  /** A SyncDistribution's body: what changed against the view the delegator acknowledged, when named, else the whole view. */
+  private syncRequest(address: string, targetVersion: number, sealed: SealedEntry[]): ReturnType<typeof syncBody> {
+    const sync = syncBody(targetVersion, sealed, this.synced.get(address));
+    if ("delta" in sync) qcSyncEntries.inc({ body: "delta" }, sync.delta.set.length + sync.delta.remove.length);
+    else qcSyncEntries.inc({ body: "whole" }, sync.sealed.length);
+    return sync;
   }
 
   private watchRequest(collectionId: bigint, vchannel: string, replicaId: bigint): WatchChannelReq | undefined {
@@ -456,9 +466,12 @@ export class QuerycoordCore {
     if (!t) return;
     if (!r.ok) {
       this.log.warn({ task: t.id, collection: t.action.collectionId, node: t.action.nodeId, attempt: t.attempt }, `${describeAction(t.action)} failed: ${reason}`);
+      // the delegator may have made the view readable all the same (a reply lost): the next sync sends it whole
+      if (t.action.kind === "SyncLeader") delete this.synced.get(t.action.address)?.view;
     } else if (t.action.kind === "SyncLeader") {
       const a = t.action;
-      this.synced.set(a.address, { collectionId: a.collectionId, targetVersion: a.targetVersion, sealed: a.sealed });
+      const view = (r.value as Partial<SyncReply> | null)?.view;
+      this.synced.set(a.address, { collectionId: a.collectionId, targetVersion: a.targetVersion, sealed: a.sealed, view: typeof view === "string" ? view : undefined });
     } else if (t.action.kind === "WatchChannel" || t.action.kind === "UnsubChannel") {
       const a = t.action;
       const address = this.env.subjects.delegator(a.collectionId as CollectionId, a.vchannel, a.replicaId as ReplicaId, asNodeId(a.nodeId));

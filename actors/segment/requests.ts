@@ -104,9 +104,9 @@ export function indexLoadInfos(verb: string, b: Body, field: string, optional = 
   return requiredList(verb, b, field, "index load infos").map((x, i) => checkIndexLoadInfo(x, verb, `${field}[${i}]`));
 }
 
-export function checkSealedEntry(v: unknown, verb: string, i: number): SealedEntry {
-  const at = `${verb}: sealed[${i}]`;
-  const e = obj(v, `${verb}: field "sealed[${i}]"`);
+export function checkSealedEntry(v: unknown, verb: string, i: number, field = "sealed"): SealedEntry {
+  const at = `${verb}: ${field}[${i}]`;
+  const e = obj(v, `${verb}: field "${field}[${i}]"`);
   const out = {
     ...e,
     segmentId: requiredId(at, e, "segmentId"),

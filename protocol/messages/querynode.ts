@@ -26,6 +26,22 @@ export interface SealedEntry {
   numRows: number;
 }
 
+/**
+ * What changed in a delegator's sealed view (Milvus's SyncDistribution actions Set and Remove), against
+ * the view named `base`: `remove` entries go, `set` entries come (an entry is a segment on a node). A
+ * delegator holding another view refuses it, retriably: the sender then sends the whole view.
+ */
+export interface ViewDelta {
+  base: string;
+  set: SealedEntry[];
+  remove: { segmentId: bigint; nodeId: string }[];
+}
+
+/** A SyncDistribution's reply: the name of the view it made readable (a delta's `base` to come). */
+export interface SyncReply {
+  view: string;
+}
+
 export interface WatchChannelReq {
   collectionId: bigint;
   vchannel: string;
@@ -161,8 +177,12 @@ export interface DelegatorReport {
 export type DelegatorApi = {
   Search: [{ spec: SearchSpec; guarantee: Guarantee }, SearchResult];
   Query: [{ spec: QuerySpec; guarantee: Guarantee }, QueryResult];
-  /** querycoord sets the sealed part of the distribution (the LeaderChecker's action) */
-  SyncDistribution: [{ targetVersion: number; sealed: SealedEntry[] }, null];
+  /**
+   * querycoord sets the sealed part of the distribution (the LeaderChecker's action): the whole view
+   * (`sealed`), or what changed against a view the delegator named in an earlier reply (`delta`). The
+   * reply names the view now readable.
+   */
+  SyncDistribution: [{ targetVersion: number; sealed?: SealedEntry[]; delta?: ViewDelta }, SyncReply];
   GetStatus: [
     Record<string, never>,
     { tSafe: bigint; tSafeTs: bigint; growingRows: number; sealed: SealedEntry[]; serviceable: boolean; targetVersion: number },

@@ -5,6 +5,7 @@
  * exact throughout.
  */
 import { describe, expect, it } from "vitest";
+import { qcSyncEntries } from "../../actors/metrics.ts";
 import { spawnQuerynode } from "../../actors/querynode/index.ts";
 import { startTestCluster } from "../harness/standalone.ts";
 import { waitFor } from "../harness/index.ts";
@@ -79,6 +80,9 @@ describe("balance", () => {
     // the heartbeats are heard by the feed's pulse, on a thread of its own
     expect(after.feed?.pulse).toBe(true);
     for (const n of after.nodes) expect(Date.now() - n.lastHeartbeatMs).toBeLessThan(10_000);
+    // the moves changed the delegators' views by deltas (what changed), not by sending each view whole
+    const carried = (await qcSyncEntries.get()).values.find((v) => v.labels.body === "delta")?.value ?? 0;
+    expect(carried).toBeGreaterThan(0);
   });
 
   it("gives a querynode that comes back after it went down its share again", { timeout: 180_000 }, async () => {

@@ -629,6 +629,47 @@ describe("querynode and delegators", () => {
     expect(await p.count()).toBe(30);
   });
 
+  it("changes its view by a delta against the view it named, and refuses a delta against another view", async () => {
+    const p = new QueryPlane(c, "delta_view");
+    await p.create();
+    await p.watch("qn1");
+    await p.insert(40);
+    await p.flush();
+    const l1 = await p.loadAndSync(["qn1"], 1);
+    const seg = l1[0]!;
+    const shard = p.shards.find((s) => s.vchannel === seg.vchannel)!;
+    const before = await p.dlg(shard, "GetStatus", {});
+    const { view } = await p.dlg(shard, "SyncDistribution", { targetVersion: 1, sealed: before.sealed });
+    // a copy on qn2, and the view moved there by a delta: the entry on qn1 removed, the one on qn2 set
+    await p.qn("qn2", "LoadSegments", { collectionId: p.info.collectionId, replicaId: 1n, schema: p.info.schema, segments: [seg], l0Segments: [] });
+    const was = before.sealed.find((e) => e.segmentId === seg.segmentId)!;
+    const moved = await p.dlg(shard, "SyncDistribution", {
+      targetVersion: 2,
+      delta: { base: view, set: [{ ...was, nodeId: "qn2" }], remove: [{ segmentId: was.segmentId, nodeId: "qn1" }] },
+    });
+    expect(moved.view).not.toBe(view);
+    const after = await p.dlg(shard, "GetStatus", {});
+    expect(after.targetVersion).toBe(2);
+    const where = (s: readonly SealedEntry[]) => new Map(s.map((e) => [e.segmentId, e.nodeId]));
+    expect(where(after.sealed)).toEqual(new Map([...where(before.sealed), [seg.segmentId, "qn2"]]));
+    // reads go to qn2 for it: releasing qn1's copy loses nothing
+    await p.qn("qn1", "ReleaseSegments", { collectionId: p.info.collectionId, segmentIds: [seg.segmentId] });
+    expect(await p.count()).toBe(40);
+    await p.expectExactSearch(2, 5);
+    // a delta against the view before: refused retriably, naming both views; the view stays
+    const stale = await refusal(p.dlg(shard, "SyncDistribution", { targetVersion: 3, delta: { base: view, set: [], remove: [] } }));
+    expect(stale.code).toBe(ErrorCode.ParameterInvalid);
+    expect(stale.retriable).toBe(true);
+    expect(stale.message).toContain(`against view ${view}, but the view is ${moved.view}`);
+    // a delta removing what the view lacks
+    const lacks = await refusal(
+      p.dlg(shard, "SyncDistribution", { targetVersion: 3, delta: { base: moved.view, set: [], remove: [{ segmentId: seg.segmentId, nodeId: "qn1" }] } }),
+    );
+    expect(lacks.message).toContain(`removes ${seg.segmentId}@qn1, which view ${moved.view} does not hold`);
+    expect((await p.dlg(shard, "GetStatus", {})).targetVersion).toBe(2);
+    expect(await p.count()).toBe(40);
+  });
+
   it("answers malformed requests with 1100 and keeps serving", async () => {
     const p = new QueryPlane(c, "malformed");
     await p.create();
@@ -656,6 +697,10 @@ describe("querynode and delegators", () => {
       [shard.address, "delegator.Query", { spec: { collectionId: p.info.collectionId, partitionIds: [], outputFieldIds: [999], countOnly: false }, guarantee: { consistency: "Eventually", position: 0n } }],
       [shard.address, "delegator.SyncDistribution", { targetVersion: -1, sealed: [] }],
       [shard.address, "delegator.SyncDistribution", { targetVersion: 1, sealed: [{ segmentId: 1n, partitionId: 1n, nodeId: "a.b", startPosition: 5n, endPosition: 1n, numRows: 1 }] }],
+      [shard.address, "delegator.SyncDistribution", { targetVersion: 1, sealed: [], delta: { base: "x", set: [], remove: [] } }],
+      [shard.address, "delegator.SyncDistribution", { targetVersion: 1, delta: { set: [], remove: [] } }],
+      [shard.address, "delegator.SyncDistribution", { targetVersion: 1, delta: { base: "x", set: [{ segmentId: 1n }], remove: [] } }],
+      [shard.address, "delegator.SyncDistribution", { targetVersion: 1, delta: { base: "x", set: [], remove: [{ segmentId: 1n, nodeId: "n" }, { segmentId: 1n, nodeId: "n" }] } }],
       [shard.address, "delegator.internal.Dml", { m: 1 }],
       [shard.address, "actor.Stopped", { address: qn1, reason: "failed" }],
     ];

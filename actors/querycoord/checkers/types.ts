@@ -18,6 +18,8 @@ import type { TaskSpec } from "../task/task.ts";
 export interface SyncedView {
   targetVersion: number;
   sealed: SealedEntry[];
+  /** the view's name as the delegator's reply gave it: what a delta against it names (none: send it whole) */
+  view?: string;
 }
 
 /** A collection's live vector indexes and their Finished builds, as datacoord last said (GetIndexInfos). */

@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import { Distribution, entryKey } from "../../actors/delegator/distribution.ts";
+import { syncBody, viewDelta } from "../../actors/querycoord/task/sync_delta.ts";
+import type { SealedEntry } from "../../protocol/messages/querynode.ts";
+
+function entry(segmentId: number, nodeId: string, numRows = 10): SealedEntry {
+  return { segmentId: BigInt(segmentId), partitionId: 1n, nodeId, startPosition: BigInt(segmentId), endPosition: BigInt(segmentId + 5), numRows };
+}
+
+const asMap = (s: readonly SealedEntry[]) => new Map(s.map((e) => [entryKey(e), e]));
+
+/** A small deterministic generator (tests do not depend on Math.random). */
+function lcg(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+describe("SyncDistribution deltas", () => {
+  it("carries only the entries that changed, moved or went", () => {
+    const prev = [entry(1, "a"), entry(2, "a"), entry(3, "b"), entry(4, "b")];
+    const next = [prev[0]!, entry(2, "c"), { ...prev[2]! }, entry(4, "b", 12), entry(5, "a")];
+    const d = viewDelta(prev, next);
+    // 1 shared, 3 equal though another object: neither; 2 moved to c; 4 changed in place; 5 new
+    expect(d.set.map(entryKey).sort()).toEqual(["2@c", "4@b", "5@a"]);
+    expect(d.remove).toEqual([{ segmentId: 2n, nodeId: "a" }]);
+  });
+
+  it("applied by a delegator to the view it names, gives the view wanted (randomized)", () => {
+    const rand = lcg(7);
+    const nodes = ["a", "b", "c", "d"];
+    const dist = new Distribution();
+    let acked = { view: dist.viewName, sealed: [] as SealedEntry[] };
+    let deltas = 0;
+    for (let round = 0; round < 200; round++) {
+      // move, drop, add and change a few entries of the acknowledged view
+      const next: SealedEntry[] = [];
+      for (const e of acked.sealed) {
+        const r = rand();
+        if (r < 0.05) continue;
+        if (r < 0.1) next.push({ ...e, nodeId: nodes[Math.floor(rand() * nodes.length)]! });
+        else if (r < 0.12) next.push({ ...e, numRows: e.numRows + 1 });
+        else next.push(e);
+      }
+      const ids = new Set(next.map((e) => e.segmentId));
+      for (let i = 0; i < 1 + Math.floor(rand() * 5); i++) {
+        const id = 1 + Math.floor(rand() * 300);
+        if (!ids.has(BigInt(id))) (ids.add(BigInt(id)), next.push(entry(id, nodes[Math.floor(rand() * nodes.length)]!)));
+      }
+      const body = syncBody(round + 1, next, acked);
+      let sealed: SealedEntry[];
+      if ("delta" in body) {
+        deltas++;
+        const made = dist.applyDelta(body.delta);
+        if ("refused" in made) throw new Error(made.refused);
+        sealed = made.sealed;
+      } else sealed = body.sealed;
+      dist.publish(body.targetVersion, sealed);
+      expect(asMap(dist.current.sealed)).toEqual(asMap(next));
+      acked = { view: dist.viewName, sealed: next };
+    }
+    expect(deltas).toBeGreaterThan(150);
+  });
+
+  it("sends the whole view when no view name is known or the delta would be larger", () => {
+    const prev = [entry(1, "a"), entry(2, "a")];
+    expect(syncBody(1, prev, undefined)).toEqual({ targetVersion: 1, sealed: prev });
+    expect(syncBody(1, prev, { sealed: prev })).toEqual({ targetVersion: 1, sealed: prev });
+    const all = [entry(1, "b"), entry(2, "b")];
+    expect(syncBody(2, all, { view: "v", sealed: prev })).toEqual({ targetVersion: 2, sealed: all });
+    const four = [...prev, entry(3, "a"), entry(4, "a")];
+    expect(syncBody(2, [four[0]!, entry(2, "b"), four[2]!, four[3]!], { view: "v", sealed: four })).toEqual({
+      targetVersion: 2,
+      delta: { base: "v", set: [entry(2, "b")], remove: [{ segmentId: 2n, nodeId: "a" }] },
+    });
+  });
+
+  it("is refused against another view, or when it removes what the view lacks", () => {
+    const a = new Distribution();
+    const b = new Distribution();
+    a.publish(1, [entry(1, "a")]);
+    b.publish(1, [entry(1, "a")]);
+    // the same version number of another delegator (a restarted one) is another view
+    expect(a.current.id).toBe(b.current.id);
+    expect(a.viewName).not.toBe(b.viewName);
+    expect(b.applyDelta({ base: a.viewName, set: [], remove: [] })).toEqual({ refused: `it is against view ${a.viewName}, but the view is ${b.viewName}` });
+    expect(a.applyDelta({ base: a.viewName, set: [], remove: [{ segmentId: 2n, nodeId: "a" }] })).toEqual({
+      refused: `it removes 2@a, which view ${a.viewName} does not hold`,
+    });
+    expect(a.applyDelta({ base: a.viewName, set: [entry(2, "b")], remove: [{ segmentId: 1n, nodeId: "a" }] })).toEqual({ sealed: [entry(2, "b")] });
+  });
+});
