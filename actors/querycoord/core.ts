@@ -43,7 +43,7 @@ import { fetchRecoveryInfo, promotionReadiness, TargetRefreshes } from "./observ
 import type { QuerycoordParams } from "./params.ts";
 import { effectVisible } from "./task/effects.ts";
 import { TaskScheduler } from "./task/scheduler.ts";
-import { syncBody } from "./task/sync_delta.ts";
+import { syncBody, viewDelta } from "./task/sync_delta.ts";
 import { channelKey, describeAction, type Task, type TaskAction } from "./task/task.ts";
 
 interface LoadWaiter {
@@ -798,8 +798,9 @@ export class QuerycoordCore {
         out.set(t.action.address, made.view);
         continue;
       }
-      const seen = new Set(prev.sealed.map((e) => `${e.segmentId}@${e.nodeId}`));
-      const view = { targetVersion: prev.targetVersion, sealed: [...prev.sealed, ...t.action.sealed.filter((e) => !seen.has(`${e.segmentId}@${e.nodeId}`))] };
+      // what the sync adds: the entries it sets (a view made from the acknowledged one shares the rest)
+      const { set } = viewDelta(prev.sealed, t.action.sealed);
+      const view = { targetVersion: prev.targetVersion, sealed: [...prev.sealed, ...set] };
       this.syncViews.set(t, { from: prev, view });
       out.set(t.action.address, view);
     }

@@ -23,6 +23,10 @@ describe("SyncDistribution deltas", () => {
     // 1 shared, 3 equal though another object: neither; 2 moved to c; 4 changed in place; 5 new
     expect(d.set.map(entryKey).sort()).toEqual(["2@c", "4@b", "5@a"]);
     expect(d.remove).toEqual([{ segmentId: 2n, nodeId: "a" }]);
+    // the same entries in another order (of the same length, compared place by place): nothing
+    expect(viewDelta(prev, [prev[3]!, prev[1]!, prev[0]!, { ...prev[2]! }])).toEqual({ set: [], remove: [] });
+    // one moved in place, the rest shared
+    expect(viewDelta(prev, [prev[0]!, prev[1]!, entry(3, "d"), prev[3]!])).toEqual({ set: [entry(3, "d")], remove: [{ segmentId: 3n, nodeId: "b" }] });
   });
 
   it("applied by a delegator to the view it names, gives the view wanted (randomized)", () => {

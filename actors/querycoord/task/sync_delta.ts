@@ -18,15 +18,33 @@ function sameEntry(a: SealedEntry, b: SealedEntry): boolean {
 }
 
 /**
+ * The entries of `next` not in `prev` and those of `prev` not in `next`, by identity. A patched view
+ * (the same length, entries replaced in place) is compared place by place; an entry found in both at
+ * different places is in both answers, which `viewDelta` then finds equal.
+ */
+function unshared(prev: readonly SealedEntry[], next: readonly SealedEntry[]): [SealedEntry[], SealedEntry[]] {
+  if (prev.length === next.length) {
+    const came: SealedEntry[] = [];
+    const went: SealedEntry[] = [];
+    for (let i = 0; i < next.length; i++) {
+      if (prev[i] === next[i]) continue;
+      came.push(next[i]!);
+      went.push(prev[i]!);
+    }
+    return [came, went];
+  }
+  const had = new Set(prev);
+  const has = new Set(next);
+  return [next.filter((e) => !had.has(e)), prev.filter((e) => !has.has(e))];
+}
+
+/**
  * The entries of `next` that `prev` lacks or holds otherwise (`set`), and those of `prev` that `next`
  * lacks (`remove`). An entry is a segment on a node; the lists hold each at most once. Entries shared by
  * identity (a patched view keeps its unchanged entries) are passed over without a look at their fields.
  */
 export function viewDelta(prev: readonly SealedEntry[], next: readonly SealedEntry[]): Pick<ViewDelta, "set" | "remove"> {
-  const had = new Set(prev);
-  const has = new Set(next);
-  const came = next.filter((e) => !had.has(e));
-  const went = prev.filter((e) => !has.has(e));
+  const [came, went] = unshared(prev, next);
   // the same entry may come back as another object (a view walked anew): it is neither set nor removed
   const wentById = new Map<bigint, SealedEntry[]>();
   for (const e of went) {
