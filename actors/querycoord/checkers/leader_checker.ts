@@ -76,8 +76,11 @@ interface UpToDate {
   key: string;
   cursor: ChangeCursor;
   moving: bigint[];
-  /** the report found to show the view (its list, as the feed hands an unchanged one on: the same array), and its version */
-  report?: readonly bigint[];
+  /**
+   * the report found to show the view (its list's `idOf`, as the feed hands an unchanged one on: the same
+   * array; a number, so that superseded lists are not kept alive), and its version
+   */
+  report?: number;
   reportVersion?: number;
 }
 
@@ -316,8 +319,8 @@ export function checkLeaders(input: CheckInput): CheckResult {
               found.cursor = cursor;
               found.moving = moving;
               memo.set(d.address, found);
-              if ((found.report === reported && found.reportVersion === d.targetVersion) || reportShowsView()) {
-                found.report = reported;
+              if ((found.report === idOf(reported) && found.reportVersion === d.targetVersion) || reportShowsView()) {
+                found.report = idOf(reported);
                 found.reportVersion = d.targetVersion;
                 continue;
               }
@@ -339,7 +342,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
             }
           }
           if (same && reportShowsView()) {
-            memo.set(d.address, { key: viewKey, cursor, moving, report: reported, reportVersion: d.targetVersion });
+            memo.set(d.address, { key: viewKey, cursor, moving, report: idOf(reported), reportVersion: d.targetVersion });
             continue;
           }
         }
@@ -365,7 +368,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
         if (incomplete) continue;
         const want = { targetVersion: cur.version, sealed };
         if (upToDate(d, prev, want)) {
-          memo.set(d.address, { key: viewKey, cursor, moving, report: reported, reportVersion: d.targetVersion });
+          memo.set(d.address, { key: viewKey, cursor, moving, report: idOf(reported), reportVersion: d.targetVersion });
           continue;
         }
         sync(sealed);

@@ -11,6 +11,7 @@ import type { SegmentInfo } from "../../../protocol/meta.ts";
 import { nodeLoads, SegmentPlacer } from "../balance/node_load.ts";
 import type { SegmentMove } from "../balance/score_balancer.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
+import type { CollectionTarget } from "../meta/types.ts";
 import { ChangeMemo, type SegmentCopy } from "../dist/dist_snapshot.ts";
 import { Priority, segmentKey, segmentOfKey, straySegmentKey, type TaskSpec } from "../task/task.ts";
 import {
@@ -21,30 +22,35 @@ import {
   emptyResult,
   idOf,
   replicasByCollection,
+  targetOrder,
   viewIndex,
   type CheckInput,
   type CheckResult,
+  type TargetOrder,
 } from "./types.ts";
 
-/** (current, next) → their segments together and the ids sorted: targets are replaced, never changed, so this holds. */
-const NO_TARGET = {};
-interface Wanted {
-  wanted: Map<bigint, SegmentInfo>;
-  /** the ids sorted */
-  ids: bigint[];
-  /** each id's place in `ids` */
-  pos: Map<bigint, number>;
+/**
+ * (current, next) → their segments together and the ids sorted: targets are replaced, never changed, so
+ * this holds. With one target (a load's first, or between refreshes: most of the time) it is the
+ * target's own map and order, shared with the other checkers, rather than a copy of a million entries.
+ */
+interface Wanted extends TargetOrder {
+  wanted: ReadonlyMap<bigint, SegmentInfo>;
 }
-const wantedCache = new WeakMap<object, WeakMap<object, Wanted>>();
+const wantedCache = new WeakMap<CollectionTarget, WeakMap<CollectionTarget, Wanted>>();
+const NOTHING_WANTED: Wanted = { wanted: new Map(), ids: [], pos: new Map() };
 
 function wantedOf(pair: TargetPair): Wanted {
-  const a = pair.current ?? NO_TARGET;
-  const b = pair.next ?? NO_TARGET;
+  const { current: a, next: b } = pair;
+  if (!a || !b || a === b) {
+    const t = a ?? b;
+    return t ? { wanted: t.segments, ...targetOrder(t) } : NOTHING_WANTED;
+  }
   let inner = wantedCache.get(a);
   if (!inner) wantedCache.set(a, (inner = new WeakMap()));
   let w = inner.get(b);
   if (!w) {
-    const wanted = new Map<bigint, SegmentInfo>([...(pair.current?.segments ?? []), ...(pair.next?.segments ?? [])]);
+    const wanted = new Map<bigint, SegmentInfo>([...a.segments, ...b.segments]);
     const ids = [...wanted.keys()].sort(byBigint);
     w = { wanted, ids, pos: new Map(ids.map((id, i) => [id, i])) };
     inner.set(b, w);

@@ -10,7 +10,7 @@ import type { PendingLoad } from "../balance/node_load.ts";
 import type { ChannelMove, SegmentMove } from "../balance/score_balancer.ts";
 import type { DistSnapshot } from "../dist/dist_snapshot.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
-import type { CollectionLoad, Replica } from "../meta/types.ts";
+import type { CollectionLoad, CollectionTarget, Replica } from "../meta/types.ts";
 import type { TaskFailure } from "../task/scheduler.ts";
 import type { TaskSpec } from "../task/task.ts";
 
@@ -205,6 +205,23 @@ export function idOf(o: object | undefined): number {
   let id = objectIds.get(o);
   if (id === undefined) objectIds.set(o, (id = ++nextObjectId));
   return id;
+}
+
+/** A target's segment ids sorted, and each one's place among them. */
+export interface TargetOrder {
+  ids: readonly bigint[];
+  pos: ReadonlyMap<bigint, number>;
+}
+const targetOrders = new WeakMap<CollectionTarget, TargetOrder>();
+
+/** A target's order, made once per target (targets are replaced, never changed) and shared by the checkers and observers. */
+export function targetOrder(t: CollectionTarget): TargetOrder {
+  let o = targetOrders.get(t);
+  if (!o) {
+    const ids = [...t.segments.keys()].sort(byBigint);
+    targetOrders.set(t, (o = { ids, pos: new Map(ids.map((id, i) => [id, i])) }));
+  }
+  return o;
 }
 
 /** An acknowledged view's entries by segment (views are replaced, never changed, so this holds). */

@@ -15,6 +15,7 @@ import type { DistSegment, QueryNodeDist } from "../../../protocol/messages/quer
 import type { Logger } from "../../../runtime/logger.ts";
 import type { FeedFollower } from "../../../runtime/feed.ts";
 import { ensureDistStream, SharedValues, type DistFeedEnv, type SegmentsChange } from "./dist_feed.ts";
+import type { SegmentCopy } from "./dist_snapshot.ts";
 
 const BOOT = new URL("../../../runtime/ts_worker.mjs", import.meta.url);
 const MODULE = new URL("./dist_feed_worker.ts", import.meta.url).href;
@@ -60,10 +61,25 @@ export async function followQueryNodeDistsOffThread(
   const shared = new SharedValues();
   let stopped = false;
 
+  /**
+   * A record as querycoord holds it: every field in the object itself, its node among them (a record
+   * from the other thread given `nodeId` later keeps its fields in a second block, a third larger).
+   */
+  const heldRecord = (s: DistSegment, nodeId: string): SegmentCopy => ({
+    segmentId: s.segmentId,
+    collectionId: s.collectionId,
+    partitionId: s.partitionId,
+    vchannel: s.vchannel,
+    rows: s.rows,
+    memoryBytes: s.memoryBytes,
+    indexIds: s.indexIds,
+    nodeId,
+  });
+
   const apply = (item: DistBatchItem): void => {
     const d = item.dist;
     const before = lists.get(d.nodeId);
-    for (const s of item.added) shared.record(s);
+    for (let i = 0; i < item.added.length; i++) item.added[i] = heldRecord(shared.record(item.added[i]!), d.nodeId);
     let segments: DistSegment[];
     let change: SegmentsChange | undefined;
     if (item.whole || !before) {

@@ -12,19 +12,7 @@
 import { ChangeMemo, type DistSnapshot } from "../dist/dist_snapshot.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
 import type { CollectionTarget, Replica } from "../meta/types.ts";
-import { aliveNodesOf, idOf } from "../checkers/types.ts";
-
-/** A target's segment ids in a fixed order, and each one's place (targets are replaced, never changed). */
-const orderCache = new WeakMap<CollectionTarget, { ids: bigint[]; pos: Map<bigint, number> }>();
-
-function orderOf(t: CollectionTarget): { ids: bigint[]; pos: Map<bigint, number> } {
-  let o = orderCache.get(t);
-  if (!o) {
-    const ids = [...t.segments.keys()];
-    orderCache.set(t, (o = { ids, pos: new Map(ids.map((id, i) => [id, i])) }));
-  }
-  return o;
-}
+import { aliveNodesOf, idOf, targetOrder } from "../checkers/types.ts";
 
 interface Coverage {
   /** 1 where the segment has a copy on one of the replica's nodes */
@@ -39,7 +27,7 @@ const coverageMemo = new ChangeMemo<Coverage>();
  * million segments looks at the segments that changed, not at every one.
  */
 export function replicaCoverage(t: CollectionTarget, r: Replica, dist: DistSnapshot, missingWanted = 0): { loaded: number; missing: bigint[] } {
-  const { ids, pos } = orderOf(t);
+  const { ids, pos } = targetOrder(t);
   const members = new Set(r.nodes);
   const has = (id: bigint) => dist.copies(t.collectionId, id).some((c) => members.has(c.nodeId));
   const c = coverageMemo.get(
