@@ -21,6 +21,7 @@ import { channelMoveKey, DEFAULT_BALANCE_OPTIONS, holdsBalanceBack, moveKey, pla
 import {
   addBlocker,
   collectionIndexes,
+  derivePlaces,
   sameCollectionIndexes,
   formatBlocker,
   partitionKey,
@@ -169,12 +170,18 @@ export class QuerycoordCore {
 
   /**
    * A reconcile round soon (changes come in bursts: one round for the burst). Rounds are spaced by at
-   * least the last one's duration, so that however large the state, at least half of the mailbox's time
-   * goes to the feed and requests.
+   * least a share of the last one's duration (`roundRestShare`), so that however large the state, the
+   * feed's batches, task replies and requests are served between rounds. (Spaced by their whole
+   * duration, querycoord's thread idled half the time during a balance at 1,000 nodes, since the feed's
+   * content has a thread of its own.)
    */
   kick(): void {
     if (this.ctx.timers.isActive("kick")) return;
-    this.ctx.timers.startSingle("kick", Math.max(10, this.lastRoundEnd + this.lastRoundMs - Date.now()), MSG.kick);
+    this.ctx.timers.startSingle("kick", Math.max(10, this.lastRoundEnd + this.roundRestMs() - Date.now()), MSG.kick);
+  }
+
+  private roundRestMs(): number {
+    return this.lastRoundMs * this.params.roundRestShare;
   }
 
   describeCollection(collectionId: bigint): Promise<CollectionInfo> {
@@ -561,7 +568,7 @@ export class QuerycoordCore {
 
   reconcile(now = Date.now()): void {
     if (!this.distReady) return;
-    if (now - this.lastRoundEnd < this.lastRoundMs) {
+    if (now - this.lastRoundEnd < this.roundRestMs()) {
       this.kick(); // too soon after a long round
       return;
     }
@@ -801,6 +808,7 @@ export class QuerycoordCore {
       // what the sync adds: the entries it sets (a view made from the acknowledged one shares the rest)
       const { set } = viewDelta(prev.sealed, t.action.sealed);
       const view = { targetVersion: prev.targetVersion, sealed: [...prev.sealed, ...set] };
+      derivePlaces(view.sealed, prev.sealed, set);
       this.syncViews.set(t, { from: prev, view });
       out.set(t.action.address, view);
     }

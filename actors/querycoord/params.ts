@@ -5,6 +5,12 @@
 export interface QuerycoordParams {
   /** how often the checkers run (ms); they also run right after a distribution change or a job */
   reconcileIntervalMs: number;
+  /**
+   * after a round, the next one waits at least this share of its duration, for the feed, task replies
+   * and requests (what came during the round is served before the next one in any case): 0.25 lets
+   * rounds have up to 80 % of querycoord's thread when the state is large
+   */
+  roundRestShare: number;
   /** tasks in flight per querynode at most (Milvus's taskExecutionCap) */
   taskExecutionCap: number;
   /**
@@ -88,6 +94,7 @@ export interface RoundStats {
 
 export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   reconcileIntervalMs: 200,
+  roundRestShare: 0.25,
   taskExecutionCap: 4,
   taskMergeCap: 8,
   maxLoadsPerRound: 4_096,

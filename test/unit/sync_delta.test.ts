@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Distribution, entryKey } from "../../actors/delegator/distribution.ts";
+import { derivePlaces, viewIndex } from "../../actors/querycoord/checkers/types.ts";
 import { syncBody, viewDelta } from "../../actors/querycoord/task/sync_delta.ts";
 import type { SealedEntry } from "../../protocol/messages/querynode.ts";
 
@@ -91,5 +92,26 @@ describe("SyncDistribution deltas", () => {
       refused: `it removes 2@a, which view ${a.viewName} does not hold`,
     });
     expect(a.applyDelta({ base: a.viewName, set: [entry(2, "b")], remove: [{ segmentId: 1n, nodeId: "a" }] })).toEqual({ sealed: [entry(2, "b")] });
+  });
+
+  it("indexes a view made from another by its places: patched in place, or with what a sync in flight sets after it", () => {
+    const acked = [entry(1, "a"), entry(2, "a"), entry(3, "b")];
+    const patched = [...acked];
+    patched[1] = entry(2, "c");
+    derivePlaces(patched, acked);
+    const p = viewIndex({ targetVersion: 1, sealed: patched });
+    expect([1n, 2n, 3n].map((id) => p.get(id)?.nodeId)).toEqual(["a", "c", "b"]);
+    expect(p.has(4n)).toBe(false);
+    // a sync in flight: the copies it sets win over the acknowledged ones, the rest are found where they were
+    const set = [entry(3, "d"), entry(4, "d")];
+    const inflight = [...patched, ...set];
+    derivePlaces(inflight, patched, set);
+    const f = viewIndex({ targetVersion: 1, sealed: inflight });
+    expect([1n, 2n, 3n, 4n].map((id) => f.get(id)?.nodeId)).toEqual(["a", "c", "d", "d"]);
+    expect(f.has(5n)).toBe(false);
+    // a view built anew is indexed from its own list, the last entry of a segment winning
+    const fresh = viewIndex({ targetVersion: 1, sealed: [entry(1, "a"), entry(1, "b")] });
+    expect(fresh.get(1n)?.nodeId).toBe("b");
+    expect(viewIndex(undefined).get(1n)).toBeUndefined();
   });
 });

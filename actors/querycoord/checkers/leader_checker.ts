@@ -14,7 +14,19 @@ import type { CollectionTarget } from "../meta/types.ts";
 import { reportShows } from "../task/effects.ts";
 import { leaderKey, Priority } from "../task/task.ts";
 import type { ChangeCursor, DistSnapshot } from "../dist/dist_snapshot.ts";
-import { byBigint, emptyResult, idOf, partitionKey, replicasByCollection, viewIndex, type CheckInput, type CheckResult, type SyncedView } from "./types.ts";
+import {
+  byBigint,
+  derivePlaces,
+  emptyResult,
+  idOf,
+  partitionKey,
+  replicasByCollection,
+  viewIndex,
+  viewPlaces,
+  type CheckInput,
+  type CheckResult,
+  type SyncedView,
+} from "./types.ts";
 
 function sameEntries(a: readonly SealedEntry[], b: readonly SealedEntry[]): boolean {
   if (a.length !== b.length) return false;
@@ -31,7 +43,7 @@ export function upToDate(
     synced !== undefined &&
     synced.targetVersion === want.targetVersion &&
     sameEntries(synced.sealed, want.sealed) &&
-    reportShows(reported, { targetVersion: want.targetVersion, segmentIds: want.sealed.map((e) => e.segmentId) })
+    reportShows(reported, want)
   );
 }
 
@@ -146,8 +158,6 @@ function changesByChannel(
   return out;
 }
 
-/** Where each segment of a view is in its list (views are replaced, never changed, so this holds). */
-const viewPlaces = new WeakMap<readonly SealedEntry[], Map<bigint, number>>();
 
 /**
  * `sealed` with the entries `entryOf` gives for the ids in `ids` put in place (null: the entry stays;
@@ -159,8 +169,7 @@ function patchView(
   ids: readonly (Iterable<bigint>)[],
   entryOf: (id: bigint) => SealedEntry | null | undefined,
 ): SealedEntry[] | undefined {
-  let places = viewPlaces.get(sealed);
-  if (!places) viewPlaces.set(sealed, (places = new Map(sealed.map((e, i) => [e.segmentId, i]))));
+  const places = viewPlaces(sealed);
   let out: SealedEntry[] | undefined;
   for (const list of ids) {
     for (const id of list) {
@@ -172,6 +181,7 @@ function patchView(
       out[i] = e;
     }
   }
+  if (out) derivePlaces(out, sealed);
   return out;
 }
 

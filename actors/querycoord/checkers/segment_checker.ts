@@ -27,6 +27,7 @@ import {
   type CheckInput,
   type CheckResult,
   type TargetOrder,
+  type ViewIndex,
 } from "./types.ts";
 
 /**
@@ -130,7 +131,7 @@ export function checkSegments(input: CheckInput): CheckResult {
     // acknowledged (looked up in each view's index, built once per view), and segment ids from what they
     // report (gathered only when a copy of neither target is found). A delegator we have not synced
     // since we started makes us careful.
-    const views: ReadonlyMap<bigint, { nodeId: string }>[] = [];
+    const views: ViewIndex[] = [];
     const unknownViews = new Set<bigint>();
     for (const d of dels) {
       const v = input.synced.get(d.address);

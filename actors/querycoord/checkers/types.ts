@@ -224,12 +224,54 @@ export function targetOrder(t: CollectionTarget): TargetOrder {
   return o;
 }
 
-/** An acknowledged view's entries by segment (views are replaced, never changed, so this holds). */
-const viewIndexCache = new WeakMap<SyncedView, Map<bigint, SealedEntry>>();
+/** Where each segment of a view is in its list: the last place, when it is listed twice. */
+export interface Places {
+  get(id: bigint): number | undefined;
+}
 
-export function viewIndex(v: SyncedView | undefined): ReadonlyMap<bigint, SealedEntry> {
-  if (!v) return new Map();
-  let m = viewIndexCache.get(v);
-  if (!m) viewIndexCache.set(v, (m = new Map(v.sealed.map((e) => [e.segmentId, e]))));
-  return m;
+/** Places by list (view lists are replaced, never changed, so this holds). */
+const placesCache = new WeakMap<readonly SealedEntry[], Places>();
+
+export function viewPlaces(sealed: readonly SealedEntry[]): Places {
+  let p = placesCache.get(sealed);
+  if (!p) placesCache.set(sealed, (p = new Map(sealed.map((e, i) => [e.segmentId, i]))));
+  return p;
+}
+
+/**
+ * Tells that `made` holds `from`'s segments at their places (some entries replaced by others of the
+ * same segment: a patch), then `appended`: its places are `from`'s and the appended ones', rather than a
+ * map of thousands made again for each sync of a balance move.
+ */
+export function derivePlaces(made: readonly SealedEntry[], from: readonly SealedEntry[], appended: readonly SealedEntry[] = []): void {
+  let base = viewPlaces(from);
+  if (appended.length === 0) {
+    placesCache.set(made, base);
+    return;
+  }
+  if (!(base instanceof Map)) base = new Map(from.map((e, i) => [e.segmentId, i])); // no chains of layers
+  const under = base;
+  const extra = new Map(appended.map((e, i) => [e.segmentId, from.length + i]));
+  placesCache.set(made, { get: (id) => extra.get(id) ?? under.get(id) });
+}
+
+/** A view's entries by segment. */
+export interface ViewIndex {
+  get(id: bigint): SealedEntry | undefined;
+  has(id: bigint): boolean;
+}
+
+const NO_VIEW: ViewIndex = { get: () => undefined, has: () => false };
+
+export function viewIndex(v: SyncedView | undefined): ViewIndex {
+  if (!v) return NO_VIEW;
+  const { sealed } = v;
+  const places = viewPlaces(sealed);
+  return {
+    get: (id) => {
+      const i = places.get(id);
+      return i === undefined ? undefined : sealed[i];
+    },
+    has: (id) => places.get(id) !== undefined,
+  };
 }
