@@ -532,6 +532,8 @@ export class DelegatorData {
   private finishSync(job: SyncJob): void {
     const before = this.dist.current;
     const v = this.dist.publish(job.targetVersion, job.sealed);
+    // named now: ending the job may start and finish the next one, which publishes a view of its own
+    const view = this.dist.viewName;
     this.endSync(job);
     this.ctx.log.info(
       { ...this.logFields, version: v.id, targetVersion: v.targetVersion, sealed: v.sealed.length, was: before.sealed.length },
@@ -540,7 +542,7 @@ export class DelegatorData {
     this.gcPending = true;
     this.gcGrowing();
     this.report();
-    job.resolve({ view: this.dist.viewName });
+    job.resolve({ view });
   }
 
   private endSync(job: SyncJob): void {

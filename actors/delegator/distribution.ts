@@ -115,15 +115,26 @@ export class Distribution {
   /**
    * The sealed list a delta makes of the current version (removed entries gone, set entries put in place
    * or added), or why it does not apply: its base is another view, or it removes what the view lacks.
+   * A segment moved to another node (removed on one, set on the other) keeps its place, as querycoord
+   * keeps it in the view it sends: the delegator's report then lists the ids in querycoord's order.
    */
   applyDelta(delta: ViewDelta): { sealed: SealedEntry[] } | { refused: string } {
     if (delta.base !== this.viewName) return { refused: `it is against view ${delta.base}, but the view is ${this.viewName}` };
     const gone = new Set(delta.remove.map(entryKey));
     const coming = new Map(delta.set.map((e) => [entryKey(e), e]));
+    const movedHere = new Map<bigint, SealedEntry>();
+    for (const e of delta.set) if (!movedHere.has(e.segmentId)) movedHere.set(e.segmentId, e);
     const sealed: SealedEntry[] = [];
     for (const e of this.cur.sealed) {
       const k = entryKey(e);
-      if (gone.delete(k)) continue;
+      if (gone.delete(k)) {
+        const moved = movedHere.get(e.segmentId);
+        if (moved && coming.delete(entryKey(moved))) {
+          movedHere.delete(e.segmentId);
+          sealed.push(moved);
+        }
+        continue;
+      }
       const replaced = coming.get(k);
       if (replaced) coming.delete(k);
       sealed.push(replaced ?? e);

@@ -474,7 +474,8 @@ export class QuerycoordCore {
     if (!r.ok) {
       this.log.warn({ task: t.id, collection: t.action.collectionId, node: t.action.nodeId, attempt: t.attempt }, `${describeAction(t.action)} failed: ${reason}`);
       // the delegator may have made the view readable all the same (a reply lost): the next sync sends it whole
-      if (t.action.kind === "SyncLeader") delete this.synced.get(t.action.address)?.view;
+      const acked = t.action.kind === "SyncLeader" ? this.synced.get(t.action.address) : undefined;
+      if (acked) acked.view = undefined;
     } else if (t.action.kind === "SyncLeader") {
       const a = t.action;
       const view = (r.value as Partial<SyncReply> | null)?.view;
@@ -807,8 +808,11 @@ export class QuerycoordCore {
       }
       // what the sync adds: the entries it sets (a view made from the acknowledged one shares the rest)
       const { set } = viewDelta(prev.sealed, t.action.sealed);
-      const view = { targetVersion: prev.targetVersion, sealed: [...prev.sealed, ...set] };
-      derivePlaces(view.sealed, prev.sealed, set);
+      let view = prev;
+      if (set.length > 0) {
+        view = { targetVersion: prev.targetVersion, sealed: [...prev.sealed, ...set] };
+        derivePlaces(view.sealed, prev.sealed, set);
+      }
       this.syncViews.set(t, { from: prev, view });
       out.set(t.action.address, view);
     }

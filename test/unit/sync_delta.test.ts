@@ -46,7 +46,8 @@ describe("SyncDistribution deltas", () => {
         else if (r < 0.12) next.push({ ...e, numRows: e.numRows + 1 });
         else next.push(e);
       }
-      const ids = new Set(next.map((e) => e.segmentId));
+      // new segments are new (a segment dropped and listed again at once may come back in its old place)
+      const ids = new Set(acked.sealed.map((e) => e.segmentId));
       for (let i = 0; i < 1 + Math.floor(rand() * 5); i++) {
         const id = 1 + Math.floor(rand() * 300);
         if (!ids.has(BigInt(id))) (ids.add(BigInt(id)), next.push(entry(id, nodes[Math.floor(rand() * nodes.length)]!)));
@@ -60,7 +61,8 @@ describe("SyncDistribution deltas", () => {
         sealed = made.sealed;
       } else sealed = body.sealed;
       dist.publish(body.targetVersion, sealed);
-      expect(asMap(dist.current.sealed)).toEqual(asMap(next));
+      // the same entries, in the same order (a moved segment keeps its place)
+      expect(dist.current.sealed).toEqual(next);
       acked = { view: dist.viewName, sealed: next };
     }
     expect(deltas).toBeGreaterThan(150);
@@ -92,6 +94,17 @@ describe("SyncDistribution deltas", () => {
       refused: `it removes 2@a, which view ${a.viewName} does not hold`,
     });
     expect(a.applyDelta({ base: a.viewName, set: [entry(2, "b")], remove: [{ segmentId: 1n, nodeId: "a" }] })).toEqual({ sealed: [entry(2, "b")] });
+  });
+
+  it("keeps a moved segment in its place, so that the delegator's report lists the view in the order querycoord sent it", () => {
+    const d = new Distribution();
+    const acked = [entry(1, "a"), entry(2, "a"), entry(3, "b")];
+    d.publish(1, acked);
+    const next = [acked[0]!, entry(2, "c"), acked[2]!, entry(4, "c")];
+    const body = syncBody(1, next, { view: d.viewName, sealed: acked });
+    if (!("delta" in body)) throw new Error("expected a delta");
+    const made = d.applyDelta(body.delta);
+    expect(made).toEqual({ sealed: next });
   });
 
   it("indexes a view made from another by its places: patched in place, or with what a sync in flight sets after it", () => {

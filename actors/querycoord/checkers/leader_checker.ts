@@ -158,7 +158,6 @@ function changesByChannel(
   return out;
 }
 
-
 /**
  * `sealed` with the entries `entryOf` gives for the ids in `ids` put in place (null: the entry stays;
  * undefined: the segment has no copy to point at, and the view cannot be made this way). undefined when
