@@ -170,7 +170,7 @@ export class QuerycoordCore {
 
   /**
    * A reconcile round soon (changes come in bursts: one round for the burst). Rounds are spaced by at
-   * least a share of the last one's duration (`roundRestShare`), so that however large the state, the
+   * least a share of the last one's duration (`roundRestMs`), so that however large the state, the
    * feed's batches, task replies and requests are served between rounds. (Spaced by their whole
    * duration, querycoord's thread idled half the time during a balance at 1,000 nodes, since the feed's
    * content has a thread of its own.)
@@ -180,8 +180,14 @@ export class QuerycoordCore {
     this.ctx.timers.startSingle("kick", Math.max(10, this.lastRoundEnd + this.roundRestMs() - Date.now()), MSG.kick);
   }
 
+  /**
+   * How long the next round waits after the last one: `roundRestShare` of its duration while the feed
+   * is read on time, all of it while querycoord reads the feed more than two heartbeat intervals behind
+   * (the feed's batches, and on a machine shared with the nodes their processes, get the time back).
+   */
   private roundRestMs(): number {
-    return this.lastRoundMs * this.params.roundRestShare;
+    const behind = this.dist.lagMs > 2 * this.env.config.heartbeatIntervalMs;
+    return this.lastRoundMs * (behind ? 1 : this.params.roundRestShare);
   }
 
   describeCollection(collectionId: bigint): Promise<CollectionInfo> {

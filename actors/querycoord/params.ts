@@ -8,7 +8,8 @@ export interface QuerycoordParams {
   /**
    * after a round, the next one waits at least this share of its duration, for the feed, task replies
    * and requests (what came during the round is served before the next one in any case): 0.25 lets
-   * rounds have up to 80 % of querycoord's thread when the state is large
+   * rounds have up to 80 % of querycoord's thread when the state is large. While querycoord reads the
+   * feed more than two heartbeat intervals behind, the next round waits the whole duration.
    */
   roundRestShare: number;
   /** tasks in flight per querynode at most (Milvus's taskExecutionCap) */
