@@ -12,10 +12,10 @@ import type { DatacoordIndexApi } from "../../protocol/messages/indexes.ts";
 import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
 import type { LoadSegmentsReq, SealedEntry, SyncReply, WatchChannelReq } from "../../protocol/messages/querynode.ts";
 import type { ActorContext, PipeResult } from "../../runtime/actor.ts";
-import { qcSyncEntries } from "../metrics.ts";
 import { PROBE_TYPE } from "../../runtime/ask.ts";
 import type { Logger } from "../../runtime/logger.ts";
 import type { ClusterEnv } from "../env.ts";
+import { qcSyncEntries } from "../metrics.ts";
 import { nodeLoads, scoreOf } from "./balance/node_load.ts";
 import { channelMoveKey, DEFAULT_BALANCE_OPTIONS, holdsBalanceBack, moveKey, planBalance, planChannelBalance, type ChannelMove, type SegmentMove } from "./balance/score_balancer.ts";
 import {

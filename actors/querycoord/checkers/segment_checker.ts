@@ -22,6 +22,7 @@ import {
   emptyResult,
   idOf,
   replicasByCollection,
+  placesOf,
   targetOrder,
   viewIndex,
   type CheckInput,
@@ -53,7 +54,7 @@ function wantedOf(pair: TargetPair): Wanted {
   if (!w) {
     const wanted = new Map<bigint, SegmentInfo>([...a.segments, ...b.segments]);
     const ids = [...wanted.keys()].sort(byBigint);
-    w = { wanted, ids, pos: new Map(ids.map((id, i) => [id, i])) };
+    w = { wanted, ids, pos: placesOf(ids, (id) => id) };
     inner.set(b, w);
   }
   return w;
@@ -128,7 +129,8 @@ export function checkSegments(input: CheckInput): CheckResult {
     };
 
     // What the collection's delegators point at: a segment's copy on a node, from what they
-    // acknowledged (looked up in each view's index, built once per view), and segment ids from what they
+    // acknowledged (looked up by each view's places, made once per list and shared by the views patched
+    // from it), and segment ids from what they
     // report (gathered only when a copy of neither target is found). A delegator we have not synced
     // since we started makes us careful.
     const views: ViewIndex[] = [];

@@ -207,6 +207,14 @@ export function idOf(o: object | undefined): number {
   return id;
 }
 
+/** Each id's place in `list` (the last, when one is listed twice). */
+export function placesOf<T>(list: readonly T[], id: (x: T) => bigint): Map<bigint, number> {
+  return new Map(list.map((x, i) => [id(x), i]));
+}
+
+const itself = (id: bigint): bigint => id;
+const segmentOf = (e: SealedEntry): bigint => e.segmentId;
+
 /** A target's segment ids sorted, and each one's place among them. */
 export interface TargetOrder {
   ids: readonly bigint[];
@@ -219,7 +227,7 @@ export function targetOrder(t: CollectionTarget): TargetOrder {
   let o = targetOrders.get(t);
   if (!o) {
     const ids = [...t.segments.keys()].sort(byBigint);
-    targetOrders.set(t, (o = { ids, pos: new Map(ids.map((id, i) => [id, i])) }));
+    targetOrders.set(t, (o = { ids, pos: placesOf(ids, itself) }));
   }
   return o;
 }
@@ -234,7 +242,7 @@ const placesCache = new WeakMap<readonly SealedEntry[], Places>();
 
 export function viewPlaces(sealed: readonly SealedEntry[]): Places {
   let p = placesCache.get(sealed);
-  if (!p) placesCache.set(sealed, (p = new Map(sealed.map((e, i) => [e.segmentId, i]))));
+  if (!p) placesCache.set(sealed, (p = placesOf(sealed, segmentOf)));
   return p;
 }
 
@@ -249,7 +257,7 @@ export function derivePlaces(made: readonly SealedEntry[], from: readonly Sealed
     placesCache.set(made, base);
     return;
   }
-  if (!(base instanceof Map)) base = new Map(from.map((e, i) => [e.segmentId, i])); // no chains of layers
+  if (!(base instanceof Map)) base = placesOf(from, segmentOf); // no chains of layers
   const under = base;
   const extra = new Map(appended.map((e, i) => [e.segmentId, from.length + i]));
   placesCache.set(made, { get: (id) => extra.get(id) ?? under.get(id) });

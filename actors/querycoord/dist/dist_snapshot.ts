@@ -177,10 +177,12 @@ export class DistSnapshot {
     const old = gone.get(s.segmentId);
     if (old && old.collectionId === s.collectionId) {
       gone.delete(s.segmentId);
-      const copies = this.segments.get(s.collectionId)?.get(s.segmentId);
+      const bySeg = this.segments.get(s.collectionId);
+      const copies = bySeg?.get(s.segmentId);
       const i = copies ? copies.findIndex((c) => c.nodeId === nodeId) : -1;
-      if (copies && i >= 0) {
-        copies[i] = copyOf(s, nodeId);
+      if (bySeg && copies && i >= 0) {
+        // lists are replaced, never changed (as addCopy and dropCopy do)
+        bySeg.set(s.segmentId, copies.with(i, copyOf(s, nodeId)));
         if (!sameDistSegment(old, s)) this.logChange(s.collectionId, s.segmentId);
         return;
       }
