@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- querycoord-sim [--nodes 1000] [--segments 1000000] [--collections N] [--shards 8]
- *   [--workers 4] [--kill 50] [--add 50] [--heartbeat-rate 15000] [--timeout-s 1800] [--json]`
+ *   [--workers 4] [--kill 50] [--add 50] [--heartbeat-rate 15000] [--timeout-s 1800] [--memory-target 2g] [--json]`
  * (`VB_SIM_NATS_LOG=<file>` keeps the nats-server's own log there)
  *
  * One real querycoord (in this process) reconciling simulated querynodes through the real feed on a real
@@ -23,7 +23,8 @@
  *   mean size in a stream of their own, while querycoord runs;
  * - checker_round_p99_ms: the 99th percentile of querycoord's reconcile rounds over the whole run;
  * - querycoord_rss_mb: the highest RSS of this process (querycoord and the driver, which holds nothing of
- *   the catalog).
+ *   the catalog), run as a querycoord pod given a memory target of `--memory-target` (`VB_MEMORY_TARGET`;
+ *   default 2g, 0 for none: V8 then lets its heaps grow to up to 4 × what is live on this 24 GB machine).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -37,11 +38,12 @@ import type { QuerycoordParams, RoundStats } from "../actors/querycoord/params.t
 import { startNatsServer } from "../ops/nats_server.ts";
 import { Feed } from "../runtime/feed.ts";
 import { ActorHost } from "../runtime/host.ts";
+import { parseBytes, startHeapTuner } from "../runtime/heap_tuner.ts";
 import { FsObjectStore } from "../runtime/object_store_fs.ts";
 import { jetstreamOf } from "../runtime/streams.ts";
 import { connectNats } from "../runtime/transport.ts";
 import { catalogOf, collectionIdOf } from "./querycoord_sim_catalog.ts";
-import { option, report, round } from "./util.ts";
+import { option, optionText, report, round } from "./util.ts";
 
 const PEERS = fileURLToPath(new URL("./querycoord_sim_peers.ts", import.meta.url));
 const REPLICAS = 2;
@@ -57,6 +59,11 @@ export interface SimOptions {
   /** feed messages per second, all nodes together, while heartbeats are measured */
   heartbeatRate: number;
   timeoutS: number;
+  /**
+   * the memory target of querycoord's process (the heap tuner, as `VB_MEMORY_TARGET` sets it for a pod;
+   * 0: none, V8 sizes the heaps as it likes)
+   */
+  memoryTargetBytes?: number;
   /** a nats-server to use (a fresh one is started when not given) */
   natsUrl?: string;
   prefix?: string;
@@ -88,6 +95,8 @@ export interface SimResult {
   feed_publish_limit_per_s: number;
   checker_round_p99_ms: number;
   querycoord_rss_mb: number;
+  /** the memory target querycoord's process ran with (0: none) */
+  querycoord_memory_target_mb: number;
   /** what the peers counted at the end */
   final: {
     copies: number;
@@ -187,6 +196,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       .join(", ");
   let rssMax = 0;
   const rssTimer = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 500);
+  const tuner = o.memoryTargetBytes ? startHeapTuner({ targetBytes: o.memoryTargetBytes }) : undefined;
   try {
     const peerArgs = (role: string) => [role, url, prefix, String(o.segments), String(o.collections), String(o.shards), String(heartbeatMs)];
     const catalog = await startPeer(peerArgs("catalog"));
@@ -282,7 +292,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
           log(
             `${what}: ${copies}/${expectedCopies} copies, ${s.delegators}/${expectedDelegators} delegators, round p99 ${round(p99(rounds.slice(-200)))} ms, ` +
               `tasks ${last?.tasksInFlight ?? 0} (per round ${Math.round(tasks.planned / Math.max(1, tasks.rounds))} planned, ${Math.round(tasks.started / Math.max(1, tasks.rounds))} started (${topStages(tasks.kinds)}); ${tasks.done} done, ask ${Math.round(tasks.askMs / Math.max(1, tasks.done))} ms, seen ${Math.round(tasks.confirmMs / Math.max(1, tasks.done))} ms later), moves ${last?.movesInFlight ?? 0}, feed ${Math.round(sentPerS)} msgs/s sent (${s.failed} failed${s.failed > 0 ? `: ${topFailure(s.failures)}` : ""}), lag ${Math.round(last?.feedLagMs ?? 0)} ms (pulse ${Math.round(last?.pulseLagMs ?? 0)} ms), ` +
-              `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB; round ms by stage: ${topStages(stages)}` +
+              `rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MB (querycoord's thread: heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MB used of ${Math.round(process.memoryUsage().heapTotal / 2 ** 20)}); round ms by stage: ${topStages(stages)}` +
               (slowest ? `; slowest round ${Math.round(slowest.ms)} ms: ${topStages(slowest.stagesMs)}` : ""),
           );
           tasks = { rounds: 0, planned: 0, started: 0, done: 0, askMs: 0, confirmMs: 0, kinds: {} };
@@ -382,6 +392,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       feed_publish_limit_per_s: round(publishLimit),
       checker_round_p99_ms: round(p99(rounds)),
       querycoord_rss_mb: Math.round(rssMax / 2 ** 20),
+      querycoord_memory_target_mb: Math.round((o.memoryTargetBytes ?? 0) / 2 ** 20),
       final: {
         copies: [...s.copies.values()].reduce((n, v) => n + v.copies, 0),
         expectedCopies,
@@ -394,6 +405,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
     };
   } finally {
     clearInterval(rssTimer);
+    tuner?.stop();
     await host.stopActor(env.subjects.querycoord()).catch(() => undefined);
     await Promise.all(peers.map((p) => p.ask("stop").catch(() => undefined)));
     for (const p of peers) p.child.kill();
@@ -417,6 +429,7 @@ export async function main(args: string[]): Promise<void> {
     add: option(args, "add", Math.min(50, Math.floor(nodes / 10))),
     heartbeatRate: option(args, "heartbeat-rate", 15_000),
     timeoutS: option(args, "timeout-s", 1_800),
+    memoryTargetBytes: optionText(args, "memory-target", "2g") === "0" ? 0 : parseBytes(optionText(args, "memory-target", "2g")),
     log: (line) => process.stderr.write(`querycoord-sim: ${line}\n`),
   });
   report(args, result as unknown as Record<string, unknown>);

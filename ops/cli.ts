@@ -23,6 +23,8 @@ import { formatActors, listActors } from "./actors.ts";
 import { CHAOS_SCENARIOS, runChaos, type ChaosScenario } from "./chaos.ts";
 import { ROLES, type Role, type RoleSet } from "./roles.ts";
 import { ask } from "../runtime/ask.ts";
+import { memoryTargetBytes, startHeapTuner } from "../runtime/heap_tuner.ts";
+import { createLogger } from "../runtime/logger.ts";
 import { Subjects } from "../protocol/subjects.ts";
 import type { NatsConnection } from "../runtime/transport.ts";
 import { DATACOORD_GET_STATUS, type DatacoordStatus } from "../actors/datacoord/status.ts";
@@ -200,6 +202,11 @@ const milvusReady = (sa: Standalone): string => {
   return ` milvus=${h === "::" || h === "0.0.0.0" ? "localhost" : h.includes(":") ? `[${h}]` : h}:${sa.milvus.port}`;
 };
 
+/** This process's heaps kept near its memory target (`VB_MEMORY_TARGET`, else 80 % of the container's or machine's memory). */
+function tuneHeaps(): void {
+  startHeapTuner({ targetBytes: memoryTargetBytes(), log: createLogger({ module: "heap-tuner" }) });
+}
+
 async function upStandalone(config: VbConfig, milvus?: { port: number }, metrics?: { port: number }): Promise<void> {
   // the handlers are in place before anything starts: a signal during the start stops what started
   let hurry = (_ms: number): void => undefined;
@@ -207,6 +214,7 @@ async function upStandalone(config: VbConfig, milvus?: { port: number }, metrics
     process.stdout.write(`stopping already; the actors get ${HURRIED_STOP_MS / 1000} s more, then the nats-server is stopped anyway\n`);
     hurry(HURRIED_STOP_MS);
   });
+  tuneHeaps();
   const sa = await startStandalone(config, { ...(milvus ? { milvus } : {}), ...(metrics ? { metrics } : {}) });
   let runfileWritten = false;
   // whatever ends this process: no nats-server outlives it, no runfile says it runs
@@ -319,6 +327,7 @@ connOptions(program.command("serve"))
     const nodeId = role === "datanode" ? (opts.nodeId ?? "dn1") : role === "querynode" ? (opts.nodeId ?? "qn1") : (opts.nodeId ?? role);
     const roles: RoleSet = role === "datanode" ? { datanodes: [nodeId] } : role === "querynode" ? { querynodes: [nodeId] } : { [role]: true };
     const signalled = until(() => process.stderr.write(`${role} ${nodeId}: stopping already; the stop goes on to its end\n`));
+    tuneHeaps();
     // a pod's lease identity is its process: a restarted coordinator pod waits for its old lease to
     // expire (or to be resigned), so two pods on one host can never take each other's lease
     const starting = startStandalone(config, {

@@ -1,11 +1,12 @@
 /** The feed's base-and-delta encoding of a large node's distribution, and the snapshot kept up to date node by node. */
 import { describe, expect, it } from "vitest";
-import { DistAssembler } from "../../actors/querycoord/dist/dist_feed.ts";
+import { DistAssembler, type AssembledDist } from "../../actors/querycoord/dist/dist_feed.ts";
 import { DistManager } from "../../actors/querycoord/dist/dist_manager.ts";
 import { DistSnapshot } from "../../actors/querycoord/dist/dist_snapshot.ts";
+import { SegmentShapes, SegmentTable } from "../../actors/querycoord/dist/segment_table.ts";
 import { DistEncoder, MAX_DIST_BYTES, rebaseAfter } from "../../actors/querynode/dist_publisher.ts";
 import { encode } from "../../protocol/codec.ts";
-import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
+import type { DistSegment, QueryNodeDist } from "../../protocol/messages/querynode.ts";
 
 const seg = (id: number, collectionId = 1n) => ({
   segmentId: BigInt(id),
@@ -22,14 +23,48 @@ function dist(nodeId: string, ids: number[], extra: Partial<QueryNodeDist> = {})
 }
 
 const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
-const ids = (d: QueryNodeDist | undefined) => (d?.segments ?? []).map((s) => Number(s.segmentId)).sort((a, b) => a - b);
 
-function feed(enc: DistEncoder, asm: DistAssembler, d: QueryNodeDist, changed = true) {
+/** A node handed on, and its list as its reader holds it after applying the change. */
+type Handed = AssembledDist & { list: DistSegment[] };
+const ids = (h: Handed | undefined) => (h?.list ?? []).map((s) => Number(s.segmentId)).sort((a, b) => a - b);
+
+/**
+ * An assembler's reader (as the feed's thread and querycoord are): it keeps each node's list by applying
+ * the changes handed on, and checks that each one applies (what goes was held, what comes in place of
+ * a record was removed first).
+ */
+class Reader {
+  readonly lists = new Map<string, Map<bigint, DistSegment>>();
+  constructor(readonly a = new DistAssembler()) {}
+
+  take(subject: string, payload: Uint8Array): Handed | undefined {
+    return this.hand(this.a.take(subject, payload));
+  }
+
+  hand(r: AssembledDist | undefined): Handed | undefined {
+    if (!r) return undefined;
+    expect(r.dist.segments).toEqual([]);
+    let held = this.lists.get(r.dist.nodeId);
+    if (!held || r.change.whole) {
+      expect(r.change.whole).toBe(true);
+      expect(r.change.removed).toEqual([]);
+      this.lists.set(r.dist.nodeId, (held = new Map()));
+    }
+    for (const id of r.change.removed) expect(held.delete(id)).toBe(true);
+    for (const s of r.change.added) {
+      expect(held.has(s.segmentId)).toBe(false);
+      held.set(s.segmentId, s);
+    }
+    return { ...r, list: [...held.values()] };
+  }
+}
+
+function feed(enc: DistEncoder, reader: Reader, d: QueryNodeDist, changed = true) {
   const msgs = enc.encode(d, changed);
-  let out: QueryNodeDist | undefined;
+  let out: Handed | undefined;
   for (const m of msgs) {
     expect(m.payload.byteLength).toBeLessThanOrEqual(MAX_DIST_BYTES);
-    out = asm.take(m.subject, m.payload) ?? out;
+    out = reader.take(m.subject, m.payload) ?? out;
   }
   return { msgs, out };
 }
@@ -38,14 +73,14 @@ describe("a large node's distribution on the feed", () => {
   const enc = () => new DistEncoder("vb.dist.querynode.qn1", (i) => `vb.dist.querynode.qn1.base.${i}`);
 
   it("goes whole while it is small", () => {
-    const { msgs, out } = feed(enc(), new DistAssembler(), dist("qn1", range(1, 10)));
+    const { msgs, out } = feed(enc(), new Reader(), dist("qn1", range(1, 10)));
     expect(msgs.map((m) => m.subject)).toEqual(["vb.dist.querynode.qn1"]);
     expect(ids(out)).toEqual(range(1, 10));
   });
 
   it("goes as a base in chunks under the payload limit, then as deltas against it", () => {
     const e = enc();
-    const a = new DistAssembler();
+    const a = new Reader();
     const first = feed(e, a, dist("qn1", range(1, 30_000)));
     expect(first.msgs.length).toBeGreaterThan(2); // chunks, then the head
     expect(first.msgs.at(-1)!.subject).toBe("vb.dist.querynode.qn1");
@@ -58,11 +93,12 @@ describe("a large node's distribution on the feed", () => {
     expect(second.msgs[0]!.payload.byteLength).toBeLessThan(2_000);
     expect(ids(second.out)).toEqual(now);
 
-    // a heartbeat with nothing changed hands on the very same segment list
+    // a heartbeat with nothing changed hands the node on with no change
     const third = feed(e, a, dist("qn1", now), false);
-    expect(third.out!.segments).toBe(second.out!.segments);
+    expect(third.out!.change).toEqual({ whole: false, added: [], removed: [] });
     const fourth = feed(e, a, dist("qn1", now));
-    expect(fourth.out!.segments).toBe(second.out!.segments);
+    expect(fourth.out!.change).toEqual({ whole: false, added: [], removed: [] });
+    expect(ids(fourth.out)).toEqual(now);
 
     // a change of more than a quarter: a new base
     const moved = range(50_000, 20_000);
@@ -73,7 +109,7 @@ describe("a large node's distribution on the feed", () => {
 
   it("goes into a new base once its delta has rested, so that later heartbeats carry no delta", () => {
     const e = enc();
-    const a = new DistAssembler();
+    const a = new Reader();
     feed(e, a, dist("qn1", range(1, 5_000)));
     const now = [...range(1, 4_990), ...range(9_000, 20)];
     const t0 = Date.now();
@@ -82,18 +118,20 @@ describe("a large node's distribution on the feed", () => {
     // beats soon after the change repeat the delta
     const soon = e.encode(dist("qn1", now), false, t0 + 1_000);
     expect(soon.map((m) => m.subject)).toEqual(["vb.dist.querynode.qn1"]);
-    expect(a.take(soon[0]!.subject, soon[0]!.payload)!.delta!.added.length).toBe(20);
+    expect(a.take(soon[0]!.subject, soon[0]!.payload)!.dist.delta!.added.length).toBe(20);
     // once it rested: a new base (chunks, then the head), then heads with an empty delta
     const rested = e.encode(dist("qn1", now), false, t0 + 6_000);
     expect(rested.length).toBeGreaterThan(1);
-    let out: QueryNodeDist | undefined;
+    let out: Handed | undefined;
     for (const m of rested) out = a.take(m.subject, m.payload) ?? out;
     expect(ids(out)).toEqual(now);
+    // (the same segments on a new base: nothing changed for a reader)
+    expect(out!.change).toEqual({ whole: false, added: [], removed: [] });
     const beat = e.encode(dist("qn1", now), false, t0 + 7_000);
     expect(beat).toHaveLength(1);
     const head = a.take(beat[0]!.subject, beat[0]!.payload)!;
-    expect(head.delta!.added).toHaveLength(0);
-    expect(head.delta!.removed).toHaveLength(0);
+    expect(head.dist.delta!.added).toHaveLength(0);
+    expect(head.dist.delta!.removed).toHaveLength(0);
     expect(ids(head)).toEqual(now);
     expect(beat[0]!.payload.byteLength).toBeLessThan(soon[0]!.payload.byteLength);
   });
@@ -109,59 +147,61 @@ describe("a large node's distribution on the feed", () => {
         order.push(m.subject);
       }
     }
-    const a = new DistAssembler();
-    let out: QueryNodeDist | undefined;
+    const a = new Reader();
+    let out: Handed | undefined;
     for (const s of order) out = a.take(s, last.get(s)!) ?? out;
     expect(ids(out)).toEqual(range(3, 29_998));
   });
 
-  it("hands unchanged records on as the same objects across deltas and new bases, with how the list changed", () => {
+  it("hands on exactly what changed, across deltas and new bases, and the snapshot applies it", () => {
     const e = new DistEncoder("vb.dist.querynode.qn1", (i) => `vb.dist.querynode.qn1.base.${i}`, { deltaAboveBytes: 2_048, maxBytes: 8_192, settleMs: 5_000 });
-    const a = new DistAssembler();
+    const a = new Reader();
     const live = new DistSnapshot([]);
     let rand = 7;
     const next = (n: number) => ((rand = (rand * 1_103_515_245 + 12_345) % 2 ** 31), rand % n);
     const held = new Map<number, ReturnType<typeof seg>>();
     for (let i = 1; i <= 400; i++) held.set(i, seg(i));
     let nextId = 1_000;
-    let prev: QueryNodeDist | undefined;
+    let prev: Handed | undefined;
     let rebases = 0;
     let applied = 0;
+    const sorted = (xs: Iterable<bigint>) => [...xs].map(Number).sort((x, y) => x - y);
     for (let step = 0; step < 120; step++) {
       // loads, releases and records that change (an index loaded), a few at a time; now and then a quiet beat
-      const changedIds = new Set<number>();
+      const before = new Map(held);
       if (step % 7 !== 3) {
         for (let k = next(6); k > 0; k--) held.set(nextId, seg(nextId++));
         for (let k = next(4); k > 0 && held.size > 0; k--) held.delete([...held.keys()][next(held.size)]!);
         for (let k = next(3); k > 0; k--) {
           const id = [...held.keys()][next(held.size)]!;
           held.set(id, { ...held.get(id)!, indexIds: [BigInt(step)] });
-          changedIds.add(id);
         }
       }
       const d = dist("qn1", []);
       d.segments = [...held.values()].map((s) => ({ ...s, indexIds: [...s.indexIds] }));
       const msgs = e.encode(d, true, step * 1_000);
       if (msgs.length > 1) rebases++;
-      let out: QueryNodeDist | undefined;
+      let out: Handed | undefined;
       for (const m of msgs) out = a.take(m.subject, m.payload) ?? out;
       expect(ids(out)).toEqual([...held.keys()].sort((x, y) => x - y));
-      expect(out!.segments.map((s) => [Number(s.segmentId), s.indexIds.map(Number)]).sort(([x], [y]) => Number(x) - Number(y))).toEqual(
+      expect(out!.list.map((s) => [Number(s.segmentId), s.indexIds.map(Number)]).sort(([x], [y]) => Number(x) - Number(y))).toEqual(
         [...held.values()].map((s) => [Number(s.segmentId), s.indexIds.map(Number)]).sort(([x], [y]) => Number(x) - Number(y)),
       );
       if (prev) {
-        // a record that says the same as before is the very object handed on before
-        const before = new Map(prev.segments.map((s) => [s.segmentId, s]));
-        for (const s of out!.segments) if (before.has(s.segmentId) && !changedIds.has(Number(s.segmentId))) expect(s).toBe(before.get(s.segmentId));
-        const change = a.changeOf(out!);
-        if (out!.segments === prev.segments) expect(change).toBeUndefined();
-        else {
-          expect(change!.from).toBe(prev.segments);
-          applied++;
-        }
+        // what came: new or changed records; what went: gone or changed ones; nothing else
+        const changed = [...held].filter(([id, s]) => before.has(id) && before.get(id)!.indexIds.join() !== s.indexIds.join()).map(([id]) => id);
+        const came = [...held.keys()].filter((id) => !before.has(id));
+        const went = [...before.keys()].filter((id) => !held.has(id));
+        expect(sorted(out!.change.added.map((s) => s.segmentId))).toEqual([...came, ...changed].sort((x, y) => x - y));
+        expect(sorted(out!.change.removed)).toEqual([...went, ...changed].sort((x, y) => x - y));
+        if (out!.change.added.length + out!.change.removed.length > 0) applied++;
       }
-      live.put(out!, a.changeOf(out!));
-      const fresh = new DistSnapshot([{ ...out!, segments: out!.segments.map((s) => ({ ...s, nodeId: undefined }) as typeof s) }]);
+      // what querycoord's thread does with it: the list before, with the records that went and came
+      const from = prev?.list ?? [];
+      const byId = new Map(from.map((s) => [s.segmentId, s]));
+      const change = prev ? { from, added: out!.change.added, removed: out!.change.removed.map((id) => byId.get(id)!) } : undefined;
+      live.put({ ...out!.dist, segments: out!.list }, change);
+      const fresh = new DistSnapshot([{ ...out!.dist, segments: out!.list.map((s) => ({ ...s, nodeId: undefined }) as typeof s) }]);
       const rows = (s: DistSnapshot) =>
         [...s.segmentsOf(1n)].map(([id, cs]) => `${id}:${cs.map((c) => `${c.nodeId}/${c.rows}/${c.indexIds.join(",")}`).join(";")}`).sort();
       expect(rows(live)).toEqual(rows(fresh));
@@ -173,16 +213,16 @@ describe("a large node's distribution on the feed", () => {
 
   it("carries a delegator's segment list packed; an unchanged list comes back as the same array, a changed or malformed one is read anew", () => {
     const e = enc();
-    const a = new DistAssembler();
+    const a = new Reader();
     const view = (ids: bigint[]) => ({ collectionId: 1n, vchannel: "1v0", replicaId: 9n, address: "a", serviceable: true, targetVersion: 1, tSafe: 5n, sealedSegmentIds: ids });
     const sealed = range(1, 6_000).map(BigInt);
     const first = feed(e, a, dist("qn1", range(1, 10), { delegators: [view(sealed)] }));
     expect(first.msgs[0]!.payload.byteLength).toBeLessThan(6_000 * 9 + 1_000);
-    expect(first.out!.delegators[0]!.sealedSegmentIds).toEqual(sealed);
+    expect(first.out!.dist.delegators[0]!.sealedSegmentIds).toEqual(sealed);
     const second = feed(e, a, dist("qn1", range(1, 10), { delegators: [view([...sealed])] }));
-    expect(second.out!.delegators[0]!.sealedSegmentIds).toBe(first.out!.delegators[0]!.sealedSegmentIds);
+    expect(second.out!.dist.delegators[0]!.sealedSegmentIds).toBe(first.out!.dist.delegators[0]!.sealedSegmentIds);
     const third = feed(e, a, dist("qn1", range(1, 10), { delegators: [view([...sealed, 7_000n])] }));
-    expect(third.out!.delegators[0]!.sealedSegmentIds).toEqual([...sealed, 7_000n]);
+    expect(third.out!.dist.delegators[0]!.sealedSegmentIds).toEqual([...sealed, 7_000n]);
     // 7 bytes are no list of int64 ids
     const bad = encode({ ...dist("qn1", [1]), delegators: [{ ...view([]), sealedSegmentIds: new Uint8Array(7) }] });
     expect(() => a.take("vb.dist.querynode.qn1", bad)).toThrow(/querynode qn1: delegator 1v0: packed segment ids take a multiple of 8 bytes/);
@@ -195,10 +235,10 @@ describe("a large node's distribution on the feed", () => {
     expect(rebaseAfter(1_000, 1_000)).toBe(500);
     // 2,000 segments, then 32 more every beat for 40 beats
     const e = enc();
-    const a = new DistAssembler();
+    const a = new Reader();
     feed(e, a, dist("qn1", range(1, 2_000)));
     let rebases = 0;
-    let out: QueryNodeDist | undefined;
+    let out: Handed | undefined;
     for (let beat = 1; beat <= 40; beat++) {
       const r = feed(e, a, dist("qn1", range(1, 2_000 + 32 * beat)));
       if (r.msgs.length > 1) rebases++;
@@ -211,8 +251,8 @@ describe("a large node's distribution on the feed", () => {
 
   it("makes a new base of what the node last told: a reader that took that head builds it without the chunks, one that missed it reads them", () => {
     const e = enc();
-    const keeping = new DistAssembler(); // takes heads only (after the first base)
-    const missing = new DistAssembler(); // misses the head before each new base
+    const keeping = new Reader(); // takes heads only (after the first base)
+    const missing = new Reader(); // misses the head before each new base
     for (const m of e.encode(dist("qn1", range(1, 2_000)))) {
       keeping.take(m.subject, m.payload);
       missing.take(m.subject, m.payload);
@@ -223,14 +263,14 @@ describe("a large node's distribution on the feed", () => {
       const want = range(1, 2_000 + 32 * beat);
       const msgs = e.encode(dist("qn1", want));
       const head = msgs.at(-1)!;
-      const from = (keeping.decodeHead(head.payload).base ?? {}).from;
+      const from = (keeping.a.decodeHead(head.payload).base ?? {}).from;
       if (msgs.length > 1) {
         rebases++;
         // a new base made of the list the last head told (and this beat's loads as its delta)
         expect(from).toEqual(expect.objectContaining({ epoch: expect.any(Number), seq: expect.any(Number) }));
         // the reader that missed the head before: it waits for the chunks, then has it all
         expect(missing.take(head.subject, head.payload)).toBeUndefined();
-        let got: QueryNodeDist | undefined;
+        let got: Handed | undefined;
         for (const m of msgs.slice(0, -1)) got = missing.take(m.subject, m.payload) ?? got;
         expect(ids(got)).toEqual(want);
       } else {
@@ -240,7 +280,7 @@ describe("a large node's distribution on the feed", () => {
       // the reader that took every head needs no chunk
       const out = keeping.take(head.subject, head.payload);
       expect(ids(out)).toEqual(want);
-      expect(keeping.missingChunks("qn1")).toEqual([]);
+      expect(keeping.a.missingChunks("qn1")).toEqual([]);
     }
     expect(rebases).toBeGreaterThan(0);
     // a rested delta goes into a new base the same way
@@ -250,12 +290,58 @@ describe("a large node's distribution on the feed", () => {
     expect(ids(keeping.take(rested.at(-1)!.subject, rested.at(-1)!.payload))).toEqual(now);
   });
 
+  it("hands on a small node's whole lists and a node that grows into deltas and shrinks back by what changed", () => {
+    const e = new DistEncoder("vb.dist.querynode.qn1", (i) => `vb.dist.querynode.qn1.base.${i}`, { deltaAboveBytes: 2_048, maxBytes: 8_192, settleMs: 5_000 });
+    const r = new Reader();
+    const sizes = [5, 5, 8, 300, 310, 310, 40, 6, 6, 0, 12];
+    let prev: number[] = [];
+    sizes.forEach((n, step) => {
+      // the segments shift by one each step: one went, one came (where a list is kept)
+      const want = range(1 + step, n);
+      let out: Handed | undefined;
+      for (const m of e.encode(dist("qn1", want), true, step * 1_000)) out = r.take(m.subject, m.payload) ?? out;
+      expect(ids(out)).toEqual(want);
+      if (step > 0) {
+        expect(out!.change.whole).toBe(false);
+        const now = new Set(want);
+        const was = new Set(prev);
+        expect(out!.change.added.map((s) => Number(s.segmentId)).sort((x, y) => x - y)).toEqual(want.filter((id) => !was.has(id)));
+        expect(out!.change.removed.map(Number).sort((x, y) => x - y)).toEqual(prev.filter((id) => !now.has(id)));
+      }
+      prev = want;
+    });
+  });
+
+  it("keeps a node's records as columns and makes them again as they were", () => {
+    const shapes = new SegmentShapes();
+    const a = { ...seg(7), indexIds: [3n, 4n] };
+    const b = { ...seg(2), memoryBytes: 2 ** 40 + 1 };
+    const t = SegmentTable.of(shapes, [[a, seg(9), b], [{ ...seg(9), rows: 5 }]]);
+    // sorted by id, the later record of a segment kept
+    expect(t.length).toBe(3);
+    expect([0, 1, 2].map((i) => t.idAt(i))).toEqual([2n, 7n, 9n]);
+    expect(t.record(0)).toEqual(b);
+    expect(t.record(1)).toEqual(a);
+    expect(t.record(2).rows).toBe(5);
+    expect(t.indexOf(7n)).toBe(1);
+    expect(t.indexOf(8n)).toBe(-1);
+    expect(t.same(1, { ...a, indexIds: [3n, 4n] })).toBe(true);
+    expect(t.same(1, { ...a, indexIds: [3n] })).toBe(false);
+    expect(t.same(1, { ...a, vchannel: "other" })).toBe(false);
+    const u = SegmentTable.of(shapes, [[{ ...a }, { ...seg(9), rows: 6 }]]);
+    expect(u.sameAs(0, t, 1)).toBe(true);
+    expect(u.sameAs(1, t, 2)).toBe(false);
+    // records of one collection, partition, channel and indexes share one shape: three channels, three shapes
+    expect(shapes.size).toBe(3);
+    expect(u.record(0).vchannel).toBe(t.record(1).vchannel);
+  });
+
   it("waits for its base's chunks before it hands a head on", () => {
     const msgs = enc().encode(dist("qn1", range(1, 30_000)));
-    const a = new DistAssembler();
+    const a = new Reader();
     const head = msgs.at(-1)!;
     expect(a.take(head.subject, head.payload)).toBeUndefined();
-    let out: QueryNodeDist | undefined;
+    let out: Handed | undefined;
     for (const m of msgs.slice(0, -1)) out = a.take(m.subject, m.payload) ?? out;
     expect(ids(out)).toEqual(range(1, 30_000));
   });

@@ -13,6 +13,7 @@ import type { Logger } from "../../../runtime/logger.ts";
 import { errorText, isStreamNotFound, jetstreamOf } from "../../../runtime/streams.ts";
 import type { ClusterEnv } from "../../env.ts";
 import { Interner } from "../interner.ts";
+import { SegmentShapes, SegmentTable } from "./segment_table.ts";
 
 /** What following the feed needs of the cluster's environment (a worker thread builds it of its own connection). */
 export type DistFeedEnv = Pick<ClusterEnv, "nc" | "subjects"> & { config: Pick<ClusterEnv["config"], "heartbeatIntervalMs"> };
@@ -95,21 +96,47 @@ export interface SegmentsChange {
   removed: DistSegment[];
 }
 
-interface NodeBase {
+/**
+ * How a node's segments changed since the assembler handed the node on before: the records that came
+ * (new, or in place of the segment's record before) and the ids of the segments that went or whose
+ * record was replaced. `whole`: the node's first hand-on, and `added` is its whole list.
+ */
+export interface SegmentsDelta {
+  whole: boolean;
+  added: DistSegment[];
+  removed: bigint[];
+}
+
+/** A node's distribution put together: `dist` without its segments (`segments` empty), and how they changed. */
+export interface AssembledDist {
+  dist: QueryNodeDist;
+  change: SegmentsDelta;
+}
+
+/** A node's segments as the assembler holds them: base − `removed` + `added`. */
+interface NodeView {
+  /** the base (a small node's whole list), as columns */
+  base: SegmentTable;
+  /** the delta's records (new, or in place of the base's), by id */
+  added: Map<bigint, DistSegment>;
+  removed: Set<bigint>;
+}
+
+interface NodeBase extends NodeView {
   /** chunks of the newest base epoch seen */
   chunkEpoch: number;
   chunks: (DistSegments | undefined)[];
-  /** the base in use */
+  /** the base in use (`SMALL`: a small node's whole list) and the delta applied last */
   epoch: number;
-  base: Map<bigint, DistSegment> | undefined;
-  /** the delta applied last (its records by id), and the segments it gave (handed on as the same array while unchanged) */
   seq: number;
-  added: Map<bigint, DistSegment>;
-  removed: Set<bigint>;
-  segments: DistSegments | undefined;
+  /** what `base`, `added` and `removed` make was handed on */
+  handed: boolean;
   /** a head whose base's chunks are not all in yet */
   waiting: QueryNodeDist | undefined;
 }
+
+/** The epoch of a small node's list, sent whole (a base's epoch is a positive number). */
+const SMALL = -1;
 
 /** No indexes: one array for every record without any (never changed in place). */
 const NO_INDEXES: bigint[] = [];
@@ -127,32 +154,96 @@ export class SharedValues {
   }
 }
 
-/** A node's record of a segment in the view `st` holds (base − removed + added). */
-function recordOf(st: Pick<NodeBase, "base" | "added" | "removed">, id: bigint): DistSegment | undefined {
-  return st.added.get(id) ?? (st.removed.has(id) ? undefined : st.base?.get(id));
+/** Where a node's view has a segment: a delta's record, a place in the base, or nowhere (-1). */
+function find(v: NodeView, id: bigint): DistSegment | number {
+  const a = v.added.get(id);
+  if (a) return a;
+  return v.removed.has(id) ? -1 : v.base.indexOf(id);
+}
+
+function sameFound(va: NodeView, a: DistSegment | number, vb: NodeView, b: DistSegment | number): boolean {
+  if (typeof a === "number") {
+    if (typeof b === "number") return a < 0 || b < 0 ? a === b : va.base.sameAs(a, vb.base, b);
+    return a >= 0 && va.base.same(a, b);
+  }
+  if (typeof b === "number") return b >= 0 && vb.base.same(b, a);
+  return a === b || sameDistSegment(a, b);
+}
+
+/** The records of a node's view, made anew from the base's columns. */
+function recordsOf(v: NodeView): DistSegment[] {
+  const out: DistSegment[] = [];
+  for (let i = 0; i < v.base.length; i++) {
+    const id = v.base.idAt(i);
+    if (!v.added.has(id) && !v.removed.has(id)) out.push(v.base.record(i));
+  }
+  for (const s of v.added.values()) out.push(s);
+  return out;
 }
 
 /**
- * Puts large nodes' distributions together: keeps each node's base (from its chunks) and applies the
- * head's delta to it. A head whose delta did not change since the last one (same epoch and `seq`) gets
- * the same segments array as before, which DistSnapshot takes as "segments unchanged".
+ * What changed from one view of a node to the next: the segments the deltas name are looked up, and
+ * when the base changed too, both bases are walked side by side in id order (column against column).
+ */
+function changeBetween(before: NodeView, now: NodeView): SegmentsDelta {
+  const added: DistSegment[] = [];
+  const removed: bigint[] = [];
+  const named = new Set<bigint>([...before.added.keys(), ...before.removed, ...now.added.keys(), ...now.removed]);
+  for (const id of named) {
+    const o = find(before, id);
+    const n = find(now, id);
+    if (sameFound(before, o, now, n)) continue;
+    if (o !== -1) removed.push(id);
+    if (typeof n !== "number") added.push(n);
+    else if (n >= 0) added.push(now.base.record(n));
+  }
+  if (before.base !== now.base) {
+    const a = before.base;
+    const b = now.base;
+    let i = 0;
+    let j = 0;
+    while (i < a.length || j < b.length) {
+      const x = i < a.length ? a.idAt(i) : undefined;
+      const y = j < b.length ? b.idAt(j) : undefined;
+      if (y === undefined || (x !== undefined && x < y)) {
+        if (!named.has(x!)) removed.push(x!);
+        i++;
+      } else if (x === undefined || y < x) {
+        if (!named.has(y)) added.push(b.record(j));
+        j++;
+      } else {
+        if (!named.has(x) && !a.sameAs(i, b, j)) {
+          removed.push(x);
+          added.push(b.record(j));
+        }
+        i++;
+        j++;
+      }
+    }
+  }
+  return { whole: false, added, removed };
+}
+
+/**
+ * Puts nodes' distributions together: keeps each node's base (from its chunks) and applies the head's
+ * delta to it, and hands each node on with how its segments changed since it handed it on before
+ * (`SegmentsDelta`): computed from the deltas alone while the base stays, and by walking the old base
+ * and the new one side by side when it changes. A small node's whole list is kept the same way.
  *
- * A record that says the same as the one handed on before for its segment is handed on as that very
- * object, even across a new base: what querycoord holds of a node stays put while the node loads and
- * rebases, and only what changed is new (a million records replaced on every rebase would be garbage
- * for the old generation). With each new list comes its `SegmentsChange` (`changeOf`), computed from
- * the deltas alone while the base stays.
+ * What it keeps of a node is columns (`SegmentTable`) plus its delta's records: a record is made again
+ * only when it is handed on. (It held each record as an object before: about 210 bytes a copy on the
+ * feed's thread, beside querycoord's own records of the same copies.)
  */
 export class DistAssembler {
   private readonly nodes = new Map<string, NodeBase>();
-  private readonly changes = new WeakMap<QueryNodeDist, SegmentsChange>();
   /** one value for what many records repeat */
   private readonly shared = new SharedValues();
+  private readonly shapes = new SegmentShapes();
   /** each node's delegators' segment lists as last read (an unchanged one is not decoded again) */
   private readonly sealed = new Map<string, SealedLists>();
 
-  /** One feed message; returns a node's whole distribution when there is one to hand on. */
-  take(subject: string, data: Uint8Array): QueryNodeDist | undefined {
+  /** One feed message; returns a node's distribution when there is one to hand on. */
+  take(subject: string, data: Uint8Array): AssembledDist | undefined {
     if (isChunkSubject(subject)) return this.chunk(decodeChunk(data));
     return this.takeHead(this.decodeHead(data));
   }
@@ -160,11 +251,6 @@ export class DistAssembler {
   /** A head message, decoded (decodeQueryNodeDist, with the node's lists as last read). */
   decodeHead(data: Uint8Array): QueryNodeDist {
     return decodeQueryNodeDist(data, this.sealed);
-  }
-
-  /** How the segments of `d` (handed on by this assembler) changed from the node's list before, when known. */
-  changeOf(d: QueryNodeDist): SegmentsChange | undefined {
-    return this.changes.get(d);
   }
 
   /** The chunks (indexes) the node's head waits for: none when it waits for nothing. */
@@ -178,25 +264,37 @@ export class DistAssembler {
     return out;
   }
 
+  /** The node's segments as handed on last (records made anew). */
+  segmentsOf(nodeId: string): DistSegment[] {
+    const st = this.nodes.get(nodeId);
+    return st?.handed ? recordsOf(st) : [];
+  }
+
   /** A decoded head message. */
-  takeHead(d: QueryNodeDist): QueryNodeDist | undefined {
-    if (!d.base) {
-      this.nodes.delete(d.nodeId);
-      return d;
-    }
-    return this.resolve(d);
+  takeHead(d: QueryNodeDist): AssembledDist | undefined {
+    return d.base ? this.resolve(d) : this.whole(d);
   }
 
   private of(nodeId: string): NodeBase {
     let st = this.nodes.get(nodeId);
     if (!st) {
-      st = { chunkEpoch: 0, chunks: [], epoch: 0, base: undefined, seq: -1, added: new Map(), removed: new Set(), segments: undefined, waiting: undefined };
+      st = {
+        chunkEpoch: 0,
+        chunks: [],
+        epoch: 0,
+        base: SegmentTable.empty(this.shapes),
+        seq: -1,
+        added: new Map(),
+        removed: new Set(),
+        handed: false,
+        waiting: undefined,
+      };
       this.nodes.set(nodeId, st);
     }
     return st;
   }
 
-  private chunk(c: QueryNodeDistChunk): QueryNodeDist | undefined {
+  private chunk(c: QueryNodeDistChunk): AssembledDist | undefined {
     const st = this.of(c.nodeId);
     if (c.epoch < st.chunkEpoch || c.epoch === st.epoch) return undefined;
     if (c.epoch > st.chunkEpoch) {
@@ -208,28 +306,39 @@ export class DistAssembler {
     return w && w.base!.epoch === c.epoch ? this.resolve(w) : undefined;
   }
 
-  private resolve(d: QueryNodeDist): QueryNodeDist | undefined {
+  /** A small node's list, sent whole. */
+  private whole(d: QueryNodeDist): AssembledDist {
+    const st = this.of(d.nodeId);
+    const before: NodeView | undefined = st.handed ? { base: st.base, added: st.added, removed: st.removed } : undefined;
+    const first = before ? undefined : d.segments.map((s) => this.shared.record(s));
+    Object.assign(st, {
+      chunkEpoch: 0,
+      chunks: [],
+      epoch: SMALL,
+      base: SegmentTable.of(this.shapes, [d.segments]),
+      seq: -1,
+      added: new Map(),
+      removed: new Set(),
+      handed: true,
+      waiting: undefined,
+    } satisfies NodeBase);
+    return { dist: { ...d, segments: [] }, change: before ? changeBetween(before, st) : { whole: true, added: first!, removed: [] } };
+  }
+
+  private resolve(d: QueryNodeDist): AssembledDist | undefined {
     const st = this.of(d.nodeId);
     const { epoch, chunks } = d.base!;
     const delta = d.delta ?? { seq: 0, added: [], removed: [] };
     const rebase = st.epoch !== epoch;
-    if (!rebase && st.seq === delta.seq && st.segments) {
+    if (!rebase && st.seq === delta.seq && st.handed) {
       st.waiting = undefined;
-      return { ...d, segments: st.segments };
+      return { dist: { ...d, segments: [] }, change: { whole: false, added: [], removed: [] } };
     }
-    const before = { base: st.base, added: st.added, removed: st.removed };
-    const from = st.segments;
-    /** the record handed on before for the segment when it says the same as `s`, else `s` */
-    const kept = (s: DistSegment): DistSegment => {
-      const old = from ? recordOf(before, s.segmentId) : undefined;
-      return old && sameDistSegment(old, s) ? old : this.shared.record(s);
-    };
+    const before: NodeView | undefined = st.handed ? { base: st.base, added: st.added, removed: st.removed } : undefined;
     const held = d.base!.from;
-    if (rebase && held && from && st.epoch === held.epoch && st.seq === held.seq) {
-      // the new base is the list handed on last (the node says so): made of the records held, no chunks read
-      const base = new Map<bigint, DistSegment>();
-      for (const s of from) base.set(s.segmentId, s);
-      Object.assign(st, { epoch, base, chunks: [], chunkEpoch: Math.max(st.chunkEpoch, epoch) });
+    if (rebase && held && before && st.epoch === held.epoch && st.seq === held.seq) {
+      // the new base is the list handed on last (the node says so): made of what is held, no chunks read
+      Object.assign(st, { base: SegmentTable.of(this.shapes, [recordsOf(before)]), chunks: [], chunkEpoch: Math.max(st.chunkEpoch, epoch) });
     } else if (rebase) {
       if (st.chunkEpoch !== epoch || st.chunks.length < chunks) {
         st.waiting = d;
@@ -241,53 +350,15 @@ export class DistAssembler {
           return undefined;
         }
       }
-      const base = new Map<bigint, DistSegment>();
-      for (let i = 0; i < chunks; i++) for (const s of st.chunks[i]!) base.set(s.segmentId, kept(s));
-      Object.assign(st, { epoch, base, chunks: [] });
+      Object.assign(st, { base: SegmentTable.of(this.shapes, st.chunks.slice(0, chunks) as DistSegments[]), chunks: [] });
     }
+    st.epoch = epoch;
     st.waiting = undefined;
     st.seq = delta.seq;
-    st.added = new Map(delta.added.map((s) => [s.segmentId, kept({ ...s, indexIds: s.indexIds ?? [] })]));
+    st.added = new Map(delta.added.map((s) => [s.segmentId, this.shared.record({ ...s, indexIds: s.indexIds ?? [] })]));
     st.removed = new Set(delta.removed);
-
-    const view = (): DistSegments => {
-      const out: DistSegments = [];
-      for (const [id, s] of st.base!) {
-        const a = st.added.get(id);
-        if (a || !st.removed.has(id)) out.push(a ?? s);
-      }
-      for (const [id, s] of st.added) if (!st.base!.has(id)) out.push(s);
-      return out;
-    };
-    if (!from) {
-      st.segments = view();
-      return { ...d, segments: st.segments };
-    }
-
-    // what changed since the list handed on before: from the deltas alone while the base stays
-    const added: DistSegment[] = [];
-    const removed: DistSegment[] = [];
-    const compare = (id: bigint) => {
-      const o = recordOf(before, id);
-      const n = recordOf(st, id);
-      if (o === n) return;
-      if (o) removed.push(o);
-      if (n) added.push(n);
-    };
-    let segments: DistSegments | undefined;
-    if (rebase) {
-      segments = view();
-      for (const s of from) if (!recordOf(st, s.segmentId)) removed.push(s);
-      for (const s of segments) if (recordOf(before, s.segmentId) !== s) compare(s.segmentId);
-    } else {
-      for (const id of new Set<bigint>([...before.added.keys(), ...before.removed, ...st.added.keys(), ...st.removed])) compare(id);
-    }
-    if (added.length === 0 && removed.length === 0) return { ...d, segments: from };
-    segments ??= view();
-    st.segments = segments;
-    const out = { ...d, segments };
-    this.changes.set(out, { from, added, removed });
-    return out;
+    st.handed = true;
+    return { dist: { ...d, segments: [] }, change: before ? changeBetween(before, st) : { whole: true, added: recordsOf(st), removed: [] } };
   }
 }
 
@@ -321,9 +392,10 @@ const MAX_CHASES = 3;
 const MAX_READ_BACKOFF_MS = 30_000;
 
 /**
- * Follows `vb.dist.querynode.>` (heads and base chunks); `onDist` gets each distribution with the time the
- * server stored its head (its clock) and whether that message is a sample of how far behind the feed
- * querycoord reads (a live message the follower came to in stream order).
+ * Follows `vb.dist.querynode.>` (heads and base chunks); `onDist` gets each distribution (its segments
+ * left out) with how its segments changed since the node's distribution before, the time the server
+ * stored its head (its clock) and whether that message is a sample of how far behind the feed querycoord
+ * reads (a live message the follower came to in stream order).
  *
  * The feed keeps one message per subject, so a follower that reads `L` ms behind never comes to a head
  * that its node replaces more often than every `L` ms: each one is gone before the follower gets there,
@@ -336,7 +408,7 @@ const MAX_READ_BACKOFF_MS = 30_000;
 export async function followQueryNodeDists(
   env: DistFeedEnv,
   log: Logger,
-  onDist: (dist: QueryNodeDist, storedAt: number, lagSample: boolean, change: SegmentsChange | undefined) => void,
+  onDist: (dist: QueryNodeDist, storedAt: number, lagSample: boolean, change: SegmentsDelta) => void,
 ): Promise<FeedFollower> {
   await ensureDistStream(env);
   const stream = env.subjects.distStream();
@@ -357,22 +429,23 @@ export async function followQueryNodeDists(
   const headSubjectOf = (nodeId: string) => env.subjects.distSubject("querynode", nodeId as NodeId);
 
   const take = (subject: string, data: Uint8Array, storedAt: number, lagSample: boolean): void => {
-    let d: QueryNodeDist | undefined;
+    let r: AssembledDist | undefined;
     try {
-      if (isChunkSubject(subject)) d = assembler.take(subject, data);
+      if (isChunkSubject(subject)) r = assembler.take(subject, data);
       else {
         const head = assembler.decodeHead(data);
         headAt.set(head.nodeId, storedAt);
-        d = assembler.takeHead(head);
-        if (!d) void readChunks(head.nodeId);
+        r = assembler.takeHead(head);
+        if (!r) void readChunks(head.nodeId);
       }
     } catch (err) {
       log.warn({ subject, err: (err as Error).message }, "skipped a malformed querynode distribution");
       return;
     }
-    if (!d) return;
-    chases.delete(d.nodeId);
-    onDist(d, headAt.get(d.nodeId) ?? storedAt, lagSample, assembler.changeOf(d));
+    if (!r) return;
+    const nodeId = r.dist.nodeId;
+    chases.delete(nodeId);
+    onDist(r.dist, headAt.get(nodeId) ?? storedAt, lagSample, r.change);
   };
 
   const follower = await feed.follow(stream, env.subjects.distRoleAllSubjects("querynode"), (m) => {

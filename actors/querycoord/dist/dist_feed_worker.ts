@@ -8,12 +8,11 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { DistSegment, QueryNodeDist } from "../../../protocol/messages/querynode.ts";
-import { sameDistSegment } from "../../../protocol/messages/querynode.ts";
 import { Subjects } from "../../../protocol/subjects.ts";
 import { createLogger } from "../../../runtime/logger.ts";
 import { errorText } from "../../../runtime/streams.ts";
 import { connectNats } from "../../../runtime/transport.ts";
-import { followQueryNodeDists, type SegmentsChange } from "./dist_feed.ts";
+import { followQueryNodeDists, type SegmentsDelta } from "./dist_feed.ts";
 import type { DistBatchItem, DistThreadMsg, DistWorkerMsg } from "./dist_feed_thread.ts";
 
 const { servers, prefix, heartbeatIntervalMs } = workerData as { servers: string[]; prefix: string; heartbeatIntervalMs: number };
@@ -22,8 +21,7 @@ const post = (m: DistWorkerMsg) => port.postMessage(m);
 const log = createLogger({ module: "dist-feed-worker" });
 
 interface NodeState {
-  /** the segments as handed on last (what querycoord holds), and the delegators' lists handed on last */
-  posted: readonly DistSegment[] | undefined;
+  /** the delegators' lists handed on last */
   sealed: Map<string, readonly bigint[]>;
   /** the newest distribution, not handed on yet */
   dist: QueryNodeDist | undefined;
@@ -32,14 +30,12 @@ interface NodeState {
   /** distributions read since the last hand-on */
   heard: number;
   /**
-   * how the newest segments differ from `posted`, merged from the follower's changes while each one
-   * went on from the list before (empty after a hand-on; undefined once a list came that no change led
-   * to: compared whole when handed on)
+   * how the segments changed since the last hand-on, merged from the follower's changes: the node's
+   * first (`added` is then its whole list), the records that came (by id), the ids that went
    */
-  added: Map<bigint, DistSegment> | undefined;
-  removed: Map<bigint, DistSegment> | undefined;
-  /** the list the merged change leads to */
-  at: readonly DistSegment[] | undefined;
+  whole: boolean;
+  added: Map<bigint, DistSegment>;
+  removed: Set<bigint>;
 }
 
 const nodes = new Map<string, NodeState>();
@@ -51,29 +47,25 @@ let inFlight = false;
 const stateOf = (nodeId: string): NodeState => {
   let st = nodes.get(nodeId);
   if (!st) {
-    st = { posted: undefined, sealed: new Map(), dist: undefined, storedAt: 0, lagSample: false, heard: 0, added: undefined, removed: undefined, at: undefined };
+    st = { sealed: new Map(), dist: undefined, storedAt: 0, lagSample: false, heard: 0, whole: false, added: new Map(), removed: new Set() };
     nodes.set(nodeId, st);
   }
   return st;
 };
 
 /** One distribution from the follower: merged into what the node has not handed on yet. */
-function take(d: QueryNodeDist, storedAt: number, lagSample: boolean, change: SegmentsChange | undefined): void {
+function take(d: QueryNodeDist, storedAt: number, lagSample: boolean, change: SegmentsDelta): void {
   const st = stateOf(d.nodeId);
-  if (d.segments !== st.at) {
-    if (change && st.added && st.removed && change.from === st.at) {
-      for (const r of change.removed) {
-        if (st.added.get(r.segmentId) === r) st.added.delete(r.segmentId);
-        else st.removed.set(r.segmentId, r);
-      }
-      for (const a of change.added) {
-        if (st.removed.get(a.segmentId) === a) st.removed.delete(a.segmentId);
-        else st.added.set(a.segmentId, a);
-      }
-    } else {
-      st.added = st.removed = undefined;
+  if (change.whole) {
+    st.whole = true;
+    st.added = new Map(change.added.map((s) => [s.segmentId, s]));
+    st.removed = new Set();
+  } else {
+    for (const id of change.removed) {
+      // a record that came since the last hand-on goes as if it never came; one querycoord holds goes
+      if (!st.added.delete(id) && !st.whole) st.removed.add(id);
     }
-    st.at = d.segments;
+    for (const s of change.added) st.added.set(s.segmentId, s);
   }
   st.dist = d;
   st.storedAt = Math.max(st.storedAt, storedAt);
@@ -83,25 +75,6 @@ function take(d: QueryNodeDist, storedAt: number, lagSample: boolean, change: Se
   flush();
 }
 
-/** What the node's segments changed by since `posted`: nothing (the same list), merged, or compared record by record. */
-function changeOf(st: NodeState, segments: readonly DistSegment[]): { added: DistSegment[]; removed: bigint[] } {
-  if (segments === st.posted) return { added: [], removed: [] };
-  if (st.added && st.removed) return { added: [...st.added.values()], removed: [...st.removed.keys()] };
-  const before = new Map((st.posted ?? []).map((s) => [s.segmentId, s]));
-  const added: DistSegment[] = [];
-  const seen = new Set<bigint>();
-  for (const s of segments) {
-    seen.add(s.segmentId);
-    const b = before.get(s.segmentId);
-    if (b === s || (b && sameDistSegment(b, s))) continue;
-    if (b) seen.delete(s.segmentId); // (replaced: removed, then added)
-    added.push(s);
-  }
-  const removed: bigint[] = [];
-  for (const id of before.keys()) if (!seen.has(id)) removed.push(id);
-  return { added, removed };
-}
-
 /** Hands on what is dirty, when querycoord took the batch before. */
 function flush(): void {
   if (inFlight || dirty.size === 0) return;
@@ -109,8 +82,6 @@ function flush(): void {
   for (const nodeId of dirty) {
     const st = nodes.get(nodeId)!;
     const d = st.dist!;
-    const first = st.posted === undefined;
-    const { added, removed } = first ? { added: [...d.segments], removed: [] } : changeOf(st, d.segments);
     // a delegator's list handed on before and unchanged (the follower keeps the same array) goes as null
     const sealed = new Map<string, readonly bigint[]>();
     const delegators = d.delegators.map((g) => {
@@ -124,17 +95,17 @@ function flush(): void {
       storedAt: st.storedAt,
       lagSample: st.lagSample,
       heard: st.heard,
-      whole: first,
-      added,
-      removed,
+      whole: st.whole,
+      added: [...st.added.values()],
+      removed: [...st.removed],
     });
-    st.posted = d.segments;
     st.dist = undefined;
     st.lagSample = false;
     st.heard = 0;
     // (nothing pending: the changes that come are merged from here)
+    st.whole = false;
     st.added = new Map();
-    st.removed = new Map();
+    st.removed = new Set();
   }
   dirty.clear();
   inFlight = true;
