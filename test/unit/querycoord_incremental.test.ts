@@ -54,7 +54,7 @@ describe("incremental checkers", () => {
     const segs = Array.from({ length: 60 }, (_, i) => seg(BigInt(i + 1), { vchannel: i % 2 ? "100v1" : "100v0" }));
     const cur = target(1, segs.slice(0, 40), ["100v0", "100v1"]);
     let next = target(2, segs.slice(10, 60), ["100v0", "100v1"]);
-    const replicas = [replica(1n, ["qn1", "qn2"]), replica(2n, ["qn3", "qn4"])];
+    let replicas = [replica(1n, ["qn1", "qn2"]), replica(2n, ["qn3", "qn4"])];
     // what each node holds, and the records it last reported (reused when unchanged, as the feed does)
     const held = new Map<string, Map<bigint, QueryNodeDist["segments"][number]>>(nodes.map((n) => [n, new Map()]));
     const stopping = new Set<string>();
@@ -78,6 +78,7 @@ describe("incremental checkers", () => {
     const indexes = input({ indexes: [[COLL, { indexes: [indexInfo(1n)], builds: segs.slice(0, 30).map((x) => build(x.segmentId, 1n)) }]] }).indexes!;
     let compared = 0;
     let syncs = 0;
+    let transfers = 0;
     for (let round = 0; round < 80; round++) {
       // a few changes: loads, releases, a node stopping or back, a new next target
       for (let k = 0; k < 1 + Math.floor(rand() * 6); k++) {
@@ -96,6 +97,12 @@ describe("incremental checkers", () => {
         kept.put(distOf(n));
       }
       if (rand() < 0.05) next = target(next.version + 1, segs.filter(() => rand() < 0.8), ["100v0", "100v1"]);
+      if (rand() < 0.08) {
+        // a node that is up moves to the other replica with the copies it holds (a transfer between groups)
+        const n = ["qn2", "qn4"][Math.floor(rand() * 2)]!;
+        replicas = replicas.map((r) => replica(r.replicaId, r.nodes.includes(n) ? r.nodes.filter((x) => x !== n) : [...r.nodes, n]));
+        transfers++;
+      }
       const moves = new Map<string, SegmentMove>();
       if (rand() < 0.5) {
         const s = segs[Math.floor(rand() * 40)]!;
@@ -125,6 +132,7 @@ describe("incremental checkers", () => {
     }
     expect(compared).toBe(80);
     expect(syncs).toBeGreaterThan(10);
+    expect(transfers).toBeGreaterThan(2);
   });
 
   it("find what a fresh look finds while a load fills the replicas, with few loads a round and copies lost on the way", () => {

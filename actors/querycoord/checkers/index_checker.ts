@@ -19,9 +19,9 @@ import { addBlocker, byBigint, changedBuilds, emptyResult, replicasByCollection,
  * Per snapshot and collection, the segments with a copy (in a replica) that misses a Finished build
  * of a live index or holds an index no longer live: kept up to date from the snapshot's change log
  * (a copy whose indexes change is logged) and from the builds that changed between two answers of
- * datacoord's (a refresh every few seconds that says the same changes nothing), looked for afresh when
- * the live indexes or the replicas changed. Once loaded, a million segments with their indexes cost a
- * round nothing here.
+ * datacoord's (a refresh every few seconds that says the same changes nothing) and, when the replicas'
+ * nodes change, from what the nodes that came or left hold; looked for afresh when the live indexes
+ * changed. Once loaded, a million segments with their indexes cost a round nothing here.
  */
 const needsMemo = new ChangeMemo<{ needs: Set<bigint>; builds: CollectionIndexes["builds"] }>();
 
@@ -64,13 +64,15 @@ export function checkIndexes(input: CheckInput): CheckResult {
       input.dist,
       coll.collectionId,
       `${coll.collectionId}`,
-      `${known.indexes.map((i) => i.indexId).join(",")}|${replicas.map((r) => `${r.replicaId}:${r.nodes.join(",")}`).join(";")}`,
+      known.indexes.map((i) => i.indexId).join(","),
       () => ({ needs: look(new Set(), inDist.keys()), builds: known.builds }),
       (m, changed) => {
         look(m.needs, changed);
         if (m.builds !== known.builds) look(m.needs, changedBuilds(m.builds, known.builds));
         m.builds = known.builds;
       },
+      // (which replica a node serves does not matter here, only that it serves one)
+      [...replicaOf.keys()].sort(),
     );
     const segments: [bigint, SegmentCopy[]][] = [];
     for (const id of needs) {

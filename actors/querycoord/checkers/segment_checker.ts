@@ -207,7 +207,8 @@ export function checkSegments(input: CheckInput): CheckResult {
       const stopping = (c: SegmentCopy) => stoppingMembers.has(c.nodeId);
       const leaderChannels = new Set(dels.filter((d) => d.replicaId === r.replicaId && members.has(d.nodeId)).map((d) => d.vchannel));
       const moves = movesOf.get(r.replicaId);
-      const memoKey = [idOf(pair.current), idOf(pair.next), r.nodes.join(","), [...stoppingMembers].join(",")].join("|");
+      const memoKey = `${idOf(pair.current)}|${idOf(pair.next)}`;
+      const memoNodes = r.nodes.map((n) => (stoppingMembers.has(n) ? `${n} stopping` : n));
       /** the common case is SETTLED: one copy in the replica, on a settled member, not moving */
       const stateOf = (segId: bigint): number => {
         let mine = 0;
@@ -239,6 +240,7 @@ export function checkSegments(input: CheckInput): CheckResult {
           for (const id of a.moving) look(id);
           for (const id of moves?.keys() ?? []) look(id);
         },
+        memoNodes,
       );
       attention.moving = [...(moves?.keys() ?? [])];
 

@@ -272,6 +272,13 @@ export class DistSnapshot {
     return this.delegatorsOf(collectionId).find((d) => d.nodeId === nodeId && d.vchannel === vchannel && d.replicaId === replicaId);
   }
 
+  /** The collection's segments the alive nodes among `nodeIds` hold (read from the nodes' own lists). */
+  segmentIdsOn(nodeIds: Iterable<string>, collectionId: bigint): bigint[] {
+    const out: bigint[] = [];
+    for (const n of nodeIds) for (const s of this.byNode.get(n)?.segments ?? []) if (s.collectionId === collectionId) out.push(s.segmentId);
+    return out;
+  }
+
   /** Whether `nodeId` holds anything of the collection (read from the node's own lists). */
   holdsCollection(nodeId: string, collectionId: bigint): boolean {
     const d = this.byNode.get(nodeId);
@@ -309,12 +316,15 @@ export class DistSnapshot {
 
 /**
  * What a reader of the change log keeps per snapshot and name (a collection, a replica): a state derived
- * from the collection's copies under `key` (the targets, nodes, ... it was derived under). `get` builds it
- * afresh when there is none, the key changed or the log no longer reaches back, and otherwise hands the
- * segments changed since the last `get` to `update`.
+ * from the collection's copies under `key` (the targets, indexes, ... it was derived under) and `nodes`
+ * (the nodes whose copies count, each perhaps with a mark: `"qn7 stopping"`). `get` builds it afresh
+ * when there is none, the key changed or the log no longer reaches back, and otherwise hands `update` the
+ * segments changed since the last `get`, with the collection's segments on every node that came into
+ * `nodes`, left it or changed its mark (a node that died is not among them: its copies went, and the
+ * log names them). So 50 nodes joining the replicas cost what they hold, not a walk of every segment.
  */
 export class ChangeMemo<T> {
-  private readonly bySnapshot = new WeakMap<DistSnapshot, Map<string, { key: string; cursor: ChangeCursor; state: T }>>();
+  private readonly bySnapshot = new WeakMap<DistSnapshot, Map<string, { key: string; nodes: string; cursor: ChangeCursor; state: T }>>();
 
   get(
     dist: DistSnapshot,
@@ -323,16 +333,27 @@ export class ChangeMemo<T> {
     key: string,
     build: () => T,
     update: (state: T, changed: readonly bigint[]) => void,
+    nodes: readonly string[] = [],
   ): T {
     let memos = this.bySnapshot.get(dist);
     if (!memos) this.bySnapshot.set(dist, (memos = new Map()));
     const cursor = dist.changeCursor(collectionId);
     const m = memos.get(name);
-    const changed = m?.key === key ? dist.changesSince(collectionId, m.cursor) : undefined;
+    const nodesKey = nodes.join(",");
+    let changed = m?.key === key ? dist.changesSince(collectionId, m.cursor) : undefined;
     if (!m || !changed) {
       const state = build();
-      memos.set(name, { key, cursor, state });
+      memos.set(name, { key, nodes: nodesKey, cursor, state });
       return state;
+    }
+    if (m.nodes !== nodesKey) {
+      const was = new Set(m.nodes === "" ? [] : m.nodes.split(","));
+      const now = new Set(nodes);
+      const moved = new Set<string>();
+      for (const n of was) if (!now.has(n)) moved.add(n.split(" ")[0]!);
+      for (const n of now) if (!was.has(n)) moved.add(n.split(" ")[0]!);
+      changed = [...changed, ...dist.segmentIdsOn(moved, collectionId)];
+      m.nodes = nodesKey;
     }
     update(m.state, changed);
     m.cursor = cursor;

@@ -34,7 +34,7 @@ export function replicaCoverage(t: CollectionTarget, r: Replica, dist: DistSnaps
     dist,
     t.collectionId,
     `${t.collectionId}/${r.replicaId}`,
-    `${idOf(t)}|${r.nodes.join(",")}`,
+    `${idOf(t)}`,
     () => {
       const loaded = Uint8Array.from(ids, (id) => (has(id) ? 1 : 0));
       return { loaded, count: loaded.reduce((n, x) => n + x, 0) };
@@ -48,6 +48,7 @@ export function replicaCoverage(t: CollectionTarget, r: Replica, dist: DistSnaps
         cov.loaded[i] = now;
       }
     },
+    r.nodes,
   );
   const missing: bigint[] = [];
   if (missingWanted > 0 && c.count < ids.length) {
