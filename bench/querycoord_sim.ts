@@ -23,8 +23,8 @@
  *   mean size in a stream of their own, while querycoord runs;
  * - checker_round_p99_ms: the 99th percentile of querycoord's reconcile rounds over the whole run;
  * - querycoord_rss_mb: the highest RSS of this process (querycoord and the driver, which holds nothing of
- *   the catalog), run as a querycoord pod given a memory target of `--memory-target` (`VB_MEMORY_TARGET`;
- *   default 2g, 0 for none: V8 then lets its heaps grow to up to 4 × what is live on this 24 GB machine).
+ *   the catalog), run as a querycoord pod is: with the heap tuner aiming at `VB_MEMORY_TARGET`, else 80 %
+ *   of the container's or machine's memory (`--memory-target 2g` models a pod given 2 GiB; 0: no tuner).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -38,7 +38,7 @@ import type { QuerycoordParams, RoundStats } from "../actors/querycoord/params.t
 import { startNatsServer } from "../ops/nats_server.ts";
 import { Feed } from "../runtime/feed.ts";
 import { ActorHost } from "../runtime/host.ts";
-import { parseBytes, startHeapTuner } from "../runtime/heap_tuner.ts";
+import { memoryTargetBytes, parseBytes, startHeapTuner } from "../runtime/heap_tuner.ts";
 import { FsObjectStore } from "../runtime/object_store_fs.ts";
 import { jetstreamOf } from "../runtime/streams.ts";
 import { connectNats } from "../runtime/transport.ts";
@@ -429,7 +429,8 @@ export async function main(args: string[]): Promise<void> {
     add: option(args, "add", Math.min(50, Math.floor(nodes / 10))),
     heartbeatRate: option(args, "heartbeat-rate", 15_000),
     timeoutS: option(args, "timeout-s", 1_800),
-    memoryTargetBytes: optionText(args, "memory-target", "2g") === "0" ? 0 : parseBytes(optionText(args, "memory-target", "2g")),
+    // (as a pod: VB_MEMORY_TARGET, else 80 % of the container's or this machine's memory)
+    memoryTargetBytes: optionText(args, "memory-target", "") === "" ? memoryTargetBytes() : parseBytes(optionText(args, "memory-target", "")),
     log: (line) => process.stderr.write(`querycoord-sim: ${line}\n`),
   });
   report(args, result as unknown as Record<string, unknown>);

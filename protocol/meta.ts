@@ -82,6 +82,13 @@ export interface SegmentInfo {
   updatedAt: number;
 }
 
+/**
+ * A segment as querycoord keeps it in its targets and sends it to be loaded: what loads, views and
+ * balance need of it, without datacoord's times and end timestamp (for a million segments, about 100 MB
+ * of boxed numbers and bigints nobody past datacoord reads).
+ */
+export type SegmentLoadInfo = Omit<SegmentInfo, "createdAt" | "updatedAt" | "endTs">;
+
 export interface ChannelCheckpoint {
   vchannel: string;
   /** every message at or before this position is in a Flushed segment (or was a delete written to L0) */

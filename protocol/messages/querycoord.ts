@@ -107,7 +107,7 @@ export type QuerycoordApi = {
   ];
   GetShardLeaders: [{ collectionId: bigint }, { shards: { vchannel: string; leaders: ShardLeader[] }[] }];
   GetReplicas: [{ collectionId: bigint }, { replicas: ReplicaInfo[] }];
-  GetSegmentInfo: [{ collectionId: bigint }, { segments: (SegmentInfo & { nodeIds: string[] })[] }];
+  GetSegmentInfo: [{ collectionId: bigint }, { segments: (SegmentLoadInfo & { nodeIds: string[] })[] }];
   CreateResourceGroup: [{ name: string; config?: ResourceGroupConfig }, null];
   /** the group must have limits 0 and no replica; dropping a group that does not exist is a no-op */
   DropResourceGroup: [{ name: string }, null];

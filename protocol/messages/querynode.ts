@@ -6,7 +6,7 @@
  * segments of its readable distribution (grouped by node) and its growing rows.
  */
 import type { CollectionSchema, ConsistencyLevel } from "../schema.ts";
-import type { SegmentInfo } from "../meta.ts";
+import type { SegmentLoadInfo } from "../meta.ts";
 import type { PkColumn } from "../dml.ts";
 import type { IndexLoadInfo, QuerynodeIndexApi } from "./indexes.ts";
 
@@ -53,7 +53,7 @@ export interface WatchChannelReq {
   /** empty: every partition */
   partitionIds: bigint[];
   /** L0 delete logs of the channel, older than the seek position */
-  l0Segments: SegmentInfo[];
+  l0Segments: SegmentLoadInfo[];
   /**
    * refuse reads (503, retriable) until the first SyncDistribution: querycoord sets it, since it offers a
    * leader only once synced, and a read sent before (by a client's stale list of leaders, to a node back
@@ -66,9 +66,9 @@ export interface LoadSegmentsReq {
   collectionId: bigint;
   replicaId: bigint;
   schema: CollectionSchema;
-  segments: SegmentInfo[];
+  segments: SegmentLoadInfo[];
   /** L0 delete logs to apply to them */
-  l0Segments: SegmentInfo[];
+  l0Segments: SegmentLoadInfo[];
   /**
    * Finished index builds of these segments, loaded with them (best effort: a segment loads without an
    * index that fails or does not fit, and the dist's loading list says why)
