@@ -5,7 +5,7 @@
  */
 import { channelMoveKey, DEFAULT_BALANCE_OPTIONS, nodeScores } from "./balance/score_balancer.ts";
 import { collectionLabel, collectionNotLoaded, ErrorCode, VbError } from "../../protocol/errors.ts";
-import type { SegmentInfo } from "../../protocol/meta.ts";
+import type { SegmentLoadInfo } from "../../protocol/meta.ts";
 import type { LoadState, QuerycoordApi, ReplicaInfo, ShardLeader } from "../../protocol/messages/querycoord.ts";
 import type { QuerycoordCore } from "./core.ts";
 import { targetChannels } from "./checkers/types.ts";
@@ -134,7 +134,7 @@ function replicaInfos(core: QuerycoordCore, collectionId: bigint): ReplicaInfo[]
 export function getSegmentInfo(core: QuerycoordCore, collectionId: bigint): Res<"GetSegmentInfo"> {
   if (!core.meta.collection(collectionId)) throw notLoaded(collectionId);
   const pair = core.targets.get(collectionId);
-  const segs = new Map<bigint, SegmentInfo>([...(pair.current?.segments ?? []), ...(pair.next?.segments ?? [])]);
+  const segs = new Map<bigint, SegmentLoadInfo>([...(pair.current?.segments ?? []), ...(pair.next?.segments ?? [])]);
   return {
     segments: [...segs.values()]
       .sort((a, b) => (a.segmentId < b.segmentId ? -1 : 1))

@@ -3,7 +3,7 @@
  * the target (what should be loaded: datacoord's recovery info) with the distribution (what querynodes
  * report on the feed) and emit tasks; the TargetObserver promotes next → current (the handoff).
  */
-import type { SegmentInfo } from "../meta.ts";
+import type { SegmentLoadInfo } from "../meta.ts";
 
 export const QUERYCOORD = "querycoord";
 

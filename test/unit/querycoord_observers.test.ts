@@ -97,6 +97,10 @@ describe("targets", () => {
     const t = targetFromRecovery(info, loadInfo, 9);
     expect([...t.segments.keys()]).toEqual([1n]);
     expect([...t.l0Segments.keys()]).toEqual([3n]);
+    // what a load needs of a segment, not datacoord's times or end timestamp
+    const { createdAt: _c, updatedAt: _u, endTs: _e, ...kept } = info.segments[0]!;
+    expect(t.segments.get(1n)).toEqual(kept);
+    expect(Object.keys(t.segments.get(1n)!)).not.toContain("createdAt");
     expect([...t.channels.values()]).toEqual([
       { vchannel: "100v0", pchannel: 0, seekPosition: 42n, checkpointTs: 7n },
       { vchannel: "100v1", pchannel: 1, seekPosition: 0n, checkpointTs: 0n },

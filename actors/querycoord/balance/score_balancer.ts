@@ -22,7 +22,7 @@
  */
 import type { CheckInput } from "../checkers/types.ts";
 import { placementNodesOf } from "../checkers/types.ts";
-import type { SegmentInfo } from "../../../protocol/meta.ts";
+import type { SegmentLoadInfo } from "../../../protocol/meta.ts";
 import type { DistSegment } from "../../../protocol/messages/querynode.ts";
 import { nodeLoads, type NodeLoad } from "./node_load.ts";
 import type { TaskAction } from "../task/task.ts";
@@ -157,7 +157,7 @@ export function planBalance(
        * node's own list of the collection, largest first (then by id; kept sorted per list), checking each
        * only as it comes: a look that plans a few moves per giver does not check all it holds.
        */
-      const pick = (src: Scored, dst: Scored, gap: number): SegmentInfo | undefined => {
+      const pick = (src: Scored, dst: Scored, gap: number): SegmentLoadInfo | undefined => {
         for (const held of heldOf(input.dist, src.load.nodeId, coll.collectionId)) {
           if (moving.has(held.segmentId)) continue;
           const s = current.segments.get(held.segmentId);

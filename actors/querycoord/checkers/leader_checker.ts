@@ -9,7 +9,7 @@
  * are retried on another replica, instead of silently missing its rows.
  */
 import type { SealedEntry } from "../../../protocol/messages/querynode.ts";
-import type { SegmentInfo } from "../../../protocol/meta.ts";
+import type { SegmentLoadInfo } from "../../../protocol/meta.ts";
 import type { CollectionTarget } from "../meta/types.ts";
 import { reportShows } from "../task/effects.ts";
 import { leaderKey, Priority } from "../task/task.ts";
@@ -48,9 +48,9 @@ export function upToDate(
 }
 
 /** A target's segments by vchannel, by id (targets are replaced, never changed, so this holds). */
-const byChannelCache = new WeakMap<CollectionTarget, Map<string, SegmentInfo[]>>();
+const byChannelCache = new WeakMap<CollectionTarget, Map<string, SegmentLoadInfo[]>>();
 
-function segmentsByChannel(t: CollectionTarget): Map<string, SegmentInfo[]> {
+function segmentsByChannel(t: CollectionTarget): Map<string, SegmentLoadInfo[]> {
   let m = byChannelCache.get(t);
   if (!m) {
     m = new Map();
@@ -185,7 +185,7 @@ function patchView(
 }
 
 /** A view's entry pointing at `nodeId` for a segment of the target. */
-function entryOf(s: SegmentInfo, nodeId: string): SealedEntry {
+function entryOf(s: SegmentLoadInfo, nodeId: string): SealedEntry {
   return { segmentId: s.segmentId, partitionId: s.partitionId, nodeId, startPosition: s.startPosition, endPosition: s.endPosition ?? s.startPosition, numRows: s.numRows };
 }
 
@@ -234,7 +234,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
          * delegator's own node, else the first by node id; copies on stopping nodes, or moved away by
          * balance, only while no other copy exists. undefined: no copy in the replica.
          */
-        const choose = (s: SegmentInfo, was: string | undefined): string | undefined => {
+        const choose = (s: SegmentLoadInfo, was: string | undefined): string | undefined => {
           const from = moves.get(s.segmentId);
           let wasS = false, selfS = false, minS: string | undefined;
           let wasA = false, selfA = false, minA: string | undefined;
@@ -254,7 +254,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
           return undefined;
         };
         /** where the view is to point: the chosen copy, or where it pointed while no copy is left (reads then fail over) */
-        const follow = (s: SegmentInfo, was: string | undefined): string | undefined => choose(s, was) ?? was;
+        const follow = (s: SegmentLoadInfo, was: string | undefined): string | undefined => choose(s, was) ?? was;
         // found incomplete before under the same view, target, report and replica: still so while a
         // segment from where it stopped on has no copy (and is not in its view)
         const stuck = waiting.get(d.address);

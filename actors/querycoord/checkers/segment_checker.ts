@@ -7,7 +7,7 @@
  * Finished builds of the segment's live indexes known so far (the IndexChecker sees to the rest), and
  * its memory counts them.
  */
-import type { SegmentInfo } from "../../../protocol/meta.ts";
+import type { SegmentLoadInfo } from "../../../protocol/meta.ts";
 import { nodeLoads, SegmentPlacer } from "../balance/node_load.ts";
 import type { SegmentMove } from "../balance/score_balancer.ts";
 import type { TargetPair } from "../meta/target_manager.ts";
@@ -37,7 +37,7 @@ import {
  * target's own map and order, shared with the other checkers, rather than a copy of a million entries.
  */
 interface Wanted extends TargetOrder {
-  wanted: ReadonlyMap<bigint, SegmentInfo>;
+  wanted: ReadonlyMap<bigint, SegmentLoadInfo>;
 }
 const wantedCache = new WeakMap<CollectionTarget, WeakMap<CollectionTarget, Wanted>>();
 const NOTHING_WANTED: Wanted = { wanted: new Map(), ids: [], pos: new Map() };
@@ -52,7 +52,7 @@ function wantedOf(pair: TargetPair): Wanted {
   if (!inner) wantedCache.set(a, (inner = new WeakMap()));
   let w = inner.get(b);
   if (!w) {
-    const wanted = new Map<bigint, SegmentInfo>([...a.segments, ...b.segments]);
+    const wanted = new Map<bigint, SegmentLoadInfo>([...a.segments, ...b.segments]);
     const ids = [...wanted.keys()].sort(byBigint);
     w = { wanted, ids, pos: placesOf(ids, (id) => id) };
     inner.set(b, w);

@@ -1,6 +1,6 @@
 /** Building targets from datacoord's recovery info, and comparing them. Pure functions. */
 import { Interner } from "../interner.ts";
-import type { SegmentInfo, VChannelInfo } from "../../../protocol/meta.ts";
+import type { SegmentInfo, SegmentLoadInfo, VChannelInfo } from "../../../protocol/meta.ts";
 import type { RecoveryInfo } from "../../../protocol/messages/datacoord.ts";
 import type { ChannelTarget, CollectionTarget } from "./types.ts";
 
@@ -12,6 +12,36 @@ import type { ChannelTarget, CollectionTarget } from "./types.ts";
 /** No logs: one array for every segment without any (never changed in place). */
 const NO_BINLOGS: SegmentInfo["binlogs"] = [];
 const NO_STATSLOGS: string[] = [];
+
+/**
+ * What a target keeps of a Flushed segment (SegmentLoadInfo: not datacoord's times or end timestamp),
+ * every field in the object itself, in one shape for every segment, and one empty array for every empty
+ * log list. A record decoded from a message holds its fields in a store of its own besides: for a
+ * million segments, this is about 100 MB less.
+ */
+export function targetSegment(s: SegmentLoadInfo, level: SegmentInfo["level"] = s.level === "L0" ? "L0" : "L1"): SegmentLoadInfo {
+  const binlogs = s.binlogs?.length === 0 ? NO_BINLOGS : s.binlogs;
+  const deltalogs = s.deltalogs?.length === 0 ? NO_BINLOGS : s.deltalogs;
+  const statslogs = s.statslogs?.length === 0 ? NO_STATSLOGS : s.statslogs;
+  if (s.endPosition === undefined) {
+    return { segmentId: s.segmentId, collectionId: s.collectionId, partitionId: s.partitionId, vchannel: s.vchannel, level, state: "Flushed", numRows: s.numRows, startPosition: s.startPosition, binlogs, deltalogs, statslogs, memorySize: s.memorySize };
+  }
+  return {
+    segmentId: s.segmentId,
+    collectionId: s.collectionId,
+    partitionId: s.partitionId,
+    vchannel: s.vchannel,
+    level,
+    state: "Flushed",
+    numRows: s.numRows,
+    startPosition: s.startPosition,
+    endPosition: s.endPosition,
+    binlogs,
+    deltalogs,
+    statslogs,
+    memorySize: s.memorySize,
+  };
+}
 
 export function targetFromRecovery(
   info: RecoveryInfo,
@@ -26,24 +56,20 @@ export function targetFromRecovery(
     channels.set(c.vchannel, { vchannel: c.vchannel, pchannel: c.pchannel, seekPosition: c.seekPosition, checkpointTs: c.checkpointTs });
   }
   const parts = new Set(load.partitionIds);
-  const segments = new Map<bigint, SegmentInfo>();
-  const l0Segments = new Map<bigint, SegmentInfo>();
+  const segments = new Map<bigint, SegmentLoadInfo>();
+  const l0Segments = new Map<bigint, SegmentLoadInfo>();
   // what the segments of a collection repeat is held once (a million segments: a million copies fewer of each)
   const partitions = new Interner<bigint>();
   for (const s of info.segments) {
     const channel = channels.get(s.vchannel);
     if (s.state !== "Flushed" || s.collectionId !== load.collectionId || !channel) continue;
-    if (s.level === "L0") l0Segments.set(s.segmentId, s);
-    else if (parts.size === 0 || parts.has(s.partitionId)) segments.set(s.segmentId, s);
-    else continue;
+    const l0 = s.level === "L0";
+    if (!l0 && parts.size > 0 && !parts.has(s.partitionId)) continue;
     s.collectionId = load.collectionId;
     s.vchannel = channel.vchannel;
-    s.state = "Flushed";
-    s.level = s.level === "L0" ? "L0" : "L1";
     s.partitionId = partitions.of(s.partitionId);
-    if (s.binlogs?.length === 0) s.binlogs = NO_BINLOGS;
-    if (s.deltalogs?.length === 0) s.deltalogs = NO_BINLOGS;
-    if (s.statslogs?.length === 0) s.statslogs = NO_STATSLOGS;
+    const t = targetSegment(s, l0 ? "L0" : "L1");
+    (l0 ? l0Segments : segments).set(t.segmentId, t);
   }
   return { collectionId: load.collectionId, version, partitionIds: [...load.partitionIds], channels, segments, l0Segments };
 }
@@ -63,7 +89,7 @@ export function sameTargetContent(a: CollectionTarget | undefined, b: Collection
 }
 
 /** The L0 segments of one vchannel in a target. */
-export function l0Of(target: CollectionTarget | undefined, vchannel: string): SegmentInfo[] {
+export function l0Of(target: CollectionTarget | undefined, vchannel: string): SegmentLoadInfo[] {
   if (!target) return [];
   return [...target.l0Segments.values()].filter((s) => s.vchannel === vchannel);
 }

@@ -4,8 +4,8 @@
  * TargetObserver promotes next to current once every replica has it loaded (the handoff). The current
  * target is stored in KV so that a restarted querycoord keeps serving what delegators serve.
  */
-import type { SegmentInfo } from "../../../protocol/meta.ts";
-import { sameTargetContent, withoutPartitions } from "./target.ts";
+import type { SegmentInfo, SegmentLoadInfo } from "../../../protocol/meta.ts";
+import { sameTargetContent, targetSegment, withoutPartitions } from "./target.ts";
 import type { ChannelTarget, CollectionTarget, PersistedTarget, PersistedTargetPage } from "./types.ts";
 import { collectionPrefix, targetKey, targetPageKey, targetSegmentKey } from "../kv_layout.ts";
 import type { MetaWriter } from "./kv_writer.ts";
@@ -33,7 +33,7 @@ interface StoredPages {
 function pagesFor(t: CollectionTarget): number {
   const n = t.segments.size + t.l0Segments.size;
   if (n === 0) return 1;
-  const sample: SegmentInfo[] = [];
+  const sample: SegmentLoadInfo[] = [];
   for (const s of t.segments.values()) if (sample.push(s) >= 32) break;
   for (const s of t.l0Segments.values()) if (sample.length >= 32 || sample.push(s) >= 32) break;
   const per = encode(sample).byteLength / sample.length;
@@ -56,8 +56,8 @@ export class TargetManager {
     const heads: PersistedTarget[] = [];
     for (const [key, v] of entries) if (key.endsWith(".target")) heads.push(decode<PersistedTarget>(v.value));
     for (const h of heads) {
-      const segments = new Map<bigint, SegmentInfo>();
-      const l0Segments = new Map<bigint, SegmentInfo>();
+      const segments = new Map<bigint, SegmentLoadInfo>();
+      const l0Segments = new Map<bigint, SegmentLoadInfo>();
       const used = new Set<string>([targetKey(h.collectionId)]);
       if (h.pages) {
         for (let i = 0; i < h.pages.count; i++) {
@@ -66,14 +66,14 @@ export class TargetManager {
           const v = entries.get(key);
           if (!v) continue;
           const page = decode<PersistedTargetPage>(v.value);
-          for (const s of page.segments) segments.set(s.segmentId, s);
-          for (const s of page.l0Segments) l0Segments.set(s.segmentId, s);
+          for (const s of page.segments) segments.set(s.segmentId, targetSegment(s));
+          for (const s of page.l0Segments) l0Segments.set(s.segmentId, targetSegment(s));
         }
       } else {
-        const pick = (ids: bigint[], into: Map<bigint, SegmentInfo>) => {
+        const pick = (ids: bigint[], into: Map<bigint, SegmentLoadInfo>) => {
           for (const id of ids) {
             const v = entries.get(targetSegmentKey(h.collectionId, id));
-            if (v) into.set(id, decode<SegmentInfo>(v.value));
+            if (v) into.set(id, targetSegment(decode<SegmentInfo>(v.value)));
           }
         };
         pick(h.segmentIds ?? [], segments);
@@ -219,7 +219,7 @@ export class TargetManager {
     let pages: Map<number, PersistedTargetPage>;
     for (;;) {
       pages = new Map();
-      const add = (s: SegmentInfo, l0: boolean) => {
+      const add = (s: SegmentLoadInfo, l0: boolean) => {
         const i = pageOf(s.segmentId, count);
         if (dirty && !dirty.has(i)) return;
         let page = pages.get(i);

@@ -2,7 +2,7 @@
  * querycoord's records: what is loaded (CollectionLoad), by which querynodes (Replica), and what should
  * be loaded (CollectionTarget: a current one that delegators serve and a next one being loaded).
  */
-import type { SegmentInfo, VChannelInfo } from "../../../protocol/meta.ts";
+import type { SegmentLoadInfo, VChannelInfo } from "../../../protocol/meta.ts";
 import type { CollectionSchema } from "../../../protocol/schema.ts";
 
 /** LoadCollection loads every partition (and those created later); LoadPartitions the ones it names. */
@@ -59,9 +59,9 @@ export interface CollectionTarget {
   partitionIds: bigint[];
   channels: Map<string, ChannelTarget>;
   /** L1 flushed segments, by id */
-  segments: Map<bigint, SegmentInfo>;
+  segments: Map<bigint, SegmentLoadInfo>;
   /** L0 delete segments, by id */
-  l0Segments: Map<bigint, SegmentInfo>;
+  l0Segments: Map<bigint, SegmentLoadInfo>;
 }
 
 /**
@@ -82,6 +82,6 @@ export interface PersistedTarget {
 
 /** One page of a stored target's segments. */
 export interface PersistedTargetPage {
-  segments: SegmentInfo[];
-  l0Segments: SegmentInfo[];
+  segments: SegmentLoadInfo[];
+  l0Segments: SegmentLoadInfo[];
 }
