@@ -202,9 +202,10 @@ const milvusReady = (sa: Standalone): string => {
   return ` milvus=${h === "::" || h === "0.0.0.0" ? "localhost" : h.includes(":") ? `[${h}]` : h}:${sa.milvus.port}`;
 };
 
-/** This process's heaps kept near its memory target (`VB_MEMORY_TARGET`, else 80 % of the container's or machine's memory). */
+/** This process's heaps kept near its memory target (`VB_MEMORY_TARGET`, else 80 % of the container's or machine's memory; 0: none). */
 function tuneHeaps(): void {
-  startHeapTuner({ targetBytes: memoryTargetBytes(), log: createLogger({ module: "heap-tuner" }) });
+  const targetBytes = memoryTargetBytes();
+  if (targetBytes > 0) startHeapTuner({ targetBytes, log: createLogger({ module: "heap-tuner" }) });
 }
 
 async function upStandalone(config: VbConfig, milvus?: { port: number }, metrics?: { port: number }): Promise<void> {

@@ -46,11 +46,18 @@ function cgroupLimit(): number | undefined {
 }
 
 /**
- * The memory a process aims to stay under: `VB_MEMORY_TARGET` (`2g`, `1536m`, bytes), else 80 % of the
- * container's limit or, without one, of the machine's memory (Milvus's gcTuner aims at 80 % too).
+ * The memory a process aims to stay under: `VB_MEMORY_TARGET` (`2g`, `1536m`, bytes; 0: none, V8 sizes
+ * its heaps as it likes), else 80 % of the container's limit or, without one, of the machine's memory
+ * (Milvus's gcTuner aims at 80 % too).
  */
 export function memoryTargetBytes(env: NodeJS.ProcessEnv = process.env): number {
-  if (env.VB_MEMORY_TARGET) return parseBytes(env.VB_MEMORY_TARGET);
+  if (env.VB_MEMORY_TARGET) {
+    try {
+      return parseBytes(env.VB_MEMORY_TARGET);
+    } catch (err) {
+      throw new Error(`VB_MEMORY_TARGET: ${(err as Error).message}`);
+    }
+  }
   return Math.floor(0.8 * Math.min(cgroupLimit() ?? Infinity, totalmem()));
 }
 

@@ -30,6 +30,8 @@ describe("the heap tuner", () => {
     expect(parseBytes("4096")).toBe(4096);
     expect(() => parseBytes("lots")).toThrow(/not a size: "lots"/);
     expect(memoryTargetBytes({ VB_MEMORY_TARGET: "3g" })).toBe(3 * GB);
+    expect(memoryTargetBytes({ VB_MEMORY_TARGET: "0" })).toBe(0);
+    expect(() => memoryTargetBytes({ VB_MEMORY_TARGET: "much" })).toThrow(/^VB_MEMORY_TARGET: not a size: "much"/);
     const fallback = memoryTargetBytes({});
     expect(fallback).toBeGreaterThan(0);
   });
