@@ -418,6 +418,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
 
 export async function main(args: string[]): Promise<void> {
   const nodes = option(args, "nodes", 1_000);
+  const memoryTarget = optionText(args, "memory-target", "");
   const segments = option(args, "segments", 1_000_000);
   const result = await runSim({
     nodes,
@@ -430,7 +431,7 @@ export async function main(args: string[]): Promise<void> {
     heartbeatRate: option(args, "heartbeat-rate", 15_000),
     timeoutS: option(args, "timeout-s", 1_800),
     // (as a pod: VB_MEMORY_TARGET, else 80 % of the container's or this machine's memory)
-    memoryTargetBytes: optionText(args, "memory-target", "") === "" ? memoryTargetBytes() : parseBytes(optionText(args, "memory-target", "")),
+    memoryTargetBytes: memoryTarget === "" ? memoryTargetBytes() : parseBytes(memoryTarget),
     log: (line) => process.stderr.write(`querycoord-sim: ${line}\n`),
   });
   report(args, result as unknown as Record<string, unknown>);

@@ -96,10 +96,11 @@ export function startHeapTuner(opts: HeapTunerOptions): HeapTuner {
   const apply = opts.apply ?? ((p: number) => setFlagsFromString(`--heap-growing-percent=${p}`));
   let percent = 0;
   const tune = (): number => {
-    const next = growingPercent(rss(), opts.targetBytes, opts.minPercent);
+    const now = rss();
+    const next = growingPercent(now, opts.targetBytes, opts.minPercent);
     if (next !== percent) {
       if ((next === 0) !== (percent === 0)) {
-        opts.log?.info({ rssMb: Math.round(rss() / 2 ** 20), targetMb: Math.round(opts.targetBytes / 2 ** 20), growingPercent: next }, next === 0 ? "memory well under its target: V8 sizes its heaps again" : "memory past half its target: heaps grow by less before they are collected");
+        opts.log?.info({ rssMb: Math.round(now / 2 ** 20), targetMb: Math.round(opts.targetBytes / 2 ** 20), growingPercent: next }, next === 0 ? "memory well under its target: V8 sizes its heaps again" : "memory past half its target: heaps grow by less before they are collected");
       }
       percent = next;
       apply(percent);

@@ -56,6 +56,7 @@ export function decodeQueryNodeDist(data: Uint8Array, before?: { get(nodeId: str
   }
   d.loading ??= [];
   for (const s of d.segments) s.indexIds ??= [];
+  for (const s of d.delta?.added ?? []) s.indexIds ??= [];
   const old = before?.get(d.nodeId);
   const lists: SealedLists = new Map();
   for (const g of d.delegators) {
@@ -236,8 +237,7 @@ function changeBetween(before: NodeView, now: NodeView): SegmentsDelta {
  */
 export class DistAssembler {
   private readonly nodes = new Map<string, NodeBase>();
-  /** one value for what many records repeat */
-  private readonly shared = new SharedValues();
+  /** (the records handed on are copied to querycoord's thread, which holds one value for what they repeat) */
   private readonly shapes = new SegmentShapes();
   /** each node's delegators' segment lists as last read (an unchanged one is not decoded again) */
   private readonly sealed = new Map<string, SealedLists>();
@@ -262,12 +262,6 @@ export class DistAssembler {
     const out: number[] = [];
     for (let i = 0; i < chunks; i++) if (st.chunkEpoch !== epoch || !st.chunks[i]) out.push(i);
     return out;
-  }
-
-  /** The node's segments as handed on last (records made anew). */
-  segmentsOf(nodeId: string): DistSegment[] {
-    const st = this.nodes.get(nodeId);
-    return st?.handed ? recordsOf(st) : [];
   }
 
   /** A decoded head message. */
@@ -310,7 +304,6 @@ export class DistAssembler {
   private whole(d: QueryNodeDist): AssembledDist {
     const st = this.of(d.nodeId);
     const before: NodeView | undefined = st.handed ? { base: st.base, added: st.added, removed: st.removed } : undefined;
-    const first = before ? undefined : d.segments.map((s) => this.shared.record(s));
     Object.assign(st, {
       chunkEpoch: 0,
       chunks: [],
@@ -322,7 +315,7 @@ export class DistAssembler {
       handed: true,
       waiting: undefined,
     } satisfies NodeBase);
-    return { dist: { ...d, segments: [] }, change: before ? changeBetween(before, st) : { whole: true, added: first!, removed: [] } };
+    return { dist: { ...d, segments: [] }, change: before ? changeBetween(before, st) : { whole: true, added: d.segments, removed: [] } };
   }
 
   private resolve(d: QueryNodeDist): AssembledDist | undefined {
@@ -355,7 +348,7 @@ export class DistAssembler {
     st.epoch = epoch;
     st.waiting = undefined;
     st.seq = delta.seq;
-    st.added = new Map(delta.added.map((s) => [s.segmentId, this.shared.record({ ...s, indexIds: s.indexIds ?? [] })]));
+    st.added = new Map(delta.added.map((s) => [s.segmentId, s]));
     st.removed = new Set(delta.removed);
     st.handed = true;
     return { dist: { ...d, segments: [] }, change: before ? changeBetween(before, st) : { whole: true, added: recordsOf(st), removed: [] } };
