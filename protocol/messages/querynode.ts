@@ -225,7 +225,11 @@ export interface QueryNodeDist {
     serviceable: boolean;
     targetVersion: number;
     tSafe: bigint;
-    sealedSegmentIds: bigint[];
+    /**
+     * the segments of its view (querycoord's side of the feed holds them as read: int64s in one buffer,
+     * 8 bytes an id rather than 32 for an array of bigints)
+     */
+    sealedSegmentIds: SegmentIds;
   }[];
   /** loads in progress and why a load was refused: of a segment, or of one of its indexes (`indexId`) */
   loading: { segmentId: bigint; indexId?: bigint; state: "loading" | "failed"; reason?: string }[];
@@ -243,12 +247,29 @@ export interface QueryNodeDist {
 
 export type DistSegment = QueryNodeDist["segments"][number];
 
+/** A list of segment ids: an array, or int64s in one buffer. */
+export type SegmentIds = readonly bigint[] | BigInt64Array;
+
+/**
+ * Packed ids (`packIds`) as int64s in a buffer of their own (a copy: `bytes` may be a view into a
+ * message, which a kept list would keep whole).
+ */
+export function packedIds(bytes: Uint8Array): BigInt64Array {
+  if (bytes.byteLength % 8 !== 0) throw new RangeError(`packed segment ids take a multiple of 8 bytes, not ${bytes.byteLength}`);
+  if (!LITTLE_ENDIAN) return BigInt64Array.from(unpackIds(bytes));
+  const out = new BigInt64Array(bytes.byteLength / 8);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /**
  * Segment ids packed as int64 little-endian bytes: how a delegator's `sealedSegmentIds` travel on the
  * feed. A delegator of a large channel lists thousands of them in every heartbeat; as bytes, reading
  * them costs a copy, and a list equal to the one before is recognised without decoding it.
  */
-export function packIds(ids: readonly bigint[]): Uint8Array {
+export function packIds(ids: SegmentIds): Uint8Array {
   const out = new Uint8Array(ids.length * 8);
   const view = new DataView(out.buffer);
   for (let i = 0; i < ids.length; i++) view.setBigInt64(i * 8, ids[i]!, true);

@@ -58,13 +58,13 @@ describe("the querynodes' distributions followed on a worker thread", () => {
     await publish(dist("big", big));
     await publish(dist("small", range(90_000, 5).map((i) => seg(i)), [90_000n, 90_001n]));
 
-    const held = new Map<string, { list: readonly DistSegment[]; sealed: readonly bigint[] }>();
+    const held = new Map<string, { list: readonly DistSegment[]; sealed: bigint[] }>();
     const changes: { nodeId: string; change: SegmentsChange; list: readonly DistSegment[] }[] = [];
     let heard = 0;
     await using follower = await followQueryNodeDistsOffThread(env, createLogger({ module: "test" }), (d, _storedAt, _live, change, n) => {
       heard += n;
       if (change) changes.push({ nodeId: d.nodeId, change, list: d.segments });
-      held.set(d.nodeId, { list: d.segments, sealed: d.delegators[0]?.sealedSegmentIds ?? [] });
+      held.set(d.nodeId, { list: d.segments, sealed: [...(d.delegators[0]?.sealedSegmentIds ?? [])] });
     });
     await follower.ready;
     await waitFor(() => held.get("big")?.list.length === 3_000 && held.has("small"), { what: "both nodes' first lists" });

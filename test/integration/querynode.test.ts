@@ -565,7 +565,7 @@ describe("querynode and delegators", () => {
         return (
           mine.length === 2 &&
           mine.every((x) => x.serviceable && x.targetVersion === 7) &&
-          mine.flatMap((x) => x.sealedSegmentIds).length === l1.length &&
+          mine.reduce((n, x) => n + x.sealedSegmentIds.length, 0) === l1.length &&
           segs.length === l1.length &&
           segs.reduce((a, s) => a + s.rows, 0) === 100 &&
           qn2.memoryBytes > 0

@@ -17,7 +17,7 @@ import type { TargetPair } from "../../actors/querycoord/meta/target_manager.ts"
 import type { TaskAction } from "../../actors/querycoord/task/task.ts";
 import type { QuerycoordCore } from "../../actors/querycoord/core.ts";
 import { getShardLeaders } from "../../actors/querycoord/services.ts";
-import { COLL, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
+import { COLL, input, load, node, onWire, replica, seg, target } from "./querycoord_fixtures.ts";
 
 const actions = (r: { tasks: { action: TaskAction }[] }) => r.tasks.map((t) => t.action);
 const at = (n: string) => `vb.dlg.${COLL}.100v0.1.${n}`;
@@ -142,7 +142,7 @@ describe("a balance move carried out by the checkers", () => {
   it("then moves the view to the new copy, keeping both copies meanwhile", () => {
     expect(actions(checkSegments({ ...state(true, "qn1"), moves }))).toEqual([]);
     const sync = actions(checkLeaders({ ...state(true, "qn1"), moves }))[0]!;
-    expect(sync.kind === "SyncLeader" && sync.sealed).toEqual([entry(1n, "qn2")]);
+    expect(sync.kind === "SyncLeader" && onWire(sync.sealed)).toEqual([entry(1n, "qn2")]);
   });
 
   it("then releases the source copy", () => {
@@ -263,7 +263,7 @@ describe("a channel move carried out by the checkers", () => {
     const starting = { ...state({ serviceable: true, targetVersion: 0 }), channelMoves };
     expect(actions(checkChannels(starting))).toEqual([]);
     const sync = actions(checkLeaders(starting)).find((a) => a.kind === "SyncLeader" && a.nodeId === "qn2");
-    expect(sync && sync.kind === "SyncLeader" && sync.sealed).toEqual([entry(1n, "qn1")]);
+    expect(sync && sync.kind === "SyncLeader" && onWire(sync.sealed)).toEqual([entry(1n, "qn1")]);
   });
 
   it("then unwatches the old leader", () => {

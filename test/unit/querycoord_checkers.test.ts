@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { checkChannels, checkLeaders, checkReleased, checkSegments, formatBlocker, runCheckers } from "../../actors/querycoord/checkers/index.ts";
 import { channelKey, segmentKey, type TaskAction } from "../../actors/querycoord/task/task.ts";
-import { COLL, failure, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
+import { COLL, failure, input, load, node, onWire, replica, seg, target } from "./querycoord_fixtures.ts";
 
 const actions = (r: { tasks: { action: TaskAction }[] }) => r.tasks.map((t) => t.action);
 
@@ -274,7 +274,7 @@ describe("LeaderChecker", () => {
       });
     // segment 3 has no copy in the replica yet: a view without it would hide its rows
     expect(actions(checkLeaders(setup([seg(1n), seg(2n)])))).toEqual([]);
-    expect(actions(checkLeaders(setup([seg(1n), seg(2n), seg(3n)])))).toEqual([
+    expect(onWire(actions(checkLeaders(setup([seg(1n), seg(2n), seg(3n)]))))).toEqual([
       {
         kind: "SyncLeader",
         nodeId: "qn1",
@@ -298,11 +298,11 @@ describe("LeaderChecker", () => {
     const dist = base.dist;
     expect(checkLeaders({ ...base, inflight: () => true }).tasks).toEqual([]);
     const first = checkLeaders(base).tasks[0]!.action as Extract<TaskAction, { kind: "SyncLeader" }>;
-    expect(first.sealed).toEqual([entry(1n, "qn1"), entry(2n, "qn2"), entry(3n, "qn2")]);
+    expect(onWire(first.sealed)).toEqual([entry(1n, "qn1"), entry(2n, "qn2"), entry(3n, "qn2")]);
     // acknowledged, but the delegator's report does not show it yet: the same view again
     const synced = new Map([[address, { targetVersion: 7, sealed: first.sealed }]]);
     const again = checkLeaders({ ...base, synced }).tasks.map((t) => t.action as Extract<TaskAction, { kind: "SyncLeader" }>);
-    expect(again.map((a) => a.sealed)).toEqual([first.sealed]);
+    expect(onWire(again.map((a) => a.sealed))).toEqual(onWire([first.sealed]));
     // reported: nothing to do, round after round
     dist.put(node("qn1", { segments: [seg(1n)], delegators: [dlg({ targetVersion: 7, sealedSegmentIds: [1n, 2n, 3n] })] }));
     expect(checkLeaders({ ...base, synced }).tasks).toEqual([]);
@@ -311,7 +311,7 @@ describe("LeaderChecker", () => {
     dist.put(node("qn2", { segments: [seg(2n)] }));
     dist.put(node("qn1", { segments: [seg(1n), seg(3n)], delegators: [dlg({ targetVersion: 7, sealedSegmentIds: [1n, 2n, 3n] })] }));
     const moved = checkLeaders({ ...base, synced }).tasks.map((t) => t.action as Extract<TaskAction, { kind: "SyncLeader" }>);
-    expect(moved.map((a) => a.sealed)).toEqual([[entry(1n, "qn1"), entry(2n, "qn2"), entry(3n, "qn1")]]);
+    expect(onWire(moved.map((a) => a.sealed))).toEqual([[entry(1n, "qn1"), entry(2n, "qn2"), entry(3n, "qn1")]]);
   });
 
   it("leaves an up-to-date delegator alone and waits for a current target", () => {
@@ -333,7 +333,7 @@ describe("LeaderChecker", () => {
       }),
     );
     const a = actions(r)[0]!;
-    expect(a.kind === "SyncLeader" && a.sealed).toEqual([entry(1n, "qn1"), entry(2n, "qn2")]);
+    expect(a.kind === "SyncLeader" && onWire(a.sealed)).toEqual([entry(1n, "qn1"), entry(2n, "qn2")]);
     expect(a.kind === "SyncLeader" && a.targetVersion).toBe(8);
   });
 });

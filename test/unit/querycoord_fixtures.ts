@@ -1,5 +1,6 @@
 /** Plain-data fixtures for querycoord's checker, scheduler and observer tests (no NATS). */
 import type { SegmentInfo } from "../../protocol/meta.ts";
+import { decode, encode } from "../../protocol/codec.ts";
 import type { QueryNodeDist } from "../../protocol/messages/querynode.ts";
 import type { IndexInfo, IndexLoadInfo } from "../../protocol/messages/indexes.ts";
 import { collectionIndexes, type CheckInput, type SyncedView } from "../../actors/querycoord/checkers/types.ts";
@@ -9,6 +10,9 @@ import type { CollectionLoad, CollectionTarget, Replica } from "../../actors/que
 import type { TaskFailure } from "../../actors/querycoord/task/scheduler.ts";
 
 export const COLL = 100n;
+
+/** A value as it arrives where it is sent (a view's entries go on the wire as plain records). */
+export const onWire = <T>(x: T): T => decode<T>(encode(x));
 export const MiB = 1024 * 1024;
 
 export function seg(id: bigint, opts: Partial<SegmentInfo> = {}): SegmentInfo {

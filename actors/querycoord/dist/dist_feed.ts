@@ -7,7 +7,7 @@
 import { decode } from "../../../protocol/codec.ts";
 import { VbError } from "../../../protocol/errors.ts";
 import type { NodeId } from "../../../protocol/ids.ts";
-import { sameDistSegment, unpackIds, type DistSegment, type QueryNodeDist, type QueryNodeDistChunk } from "../../../protocol/messages/querynode.ts";
+import { packedIds, sameDistSegment, type DistSegment, type QueryNodeDist, type QueryNodeDistChunk } from "../../../protocol/messages/querynode.ts";
 import { Feed, type FeedFollower } from "../../../runtime/feed.ts";
 import type { Logger } from "../../../runtime/logger.ts";
 import { errorText, isStreamNotFound, jetstreamOf } from "../../../runtime/streams.ts";
@@ -35,8 +35,8 @@ export async function ensureDistStream(env: DistFeedEnv): Promise<void> {
   }
 }
 
-/** A node's delegators' segment lists as last read: packed bytes and their ids (DistAssembler). */
-type SealedLists = Map<string, { bytes: Uint8Array; ids: bigint[] }>;
+/** A node's delegators' segment lists as last read: their packed bytes, as int64s (DistAssembler). */
+type SealedLists = Map<string, BigInt64Array>;
 
 /**
  * A head message of the feed. A delegator's `sealedSegmentIds` come packed (`packIds`); `before`, the
@@ -67,18 +67,19 @@ export function decodeQueryNodeDist(data: Uint8Array, before?: { get(nodeId: str
     }
     const key = `${g.vchannel}/${g.replicaId}`;
     const o = old?.get(key);
-    if (o && Buffer.from(o.bytes.buffer, o.bytes.byteOffset, o.bytes.byteLength).equals(packed)) {
-      g.sealedSegmentIds = o.ids;
+    if (o && Buffer.from(o.buffer, o.byteOffset, o.byteLength).equals(packed)) {
+      g.sealedSegmentIds = o;
       lists.set(key, o);
       continue;
     }
+    let ids: BigInt64Array;
     try {
-      g.sealedSegmentIds = unpackIds(packed);
+      ids = packedIds(packed);
     } catch (err) {
       throw VbError.invalid(`querynode ${d.nodeId}: delegator ${g.vchannel}: ${(err as Error).message}`);
     }
-    // (a copy: the bytes are a view into the message, which a kept view would keep whole)
-    lists.set(key, { bytes: Uint8Array.prototype.slice.call(packed), ids: g.sealedSegmentIds });
+    g.sealedSegmentIds = ids;
+    lists.set(key, ids);
   }
   before?.set(d.nodeId, lists);
   return d;

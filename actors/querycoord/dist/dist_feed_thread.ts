@@ -11,11 +11,11 @@
  * `followQueryNodeDists` does: the new list, with a `SegmentsChange` from the list before.
  */
 import { Worker } from "node:worker_threads";
-import type { DistSegment, QueryNodeDist } from "../../../protocol/messages/querynode.ts";
+import type { DistSegment, QueryNodeDist, SegmentIds } from "../../../protocol/messages/querynode.ts";
 import type { Logger } from "../../../runtime/logger.ts";
 import type { FeedFollower } from "../../../runtime/feed.ts";
 import { ensureDistStream, SharedValues, type DistFeedEnv, type SegmentsChange } from "./dist_feed.ts";
-import type { SegmentCopy } from "./dist_snapshot.ts";
+import { CopyShapes } from "./dist_snapshot.ts";
 
 const BOOT = new URL("../../../runtime/ts_worker.mjs", import.meta.url);
 const MODULE = new URL("./dist_feed_worker.ts", import.meta.url).href;
@@ -56,30 +56,16 @@ export async function followQueryNodeDistsOffThread(
   worker.unref();
   /** each node's list as handed on, and its delegators' lists */
   const lists = new Map<string, DistSegment[]>();
-  const sealed = new Map<string, Map<string, bigint[]>>();
+  const sealed = new Map<string, Map<string, SegmentIds>>();
   /** (the records come from another thread: each repeats its ids and names, held once here) */
   const shared = new SharedValues();
+  const shapes = new CopyShapes();
   let stopped = false;
-
-  /**
-   * A record as querycoord holds it: every field in the object itself, its node among them (a record
-   * from the other thread given `nodeId` later keeps its fields in a second block, a third larger).
-   */
-  const heldRecord = (s: DistSegment, nodeId: string): SegmentCopy => ({
-    segmentId: s.segmentId,
-    collectionId: s.collectionId,
-    partitionId: s.partitionId,
-    vchannel: s.vchannel,
-    rows: s.rows,
-    memoryBytes: s.memoryBytes,
-    indexIds: s.indexIds,
-    nodeId,
-  });
 
   const apply = (item: DistBatchItem): void => {
     const d = item.dist;
     const before = lists.get(d.nodeId);
-    for (let i = 0; i < item.added.length; i++) item.added[i] = heldRecord(shared.record(item.added[i]!), d.nodeId);
+    for (let i = 0; i < item.added.length; i++) item.added[i] = shapes.copy(shared.record(item.added[i]!), d.nodeId);
     let segments: DistSegment[];
     let change: SegmentsChange | undefined;
     if (item.whole || !before) {
@@ -99,7 +85,7 @@ export async function followQueryNodeDistsOffThread(
     }
     lists.set(d.nodeId, segments);
     const held = sealed.get(d.nodeId);
-    const now = new Map<string, bigint[]>();
+    const now = new Map<string, SegmentIds>();
     for (const g of d.delegators) {
       const key = `${g.vchannel}/${g.replicaId}`;
       if ((g.sealedSegmentIds as unknown) === null) g.sealedSegmentIds = held?.get(key) ?? [];

@@ -7,7 +7,7 @@
  * net change).
  */
 import { parentPort, workerData } from "node:worker_threads";
-import type { DistSegment, QueryNodeDist } from "../../../protocol/messages/querynode.ts";
+import type { DistSegment, QueryNodeDist, SegmentIds } from "../../../protocol/messages/querynode.ts";
 import { Subjects } from "../../../protocol/subjects.ts";
 import { createLogger } from "../../../runtime/logger.ts";
 import { errorText } from "../../../runtime/streams.ts";
@@ -22,7 +22,7 @@ const log = createLogger({ module: "dist-feed-worker" });
 
 interface NodeState {
   /** the delegators' lists handed on last */
-  sealed: Map<string, readonly bigint[]>;
+  sealed: Map<string, SegmentIds>;
   /** the newest distribution, not handed on yet */
   dist: QueryNodeDist | undefined;
   storedAt: number;
@@ -83,7 +83,7 @@ function flush(): void {
     const st = nodes.get(nodeId)!;
     const d = st.dist!;
     // a delegator's list handed on before and unchanged (the follower keeps the same array) goes as null
-    const sealed = new Map<string, readonly bigint[]>();
+    const sealed = new Map<string, SegmentIds>();
     const delegators = d.delegators.map((g) => {
       const key = `${g.vchannel}/${g.replicaId}`;
       sealed.set(key, g.sealedSegmentIds);

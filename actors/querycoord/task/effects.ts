@@ -3,6 +3,7 @@
  * AND the querynode's distribution says the change happened (Milvus's task "step" checks). Pure.
  */
 import type { DistSnapshot } from "../dist/dist_snapshot.ts";
+import type { SegmentIds } from "../../../protocol/messages/querynode.ts";
 import type { TaskAction } from "./task.ts";
 
 /**
@@ -11,7 +12,7 @@ import type { TaskAction } from "./task.ts";
  * a sync's confirm is looked at every round until it shows, and sets of thousands each time cost
  * querycoord's thread 5 % during a balance at 1,000 nodes.
  */
-export function sameIds(ids: readonly bigint[], entries: readonly { segmentId: bigint }[]): boolean {
+export function sameIds(ids: SegmentIds, entries: readonly { segmentId: bigint }[]): boolean {
   if (ids.length !== entries.length) return false;
   let i = 0;
   while (i < ids.length && ids[i] === entries[i]!.segmentId) i++;
@@ -31,7 +32,7 @@ export function sameIds(ids: readonly bigint[], entries: readonly { segmentId: b
  * then the version alone tells.
  */
 export function reportShows(
-  reported: { targetVersion: number; sealedSegmentIds: readonly bigint[] },
+  reported: { targetVersion: number; sealedSegmentIds: SegmentIds },
   want: { targetVersion: number; sealed: readonly { segmentId: bigint }[] },
 ): boolean {
   if (reported.targetVersion !== want.targetVersion) return false;
