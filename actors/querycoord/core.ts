@@ -126,7 +126,11 @@ export class QuerycoordCore {
     /** querynodes in resource groups */
     readonly rgs: ResourceManager,
   ) {
-    this.dist = new DistManager(env.config.heartbeatAvailableMs);
+    // (a segment's copies hold its id as its target does)
+    this.dist = new DistManager(env.config.heartbeatAvailableMs, (collectionId, segmentId) => {
+      const pair = targets.get(collectionId);
+      return (pair.next?.segments.get(segmentId) ?? pair.current?.segments.get(segmentId))?.segmentId;
+    });
     this.snap = this.dist.snapshot();
     this.scheduler = new TaskScheduler({
       capPerNode: params.taskExecutionCap,

@@ -47,7 +47,13 @@ export class DistManager {
   /** the alive nodes' distribution, kept up to date node by node */
   private readonly index = new DistSnapshot([]);
 
-  constructor(private readonly heartbeatAvailableMs: number) {}
+  constructor(
+    private readonly heartbeatAvailableMs: number,
+    /** the id object a segment already has elsewhere (DistSnapshot.sharedId) */
+    sharedId?: (collectionId: bigint, segmentId: bigint) => bigint | undefined,
+  ) {
+    this.index.sharedId = sharedId;
+  }
 
   /**
    * How far behind the feed querycoord reads: the local time a live message was taken less the time the
