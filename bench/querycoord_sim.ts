@@ -24,7 +24,7 @@
  * - checker_round_p99_ms: the 99th percentile of querycoord's reconcile rounds over the whole run;
  * - querycoord_rss_mb: the highest RSS of this process (querycoord and the driver, which holds nothing of
  *   the catalog), run as a querycoord pod is: with the heap tuner aiming at `VB_MEMORY_TARGET`, else 80 %
- *   of the container's or machine's memory (`--memory-target 2g` models a pod given 2 GiB; 0: no tuner).
+ *   of the container's or machine's memory (`--memory-target 2g` models a pod whose target is 2 GiB, 80 % of a 2.5 GiB limit; 0: no tuner).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
