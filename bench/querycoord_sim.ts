@@ -17,8 +17,9 @@
  * - heartbeats_per_s: feed messages querycoord takes per second while the nodes beat `--heartbeat-rate`
  *   times a second in all (their content, decoded and applied); `heartbeats_heard_per_s`: the heads the
  *   feed's pulse reads meanwhile (who spoke and when, on its own thread: what liveness is judged from);
- *   `heartbeat_thread_busy`, the share of querycoord's thread busy meanwhile, and
- *   `heartbeats_capacity_per_s`, taken ÷ busy; `feed_publish_limit_per_s`, beside them the physical
+ *   `heartbeat_thread_busy`, the share of querycoord's thread busy meanwhile,
+ *   `heartbeat_feed_thread_busy`, the feed's thread's, `heartbeat_querycoord_cores`, the cores its
+ *   process used (every thread), and `heartbeats_capacity_per_s`, taken ÷ busy; `feed_publish_limit_per_s`, beside them the physical
  *   limit: what the same node processes get the nats-server to store at most, messages of the heads'
  *   mean size in a stream of their own, while querycoord runs;
  * - checker_round_p99_ms: the 99th percentile of querycoord's reconcile rounds over the whole run;
@@ -86,6 +87,9 @@ export interface SimResult {
    * and what it would take at most at that cost per message: taken ÷ busy
    */
   heartbeat_thread_busy: number;
+  /** the share of the feed's thread busy meanwhile, and the cores querycoord's process used (all its threads) */
+  heartbeat_feed_thread_busy: number;
+  heartbeat_querycoord_cores: number;
   heartbeats_capacity_per_s: number;
   /**
    * the physical limit beside it: messages per second the same node processes get this nats-server to
@@ -324,18 +328,32 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
     await Promise.all(workers.map((w) => w.ask("rate", { heartbeatMs: fastMs })));
     await new Promise((r) => setTimeout(r, 2_000));
     const s0 = await stats();
-    const h0 = { at: performance.now(), n: last?.feedMessages ?? 0, heard: last?.pulseMessages ?? 0, sent: s0.published, bytes: s0.publishedBytes, elu: performance.eventLoopUtilization() };
+    const h0 = {
+      at: performance.now(),
+      n: last?.feedMessages ?? 0,
+      heard: last?.pulseMessages ?? 0,
+      sent: s0.published,
+      bytes: s0.publishedBytes,
+      elu: performance.eventLoopUtilization(),
+      feedActive: last?.feedThreadActiveMs ?? 0,
+      cpu: process.cpuUsage(),
+    };
     await new Promise((r) => setTimeout(r, 5_000));
     const s1 = await stats();
-    const h1 = { at: performance.now(), n: last?.feedMessages ?? 0, heard: last?.pulseMessages ?? 0, sent: s1.published, bytes: s1.publishedBytes };
+    const h1 = { at: performance.now(), n: last?.feedMessages ?? 0, heard: last?.pulseMessages ?? 0, sent: s1.published, bytes: s1.publishedBytes, feedActive: last?.feedThreadActiveMs ?? 0 };
     const busy = performance.eventLoopUtilization(h0.elu).utilization;
+    // the feed's thread's share busy, and the cores querycoord's process used (every thread: the feed's, the pulse's, the collector's)
+    const feedBusy = Math.min(1, (h1.feedActive - h0.feedActive) / (h1.at - h0.at));
+    const cpu = process.cpuUsage(h0.cpu);
+    const cores = (cpu.user + cpu.system) / 1_000 / (h1.at - h0.at);
     const heartbeats = ((h1.n - h0.n) * 1_000) / (h1.at - h0.at);
     const heard = ((h1.heard - h0.heard) * 1_000) / (h1.at - h0.at);
     const sent = ((h1.sent - h0.sent) * 1_000) / (h1.at - h0.at);
     const headBytes = Math.max(1, Math.round((h1.bytes - h0.bytes) / Math.max(1, h1.sent - h0.sent)));
     await Promise.all(workers.map((w) => w.ask("rate", { heartbeatMs })));
     log(
-      `heartbeats: ${round(heartbeats)} per s taken with querycoord's thread ${Math.round(busy * 100)} % busy, ${round(heard)} per s heard by the pulse, ` +
+      `heartbeats: ${round(heartbeats)} per s taken with querycoord's thread ${Math.round(busy * 100)} % busy (the feed's thread ${Math.round(feedBusy * 100)} %, ` +
+        `the process ${round(cores, 2)} cores), ${round(heard)} per s heard by the pulse, ` +
         `${round(sent)} per s sent (nodes beating every ${fastMs} ms, ${headBytes} bytes a message)`,
     );
     // the limit beside it: what the same processes get the server to store at most, in a stream of its own
@@ -388,6 +406,8 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       heartbeats_per_s: round(heartbeats),
       heartbeats_heard_per_s: round(heard),
       heartbeat_thread_busy: round(busy, 2),
+      heartbeat_feed_thread_busy: round(feedBusy, 2),
+      heartbeat_querycoord_cores: round(cores, 2),
       heartbeats_capacity_per_s: round(heartbeats / Math.max(0.01, busy)),
       feed_publish_limit_per_s: round(publishLimit),
       checker_round_p99_ms: round(p99(rounds)),

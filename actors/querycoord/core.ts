@@ -111,6 +111,8 @@ export class QuerycoordCore {
   /** when the last reconcile round ended, and how long it took (ms) */
   private lastRoundEnd = 0;
   private lastRoundMs = 0;
+  /** how long the feed's thread has been busy since it started (ms), when it runs on one (RoundStats) */
+  feedThreadActiveMs: (() => number) | undefined;
   /** querynodes with a liveness probe in flight */
   private readonly probing = new Set<string>();
   /** why a querynode was found down, for the log line */
@@ -606,6 +608,7 @@ export class QuerycoordCore {
       ms: this.lastRoundMs,
       stagesMs,
       feedMessages: this.dist.taken,
+      feedThreadActiveMs: this.feedThreadActiveMs?.() ?? 0,
       aliveNodes: this.dist.snapshot().nodes.size,
       tasksInFlight: this.scheduler.inflightTasks().length,
       movesInFlight: this.moves.size + this.channelMoves.size,

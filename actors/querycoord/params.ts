@@ -73,6 +73,8 @@ export interface RoundStats {
   stagesMs: Record<string, number>;
   /** distribution messages taken from the feed since querycoord started */
   feedMessages: number;
+  /** how long the feed's thread has been busy since it started (ms; 0 without one) */
+  feedThreadActiveMs: number;
   aliveNodes: number;
   tasksInFlight: number;
   /** tasks the round's checkers asked for, and how many of them it started (the rest wait for a node's cap) */

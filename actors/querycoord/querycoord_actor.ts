@@ -150,6 +150,7 @@ export class QuerycoordActor extends Actor {
       (dist, storedAt, live, change, heard) => this.ctx.self(MSG.dist, { dist, storedAt, live, change, heard }),
     );
     this.follower = follower;
+    this.core!.feedThreadActiveMs = follower.threadActiveMs;
     this.startPulse(); // (the stream exists now)
     follower.done.catch((err: unknown) => {
       this.ctx.log.error({ err: errorText(err) }, "following the distribution feed failed; following again");

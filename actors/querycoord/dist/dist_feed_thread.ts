@@ -47,7 +47,7 @@ export async function followQueryNodeDistsOffThread(
   log: Logger,
   /** `heard`: how many distributions of the node read from the feed this one stands for */
   onDist: (dist: QueryNodeDist, storedAt: number, lagSample: boolean, change: SegmentsChange | undefined, heard: number) => void,
-): Promise<FeedFollower> {
+): Promise<FeedFollower & { threadActiveMs(): number }> {
   await ensureDistStream(env);
   const worker = new Worker(BOOT, {
     workerData: { module: MODULE, servers: [env.nc.getServer()], prefix: env.subjects.prefix, heartbeatIntervalMs: env.config.heartbeatIntervalMs },
@@ -138,5 +138,7 @@ export async function followQueryNodeDistsOffThread(
     resolveDone();
     await worker.terminate();
   };
-  return { ready, done, stop, [Symbol.asyncDispose]: stop };
+  // (how long the thread has been busy since it started: ms, read from here without asking it)
+  const threadActiveMs = () => worker.performance.eventLoopUtilization().active;
+  return { ready, done, stop, threadActiveMs, [Symbol.asyncDispose]: stop };
 }
