@@ -46,8 +46,7 @@ describe("copies as querycoord's thread holds them", () => {
     expect(s.hasSegment("qn2", 1n, 123456789012345n)).toBe(true);
     // the first copy of a segment asks for the id object the segment has elsewhere (its target's)
     const asked: bigint[] = [];
-    const withTargets = new DistSnapshot([]);
-    withTargets.sharedId = (collectionId, segmentId) => (asked.push(segmentId), collectionId === 1n ? segmentId : undefined);
+    const withTargets = new DistSnapshot([], (collectionId, segmentId) => (asked.push(segmentId), collectionId === 1n ? segmentId : undefined));
     for (const n of ["qn1", "qn2"]) withTargets.put({ nodeId: n, at: 0, memoryBytes: 0, memoryLimitBytes: 0, rows: 0, delegators: [], loading: [], segments: [shapes.copy(rec(BigInt(n.length) * 7n), n)] });
     expect(asked).toEqual([21n]);
     expect(withTargets.copies(1n, 21n).map((c) => c.segmentId)).toEqual([21n, 21n]);

@@ -279,9 +279,9 @@ export function viewOfChannel(sealed: readonly SealedEntry[], t: CollectionTarge
   for (let i = 0; i < segs.length; i++) if (sealed[i]!.segmentId !== segs[i]!.segmentId) return;
   let p = channelPlacesCache.get(segs);
   if (!p) {
+    const { ids, pos } = targetOrder(t);
     let inChannel = inChannelCache.get(t);
     if (!inChannel) {
-      const { ids } = targetOrder(t);
       inChannel = new Int32Array(ids.length);
       const counts = new Map<string, number>();
       for (let g = 0; g < ids.length; g++) {
@@ -292,7 +292,7 @@ export function viewOfChannel(sealed: readonly SealedEntry[], t: CollectionTarge
       }
       inChannelCache.set(t, inChannel);
     }
-    channelPlacesCache.set(segs, (p = new ChannelPlaces(segs, targetOrder(t).pos, inChannel)));
+    channelPlacesCache.set(segs, (p = new ChannelPlaces(segs, pos, inChannel)));
   }
   placesCache.set(sealed, p);
 }

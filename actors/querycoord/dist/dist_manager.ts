@@ -45,14 +45,14 @@ export class DistManager {
   /** per node, the `version` at which what the snapshot holds of it last changed */
   private readonly revisions = new Map<string, number>();
   /** the alive nodes' distribution, kept up to date node by node */
-  private readonly index = new DistSnapshot([]);
+  private readonly index: DistSnapshot;
 
   constructor(
     private readonly heartbeatAvailableMs: number,
-    /** the id object a segment already has elsewhere (DistSnapshot.sharedId) */
+    /** the id object a segment already has elsewhere (DistSnapshot's `sharedId`) */
     sharedId?: (collectionId: bigint, segmentId: bigint) => bigint | undefined,
   ) {
-    this.index.sharedId = sharedId;
+    this.index = new DistSnapshot([], sharedId);
   }
 
   /**

@@ -131,13 +131,14 @@ export class DistSnapshot {
   private readonly changeLog = new Map<bigint, { epoch: number; ids: bigint[] }>();
   private epochs = 0;
 
-  /**
-   * The id object a segment already has elsewhere (querycoord's targets), when it has one: a segment's
-   * copies hold that one instead of the one each message decodes (24 bytes a segment).
-   */
-  sharedId: ((collectionId: bigint, segmentId: bigint) => bigint | undefined) | undefined;
-
-  constructor(alive: Iterable<QueryNodeDist>) {
+  constructor(
+    alive: Iterable<QueryNodeDist>,
+    /**
+     * The id object a segment already has elsewhere (querycoord's targets), when it has one: a segment's
+     * copies hold that one instead of the one each message decodes (24 bytes a segment).
+     */
+    private readonly sharedId?: (collectionId: bigint, segmentId: bigint) => bigint | undefined,
+  ) {
     this.nodes = this.byNode;
     for (const d of alive) this.put(d);
   }

@@ -65,10 +65,11 @@ export function targetFromRecovery(
     if (s.state !== "Flushed" || s.collectionId !== load.collectionId || !channel) continue;
     const l0 = s.level === "L0";
     if (!l0 && parts.size > 0 && !parts.has(s.partitionId)) continue;
-    s.collectionId = load.collectionId;
-    s.vchannel = channel.vchannel;
-    s.partitionId = partitions.of(s.partitionId);
+    // (the target's own record takes the values held once; the decoded one is left as it came)
     const t = targetSegment(s, l0 ? "L0" : "L1");
+    t.collectionId = load.collectionId;
+    t.vchannel = channel.vchannel;
+    t.partitionId = partitions.of(s.partitionId);
     (l0 ? l0Segments : segments).set(t.segmentId, t);
   }
   return { collectionId: load.collectionId, version, partitionIds: [...load.partitionIds], channels, segments, l0Segments };
