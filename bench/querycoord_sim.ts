@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- querycoord-sim [--nodes 1000] [--segments 1000000] [--collections N] [--shards 8]
- *   [--workers 4] [--kill 50] [--add 50] [--heartbeat-rate 15000] [--timeout-s 1800] [--memory-target 2g] [--json]`
+ *   [--workers 4] [--kill 50] [--add 50] [--heartbeat-rate 15000] [--timeout-s 1800] [--memory-target 2g]
+ *   [--max-copies-per-round 200000] [--json]`
  * (`VB_SIM_NATS_LOG=<file>` keeps the nats-server's own log there)
  *
  * One real querycoord (in this process) reconciling simulated querynodes through the real feed on a real
@@ -65,6 +66,8 @@ export interface SimOptions {
    * 0: none, V8 sizes the heaps as it likes)
    */
   memoryTargetBytes?: number;
+  /** querycoord's `maxCopiesPerRound` (its default when not given; 0: every collection every round) */
+  maxCopiesPerRound?: number;
   /** a nats-server to use (a fresh one is started when not given) */
   natsUrl?: string;
   prefix?: string;
@@ -215,6 +218,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       balanceMaxMovesPerRound: 1_000,
       balanceMaxMovesPerReplica: 200,
       startupGraceMs: 60_000,
+      ...(o.maxCopiesPerRound !== undefined ? { maxCopiesPerRound: o.maxCopiesPerRound } : {}),
       onRound: (r) => {
         rounds.push(r.ms);
         last = r;
@@ -452,6 +456,7 @@ export async function main(args: string[]): Promise<void> {
     timeoutS: option(args, "timeout-s", 1_800),
     // (as a pod: VB_MEMORY_TARGET, else 80 % of the container's or this machine's memory)
     memoryTargetBytes: memoryTarget === "" ? memoryTargetBytes() : parseBytes(memoryTarget),
+    ...(args.includes("--max-copies-per-round") ? { maxCopiesPerRound: option(args, "max-copies-per-round", 0) } : {}),
     log: (line) => process.stderr.write(`querycoord-sim: ${line}\n`),
   });
   report(args, result as unknown as Record<string, unknown>);

@@ -43,9 +43,18 @@ import { loadProgress, type LoadProgress } from "./observers/collection_observer
 import { fetchRecoveryInfo, promotionReadiness, TargetRefreshes } from "./observers/target_observer.ts";
 import type { QuerycoordParams } from "./params.ts";
 import { effectVisible } from "./task/effects.ts";
-import { TaskScheduler } from "./task/scheduler.ts";
+import { TaskScheduler, type Unlooked } from "./task/scheduler.ts";
 import { syncBody, viewDelta } from "./task/sync_delta.ts";
 import { channelKey, describeAction, type Task, type TaskAction } from "./task/task.ts";
+import { mergeShareBlockers, roundShare } from "./round_share.ts";
+
+/** The tasks of the checkers that look at a round's share only (segments, views, indexes). */
+const SHARE_TASKS = new Set<TaskAction["kind"]>(["LoadSegment", "ReleaseSegment", "SyncLeader", "LoadIndex", "ReleaseIndex"]);
+
+/** What a round that looked at `share` only did not look at: the share's kinds of task for the other collections. */
+function unlookedOutside(share: ReadonlySet<bigint>): Unlooked {
+  return (kind, collectionId) => SHARE_TASKS.has(kind) && !share.has(collectionId);
+}
 
 interface LoadWaiter {
   deadline: number;
@@ -106,8 +115,8 @@ export class QuerycoordCore {
   /** channel (delegator) moves in flight, by `channelMoveKey(replica, vchannel)`, with when they were planned */
   readonly channelMoves = new Map<string, ChannelMove & { at: number }>();
   private lastBalanceAt = 0;
-  /** what the last balance look that found nothing to move saw (see `balance`) */
-  private idleBalanceKey: string | undefined;
+  /** what the last balance looks that found nothing to move saw, and the collections they looked at (see `balance`) */
+  private idleBalance: { key: string; looked: Set<bigint> } | undefined;
   /** when the last reconcile round ended, and how long it took (ms) */
   private lastRoundEnd = 0;
   private lastRoundMs = 0;
@@ -647,10 +656,13 @@ export class QuerycoordCore {
     for (const t of failed) this.log.warn({ task: t.id, node: t.action.nodeId }, `${describeAction(t.action)}: ${this.scheduler.failures().get(t.key)?.reason}`);
     lap("confirm");
 
+    // this round's share of a large cluster (undefined: every collection)
+    const share = this.nextShare();
+
     // handoff: promote next targets that every replica has loaded
     for (const c of this.meta.allCollections()) {
       const next = this.targets.next(c.collectionId);
-      if (!next) continue;
+      if (!next || (share && !share.has(c.collectionId))) continue;
       if (!this.due(`promote/${c.collectionId}`, now, this.lookInterval())) continue;
       if (!promotionReadiness(this.meta.replicasOf(c.collectionId), next, snap).ready) continue;
       const p = this.targets.promote(c.collectionId)!;
@@ -679,6 +691,7 @@ export class QuerycoordCore {
       loadsPerRound: this.params.maxLoadsPerRound,
       runningPerNode: this.scheduler.runningPerNode(),
       inflight: (key) => this.scheduler.isInflight(key),
+      share,
     };
     this.settleMoves(snap, now);
     this.settleChannelMoves(snap, now);
@@ -686,7 +699,7 @@ export class QuerycoordCore {
     const result = runCheckers(input, (stage) => lap(`check.${stage}`));
     this.balance(input, result.tasks, now);
     lap("balance");
-    this.scheduler.replacePending(result.tasks, now);
+    this.scheduler.replacePending(result.tasks, now, share && unlookedOutside(share));
     const started = this.scheduler.dispatch(now);
     const byKind: Record<string, number> = {};
     for (const t of started) byKind[t.action.kind] = (byKind[t.action.kind] ?? 0) + 1;
@@ -702,11 +715,26 @@ export class QuerycoordCore {
         addBlocker(result, c.collectionId, { kind: "target", subject: `${c.collectionId}`, reason: "waiting for datacoord's recovery info" });
       }
     }
-    this.blockers = result.blockers;
-    for (const c of this.meta.allCollections()) this.observe(c, snap, now);
+    this.blockers = share ? mergeShareBlockers(this.blockers, result.blockers, share, this.meta.allCollections()) : result.blockers;
+    for (const c of this.meta.allCollections()) if (!share || share.has(c.collectionId)) this.observe(c, snap, now);
     this.snap = snap;
     this.settleWaiters(snap, now);
     lap("observe");
+  }
+
+  /** where the last round's share ended: the next starts after it */
+  private shareAfter: bigint | undefined;
+
+  /** This round's share of the collections (`roundShare`), or undefined: every collection. */
+  private nextShare(): ReadonlySet<bigint> | undefined {
+    const candidates = this.meta.allCollections().map((c) => {
+      const pair = this.targets.get(c.collectionId);
+      const segments = Math.max(pair.current?.segments.size ?? 0, pair.next?.segments.size ?? 0);
+      return { collectionId: c.collectionId, copies: segments * Math.max(1, this.meta.replicasOf(c.collectionId).length) };
+    });
+    const s = roundShare(candidates, this.params.maxCopiesPerRound, this.shareAfter);
+    this.shareAfter = s?.last;
+    return s?.collections;
   }
 
   /**
@@ -776,7 +804,8 @@ export class QuerycoordCore {
     if (planned.some((t) => ownWork(t.action))) return;
     for (const t of this.scheduler.inflightTasks()) if (ownWork(t.action)) return;
     this.lastBalanceAt = now;
-    // a look that found nothing to move is not taken again until the copies, delegators, nodes or replicas change
+    // looks that found nothing to move, over every collection (a large cluster's share by share), are not
+    // taken again until the copies, delegators, nodes or replicas change
     const snap = input.dist;
     const key = [
       ...input.collections.map((c) => {
@@ -786,21 +815,26 @@ export class QuerycoordCore {
       [...snap.nodes.keys()].join(","),
       input.replicas.map((r) => r.nodes.join(",")).join(";"),
     ].join("|");
-    if (key === this.idleBalanceKey) return;
-    this.idleBalanceKey = undefined;
+    const idle = this.idleBalance?.key === key ? this.idleBalance : undefined;
+    if (idle && input.collections.every((c) => idle.looked.has(c.collectionId))) return;
+    const looked = input.share ? input.collections.filter((c) => input.share!.has(c.collectionId)) : input.collections;
+    const shared: CheckInput = { ...input, collections: looked };
     const movesBefore = this.moves.size + this.channelMoves.size;
-    for (const m of planChannelBalance(input, this.channelMoves)) {
+    for (const m of planChannelBalance(shared, this.channelMoves)) {
       this.channelMoves.set(channelMoveKey(m.replicaId, m.vchannel), { ...m, at: now });
       this.log.info({ collection: m.collectionId, replica: m.replicaId, vchannel: m.vchannel, from: m.from, to: m.to }, "balance: moving a channel");
     }
     if (this.channelMoves.size > 0) this.kick();
     const opts = { ...DEFAULT_BALANCE_OPTIONS, maxMovesPerRound: this.params.balanceMaxMovesPerRound, maxMovesPerReplica: this.params.balanceMaxMovesPerReplica };
-    for (const m of planBalance(input, this.moves, opts)) {
+    for (const m of planBalance(shared, this.moves, opts)) {
       this.moves.set(moveKey(m.replicaId, m.segmentId), { ...m, at: now });
       this.log.info({ collection: m.collectionId, replica: m.replicaId, segment: m.segmentId, rows: m.rows, from: m.from, to: m.to }, "balance: moving a segment");
     }
     if (this.moves.size > 0) this.kick();
-    if (movesBefore === 0 && this.moves.size + this.channelMoves.size === 0) this.idleBalanceKey = key;
+    if (movesBefore === 0 && this.moves.size + this.channelMoves.size === 0) {
+      this.idleBalance = idle ?? { key, looked: new Set() };
+      for (const c of looked) this.idleBalance.looked.add(c.collectionId);
+    } else this.idleBalance = undefined;
   }
 
   /**

@@ -24,6 +24,14 @@ export interface QuerycoordParams {
    * most of a round's work during a large load, and a round holds the mailbox (heartbeats, replies)
    */
   maxLoadsPerRound: number;
+  /**
+   * segment copies (target segments × replicas) whose segments, delegators' views, indexes, handoff,
+   * load progress and balance one round looks at, at least one collection's: a cluster holding more
+   * is looked at a share a round, collection by collection in turn, so that no round walks millions of
+   * copies while heartbeats and replies wait (channels and released collections are looked at for every
+   * collection every round); 0: every collection every round
+   */
+  maxCopiesPerRound: number;
   /** deadline of a LoadSegments ask (ms) */
   loadTimeoutMs: number;
   /** deadline of a WatchDmChannels ask (ms) */
@@ -101,6 +109,7 @@ export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   taskExecutionCap: 4,
   taskMergeCap: 8,
   maxLoadsPerRound: 4_096,
+  maxCopiesPerRound: 200_000,
   loadTimeoutMs: 60_000,
   watchTimeoutMs: 30_000,
   requestTimeoutMs: 10_000,

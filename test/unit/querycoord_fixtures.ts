@@ -166,5 +166,6 @@ export function build(segmentId: bigint, indexId: bigint, memorySize = 2 * MiB):
 }
 
 export function failure(key: string, nodeId: string, reason: string): TaskFailure {
-  return { key, collectionId: COLL, nodeId, what: "", reason, attempts: 1, at: 0, retryAt: Number.MAX_SAFE_INTEGER };
+  const kind = key.includes("/ch/") ? "WatchChannel" : key.includes("/idx/") ? "LoadIndex" : "LoadSegment";
+  return { key, kind, collectionId: COLL, nodeId, what: "", reason, attempts: 1, at: 0, retryAt: Number.MAX_SAFE_INTEGER };
 }

@@ -13,7 +13,7 @@
 import type { IndexInfo, IndexLoadInfo } from "../../../protocol/messages/indexes.ts";
 import { ChangeMemo, type SegmentCopy } from "../dist/dist_snapshot.ts";
 import { indexKey, Priority, type TaskSpec } from "../task/task.ts";
-import { addBlocker, byBigint, changedBuilds, emptyResult, replicasByCollection, type CheckInput, type CheckResult, type CollectionIndexes } from "./types.ts";
+import { addBlocker, byBigint, changedBuilds, emptyResult, inShare, replicasByCollection, type CheckInput, type CheckResult, type CollectionIndexes } from "./types.ts";
 
 /**
  * Per snapshot and collection, the segments with a copy (in a replica) that misses a Finished build
@@ -44,6 +44,7 @@ export function checkIndexes(input: CheckInput): CheckResult {
   if (!input.indexes) return out;
   const reps = replicasByCollection(input.replicas);
   for (const coll of input.collections) {
+    if (!inShare(input, coll.collectionId)) continue;
     const known = input.indexes.get(coll.collectionId);
     if (!known) continue;
     const live = new Map(known.indexes.map((i) => [i.indexId, i]));

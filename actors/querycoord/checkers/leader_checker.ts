@@ -19,6 +19,7 @@ import {
   derivePlaces,
   emptyResult,
   idOf,
+  inShare,
   partitionKey,
   replicasByCollection,
   viewIndex,
@@ -235,6 +236,7 @@ export function checkLeaders(input: CheckInput): CheckResult {
   if (!waiting) incompleteCache.set(input.dist, (waiting = new Map()));
   const reps = replicasByCollection(input.replicas);
   for (const coll of input.collections) {
+    if (!inShare(input, coll.collectionId)) continue;
     const cur = input.targets.get(coll.collectionId)?.current;
     if (!cur) continue;
     const byChannel = segmentsByChannel(cur);

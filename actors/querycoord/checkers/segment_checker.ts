@@ -21,6 +21,7 @@ import {
   placementNodesOf,
   emptyResult,
   idOf,
+  inShare,
   replicasByCollection,
   placesOf,
   targetOrder,
@@ -114,6 +115,7 @@ export function checkSegments(input: CheckInput): CheckResult {
     set.add(k.segmentId);
   }
   for (const coll of input.collections) {
+    if (!inShare(input, coll.collectionId)) continue;
     const pair = input.targets.get(coll.collectionId);
     if (!pair?.current && !pair?.next) continue;
     const { wanted, ids: wantedIds, pos: wantedPos } = wantedOf(pair);

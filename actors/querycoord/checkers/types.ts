@@ -120,6 +120,17 @@ export interface CheckInput {
    * so a checker may pass over what it concerns (when absent: nothing is)
    */
   inflight?: (key: string) => boolean;
+  /**
+   * the collections whose segments, delegators' views and indexes this round looks at (a large
+   * cluster's share of the round, in turn); absent: every collection. Channels and collections no longer
+   * loaded are looked at for every collection every round.
+   */
+  share?: ReadonlySet<bigint>;
+}
+
+/** Whether this round looks at the collection's segments, views and indexes (`CheckInput.share`). */
+export function inShare(input: Pick<CheckInput, "share">, collectionId: bigint): boolean {
+  return input.share === undefined || input.share.has(collectionId);
 }
 
 /**

@@ -11,7 +11,7 @@
  *   fails: its key backs off (base · 2^(attempts-1), capped) and its reason is kept for load progress
  *   reports until a task of that key succeeds or is no longer wanted.
  */
-import { describeAction, type Task, type TaskSpec } from "./task.ts";
+import { describeAction, type Task, type TaskKind, type TaskSpec } from "./task.ts";
 import type { PendingLoad } from "../balance/node_load.ts";
 import { qcTaskFailures, qcTaskLatency, qcTaskNum } from "../../metrics.ts";
 
@@ -24,6 +24,8 @@ export interface SchedulerParams {
 
 export interface TaskFailure {
   key: string;
+  /** the failed task's kind */
+  kind: TaskKind;
   collectionId: bigint;
   /** the node it failed on */
   nodeId: string;
@@ -33,6 +35,9 @@ export interface TaskFailure {
   at: number;
   retryAt: number;
 }
+
+/** Whether a round's checkers did not look at tasks of this kind and collection (`TaskScheduler.replacePending`). */
+export type Unlooked = (kind: TaskKind, collectionId: bigint) => boolean;
 
 let epochCounter = 0;
 
@@ -72,8 +77,12 @@ export class TaskScheduler {
    * flight, or whose key is backing off after a failure, waits. Failures of keys nobody wants any more
    * are forgotten once their backoff is over. A wish for the same key and node as a task still waiting
    * keeps that task (and its id), taking the wish's action.
+   *
+   * `unlooked`, when given, names what this round's checkers did not look at (a collection outside the
+   * round's share): a waiting task it names stays waiting, and a failure it names is kept, until a round
+   * looks there again.
    */
-  replacePending(specs: readonly TaskSpec[], now: number): void {
+  replacePending(specs: readonly TaskSpec[], now: number, unlooked?: Unlooked): void {
     const before = this.pending;
     this.pending = new Map();
     const wanted = new Set<string>();
@@ -98,8 +107,11 @@ export class TaskScheduler {
         repliedAt: 0,
       });
     }
+    if (unlooked) {
+      for (const [key, t] of before) if (!wanted.has(key) && unlooked(t.action.kind, t.action.collectionId)) this.pending.set(key, t);
+    }
     for (const [key, f] of this.failuresByKey) {
-      if (!wanted.has(key) && !this.inflight.has(key) && f.retryAt <= now) this.failuresByKey.delete(key);
+      if (!wanted.has(key) && !this.inflight.has(key) && f.retryAt <= now && !unlooked?.(f.kind, f.collectionId)) this.failuresByKey.delete(key);
     }
   }
 
@@ -355,6 +367,7 @@ export class TaskScheduler {
     const backoff = Math.min(this.params.retryMaxMs, this.params.retryBaseMs * 2 ** (attempts - 1));
     this.failuresByKey.set(t.key, {
       key: t.key,
+      kind: t.action.kind,
       collectionId: t.action.collectionId,
       nodeId: t.action.nodeId,
       what: describeAction(t.action),

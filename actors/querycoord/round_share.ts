@@ -1,0 +1,67 @@
+/**
+ * A round's share of a large cluster: the collections whose segments, delegators' views, indexes,
+ * handoff, load progress and balance one reconcile round looks at. A cluster of at most `budget` copies
+ * (target segments × replicas) is looked at whole every round; a larger one a share at a time, taking
+ * collections in id order from where the last share ended, until the next would pass the budget (at
+ * least one a round), so that every collection is looked at once every few rounds and no round walks
+ * millions of copies while heartbeats and task replies wait. Pure.
+ */
+import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
+
+export interface ShareCandidate {
+  collectionId: bigint;
+  /** its copies: the segments of its larger target times its replicas */
+  copies: number;
+}
+
+export interface RoundShare {
+  /** the collections this round looks at */
+  collections: ReadonlySet<bigint>;
+  /** the last one taken: the next share starts after it */
+  last: bigint;
+}
+
+/** This round's share, or undefined when the whole cluster fits the budget (or there is none: 0). */
+export function roundShare(candidates: readonly ShareCandidate[], budget: number, after: bigint | undefined): RoundShare | undefined {
+  if (budget <= 0 || candidates.length === 0) return undefined;
+  let total = 0;
+  for (const c of candidates) total += c.copies;
+  if (total <= budget) return undefined;
+  const sorted = [...candidates].sort((a, b) => (a.collectionId < b.collectionId ? -1 : a.collectionId > b.collectionId ? 1 : 0));
+  let start = after === undefined ? 0 : sorted.findIndex((c) => c.collectionId > after);
+  if (start < 0) start = 0;
+  const collections = new Set<bigint>();
+  let copies = 0;
+  let last = sorted[start]!.collectionId;
+  for (let k = 0; k < sorted.length; k++) {
+    const c = sorted[(start + k) % sorted.length]!;
+    if (collections.size > 0 && copies + c.copies > budget) break;
+    collections.add(c.collectionId);
+    copies += c.copies;
+    last = c.collectionId;
+  }
+  return { collections, last };
+}
+
+/** The blockers a share's checkers find (segments', indexes'); the others are looked for every round. */
+const SHARE_BLOCKERS = new Set<LoadBlocker["kind"]>(["segment", "index"]);
+
+/**
+ * What each loaded collection's load waits on after a round that looked at `share` only: a collection of
+ * the share has what this round found; another keeps what its last look found about its segments and
+ * indexes, with what this round found about the rest (channels, replicas, targets).
+ */
+export function mergeShareBlockers(
+  prev: ReadonlyMap<bigint, LoadBlocker[]>,
+  found: ReadonlyMap<bigint, LoadBlocker[]>,
+  share: ReadonlySet<bigint>,
+  collections: readonly { collectionId: bigint }[],
+): Map<bigint, LoadBlocker[]> {
+  const out = new Map<bigint, LoadBlocker[]>();
+  for (const { collectionId: id } of collections) {
+    const now = found.get(id) ?? [];
+    const list = share.has(id) ? now : [...(prev.get(id) ?? []).filter((b) => SHARE_BLOCKERS.has(b.kind)), ...now.filter((b) => !SHARE_BLOCKERS.has(b.kind))];
+    if (list.length > 0) out.set(id, list);
+  }
+  return out;
+}

@@ -1,0 +1,150 @@
+/**
+ * A round's share of a large cluster: which collections a round looks at, in turn; what the scheduler
+ * keeps of the collections a round did not look at; what their loads are still said to wait on; and
+ * the checkers that look at the share only (segments, views, indexes) beside those that look at every
+ * collection every round (channels, released collections).
+ */
+import { describe, expect, it } from "vitest";
+import { checkChannels, checkLeaders, checkSegments, runCheckers } from "../../actors/querycoord/checkers/index.ts";
+import { mergeShareBlockers, roundShare } from "../../actors/querycoord/round_share.ts";
+import { TaskScheduler } from "../../actors/querycoord/task/scheduler.ts";
+import { channelKey, Priority, segmentKey, type TaskSpec } from "../../actors/querycoord/task/task.ts";
+import { COLL, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
+
+const coll = (collectionId: bigint, copies: number) => ({ collectionId, copies });
+
+describe("roundShare", () => {
+  it("looks at every collection every round while the cluster fits the budget (or there is no budget)", () => {
+    const cs = [coll(1n, 100), coll(2n, 100)];
+    expect(roundShare(cs, 200, undefined)).toBeUndefined();
+    expect(roundShare(cs, 0, undefined)).toBeUndefined();
+    expect(roundShare([], 10, undefined)).toBeUndefined();
+  });
+
+  it("takes collections in id order from where the last share ended, up to the budget, and wraps around", () => {
+    // (given out of order: the share follows the ids)
+    const cs = [coll(3n, 100), coll(1n, 100), coll(5n, 100), coll(2n, 100), coll(4n, 100)];
+    const shares: bigint[][] = [];
+    let after: bigint | undefined;
+    for (let i = 0; i < 4; i++) {
+      const s = roundShare(cs, 250, after)!;
+      shares.push([...s.collections]);
+      after = s.last;
+    }
+    expect(shares).toEqual([
+      [1n, 2n],
+      [3n, 4n],
+      [5n, 1n],
+      [2n, 3n],
+    ]);
+  });
+
+  it("takes a collection larger than the budget alone, and goes on after a collection that is gone", () => {
+    const cs = [coll(1n, 50), coll(2n, 1_000), coll(4n, 50)];
+    expect([...roundShare(cs, 100, 1n)!.collections]).toEqual([2n]);
+    // 3 was the last one taken and has been released since: the next share starts at 4
+    expect([...roundShare(cs, 100, 3n)!.collections]).toEqual([4n, 1n]);
+    expect([...roundShare(cs, 100, 9n)!.collections]).toEqual([1n]);
+  });
+});
+
+describe("mergeShareBlockers", () => {
+  const b = (kind: "segment" | "channel" | "target" | "index", subject: string) => ({ kind, subject, reason: `${kind} ${subject} waits` });
+
+  it("a collection of the share has what this round found; another keeps its segments' and indexes' from its last look", () => {
+    const prev = new Map([
+      [1n, [b("segment", "11"), b("channel", "1v0")]],
+      [2n, [b("segment", "21"), b("index", "22"), b("channel", "2v0")]],
+      [3n, [b("segment", "31")]],
+    ]);
+    const found = new Map([
+      [1n, [b("target", "1")]],
+      [2n, [b("channel", "2v1")]],
+    ]);
+    const out = mergeShareBlockers(prev, found, new Set([1n]), [{ collectionId: 1n }, { collectionId: 2n }]);
+    expect(out.get(1n)).toEqual([b("target", "1")]);
+    // 2's channel blocker is this round's (channels are looked at every round), its segment and index ones its last look's
+    expect(out.get(2n)).toEqual([b("segment", "21"), b("index", "22"), b("channel", "2v1")]);
+    // 3 is no longer loaded
+    expect(out.has(3n)).toBe(false);
+  });
+});
+
+describe("TaskScheduler with a round's share", () => {
+  const params = { capPerNode: 1, distWaitMs: 1_000, retryBaseMs: 100, retryMaxMs: 1_000 };
+  const loadOf = (collectionId: bigint, segmentId: bigint): TaskSpec => ({
+    key: segmentKey(collectionId, segmentId),
+    priority: Priority.Normal,
+    action: { kind: "LoadSegment", nodeId: "qn1", collectionId, replicaId: collectionId, segmentId, vchannel: `${collectionId}v0`, rows: 1, memoryBytes: 1 },
+  });
+  const watchOf = (collectionId: bigint): TaskSpec => ({
+    key: channelKey(collectionId, `${collectionId}v0`),
+    priority: Priority.High,
+    action: { kind: "WatchChannel", nodeId: "qn2", collectionId, replicaId: collectionId, vchannel: `${collectionId}v0` },
+  });
+
+  it("keeps what waits for a collection the round did not look at, and drops what a look no longer wants", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([loadOf(1n, 10n), loadOf(2n, 20n), loadOf(2n, 21n), watchOf(2n)], 0);
+    // qn1 runs one task at a time: 1/10 starts, 2/20 and 2/21 wait; qn2 runs the watch
+    expect(s.dispatch(0).map((t) => t.key)).toEqual(["r2/ch/2v0", "r1/seg/10"]);
+    const waiting = s.pendingTasks().map((t) => t.id);
+    // a round that looked at collection 1 only, wishing for another of its segments: collection 2's loads still wait, as they were
+    const unlooked = (kind: string, collectionId: bigint) => kind === "LoadSegment" && collectionId !== 1n;
+    s.replacePending([loadOf(1n, 11n)], 1, unlooked);
+    expect(s.pendingTasks().map((t) => t.key).sort()).toEqual(["r1/seg/11", "r2/seg/20", "r2/seg/21"]);
+    expect(s.pendingTasks().filter((t) => t.key !== "r1/seg/11").map((t) => t.id)).toEqual(waiting);
+    // a round that looked at collection 2 and wants only 2/21: 2/20 goes, and 1/11, not looked at, stays
+    s.replacePending([loadOf(2n, 21n)], 2, (kind, c) => kind === "LoadSegment" && c !== 2n);
+    expect(s.pendingTasks().map((t) => t.key).sort()).toEqual(["r1/seg/11", "r2/seg/21"]);
+    // without a share, a round's wishes replace everything waiting
+    s.replacePending([], 3);
+    expect(s.pendingTasks()).toEqual([]);
+  });
+
+  it("keeps a failure of a collection the round did not look at until a look no longer wants its key", () => {
+    const s = new TaskScheduler(params);
+    s.replacePending([loadOf(2n, 20n)], 0);
+    const [t] = s.dispatch(0);
+    s.onReply(t!.id, { ok: false, reason: "node qn1 refused: memory limit" }, 1);
+    expect(s.failures().has("r2/seg/20")).toBe(true);
+    // its backoff is over, nobody asked for it, but collection 2 was not looked at: it is kept (it says why the load waits)
+    s.replacePending([], 5_000, (_kind, c) => c !== 1n);
+    expect(s.failures().get("r2/seg/20")?.reason).toBe("node qn1 refused: memory limit");
+    expect(s.failures().get("r2/seg/20")?.kind).toBe("LoadSegment");
+    // a round that looked at it and did not want it forgets it
+    s.replacePending([], 5_001, (_kind, c) => c !== 2n);
+    expect(s.failures().has("r2/seg/20")).toBe(false);
+  });
+});
+
+describe("checkers and a round's share", () => {
+  const OTHER = COLL + 1n;
+  const dlg = { vchannel: "100v0", replicaId: 1n };
+  const twoCollections = (share?: Set<bigint>) => ({
+    ...input({
+      collections: [load(), load({ collectionId: OTHER })],
+      replicas: [replica(1n, ["qn1"]), replica(2n, ["qn1"], OTHER)],
+      targets: [
+        [COLL, { next: target(1, [seg(1n), seg(2n)]) }],
+        [OTHER, { next: target(1, [], [`${OTHER}v0`], OTHER) }],
+      ],
+      nodes: [node("qn1", { delegators: [dlg] })],
+    }),
+    ...(share ? { share } : {}),
+  });
+
+  it("loads segments of the share's collections only, and watches channels of every collection", () => {
+    const all = runCheckers(twoCollections());
+    const kinds = (r: ReturnType<typeof runCheckers>) => r.tasks.map((t) => `${t.action.kind} ${t.action.collectionId}`).sort();
+    expect(kinds(all)).toEqual([`LoadSegment ${COLL}`, `LoadSegment ${COLL}`, `WatchChannel ${OTHER}`]);
+    // COLL is not in this round's share: its segments wait; OTHER's channel is watched all the same
+    const other = twoCollections(new Set([OTHER]));
+    expect(kinds(runCheckers(other))).toEqual([`WatchChannel ${OTHER}`]);
+    expect(checkSegments(other).tasks).toEqual([]);
+    expect(checkLeaders(other).tasks).toEqual([]);
+    expect(checkChannels(other).tasks.map((t) => t.action.collectionId)).toEqual([OTHER]);
+    // and in its turn
+    expect(kinds(runCheckers(twoCollections(new Set([COLL]))))).toEqual([`LoadSegment ${COLL}`, `LoadSegment ${COLL}`, `WatchChannel ${OTHER}`]);
+  });
+});
