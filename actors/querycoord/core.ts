@@ -825,13 +825,20 @@ export class QuerycoordCore {
       this.log.info({ collection: m.collectionId, replica: m.replicaId, vchannel: m.vchannel, from: m.from, to: m.to }, "balance: moving a channel");
     }
     if (this.channelMoves.size > 0) this.kick();
-    const opts = { ...DEFAULT_BALANCE_OPTIONS, maxMovesPerRound: this.params.balanceMaxMovesPerRound, maxMovesPerReplica: this.params.balanceMaxMovesPerReplica };
+    const opts = {
+      ...DEFAULT_BALANCE_OPTIONS,
+      maxMovesPerRound: this.params.balanceMaxMovesPerRound,
+      maxMovesPerReplica: this.params.balanceMaxMovesPerReplica,
+      ...(this.params.balancePlanMs > 0 ? { deadline: performance.now() + this.params.balancePlanMs } : {}),
+    };
     for (const m of planBalance(shared, this.moves, opts)) {
       this.moves.set(moveKey(m.replicaId, m.segmentId), { ...m, at: now });
       this.log.info({ collection: m.collectionId, replica: m.replicaId, segment: m.segmentId, rows: m.rows, from: m.from, to: m.to }, "balance: moving a segment");
     }
     if (this.moves.size > 0) this.kick();
-    if (movesBefore === 0 && this.moves.size + this.channelMoves.size === 0) {
+    // (a look cut short by its time found nothing only in what it looked at: not counted)
+    const cut = opts.deadline !== undefined && performance.now() > opts.deadline;
+    if (!cut && movesBefore === 0 && this.moves.size + this.channelMoves.size === 0) {
       this.idleBalance = idle ?? { key, looked: new Set() };
       for (const c of looked) this.idleBalance.looked.add(c.collectionId);
     } else this.idleBalance = undefined;

@@ -67,6 +67,11 @@ export interface QuerycoordParams {
   /** segment moves planned per balance round at most, and in flight per replica at most */
   balanceMaxMovesPerRound: number;
   balanceMaxMovesPerReplica: number;
+  /**
+   * how long one balance look may plan segment moves (ms): the rest are planned in the next looks, so
+   * that a balance of a large cluster does not hold a round (0: no bound)
+   */
+  balancePlanMs: number;
   /** told after every reconcile round: how long it took and what querycoord holds (benchmarks measure with it) */
   onRound?: (r: RoundStats) => void;
 }
@@ -126,4 +131,5 @@ export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   balanceMoveTimeoutMs: 120_000,
   balanceMaxMovesPerRound: 8,
   balanceMaxMovesPerReplica: 2,
+  balancePlanMs: 100,
 };

@@ -48,6 +48,14 @@ describe("the score-based balancer", () => {
     expect(["qn1", "qn2", "qn3"].map(count)).toEqual([2, 2, 2]);
   });
 
+  it("plans no more moves once its time is spent, and the same moves while time remains", () => {
+    const opts = { ...DEFAULT_BALANCE_OPTIONS, maxMovesPerReplica: 100 };
+    const unbounded = planBalance(skewed([1n, 2n, 3n, 4n, 5n, 6n]), new Map(), opts);
+    expect(unbounded.length).toBe(4);
+    expect(planBalance(skewed([1n, 2n, 3n, 4n, 5n, 6n]), new Map(), { ...opts, deadline: performance.now() - 1 })).toEqual([]);
+    expect(planBalance(skewed([1n, 2n, 3n, 4n, 5n, 6n]), new Map(), { ...opts, deadline: performance.now() + 60_000 })).toEqual(unbounded);
+  });
+
   it("plans nothing without a clear gain, for a collection still loading, or past the moves a replica may have in flight", () => {
     expect(planBalance(skewed([1n]), new Map())).toEqual([]); // 2,000 rows: moving it would only swap the order
     const loading = skewed([1n, 2n, 3n]);

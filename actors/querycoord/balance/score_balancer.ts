@@ -46,6 +46,11 @@ export interface BalanceOptions {
   minGapRatio: number;
   /** and by at least this many rows */
   minGapRows: number;
+  /**
+   * `performance.now()` past which a round plans no more moves (the rest come in the next balance
+   * rounds): a large cluster's look stays short; none when absent
+   */
+  deadline?: number;
 }
 
 export const DEFAULT_BALANCE_OPTIONS: BalanceOptions = {
@@ -134,8 +139,9 @@ export function planBalance(
     if (from) from.score -= m.rows / from.weight;
   }
   const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const late = () => opts.deadline !== undefined && performance.now() > opts.deadline;
   for (const coll of [...input.collections].sort((a, b) => (a.collectionId < b.collectionId ? -1 : 1))) {
-    if (moves.length >= opts.maxMovesPerRound) break;
+    if (moves.length >= opts.maxMovesPerRound || late()) break;
     if (coll.status !== "Loaded" || busyCollections.has(coll.collectionId)) continue;
     const current = settledTarget(input, coll.collectionId);
     if (!current) continue; // a handoff in progress first
@@ -168,7 +174,7 @@ export function planBalance(
         }
         return undefined;
       };
-      while (planned < opts.maxMovesPerReplica && moves.length < opts.maxMovesPerRound) {
+      while (planned < opts.maxMovesPerReplica && moves.length < opts.maxMovesPerRound && !late()) {
         const ranked = nodes.map((n) => scores.get(n)!);
         // the highest score gives, the lowest takes; ties to the lowest node id either way
         const src = ranked.reduce((a, b) => (b.score > a.score || (b.score === a.score && byId(b.load.nodeId, a.load.nodeId) < 0) ? b : a));
@@ -197,28 +203,26 @@ export function planBalance(
   return moves;
 }
 
-/** A node's segments by collection, per list (a node's list is replaced, never changed, as it changes). */
+/** A node's segments of a collection, per list (a node's list is replaced, never changed, as it changes). */
 const heldCache = new WeakMap<readonly DistSegment[], Map<bigint, DistSegment[]>>();
 
 /**
  * The segments of a collection that a node holds, from its own list, largest first by the rows it
- * reports, then by id (grouped and sorted once per list).
+ * reports, then by id (picked out and sorted once per list and collection: a look at a share of the
+ * collections does not sort what the node holds of the others).
  */
 function heldOf(dist: CheckInput["dist"], nodeId: string, collectionId: bigint): readonly DistSegment[] {
   const list = dist.nodes.get(nodeId)?.segments;
   if (!list) return [];
   let by = heldCache.get(list);
-  if (!by) {
-    by = new Map();
-    for (const s of list) {
-      let l = by.get(s.collectionId);
-      if (!l) by.set(s.collectionId, (l = []));
-      l.push(s);
-    }
-    for (const l of by.values()) l.sort((a, b) => b.rows - a.rows || (a.segmentId < b.segmentId ? -1 : 1));
-    heldCache.set(list, by);
+  if (!by) heldCache.set(list, (by = new Map()));
+  let held = by.get(collectionId);
+  if (!held) {
+    held = list.filter((s) => s.collectionId === collectionId);
+    held.sort((a, b) => b.rows - a.rows || (a.segmentId < b.segmentId ? -1 : 1));
+    by.set(collectionId, held);
   }
-  return by.get(collectionId) ?? [];
+  return held;
 }
 
 /** Whether the collection is Loaded with one current target and no handoff in progress. */

@@ -16,6 +16,11 @@ export interface MetaWriter {
   flush(): Promise<void>;
 }
 
+/** A value already encoded (`encode`): a writer stores its bytes as they are rather than encoding it again. */
+export class Encoded {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
 const ATTEMPTS = 4;
 
 export class KvWriter implements MetaWriter {
@@ -27,7 +32,7 @@ export class KvWriter implements MetaWriter {
   ) {}
 
   put(key: string, value: unknown): Promise<void> {
-    const bytes = encode(value);
+    const bytes = value instanceof Encoded ? value.bytes : encode(value);
     return this.enqueue(`put ${key}`, async () => {
       await this.kv.put(key, bytes);
     });

@@ -8,7 +8,7 @@ import type { SegmentInfo, SegmentLoadInfo } from "../../../protocol/meta.ts";
 import { sameTargetContent, targetSegment, withoutPartitions } from "./target.ts";
 import type { ChannelTarget, CollectionTarget, PersistedTarget, PersistedTargetPage } from "./types.ts";
 import { collectionPrefix, targetKey, targetPageKey, targetSegmentKey } from "../kv_layout.ts";
-import type { MetaWriter } from "./kv_writer.ts";
+import { Encoded, type MetaWriter } from "./kv_writer.ts";
 import type { KvMeta } from "../../../runtime/kv_meta.ts";
 import { decode, encode } from "../../../protocol/codec.ts";
 
@@ -217,6 +217,8 @@ export class TargetManager {
       mark(old, t);
     }
     let pages: Map<number, PersistedTargetPage>;
+    // each page's bytes, encoded once: to check its size, then stored as they are
+    let encoded: Map<number, Uint8Array>;
     for (;;) {
       pages = new Map();
       const add = (s: SegmentLoadInfo, l0: boolean) => {
@@ -230,7 +232,17 @@ export class TargetManager {
       for (const s of t.l0Segments.values()) add(s, true);
       for (const i of dirty ?? Array.from({ length: count }, (_, k) => k)) if (!pages.has(i)) pages.set(i, { segments: [], l0Segments: [] });
       // a page past the limit (segments larger than the sample said): twice the pages, all written anew
-      if (![...pages.values()].some((p) => p.segments.length + p.l0Segments.length > 1 && encode(p).byteLength > MAX_PAGE_BYTES)) break;
+      encoded = new Map();
+      let over = false;
+      for (const [i, p] of pages) {
+        const bytes = encode(p);
+        encoded.set(i, bytes);
+        if (p.segments.length + p.l0Segments.length > 1 && bytes.byteLength > MAX_PAGE_BYTES) {
+          over = true;
+          break;
+        }
+      }
+      if (!over) break;
       count *= 2;
       dirty = undefined;
     }
@@ -241,7 +253,7 @@ export class TargetManager {
     for (const [i, page] of pages) {
       const key = targetPageKey(t.collectionId, t.version, i);
       written.add(key);
-      writes.push(this.writer.put(key, page));
+      writes.push(this.writer.put(key, new Encoded(encoded.get(i) ?? encode(page))));
     }
     const head: PersistedTarget = {
       collectionId: t.collectionId,
