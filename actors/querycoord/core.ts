@@ -46,7 +46,7 @@ import { effectVisible } from "./task/effects.ts";
 import { TaskScheduler, type Unlooked } from "./task/scheduler.ts";
 import { syncBody, viewDelta } from "./task/sync_delta.ts";
 import { channelKey, describeAction, type Task, type TaskAction } from "./task/task.ts";
-import { mergeShareBlockers, roundShare } from "./round_share.ts";
+import { mergeShareBlockers, resumeAt, roundShare } from "./round_share.ts";
 
 /** The tasks of the checkers that look at a round's share only (segments, views, indexes). */
 const SHARE_TASKS = new Set<TaskAction["kind"]>(["LoadSegment", "ReleaseSegment", "SyncLeader", "LoadIndex", "ReleaseIndex"]);
@@ -659,12 +659,22 @@ export class QuerycoordCore {
     // this round's share of a large cluster (undefined: every collection)
     const share = this.nextShare();
 
-    // handoff: promote next targets that every replica has loaded
+    // handoff: promote next targets that every replica has loaded (one a round: a promotion stores the
+    // target and has its delegators' views made anew; another one ready waits for the next round, which
+    // looks there first)
+    const cut = new Set<bigint>();
+    let promoted = false;
     for (const c of this.meta.allCollections()) {
       const next = this.targets.next(c.collectionId);
       if (!next || (share && !share.has(c.collectionId))) continue;
       if (!this.due(`promote/${c.collectionId}`, now, this.lookInterval())) continue;
       if (!promotionReadiness(this.meta.replicasOf(c.collectionId), next, snap).ready) continue;
+      if (promoted) {
+        cut.add(c.collectionId);
+        this.lookedAt.delete(`promote/${c.collectionId}`);
+        continue;
+      }
+      promoted = true;
       const p = this.targets.promote(c.collectionId)!;
       p.stored.catch((err: unknown) => this.log.error({ err, collection: c.collectionId }, "could not store the current target"));
       this.log.info({ collection: c.collectionId, version: p.target.version, segments: p.target.segments.size }, "next target promoted to current");
@@ -692,12 +702,15 @@ export class QuerycoordCore {
       runningPerNode: this.scheduler.runningPerNode(),
       inflight: (key) => this.scheduler.isInflight(key),
       share,
+      ...(this.params.leaderWalkBudget > 0 ? { leaderWalkBudget: this.params.leaderWalkBudget } : {}),
     };
     this.settleMoves(snap, now);
     this.settleChannelMoves(snap, now);
     lap("input");
     const result = runCheckers(input, (stage) => lap(`check.${stage}`));
     this.balance(input, result.tasks, now);
+    for (const c of result.cut ?? []) cut.add(c);
+    if (share) this.shareFrom = resumeAt(share, cut) ?? this.shareFrom;
     lap("balance");
     this.scheduler.replacePending(result.tasks, now, share && unlookedOutside(share));
     const started = this.scheduler.dispatch(now);
@@ -722,8 +735,8 @@ export class QuerycoordCore {
     lap("observe");
   }
 
-  /** where the last round's share ended: the next starts after it */
-  private shareAfter: bigint | undefined;
+  /** where the next round's share starts */
+  private shareFrom: bigint | undefined;
 
   /** This round's share of the collections (`roundShare`), or undefined: every collection. */
   private nextShare(): ReadonlySet<bigint> | undefined {
@@ -732,8 +745,8 @@ export class QuerycoordCore {
       const segments = Math.max(pair.current?.segments.size ?? 0, pair.next?.segments.size ?? 0);
       return { collectionId: c.collectionId, copies: segments * Math.max(1, this.meta.replicasOf(c.collectionId).length) };
     });
-    const s = roundShare(candidates, this.params.maxCopiesPerRound, this.shareAfter);
-    this.shareAfter = s?.last;
+    const s = roundShare(candidates, this.params.maxCopiesPerRound, this.shareFrom);
+    this.shareFrom = s?.next;
     return s?.collections;
   }
 

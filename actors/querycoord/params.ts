@@ -32,6 +32,12 @@ export interface QuerycoordParams {
    * collection every round); 0: every collection every round
    */
   maxCopiesPerRound: number;
+  /**
+   * segments the LeaderChecker walks in whole views per round at most (a delegator whose view must be
+   * made anew: a new target, a replica that changed); the rest wait for the next rounds, which look
+   * there first (0: no bound)
+   */
+  leaderWalkBudget: number;
   /** deadline of a LoadSegments ask (ms) */
   loadTimeoutMs: number;
   /** deadline of a WatchDmChannels ask (ms) */
@@ -115,6 +121,7 @@ export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   taskMergeCap: 8,
   maxLoadsPerRound: 4_096,
   maxCopiesPerRound: 200_000,
+  leaderWalkBudget: 30_000,
   loadTimeoutMs: 60_000,
   watchTimeoutMs: 30_000,
   requestTimeoutMs: 10_000,
@@ -131,5 +138,5 @@ export const DEFAULT_QUERYCOORD_PARAMS: QuerycoordParams = {
   balanceMoveTimeoutMs: 120_000,
   balanceMaxMovesPerRound: 8,
   balanceMaxMovesPerReplica: 2,
-  balancePlanMs: 100,
+  balancePlanMs: 250,
 };

@@ -4,7 +4,8 @@
  * (target segments × replicas) is looked at whole every round; a larger one a share at a time, taking
  * collections in id order from where the last share ended, until the next would pass the budget (at
  * least one a round), so that every collection is looked at once every few rounds and no round walks
- * millions of copies while heartbeats and task replies wait. Pure.
+ * millions of copies while heartbeats and task replies wait. A round whose look at a collection was cut
+ * short (a bound on its walks, one promotion a round) has the next share start at that collection. Pure.
  */
 import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
 
@@ -17,30 +18,38 @@ export interface ShareCandidate {
 export interface RoundShare {
   /** the collections this round looks at */
   collections: ReadonlySet<bigint>;
-  /** the last one taken: the next share starts after it */
-  last: bigint;
+  /** the first one not taken: where the next share starts */
+  next: bigint;
 }
 
-/** This round's share, or undefined when the whole cluster fits the budget (or there is none: 0). */
-export function roundShare(candidates: readonly ShareCandidate[], budget: number, after: bigint | undefined): RoundShare | undefined {
+/**
+ * This round's share from collection `from` on (the first id not below it, wrapping around), or
+ * undefined when the whole cluster fits the budget (or there is none: 0).
+ */
+export function roundShare(candidates: readonly ShareCandidate[], budget: number, from: bigint | undefined): RoundShare | undefined {
   if (budget <= 0 || candidates.length === 0) return undefined;
   let total = 0;
   for (const c of candidates) total += c.copies;
   if (total <= budget) return undefined;
   const sorted = [...candidates].sort((a, b) => (a.collectionId < b.collectionId ? -1 : a.collectionId > b.collectionId ? 1 : 0));
-  let start = after === undefined ? 0 : sorted.findIndex((c) => c.collectionId > after);
+  let start = from === undefined ? 0 : sorted.findIndex((c) => c.collectionId >= from);
   if (start < 0) start = 0;
   const collections = new Set<bigint>();
   let copies = 0;
-  let last = sorted[start]!.collectionId;
-  for (let k = 0; k < sorted.length; k++) {
+  let k = 0;
+  for (; k < sorted.length; k++) {
     const c = sorted[(start + k) % sorted.length]!;
     if (collections.size > 0 && copies + c.copies > budget) break;
     collections.add(c.collectionId);
     copies += c.copies;
-    last = c.collectionId;
   }
-  return { collections, last };
+  return { collections, next: sorted[(start + k) % sorted.length]!.collectionId };
+}
+
+/** Of a round's share (in the order it was taken), the first collection named in `cut`: where the next share starts. */
+export function resumeAt(share: ReadonlySet<bigint>, cut: ReadonlySet<bigint>): bigint | undefined {
+  for (const id of share) if (cut.has(id)) return id;
+  return undefined;
 }
 
 /** The blockers a share's checkers find (segments', indexes'); the others are looked for every round. */

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { checkChannels, checkLeaders, checkSegments, runCheckers } from "../../actors/querycoord/checkers/index.ts";
-import { mergeShareBlockers, roundShare } from "../../actors/querycoord/round_share.ts";
+import { mergeShareBlockers, resumeAt, roundShare } from "../../actors/querycoord/round_share.ts";
 import { TaskScheduler } from "../../actors/querycoord/task/scheduler.ts";
 import { channelKey, Priority, segmentKey, type TaskSpec } from "../../actors/querycoord/task/task.ts";
 import { COLL, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
@@ -25,11 +25,11 @@ describe("roundShare", () => {
     // (given out of order: the share follows the ids)
     const cs = [coll(3n, 100), coll(1n, 100), coll(5n, 100), coll(2n, 100), coll(4n, 100)];
     const shares: bigint[][] = [];
-    let after: bigint | undefined;
+    let from: bigint | undefined;
     for (let i = 0; i < 4; i++) {
-      const s = roundShare(cs, 250, after)!;
+      const s = roundShare(cs, 250, from)!;
       shares.push([...s.collections]);
-      after = s.last;
+      from = s.next;
     }
     expect(shares).toEqual([
       [1n, 2n],
@@ -41,10 +41,18 @@ describe("roundShare", () => {
 
   it("takes a collection larger than the budget alone, and goes on after a collection that is gone", () => {
     const cs = [coll(1n, 50), coll(2n, 1_000), coll(4n, 50)];
-    expect([...roundShare(cs, 100, 1n)!.collections]).toEqual([2n]);
-    // 3 was the last one taken and has been released since: the next share starts at 4
+    expect([...roundShare(cs, 100, 2n)!.collections]).toEqual([2n]);
+    expect(roundShare(cs, 100, 2n)!.next).toBe(4n);
+    // 3 was where the next share was to start and has been released since: it starts at 4
     expect([...roundShare(cs, 100, 3n)!.collections]).toEqual([4n, 1n]);
     expect([...roundShare(cs, 100, 9n)!.collections]).toEqual([1n]);
+  });
+
+  it("starts the next share at the first collection of this one whose look was cut short", () => {
+    const share = new Set([5n, 1n, 2n]);
+    expect(resumeAt(share, new Set([2n, 1n]))).toBe(1n);
+    expect(resumeAt(share, new Set([9n]))).toBeUndefined();
+    expect(resumeAt(share, new Set())).toBeUndefined();
   });
 });
 
@@ -146,5 +154,38 @@ describe("checkers and a round's share", () => {
     expect(checkChannels(other).tasks.map((t) => t.action.collectionId)).toEqual([OTHER]);
     // and in its turn
     expect(kinds(runCheckers(twoCollections(new Set([COLL]))))).toEqual([`LoadSegment ${COLL}`, `LoadSegment ${COLL}`, `WatchChannel ${OTHER}`]);
+  });
+});
+
+describe("LeaderChecker's bound on whole-view walks", () => {
+  // two replicas of one node each, one channel of three segments: each delegator's view is walked whole
+  const twoDelegators = (leaderWalkBudget?: number) => ({
+    ...input({
+      collections: [load({ replicaNumber: 2 })],
+      replicas: [replica(1n, ["qn1"]), replica(2n, ["qn2"])],
+      targets: [[COLL, { current: target(7, [seg(1n), seg(2n), seg(3n)]) }]],
+      nodes: [
+        node("qn1", { segments: [seg(1n), seg(2n), seg(3n)], delegators: [{ vchannel: "100v0", replicaId: 1n }] }),
+        node("qn2", { segments: [seg(1n), seg(2n), seg(3n)], delegators: [{ vchannel: "100v0", replicaId: 2n }] }),
+      ],
+    }),
+    ...(leaderWalkBudget !== undefined ? { leaderWalkBudget } : {}),
+  });
+  const syncs = (r: ReturnType<typeof checkLeaders>) => r.tasks.map((t) => `${t.action.kind} ${t.action.nodeId}`);
+
+  it("walks whole views until its bound is spent, at least one a round, and says which collection it left unfinished", () => {
+    const all = checkLeaders(twoDelegators());
+    expect(syncs(all)).toEqual(["SyncLeader qn1", "SyncLeader qn2"]);
+    expect(all.cut).toBeUndefined();
+    // a bound of one segment: the first delegator's walk (three segments) spends it, the second waits
+    const bounded = checkLeaders(twoDelegators(1));
+    expect(syncs(bounded)).toEqual(["SyncLeader qn1"]);
+    expect([...(bounded.cut ?? [])]).toEqual([COLL]);
+    // a bound the two walks fit in: both, nothing cut
+    const enough = checkLeaders(twoDelegators(6));
+    expect(syncs(enough)).toEqual(["SyncLeader qn1", "SyncLeader qn2"]);
+    expect(enough.cut).toBeUndefined();
+    // and runCheckers carries what was cut
+    expect([...(runCheckers(twoDelegators(1)).cut ?? [])]).toEqual([COLL]);
   });
 });

@@ -235,6 +235,8 @@ export function checkLeaders(input: CheckInput): CheckResult {
   let waiting = incompleteCache.get(input.dist);
   if (!waiting) incompleteCache.set(input.dist, (waiting = new Map()));
   const reps = replicasByCollection(input.replicas);
+  // segments this round may still walk in whole views
+  let walkLeft = input.leaderWalkBudget ?? Number.POSITIVE_INFINITY;
   for (const coll of input.collections) {
     if (!inShare(input, coll.collectionId)) continue;
     const cur = input.targets.get(coll.collectionId)?.current;
@@ -380,6 +382,12 @@ export function checkLeaders(input: CheckInput): CheckResult {
             }
           }
         }
+        // (what follows walks the channel: past the round's bound, the delegator waits for the next round)
+        if (walkLeft <= 0) {
+          (out.cut ??= new Set()).add(coll.collectionId);
+          continue;
+        }
+        walkLeft -= segs.length;
         // what it acknowledged is what it should point at, and its report shows it: nothing to do
         if (prev && prev.targetVersion === cur.version && prev.sealed.length === segs.length && d.targetVersion === cur.version) {
           let same = true;

@@ -126,6 +126,12 @@ export interface CheckInput {
    * loaded are looked at for every collection every round.
    */
   share?: ReadonlySet<bigint>;
+  /**
+   * segments the LeaderChecker may walk in whole views this round (a delegator whose view is not known
+   * up to date, or whose target changed: a walk of its channel); a delegator past it waits for the next
+   * round, which starts its share at that collection; no bound when absent
+   */
+  leaderWalkBudget?: number;
 }
 
 /** Whether this round looks at the collection's segments, views and indexes (`CheckInput.share`). */
@@ -144,6 +150,8 @@ export function partitionKey(c: Pick<CollectionLoad, "loadType" | "partitionIds"
 export interface CheckResult {
   tasks: TaskSpec[];
   blockers: Map<bigint, LoadBlocker[]>;
+  /** collections whose look a bound of the round cut short (`leaderWalkBudget`): the next round looks there first */
+  cut?: Set<bigint>;
 }
 
 export function emptyResult(): CheckResult {
@@ -171,6 +179,7 @@ export function mergeResults(...rs: CheckResult[]): CheckResult {
   for (const r of rs) {
     for (const t of r.tasks) out.tasks.push(t); // (a spread of a large load's tasks would pass the stack's limit)
     for (const [c, bs] of r.blockers) for (const b of bs) addBlocker(out, c, b);
+    for (const c of r.cut ?? []) (out.cut ??= new Set()).add(c);
   }
   return out;
 }
