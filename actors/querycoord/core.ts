@@ -668,7 +668,9 @@ export class QuerycoordCore {
       const next = this.targets.next(c.collectionId);
       if (!next || (share && !share.has(c.collectionId))) continue;
       if (!this.due(`promote/${c.collectionId}`, now, this.lookInterval())) continue;
-      if (!promotionReadiness(this.meta.replicasOf(c.collectionId), next, snap).ready) continue;
+      const ready = promotionReadiness(this.meta.replicasOf(c.collectionId), next, snap).ready;
+      lap("targets.readiness");
+      if (!ready) continue;
       if (promoted) {
         cut.add(c.collectionId);
         this.lookedAt.delete(`promote/${c.collectionId}`);
@@ -678,6 +680,7 @@ export class QuerycoordCore {
       const p = this.targets.promote(c.collectionId)!;
       p.stored.catch((err: unknown) => this.log.error({ err, collection: c.collectionId }, "could not store the current target"));
       this.log.info({ collection: c.collectionId, version: p.target.version, segments: p.target.segments.size }, "next target promoted to current");
+      lap("targets.promote");
     }
     this.fetchTargets(now);
     this.fetchIndexes(now);

@@ -87,7 +87,8 @@ export interface RoundStats {
   ms: number;
   /**
    * where the round's time went (ms), by stage in order: liveness, resource groups and replicas, confirming
-   * tasks, targets (handoff, refreshes), each checker, balance, starting tasks, observers
+   * tasks, targets (`targets.readiness`: whether a next target is loaded everywhere; `targets.promote`:
+   * the handoff; `targets`: refreshes asked for), each checker, balance, starting tasks, observers
    */
   stagesMs: Record<string, number>;
   /** distribution messages taken from the feed since querycoord started */

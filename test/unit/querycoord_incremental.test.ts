@@ -271,3 +271,24 @@ describe("the SegmentChecker's budget of new loads", () => {
     expect(loads({ ...base, loadsPerNode: 3, loading: new Map([[1n, new Set([1n, 2n])]]) })).toEqual([3n]);
   });
 });
+
+describe("the SegmentChecker across a promotion", () => {
+  it("finds what a fresh look finds when the next target it remembered becomes the current one", () => {
+    const segs = [1n, 2n, 3n, 4n, 5n, 6n].map((id) => seg(id));
+    const t = target(1, segs);
+    const dlg = { vchannel: "100v0", replicaId: 1n };
+    const qn1 = (held: bigint[]) => node("qn1", { segments: segs.filter((s) => held.includes(s.segmentId)), delegators: [dlg] });
+    const kept = new DistSnapshot([qn1([1n, 2n, 3n, 4n, 5n, 6n]), node("qn2", { segments: [seg(2n), seg(3n)] })]);
+    const replicas = [replica(1n, ["qn1", "qn2"])];
+    const look = (dist: DistSnapshot, pair: { current?: typeof t; next?: typeof t }) =>
+      summary(checkSegments({ ...input({ replicas, targets: [[COLL, pair]] }), dist }));
+    // loaded as the next target: the extra copies on qn2 go (no view points anywhere yet: they are kept)
+    expect(look(kept, { next: t })).toEqual(look(new DistSnapshot([qn1([1n, 2n, 3n, 4n, 5n, 6n]), node("qn2", { segments: [seg(2n), seg(3n)] })]), { next: t }));
+    // the node loses two copies, then the target is promoted: the kept look follows the change
+    kept.put(qn1([1n, 2n, 3n, 6n]));
+    const fresh = new DistSnapshot([qn1([1n, 2n, 3n, 6n]), node("qn2", { segments: [seg(2n), seg(3n)] })]);
+    const promoted = look(kept, { current: t });
+    expect(promoted).toEqual(look(fresh, { current: t }));
+    expect(promoted.tasks.filter((k) => k.includes("LoadSegment")).length).toBe(2);
+  });
+});

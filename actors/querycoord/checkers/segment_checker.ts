@@ -62,6 +62,16 @@ function wantedOf(pair: TargetPair): Wanted {
 }
 
 /**
+ * What the memos below are kept under: the targets whose segments are wanted. One target is the same
+ * wanted segments whether it is the next one or, promoted, the current one: a promotion does not have
+ * every replica's million segments looked at again.
+ */
+function wantedKey(pair: TargetPair): string {
+  const { current: a, next: b } = pair;
+  return a && b && a !== b ? `${idOf(a)}|${idOf(b)}` : `${idOf(a ?? b)}`;
+}
+
+/**
  * What a replica's wanted segments need, per snapshot, by their place in the sorted wanted ids:
  * SETTLED (one copy, on a settled member, not moving), ATTENTION, or MISSING (no copy in the replica).
  * Kept up to date from the snapshot's change log: a round looks again at the segments whose copies
@@ -179,7 +189,7 @@ export function checkSegments(input: CheckInput): CheckResult {
       input.dist,
       coll.collectionId,
       `${coll.collectionId}`,
-      `${idOf(pair.current)}|${idOf(pair.next)}`,
+      wantedKey(pair),
       () => new Set([...inDist.keys()].filter(isUnwanted)),
       (ids, changed) => {
         for (const id of changed) {
@@ -209,7 +219,7 @@ export function checkSegments(input: CheckInput): CheckResult {
       const stopping = (c: SegmentCopy) => stoppingMembers.has(c.nodeId);
       const leaderChannels = new Set(dels.filter((d) => d.replicaId === r.replicaId && members.has(d.nodeId)).map((d) => d.vchannel));
       const moves = movesOf.get(r.replicaId);
-      const memoKey = `${idOf(pair.current)}|${idOf(pair.next)}`;
+      const memoKey = wantedKey(pair);
       const memoNodes = r.nodes.map((n) => (stoppingMembers.has(n) ? `${n} stopping` : n));
       /** the common case is SETTLED: one copy in the replica, on a settled member, not moving */
       const stateOf = (segId: bigint): number => {
