@@ -43,18 +43,11 @@ import { loadProgress, type LoadProgress } from "./observers/collection_observer
 import { fetchRecoveryInfo, promotionReadiness, TargetRefreshes } from "./observers/target_observer.ts";
 import type { QuerycoordParams } from "./params.ts";
 import { effectVisible } from "./task/effects.ts";
-import { TaskScheduler, type Unlooked } from "./task/scheduler.ts";
+import { TaskScheduler } from "./task/scheduler.ts";
 import { syncBody, viewDelta } from "./task/sync_delta.ts";
 import { channelKey, describeAction, type Task, type TaskAction } from "./task/task.ts";
-import { mergeShareBlockers, resumeAt, roundShare } from "./round_share.ts";
+import { mergeShareBlockers, resumeAt, roundShare, unlookedOutside, type ShareCandidate } from "./round_share.ts";
 
-/** The tasks of the checkers that look at a round's share only (segments, views, indexes). */
-const SHARE_TASKS = new Set<TaskAction["kind"]>(["LoadSegment", "ReleaseSegment", "SyncLeader", "LoadIndex", "ReleaseIndex"]);
-
-/** What a round that looked at `share` only did not look at: the share's kinds of task for the other collections. */
-function unlookedOutside(share: ReadonlySet<bigint>): Unlooked {
-  return (kind, collectionId) => SHARE_TASKS.has(kind) && !share.has(collectionId);
-}
 
 interface LoadWaiter {
   deadline: number;
@@ -713,9 +706,15 @@ export class QuerycoordCore {
     const result = runCheckers(input, (stage) => lap(`check.${stage}`));
     this.balance(input, result.tasks, now);
     for (const c of result.cut ?? []) cut.add(c);
-    if (share) this.shareFrom = resumeAt(share, cut) ?? this.shareFrom;
+    if (share) {
+      // (a collection cut short again right after a round that started there does not hold the share:
+      // the next share moves on, and it gets another round when its turn comes)
+      const at = resumeAt(share, cut);
+      this.resumedAt = at !== undefined && at !== this.resumedAt ? at : undefined;
+      if (this.resumedAt !== undefined) this.shareFrom = this.resumedAt;
+    }
     lap("balance");
-    this.scheduler.replacePending(result.tasks, now, share && unlookedOutside(share));
+    this.scheduler.replacePending(result.tasks, now, share && unlookedOutside(share, new Set(input.collections.map((c) => c.collectionId))));
     const started = this.scheduler.dispatch(now);
     const byKind: Record<string, number> = {};
     for (const t of started) byKind[t.action.kind] = (byKind[t.action.kind] ?? 0) + 1;
@@ -740,18 +739,27 @@ export class QuerycoordCore {
 
   /** where the next round's share starts */
   private shareFrom: bigint | undefined;
+  /** the collection the round's share was made to start at, because the round before cut its look short */
+  private resumedAt: bigint | undefined;
 
-  /** This round's share of the collections (`roundShare`), or undefined: every collection. */
-  private nextShare(): ReadonlySet<bigint> | undefined {
-    const candidates = this.meta.allCollections().map((c) => {
+  /** The loaded collections and their copies (target segments × replicas), for `roundShare`. */
+  private shareCandidates(): ShareCandidate[] {
+    return this.meta.allCollections().map((c) => {
       const pair = this.targets.get(c.collectionId);
       const segments = Math.max(pair.current?.segments.size ?? 0, pair.next?.segments.size ?? 0);
       return { collectionId: c.collectionId, copies: segments * Math.max(1, this.meta.replicasOf(c.collectionId).length) };
     });
-    const s = roundShare(candidates, this.params.maxCopiesPerRound, this.shareFrom);
+  }
+
+  /** This round's share of the collections (`roundShare`), or undefined: every collection. */
+  private nextShare(): ReadonlySet<bigint> | undefined {
+    const s = roundShare(this.shareCandidates(), this.params.maxCopiesPerRound, this.shareFrom);
     this.shareFrom = s?.next;
     return s?.collections;
   }
+
+  /** where the next balance look's share starts (balance looks come every few rounds: a cursor of their own, so that every share gets them) */
+  private balanceFrom: bigint | undefined;
 
   /**
    * How often a look that walks a whole target (load progress, promotion readiness) is taken: every
@@ -833,7 +841,10 @@ export class QuerycoordCore {
     ].join("|");
     const idle = this.idleBalance?.key === key ? this.idleBalance : undefined;
     if (idle && input.collections.every((c) => idle.looked.has(c.collectionId))) return;
-    const looked = input.share ? input.collections.filter((c) => input.share!.has(c.collectionId)) : input.collections;
+    // a share of its own, in turn
+    const bs = input.share ? roundShare(this.shareCandidates(), this.params.maxCopiesPerRound, this.balanceFrom) : undefined;
+    this.balanceFrom = bs?.next;
+    const looked = bs ? input.collections.filter((c) => bs.collections.has(c.collectionId)) : input.collections;
     const shared: CheckInput = { ...input, collections: looked };
     const movesBefore = this.moves.size + this.channelMoves.size;
     for (const m of planChannelBalance(shared, this.channelMoves)) {

@@ -8,6 +8,8 @@
  * short (a bound on its walks, one promotion a round) has the next share start at that collection. Pure.
  */
 import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
+import type { Unlooked } from "./task/scheduler.ts";
+import type { TaskAction } from "./task/task.ts";
 
 export interface ShareCandidate {
   collectionId: bigint;
@@ -73,4 +75,21 @@ export function mergeShareBlockers(
     if (list.length > 0) out.set(id, list);
   }
   return out;
+}
+
+/**
+ * The waiting tasks kept for a loaded collection outside the round's share: its loads. A release or a
+ * sync was decided on copies that may have changed since (the copy a release left may have died with
+ * its node), so it is asked for again when its collection is looked at, not kept.
+ */
+const KEPT_TASKS = new Set<TaskAction["kind"]>(["LoadSegment", "LoadIndex"]);
+/** The failures kept for a loaded collection outside the share: those of the checkers that look at a share only (segments, views, indexes). */
+const SHARE_TASKS = new Set<TaskAction["kind"]>(["LoadSegment", "ReleaseSegment", "SyncLeader", "LoadIndex", "ReleaseIndex"]);
+
+/** What a round that looked at `share` only did not look at, of the `loaded` collections (a released one's are not kept). */
+export function unlookedOutside(share: ReadonlySet<bigint>, loaded: ReadonlySet<bigint>): Unlooked {
+  return {
+    task: (kind, collectionId) => KEPT_TASKS.has(kind) && loaded.has(collectionId) && !share.has(collectionId),
+    failure: (kind, collectionId) => SHARE_TASKS.has(kind) && loaded.has(collectionId) && !share.has(collectionId),
+  };
 }

@@ -5,11 +5,11 @@
  * collection every round (channels, released collections).
  */
 import { describe, expect, it } from "vitest";
-import { checkChannels, checkLeaders, checkSegments, runCheckers } from "../../actors/querycoord/checkers/index.ts";
-import { mergeShareBlockers, resumeAt, roundShare } from "../../actors/querycoord/round_share.ts";
+import { checkChannels, checkIndexes, checkLeaders, checkSegments, runCheckers } from "../../actors/querycoord/checkers/index.ts";
+import { mergeShareBlockers, resumeAt, roundShare, unlookedOutside } from "../../actors/querycoord/round_share.ts";
 import { TaskScheduler } from "../../actors/querycoord/task/scheduler.ts";
 import { channelKey, Priority, segmentKey, type TaskSpec } from "../../actors/querycoord/task/task.ts";
-import { COLL, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
+import { build, COLL, indexInfo, input, load, node, replica, seg, target } from "./querycoord_fixtures.ts";
 
 const coll = (collectionId: bigint, copies: number) => ({ collectionId, copies });
 
@@ -98,16 +98,32 @@ describe("TaskScheduler with a round's share", () => {
     expect(s.dispatch(0).map((t) => t.key)).toEqual(["r2/ch/2v0", "r1/seg/10"]);
     const waiting = s.pendingTasks().map((t) => t.id);
     // a round that looked at collection 1 only, wishing for another of its segments: collection 2's loads still wait, as they were
-    const unlooked = (kind: string, collectionId: bigint) => kind === "LoadSegment" && collectionId !== 1n;
-    s.replacePending([loadOf(1n, 11n)], 1, unlooked);
+    const loaded = new Set([1n, 2n]);
+    s.replacePending([loadOf(1n, 11n)], 1, unlookedOutside(new Set([1n]), loaded));
     expect(s.pendingTasks().map((t) => t.key).sort()).toEqual(["r1/seg/11", "r2/seg/20", "r2/seg/21"]);
     expect(s.pendingTasks().filter((t) => t.key !== "r1/seg/11").map((t) => t.id)).toEqual(waiting);
     // a round that looked at collection 2 and wants only 2/21: 2/20 goes, and 1/11, not looked at, stays
-    s.replacePending([loadOf(2n, 21n)], 2, (kind, c) => kind === "LoadSegment" && c !== 2n);
+    s.replacePending([loadOf(2n, 21n)], 2, unlookedOutside(new Set([2n]), loaded));
     expect(s.pendingTasks().map((t) => t.key).sort()).toEqual(["r1/seg/11", "r2/seg/21"]);
+    // collection 1 released (no longer loaded): its waiting load is not kept
+    s.replacePending([loadOf(2n, 21n)], 3, unlookedOutside(new Set([2n]), new Set([2n])));
+    expect(s.pendingTasks().map((t) => t.key)).toEqual(["r2/seg/21"]);
     // without a share, a round's wishes replace everything waiting
-    s.replacePending([], 3);
+    s.replacePending([], 4);
     expect(s.pendingTasks()).toEqual([]);
+  });
+
+  it("does not keep a waiting release or sync of a collection the round did not look at (the copies it was decided on may have changed)", () => {
+    const s = new TaskScheduler(params);
+    const release: TaskSpec = {
+      key: segmentKey(2n, 20n),
+      priority: Priority.Normal,
+      action: { kind: "ReleaseSegment", nodeId: "qn1", collectionId: 2n, replicaId: 2n, segmentId: 20n },
+    };
+    s.replacePending([loadOf(1n, 10n), release, loadOf(2n, 21n)], 0);
+    expect(s.dispatch(0).map((t) => t.key)).toEqual(["r1/seg/10"]);
+    s.replacePending([], 1, unlookedOutside(new Set([1n]), new Set([1n, 2n])));
+    expect(s.pendingTasks().map((t) => t.key)).toEqual(["r2/seg/21"]);
   });
 
   it("keeps a failure of a collection the round did not look at until a look no longer wants its key", () => {
@@ -117,53 +133,63 @@ describe("TaskScheduler with a round's share", () => {
     s.onReply(t!.id, { ok: false, reason: "node qn1 refused: memory limit" }, 1);
     expect(s.failures().has("r2/seg/20")).toBe(true);
     // its backoff is over, nobody asked for it, but collection 2 was not looked at: it is kept (it says why the load waits)
-    s.replacePending([], 5_000, (_kind, c) => c !== 1n);
+    s.replacePending([], 5_000, unlookedOutside(new Set([1n]), new Set([1n, 2n])));
     expect(s.failures().get("r2/seg/20")?.reason).toBe("node qn1 refused: memory limit");
     expect(s.failures().get("r2/seg/20")?.kind).toBe("LoadSegment");
     // a round that looked at it and did not want it forgets it
-    s.replacePending([], 5_001, (_kind, c) => c !== 2n);
+    s.replacePending([], 5_001, unlookedOutside(new Set([2n]), new Set([1n, 2n])));
     expect(s.failures().has("r2/seg/20")).toBe(false);
+    // a failure of a collection released meanwhile is forgotten though no share looks there
+    s.replacePending([loadOf(2n, 22n)], 6_000);
+    const [u] = s.dispatch(6_000);
+    s.onReply(u!.id, { ok: false, reason: "node qn1 refused: memory limit" }, 6_001);
+    s.replacePending([], 20_000, unlookedOutside(new Set([1n]), new Set([1n])));
+    expect(s.failures().has("r2/seg/22")).toBe(false);
   });
 });
 
 describe("checkers and a round's share", () => {
   const OTHER = COLL + 1n;
   const dlg = { vchannel: "100v0", replicaId: 1n };
+  // COLL: segments 1 and 2 current and held by qn1 (its delegator has no view yet: a sync is due; segment 1 lacks
+  // its index: an index load is due), segment 3 in the next target (a load is due); OTHER: a channel to watch
   const twoCollections = (share?: Set<bigint>) => ({
     ...input({
       collections: [load(), load({ collectionId: OTHER })],
       replicas: [replica(1n, ["qn1"]), replica(2n, ["qn1"], OTHER)],
       targets: [
-        [COLL, { next: target(1, [seg(1n), seg(2n)]) }],
+        [COLL, { current: target(1, [seg(1n), seg(2n)]), next: target(2, [seg(1n), seg(2n), seg(3n)]) }],
         [OTHER, { next: target(1, [], [`${OTHER}v0`], OTHER) }],
       ],
-      nodes: [node("qn1", { delegators: [dlg] })],
+      nodes: [node("qn1", { segments: [seg(1n), seg(2n)], delegators: [dlg] })],
+      indexes: [[COLL, { indexes: [indexInfo(7n)], builds: [build(1n, 7n)] }]],
     }),
     ...(share ? { share } : {}),
   });
+  const kinds = (r: ReturnType<typeof runCheckers>) => r.tasks.map((t) => `${t.action.kind} ${t.action.collectionId}`).sort();
 
-  it("loads segments of the share's collections only, and watches channels of every collection", () => {
-    const all = runCheckers(twoCollections());
-    const kinds = (r: ReturnType<typeof runCheckers>) => r.tasks.map((t) => `${t.action.kind} ${t.action.collectionId}`).sort();
-    expect(kinds(all)).toEqual([`LoadSegment ${COLL}`, `LoadSegment ${COLL}`, `WatchChannel ${OTHER}`]);
-    // COLL is not in this round's share: its segments wait; OTHER's channel is watched all the same
+  it("looks at the segments, views and indexes of the share's collections only, and at every collection's channels", () => {
+    const everything = [`LoadIndex ${COLL}`, `LoadSegment ${COLL}`, `SyncLeader ${COLL}`, `WatchChannel ${OTHER}`];
+    expect(kinds(runCheckers(twoCollections()))).toEqual(everything);
+    // COLL is not in this round's share: its loads, its sync and its index load wait; OTHER's channel is watched all the same
     const other = twoCollections(new Set([OTHER]));
     expect(kinds(runCheckers(other))).toEqual([`WatchChannel ${OTHER}`]);
     expect(checkSegments(other).tasks).toEqual([]);
     expect(checkLeaders(other).tasks).toEqual([]);
+    expect(checkIndexes(other).tasks).toEqual([]);
     expect(checkChannels(other).tasks.map((t) => t.action.collectionId)).toEqual([OTHER]);
     // and in its turn
-    expect(kinds(runCheckers(twoCollections(new Set([COLL]))))).toEqual([`LoadSegment ${COLL}`, `LoadSegment ${COLL}`, `WatchChannel ${OTHER}`]);
+    expect(kinds(runCheckers(twoCollections(new Set([COLL]))))).toEqual(everything);
   });
 });
 
 describe("LeaderChecker's bound on whole-view walks", () => {
   // two replicas of one node each, one channel of three segments: each delegator's view is walked whole
-  const twoDelegators = (leaderWalkBudget?: number) => ({
+  const twoDelegators = (leaderWalkBudget?: number, current = target(7, [seg(1n), seg(2n), seg(3n)])) => ({
     ...input({
       collections: [load({ replicaNumber: 2 })],
       replicas: [replica(1n, ["qn1"]), replica(2n, ["qn2"])],
-      targets: [[COLL, { current: target(7, [seg(1n), seg(2n), seg(3n)]) }]],
+      targets: [[COLL, { current }]],
       nodes: [
         node("qn1", { segments: [seg(1n), seg(2n), seg(3n)], delegators: [{ vchannel: "100v0", replicaId: 1n }] }),
         node("qn2", { segments: [seg(1n), seg(2n), seg(3n)], delegators: [{ vchannel: "100v0", replicaId: 2n }] }),
@@ -187,5 +213,19 @@ describe("LeaderChecker's bound on whole-view walks", () => {
     expect(enough.cut).toBeUndefined();
     // and runCheckers carries what was cut
     expect([...(runCheckers(twoDelegators(1)).cut ?? [])]).toEqual([COLL]);
+  });
+
+  it("gives the delegators their walks in turn when rounds keep being cut short, rather than the same first ones", () => {
+    // the same target over rounds whose snapshots remember nothing (made afresh each round)
+    const cur = target(7, [seg(1n), seg(2n), seg(3n)]);
+    const first = checkLeaders(twoDelegators(1, cur));
+    expect(syncs(first)).toEqual(["SyncLeader qn1"]);
+    expect([...(first.cut ?? [])]).toEqual([COLL]);
+    // the next round passes over qn1's delegator, walked in the round cut short, and walks qn2's
+    const second = checkLeaders(twoDelegators(1, cur));
+    expect(syncs(second)).toEqual(["SyncLeader qn2"]);
+    expect(second.cut).toBeUndefined();
+    // every delegator had its walk: the round after starts over
+    expect(syncs(checkLeaders(twoDelegators(1, cur)))).toEqual(["SyncLeader qn1"]);
   });
 });

@@ -85,6 +85,14 @@ const incompleteCache = new WeakMap<DistSnapshot, Map<string, { key: string; at:
  * still up to date when each still points where it did.
  */
 const upToDateCache = new WeakMap<DistSnapshot, Map<string, UpToDate>>();
+
+/**
+ * Per current target, the delegators walked whole in rounds that the walk bound cut short: the next such
+ * rounds pass over them, so that each delegator of a collection gets its walk in turn rather than the
+ * same first few every round (when nothing of them is remembered, as with a snapshot made afresh); a
+ * round that gets through the collection starts over.
+ */
+const walkedUnderCut = new WeakMap<CollectionTarget, Set<string>>();
 interface UpToDate {
   /** the acknowledged view, the target and the replica (`viewKey`) */
   key: string;
@@ -243,6 +251,9 @@ export function checkLeaders(input: CheckInput): CheckResult {
     if (!cur) continue;
     const byChannel = segmentsByChannel(cur);
     const cursor = input.dist.changeCursor(coll.collectionId);
+    const walkedBefore = walkedUnderCut.get(cur);
+    const walkedNow: string[] = [];
+    let cutHere = false;
     const grouped = new Map<string, Map<string, Set<bigint>> | undefined>();
     for (const r of reps.get(coll.collectionId) ?? []) {
       const members = new Set(r.nodes);
@@ -382,12 +393,15 @@ export function checkLeaders(input: CheckInput): CheckResult {
             }
           }
         }
-        // (what follows walks the channel: past the round's bound, the delegator waits for the next round)
+        // (what follows walks the channel: past the round's bound, the delegator waits for the next round;
+        // one walked in a round cut short before waits for the others to have theirs)
+        if (walkedBefore?.has(d.address)) continue;
         if (walkLeft <= 0) {
-          (out.cut ??= new Set()).add(coll.collectionId);
+          cutHere = true;
           continue;
         }
         walkLeft -= segs.length;
+        walkedNow.push(d.address);
         // what it acknowledged is what it should point at, and its report shows it: nothing to do
         if (prev && prev.targetVersion === cur.version && prev.sealed.length === segs.length && d.targetVersion === cur.version) {
           let same = true;
@@ -431,6 +445,14 @@ export function checkLeaders(input: CheckInput): CheckResult {
         }
         sync(sealed);
       }
+    }
+    if (cutHere) {
+      (out.cut ??= new Set()).add(coll.collectionId);
+      const walked = walkedBefore ?? new Set<string>();
+      for (const a of walkedNow) walked.add(a);
+      walkedUnderCut.set(cur, walked);
+    } else if (walkedBefore) {
+      walkedUnderCut.delete(cur);
     }
   }
   return out;

@@ -36,8 +36,14 @@ export interface TaskFailure {
   retryAt: number;
 }
 
-/** Whether a round's checkers did not look at tasks of this kind and collection (`TaskScheduler.replacePending`). */
-export type Unlooked = (kind: TaskKind, collectionId: bigint) => boolean;
+/**
+ * What a round's checkers did not look at (`TaskScheduler.replacePending`): the waiting tasks to keep,
+ * and the failures to keep, by kind and collection.
+ */
+export interface Unlooked {
+  task(kind: TaskKind, collectionId: bigint): boolean;
+  failure(kind: TaskKind, collectionId: bigint): boolean;
+}
 
 let epochCounter = 0;
 
@@ -108,10 +114,10 @@ export class TaskScheduler {
       });
     }
     if (unlooked) {
-      for (const [key, t] of before) if (!wanted.has(key) && unlooked(t.action.kind, t.action.collectionId)) this.pending.set(key, t);
+      for (const [key, t] of before) if (!wanted.has(key) && unlooked.task(t.action.kind, t.action.collectionId)) this.pending.set(key, t);
     }
     for (const [key, f] of this.failuresByKey) {
-      if (!wanted.has(key) && !this.inflight.has(key) && f.retryAt <= now && !unlooked?.(f.kind, f.collectionId)) this.failuresByKey.delete(key);
+      if (!wanted.has(key) && !this.inflight.has(key) && f.retryAt <= now && !unlooked?.failure(f.kind, f.collectionId)) this.failuresByKey.delete(key);
     }
   }
 
