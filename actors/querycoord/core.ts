@@ -48,7 +48,6 @@ import { syncBody, viewDelta } from "./task/sync_delta.ts";
 import { channelKey, describeAction, type Task, type TaskAction } from "./task/task.ts";
 import { mergeShareBlockers, resumeAt, roundShare, unlookedOutside, type ShareCandidate } from "./round_share.ts";
 
-
 interface LoadWaiter {
   deadline: number;
   resolve: () => void;
@@ -707,10 +706,7 @@ export class QuerycoordCore {
     this.balance(input, result.tasks, now);
     for (const c of result.cut ?? []) cut.add(c);
     if (share) {
-      // (a collection cut short again right after a round that started there does not hold the share:
-      // the next share moves on, and it gets another round when its turn comes)
-      const at = resumeAt(share, cut);
-      this.resumedAt = at !== undefined && at !== this.resumedAt ? at : undefined;
+      this.resumedAt = resumeAt(share, cut, this.resumedAt);
       if (this.resumedAt !== undefined) this.shareFrom = this.resumedAt;
     }
     lap("balance");

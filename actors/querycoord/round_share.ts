@@ -5,7 +5,8 @@
  * collections in id order from where the last share ended, until the next would pass the budget (at
  * least one a round), so that every collection is looked at once every few rounds and no round walks
  * millions of copies while heartbeats and task replies wait. A round whose look at a collection was cut
- * short (a bound on its walks, one promotion a round) has the next share start at that collection. Pure.
+ * short (a bound on its walks, one promotion a round) has the next share start at that collection, but
+ * not twice in a row. Pure.
  */
 import type { LoadBlocker } from "../../protocol/messages/querycoord.ts";
 import type { Unlooked } from "./task/scheduler.ts";
@@ -48,9 +49,14 @@ export function roundShare(candidates: readonly ShareCandidate[], budget: number
   return { collections, next: sorted[(start + k) % sorted.length]!.collectionId };
 }
 
-/** Of a round's share (in the order it was taken), the first collection named in `cut`: where the next share starts. */
-export function resumeAt(share: ReadonlySet<bigint>, cut: ReadonlySet<bigint>): bigint | undefined {
-  for (const id of share) if (cut.has(id)) return id;
+/**
+ * Of a round's share (in the order it was taken), the first collection named in `cut`: where the next
+ * share starts; undefined (the share moves on) when there is none, or when it is `resumedBefore`, the
+ * collection this round's share was made to start at: one collection cut short round after round does
+ * not hold the share (it gets another round when its turn comes).
+ */
+export function resumeAt(share: ReadonlySet<bigint>, cut: ReadonlySet<bigint>, resumedBefore?: bigint): bigint | undefined {
+  for (const id of share) if (cut.has(id)) return id === resumedBefore ? undefined : id;
   return undefined;
 }
 

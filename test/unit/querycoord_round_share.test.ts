@@ -51,6 +51,9 @@ describe("roundShare", () => {
   it("starts the next share at the first collection of this one whose look was cut short", () => {
     const share = new Set([5n, 1n, 2n]);
     expect(resumeAt(share, new Set([2n, 1n]))).toBe(1n);
+    // not twice in a row at the same collection: the share moves on
+    expect(resumeAt(share, new Set([2n, 1n]), 1n)).toBeUndefined();
+    expect(resumeAt(share, new Set([2n]), 1n)).toBe(2n);
     expect(resumeAt(share, new Set([9n]))).toBeUndefined();
     expect(resumeAt(share, new Set())).toBeUndefined();
   });
